@@ -1,0 +1,30 @@
+# Everything a fresh Debian machine (root, Swift installed) needs: `make demo`, `make test`.
+APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev libjson-c-dev zlib1g-dev pkg-config
+SWIFT ?= swift
+# Tests run in release mode (heavy numeric kernels); -enable-testing keeps @testable imports.
+TEST_FLAGS := -c release -Xswiftc -enable-testing
+
+.PHONY: deps build demo test bench clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release
+
+demo: build
+	$(SWIFT) run -c release atso-transfer demo
+
+test: deps
+	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	$(SWIFT) test $(TEST_FLAGS) --skip-build
+
+clean:
+	rm -rf .build

@@ -1,0 +1,56 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+  name: "atso-transfer",
+  products: [
+    .executable(name: "atso-transfer", targets: ["atso-transfer"]),
+    .library(name: "Tensor", targets: ["Tensor"]),
+    .library(name: "Taxonomy", targets: ["Taxonomy"]),
+    .library(name: "Segmentation", targets: ["Segmentation"]),
+    .library(name: "Transfer", targets: ["Transfer"]),
+    .library(name: "Medical", targets: ["Medical"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+  ],
+  targets: [
+    // C libraries from Debian.
+    .systemLibrary(
+      name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+    .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
+    .systemLibrary(name: "CZLib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+    .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
+
+    // The toolkit, from the bottom up.
+    .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+    .target(name: "Taxonomy", dependencies: ["CJSONC"]),
+    .target(name: "Segmentation", dependencies: ["Tensor", "Taxonomy", "CPNG", "CJPEGShim"]),
+    .target(name: "Transfer", dependencies: ["Segmentation", "Tensor", "Taxonomy"]),
+    .target(name: "Medical", dependencies: ["Transfer", "Segmentation", "Tensor", "Taxonomy", "CZLib"]),
+    .executableTarget(
+      name: "atso-transfer",
+      dependencies: [
+        "Tensor", "Taxonomy", "Segmentation", "Transfer", "Medical",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+
+    // Tests.
+    .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
+    .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"],
+                resources: [.copy("Fixtures")]),
+    .testTarget(name: "TaxonomyTests", dependencies: ["Taxonomy", "TestSupport"]),
+    .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "TestSupport"]),
+    .testTarget(name: "TransferTests", dependencies: ["Transfer", "TestSupport"]),
+    .testTarget(name: "MedicalTests", dependencies: ["Medical", "TestSupport"]),
+    .testTarget(name: "CLITests", dependencies: ["atso-transfer", "TestSupport"]),
+  ]
+)
+
+for target in package.targets where target.type != .system {
+  var settings = target.swiftSettings ?? []
+  settings.append(.enableUpcomingFeature("ExistentialAny"))
+  settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+  target.swiftSettings = settings
+}

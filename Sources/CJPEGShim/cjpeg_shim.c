@@ -1,0 +1,98 @@
+// The only place in the project where setjmp/longjmp happens: libjpeg reports fatal
+// errors through error_exit, which must not return. We longjmp back to the frame of
+// cjpeg_decode, which owns every resource, so no longjmp ever crosses a Swift frame.
+#include "cjpeg_shim.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jpeglib.h>
+
+struct shim_error_mgr {
+  struct jpeg_error_mgr pub;
+  jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+static void shim_error_exit(j_common_ptr cinfo) {
+  struct shim_error_mgr *err = (struct shim_error_mgr *)cinfo->err;
+  (*cinfo->err->format_message)(cinfo, err->message);
+  longjmp(err->jump, 1);
+}
+
+static void shim_output_message(j_common_ptr cinfo) {
+  (void)cinfo;  // Warnings (corrupt data recovered) are not printed to stderr.
+}
+
+static void copy_message(char *error, size_t capacity, const char *message) {
+  if (error == NULL || capacity == 0) return;
+  snprintf(error, capacity, "%s", message);
+}
+
+int cjpeg_decode(const unsigned char *data, size_t size, size_t max_pixels,
+                 unsigned char **pixels, int *width, int *height, int *components,
+                 char *error, size_t error_capacity) {
+  struct jpeg_decompress_struct cinfo;
+  struct shim_error_mgr jerr;
+  unsigned char *volatile buffer = NULL;
+
+  *pixels = NULL;
+  *width = 0;
+  *height = 0;
+  *components = 0;
+  if (size == 0) {
+    copy_message(error, error_capacity, "empty file");
+    return 1;
+  }
+
+  memset(&cinfo, 0, sizeof(cinfo));
+  cinfo.err = jpeg_std_error(&jerr.pub);
+  jerr.pub.error_exit = shim_error_exit;
+  jerr.pub.output_message = shim_output_message;
+  jerr.message[0] = '\0';
+  if (setjmp(jerr.jump)) {
+    copy_message(error, error_capacity, jerr.message[0] ? jerr.message : "libjpeg error");
+    jpeg_destroy_decompress(&cinfo);
+    free(buffer);
+    return 1;
+  }
+
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, (unsigned char *)data, (unsigned long)size);
+  jpeg_read_header(&cinfo, TRUE);
+  int gray = cinfo.jpeg_color_space == JCS_GRAYSCALE;
+  cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_calc_output_dimensions(&cinfo);
+  size_t w = cinfo.output_width, h = cinfo.output_height;
+  size_t c = (size_t)cinfo.output_components;
+  if (w == 0 || h == 0 || w > 65535 || h > 65535 || w * h > max_pixels) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "image of %zux%zu pixels exceeds the limit of %zu pixels", w, h,
+             max_pixels);
+    copy_message(error, error_capacity, msg);
+    jpeg_destroy_decompress(&cinfo);
+    return 1;
+  }
+  buffer = malloc(w * h * c);
+  if (buffer == NULL) {
+    copy_message(error, error_capacity, "out of memory");
+    jpeg_destroy_decompress(&cinfo);
+    return 1;
+  }
+  jpeg_start_decompress(&cinfo);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = buffer + (size_t)cinfo.output_scanline * w * c;
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+
+  *pixels = buffer;
+  *width = (int)w;
+  *height = (int)h;
+  *components = (int)c;
+  return 0;
+}
+
+void cjpeg_free(unsigned char *pixels) { free(pixels); }

@@ -1,0 +1,6 @@
+import Testing
+@testable import atso_transfer
+
+@Test func rootCommandParses() throws {
+  _ = try AtsoTransfer.parseAsRoot([])
+}

@@ -1,0 +1,6 @@
+import Testing
+@testable import Medical
+
+@Test func medicalModuleLinks() {
+  #expect(Bool(true))
+}

@@ -1,0 +1,6 @@
+import Testing
+@testable import Segmentation
+
+@Test func segmentationModuleLinks() {
+  #expect(Bool(true))
+}

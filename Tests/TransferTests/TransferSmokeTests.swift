@@ -1,0 +1,6 @@
+import Testing
+@testable import Transfer
+
+@Test func transferModuleLinks() {
+  #expect(Bool(true))
+}
