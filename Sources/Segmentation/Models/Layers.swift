@@ -72,10 +72,11 @@ public struct Conv2d: ParameterContainer, Equatable {
   public func backward(outputGradient: Tensor, input: Tensor, computeInputGradient: Bool = true)
     -> (input: Tensor?, weight: Tensor, bias: Tensor?)
   {
+    // The kernel's computeInputGradient: false path currently writes through the base address of
+    // an empty array (kernels ae06585), so the input gradient is always computed and dropped here.
     let g = conv2dBackward(
       outputGradient: outputGradient, input: input, weight: weight, hasBias: bias != nil,
-      stride: stride, padding: padding, dilation: dilation,
-      computeInputGradient: computeInputGradient)
+      stride: stride, padding: padding, dilation: dilation)
     return (computeInputGradient ? g.input : nil, g.weight, g.bias)
   }
 
