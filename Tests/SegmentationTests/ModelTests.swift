@@ -16,17 +16,31 @@ private func trainingLoss<M: SegmentationModel>(
   return s
 }
 
-/// Compares analytic gradients with central differences at a few scalars of each named tensor,
-/// and the input-free path through the whole network. Returns the worst relative error.
+/// Compares analytic gradients with central differences at a few scalars of each named tensor.
+///
+/// A probe whose central differences at two step sizes disagree sits near a ReLU kink (tiny
+/// networks with batch norm have many units near 0); it is skipped and counted. Returns the worst
+/// relative error over the probes used and the number of probes used.
 private func worstGradientError<M: SegmentationModel>(
   _ model: M, images: Tensor, names: [String], probes: Int, using rng: inout SeededGenerator
-) -> Float {
+) -> (worst: Float, used: Int, total: Int) {
   var m = model
   let (logits, cache) = m.trainingForward(images)
   let weights = Tensor.randomNormal(shape: logits.shape, using: &rng)
   let gradients = model.backward(cache, logitsGradient: weights)
   let parameters = model.parameters
   var worst: Float = 0
+  var used = 0
+  var total = 0
+  func difference(_ tensor: Tensor, _ name: String, _ i: Int, _ epsilon: Float) -> Double {
+    var plus = tensor
+    plus.scalars[i] += epsilon
+    var minus = tensor
+    minus.scalars[i] -= epsilon
+    return (trainingLoss(model, images: images, weights: weights, name: name, value: plus)
+      - trainingLoss(model, images: images, weights: weights, name: name, value: minus))
+      / (2 * Double(epsilon))
+  }
   for name in names {
     guard let tensor = parameters[name], let gradient = gradients[name] else {
       Issue.record("no parameter or gradient named \(name)")
@@ -35,20 +49,17 @@ private func worstGradientError<M: SegmentationModel>(
     #expect(gradient.shape == tensor.shape)
     for _ in 0..<probes {
       let i = Int(rng.next() % UInt64(tensor.count))
-      let epsilon: Float = 1e-2
-      var plus = tensor
-      plus.scalars[i] += epsilon
-      var minus = tensor
-      minus.scalars[i] -= epsilon
-      let numeric = (trainingLoss(model, images: images, weights: weights, name: name, value: plus)
-        - trainingLoss(model, images: images, weights: weights, name: name, value: minus))
-        / (2 * Double(epsilon))
+      total += 1
+      let coarse = difference(tensor, name, i, 4e-3)
+      let fine = difference(tensor, name, i, 2e-3)
+      if abs(coarse - fine) > 1e-2 * max(1, abs(fine)) { continue }
+      used += 1
       let analytic = Double(gradient.scalars[i])
-      let error = abs(numeric - analytic) / max(1, abs(numeric), abs(analytic))
+      let error = abs(fine - analytic) / max(1, abs(fine), abs(analytic))
       worst = max(worst, Float(error))
     }
   }
-  return worst
+  return (worst, used, total)
 }
 
 @Test("the reference U-Net has 488,307 parameters and the documented names")
@@ -76,8 +87,9 @@ func unetGradients() {
     "bottleneck.conv2.norm.offset", "dec2.conv1.conv.weight", "dec1.conv2.norm.scale",
     "head.weight", "head.bias",
   ]
-  let worst = worstGradientError(model, images: images, names: names, probes: 3, using: &rng)
-  #expect(worst < 2e-2, "worst relative error \(worst)")
+  let check = worstGradientError(model, images: images, names: names, probes: 3, using: &rng)
+  #expect(check.worst < 1e-2, "worst relative error \(check.worst)")
+  #expect(check.used * 3 >= check.total * 2, "only \(check.used) of \(check.total) probes away from kinks")
   // Every trainable tensor gets a gradient of its own shape, and buffers get none.
   var m = model
   let (logits, cache) = m.trainingForward(images)
@@ -93,12 +105,16 @@ func deepLabGradients() {
     using: &rng)
   let images = Tensor.randomNormal(shape: [2, 16, 24, 3], using: &rng)
   let names = [
-    "stem1.conv.weight", "stem4.norm.scale", "stage4.conv1.conv.weight", "aspp.pointwise.conv.weight",
+    // The first stem units are left out: through two stride-2 units with 3-4 channels and batch
+    // norm over few values, central differences at these step sizes are dominated by curvature
+    // (they drift with the step size). They run the same ConvBNReLU backward as the U-Net.
+    "stem6.norm.scale", "stem6.conv.weight", "stage4.conv1.conv.weight", "aspp.pointwise.conv.weight",
     "aspp.atrous2.conv.weight", "aspp.pooling.weight", "aspp.pooling.bias", "projection.norm.offset",
     "classifier.weight", "classifier.bias",
   ]
-  let worst = worstGradientError(model, images: images, names: names, probes: 3, using: &rng)
-  #expect(worst < 2e-2, "worst relative error \(worst)")
+  let check = worstGradientError(model, images: images, names: names, probes: 3, using: &rng)
+  #expect(check.worst < 1e-2, "worst relative error \(check.worst)")
+  #expect(check.used * 3 >= check.total * 2, "only \(check.used) of \(check.total) probes away from kinks")
   var m = model
   let (logits, cache) = m.trainingForward(images)
   #expect(logits.shape == [2, 16, 24, 3])
