@@ -3,7 +3,6 @@
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import Dispatch
 
 // Pixel-wise segmentation losses over NHWC logits.
 //
@@ -95,8 +94,9 @@ public func reduceThenComputeLoss(
 /// The number of pixels one parallel chunk of a loss handles.
 private let lossChunkPixels = 4096
 
-/// Runs `body(pixelRange, gradientBase)` over coarse pixel chunks in parallel and returns the
-/// per-chunk `(loss sum, weight sum)` pairs. Each chunk owns the gradient rows of its pixels.
+/// Runs `body(pixelRange, gradientBase)` over fixed pixel chunks on ``kernelWidth`` workers and
+/// returns the summed `(loss sum, weight sum)`. Each chunk owns the gradient rows of its pixels;
+/// partial sums are added in chunk order, so the result does not depend on the thread count.
 private func forEachPixelChunk<T: LossScalar>(
   pixels: Int, classes: Int, gradient: inout [T],
   _ body: @Sendable (Range<Int>, UnsafeMutablePointer<T>) -> (Double, Double)
@@ -109,7 +109,7 @@ private func forEachPixelChunk<T: LossScalar>(
       let gradientOut = DisjointWrites(base: g)
       let partialOut = DisjointWrites(base: p)
       // Chunk k owns pixels [k * lossChunkPixels, ...) and partial[2k], partial[2k + 1].
-      DispatchQueue.concurrentPerform(iterations: chunks) { k in
+      parallelChunks(chunks) { k in
         let range = (k * lossChunkPixels)..<min(pixels, (k + 1) * lossChunkPixels)
         let (loss, weight) = body(range, gradientOut.base)
         partialOut.base[2 * k] = loss
