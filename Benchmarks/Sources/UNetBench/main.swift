@@ -29,10 +29,18 @@ func parseOptions() -> Options? {
       let parts = value.lowercased().split(separator: "x").compactMap { Int($0) }
       guard parts.count == 2 else { return nil }
       (options.height, options.width) = (parts[0], parts[1])
-    case "--batch": guard let v = Int(value) else { return nil }; options.batch = v
-    case "--threads": guard let v = Int(value) else { return nil }; options.threads = v
-    case "--steps": guard let v = Int(value) else { return nil }; options.steps = v
-    case "--warmup": guard let v = Int(value) else { return nil }; options.warmup = v
+    case "--batch":
+      guard let v = Int(value) else { return nil }
+      options.batch = v
+    case "--threads":
+      guard let v = Int(value) else { return nil }
+      options.threads = v
+    case "--steps":
+      guard let v = Int(value) else { return nil }
+      options.steps = v
+    case "--warmup":
+      guard let v = Int(value) else { return nil }
+      options.warmup = v
     case "--mode": options.mode = value
     default: return nil
     }
@@ -44,7 +52,8 @@ func parseOptions() -> Options? {
 }
 
 /// Forward FLOPs of the U-Net's convolutions per image: 2 x multiply-adds.
-func forwardConvolutionFLOPs(_ configuration: UNet.Configuration, height: Int, width: Int) -> Double {
+func forwardConvolutionFLOPs(_ configuration: UNet.Configuration, height: Int, width: Int) -> Double
+{
   let w = configuration.widths
   let depth = w.count - 1
   var flops = 0.0
@@ -78,7 +87,9 @@ func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 func log(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
 
 guard let options = parseOptions() else {
-  log("usage: UNetBench [--res HxW] [--batch N] [--threads T] [--steps S] [--warmup W] [--mode train|infer|both]")
+  log(
+    "usage: UNetBench [--res HxW] [--batch N] [--threads T] [--steps S] [--warmup W] [--mode train|infer|both]"
+  )
   exit(2)
 }
 BLASThreads.set(options.threads)
@@ -92,7 +103,8 @@ let labels = (0..<pixels).map { _ -> UInt8 in
   rng.nextUniform() < 0.05 ? 255 : UInt8(rng.next() % 19)
 }
 let batch = Batch(images: images, labels: labels)
-let forwardFLOPs = forwardConvolutionFLOPs(configuration, height: options.height, width: options.width)
+let forwardFLOPs = forwardConvolutionFLOPs(
+  configuration, height: options.height, width: options.width)
 var result: [String: Any] = [
   "impl": "atso-transfer", "res": "\(options.height)x\(options.width)", "batch": options.batch,
   "threads": BLASThreads.count, "steps": options.steps, "warmup": options.warmup,
@@ -127,8 +139,10 @@ if options.mode != "infer" {
   result["final_loss"] = Double(loss)
   let trainRate: Double = Double(options.batch) / t
   let trainGFLOPs: Double = 3 * forwardFLOPs * trainRate * 1e-9
-  log(String(format: "train: %.1f ms/step, %.2f img/s, %.1f GFLOP/s (loss %.4f)",
-             t * 1e3, trainRate, trainGFLOPs, Double(loss)))
+  log(
+    String(
+      format: "train: %.1f ms/step, %.2f img/s, %.1f GFLOP/s (loss %.4f)",
+      t * 1e3, trainRate, trainGFLOPs, Double(loss)))
 }
 if options.mode != "train" {
   var times: [Double] = []
@@ -147,7 +161,9 @@ if options.mode != "train" {
   result["infer_gflops"] = (gflops * 100).rounded() / 100
   let inferRate: Double = Double(options.batch) / t
   let inferGFLOPs: Double = forwardFLOPs * inferRate * 1e-9
-  log(String(format: "infer: %.1f ms/batch, %.2f img/s, %.1f GFLOP/s", t * 1e3, inferRate, inferGFLOPs))
+  log(
+    String(
+      format: "infer: %.1f ms/batch, %.2f img/s, %.1f GFLOP/s", t * 1e3, inferRate, inferGFLOPs))
 }
 let json = (try? JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])) ?? Data()
 print("RESULT " + String(decoding: json, as: UTF8.self))
