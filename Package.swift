@@ -44,7 +44,12 @@ let package = Package(
     .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "TestSupport"]),
     .testTarget(name: "TransferTests", dependencies: ["Transfer", "TestSupport"]),
     .testTarget(name: "MedicalTests", dependencies: ["Medical", "TestSupport"]),
-    .testTarget(name: "CLITests", dependencies: ["atso-transfer", "TestSupport"]),
+    .testTarget(
+      name: "CLITests",
+      dependencies: [
+        "atso-transfer", "TestSupport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
   ]
 )
 
