@@ -16,10 +16,9 @@
 /// workers take contiguous blocks of chunks (forward) or of whole images (backward, so that the
 /// col2im scatter-adds never race). Each worker builds the im2col matrix of one chunk at a time in
 /// its own buffer and calls a single-threaded ``sgemm`` on it (OpenBLAS is set to one thread for
-/// the duration of the parallel loop). With a single image and several threads, the backward
-/// pass instead runs its chunks in order with multi-threaded BLAS. Weight and bias gradients are
-/// accumulated per image and summed in image order, so results do not depend on the thread
-/// count.
+/// the duration of the call: its multi-threaded GEMM rounds differently). The backward pass of a
+/// single image therefore runs on one core. Weight and bias gradients are accumulated per image
+/// and summed in image order, so results do not depend on the thread count.
 
 /// The sizes of one convolution.
 package struct ConvGeometry: Sendable, Equatable {
@@ -184,7 +183,10 @@ public func conv2dForward(
   if let bias { precondition(bias.shape == [g.k], "conv2d bias \(bias.shape) != [\(g.k)]") }
   let biasScalars = bias?.scalars ?? []
   let width = kernelWidth
-  let chunk = g.chunkRows(floats: ConvGeometry.forwardChunkFloats)
+  // At least 8 chunks when there are enough rows, so that every worker gets some; the split
+  // depends on the sizes only, never on the thread count.
+  let chunk = min(
+    g.chunkRows(floats: ConvGeometry.forwardChunkFloats), max(32, (g.rows / 8 + 7) & ~7))
   let chunks = (g.rows + chunk - 1) / chunk
   return Tensor.filled(shape: g.outputShape) { out in
     biasScalars.withUnsafeBufferPointer { bb in
@@ -226,7 +228,8 @@ public func conv2dForward(
               }
             }
           }
-          if width > 1 && chunks > 1 { withSingleThreadedBLAS(run) } else { run() }
+          // OpenBLAS's multi-threaded GEMM rounds differently: always call it single-threaded.
+          withSingleThreadedBLAS(run)
         }
       }
     }
@@ -331,7 +334,7 @@ public func conv2dBackward(
                 }
               }
             }
-            if width > 1 && g.n > 1 { withSingleThreadedBLAS(run) } else { run() }
+            withSingleThreadedBLAS(run)
           }
         }
       }
