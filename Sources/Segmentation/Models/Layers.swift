@@ -64,22 +64,18 @@ public struct Conv2d: ParameterContainer, Equatable {
 
   /// Applies the convolution: `[n, h, w, inputChannels]` to `[n, outH, outW, outputChannels]`.
   public func callAsFunction(_ input: Tensor) -> Tensor {
-    // A zero bias stands in for `nil`: with `bias: nil` the kernel (kernels ae06585) reads `k`
-    // floats through the base address of an empty array and adds them to the output.
     conv2dForward(
-      input, weight: weight, bias: bias ?? Tensor(repeating: 0, shape: [outputChannels]),
-      stride: stride, padding: padding, dilation: dilation)
+      input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
   }
 
   /// The gradients of the convolution at `input` for the output gradient `outputGradient`.
   public func backward(outputGradient: Tensor, input: Tensor, computeInputGradient: Bool = true)
     -> (input: Tensor?, weight: Tensor, bias: Tensor?)
   {
-    // The kernel's computeInputGradient: false path currently writes through the base address of
-    // an empty array (kernels ae06585), so the input gradient is always computed and dropped here.
     let g = conv2dBackward(
       outputGradient: outputGradient, input: input, weight: weight, hasBias: bias != nil,
-      stride: stride, padding: padding, dilation: dilation)
+      stride: stride, padding: padding, dilation: dilation,
+      computeInputGradient: computeInputGradient)
     return (computeInputGradient ? g.input : nil, g.weight, g.bias)
   }
 
