@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Writes numpy reference values for the Tensor losses into Tests/TensorTests/Fixtures/.
+"""Writes numpy reference values for the Tensor losses into Tests/TensorTests/Fixtures/Losses/.
+
+(A subfolder: the kernel fixture tests decode every JSON file directly in Fixtures/.)
 
 Usage: python3 scripts/make_loss_fixtures.py   (from the package root; deterministic, seed 2024)
 
@@ -100,7 +102,7 @@ def main():
         c["loss"], c["gradient"] = float(loss), [float(v) for v in grad.reshape(-1)]
         cases.append(c)
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    out = os.path.join(root, "Tests", "TensorTests", "Fixtures", "losses.json")
+    out = os.path.join(root, "Tests", "TensorTests", "Fixtures", "Losses", "losses.json")
     with open(out, "w") as f:
         json.dump(cases, f)
     print(f"wrote {len(cases)} cases to {os.path.normpath(out)}")

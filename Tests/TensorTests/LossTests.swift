@@ -96,7 +96,7 @@ private struct LossFixture: Decodable {
 
 @Test("loss values and gradients match the numpy reference fixtures")
 func lossesMatchNumpy() throws {
-  let url = try #require(Bundle.module.url(forResource: "Fixtures/losses", withExtension: "json"))
+  let url = try #require(Bundle.module.url(forResource: "Fixtures/Losses/losses", withExtension: "json"))
   let cases = try JSONDecoder().decode([LossFixture].self, from: Data(contentsOf: url))
   #expect(cases.count == 4)
   for fixture in cases {
