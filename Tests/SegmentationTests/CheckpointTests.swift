@@ -165,3 +165,24 @@ func safetensorsInterop() throws {
   #expect(byName["b"] == Tensor(shape: [2, 3], scalars: [0, 1, 2, 3, 4, 5]))
   #expect(byName["a"] == Tensor(shape: [2], scalars: [1.5, -2.25]))
 }
+
+@Test("a DeepLab checkpoint rebuilds the network from its description alone")
+func deepLabCheckpoint() throws {
+  let directory = try temporaryDirectory()
+  defer { try? FileManager.default.removeItem(at: directory) }
+  let path = directory.appendingPathComponent("deeplab.safetensors").path
+  var rng = SeededGenerator(seed: 31)
+  let configuration = DeepLab.Configuration(
+    widths: [4, 4, 6, 8], asppChannels: 4, asppRates: [1, 2], classCount: 5)
+  let model = DeepLab(configuration, using: &rng)
+  try Checkpoint(model: model, classSetName: "toy-5").write(to: path)
+  let rebuilt = try Checkpoint.read(from: path).makeModel(path: path)
+  #expect(rebuilt.architecture == .deepLab(configuration: configuration))
+  #expect(rebuilt.parameters == model.parameters)
+  let images = Tensor.randomNormal(shape: [1, 16, 16, 3], using: &rng)
+  #expect(rebuilt(images) == model(images))
+  // The readable description names the architecture and its widths.
+  let sidecar = try String(contentsOfFile: path + ".json", encoding: .utf8)
+  #expect(sidecar.contains("\"deepLab\"") && sidecar.contains("\"asppRates\""))
+  #expect(sidecar.contains("\"classSetName\" : \"toy-5\""))
+}

@@ -61,7 +61,7 @@ public struct DeepLab: SegmentationModel, Equatable {
   /// The 1x1 classifier (with bias).
   public var classifier: Conv2d
 
-  public var architecture: ModelArchitecture { .deepLab(configuration) }
+  public var architecture: ModelArchitecture { .deepLab(configuration: configuration) }
 
   /// Creates a He-initialised network.
   ///

@@ -83,9 +83,9 @@ extension SegmentationModel {
 /// The architecture of a network, enough to rebuild it before loading its weights.
 public enum ModelArchitecture: Codable, Equatable, Sendable {
   /// A ``UNet``.
-  case unet(UNet.Configuration)
+  case unet(configuration: UNet.Configuration)
   /// A ``DeepLab``.
-  case deepLab(DeepLab.Configuration)
+  case deepLab(configuration: DeepLab.Configuration)
 
   /// The number of output classes.
   public var classCount: Int {

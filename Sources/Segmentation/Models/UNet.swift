@@ -43,7 +43,7 @@ public struct UNet: SegmentationModel, Equatable {
   /// The 1x1 classifier.
   public var head: Conv2d
 
-  public var architecture: ModelArchitecture { .unet(configuration) }
+  public var architecture: ModelArchitecture { .unet(configuration: configuration) }
 
   /// Creates a He-initialised network.
   ///
