@@ -2,21 +2,23 @@
 import Foundation
 import PackageDescription
 
-// The benchmarks live in their own package so that the main package never depends on them.
-// SwiftPM names a path dependency after its folder (`atso-transfer`, or a worktree's name).
-let rootPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-  .deletingLastPathComponent().lastPathComponent.lowercased()
+// Benchmarks, kept out of the main package: `cd Benchmarks && swift run -c release KernelBench`
+// (kernel micro-benchmarks) or `... UNetBench` (reference U-Net training step and inference).
+// A path dependency's identity is its folder name, so read it rather than hard-coding it.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
 
 let package = Package(
-  name: "Benchmarks",
+  name: "atso-transfer-benchmarks",
   dependencies: [.package(path: "../")],
   targets: [
     .executableTarget(
+      name: "KernelBench",
+      dependencies: [.product(name: "Tensor", package: root.lastPathComponent)]),
+    .executableTarget(
       name: "UNetBench",
       dependencies: [
-        .product(name: "Tensor", package: rootPackage),
-        .product(name: "Segmentation", package: rootPackage),
-      ],
-      swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .product(name: "Tensor", package: root.lastPathComponent),
+        .product(name: "Segmentation", package: root.lastPathComponent),
+      ]),
   ]
 )

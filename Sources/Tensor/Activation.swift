@@ -62,6 +62,9 @@ public func reluBackward(outputGradient: Tensor, output: Tensor) -> Tensor {
     outputGradient.shape == output.shape,
     "relu gradient \(outputGradient.shape) != output \(output.shape)")
   return zipElements(outputGradient, output) { dy, y, dx, n in
-    for i in 0..<n { dx[i] = y[i] > 0 ? dy[i] : 0 }
+    for i in 0..<n {
+      let (g, v) = (dy[i], y[i])  // load both: a select, not a branch
+      dx[i] = v > 0 ? g : 0
+    }
   }
 }

@@ -245,19 +245,23 @@ private func batchNormBackwardImpl(
             let inv = SharedReads(base: iBase)
             // Sums of dz and dz * xhat, with dz = dy (masked by output > 0 after a ReLU).
             let sums = channelSums(rows: rows, c: c, quantities: 2) { range, s in
+              let sx = s + c  // sums of dz * xhat follow the sums of dz
               for r in range {
-                let o = r * c
+                let xr = x.base + r * c
+                let dyr = dy.base + r * c
                 if let y {
+                  let yr = y.base + r * c
                   for j in 0..<c {
-                    let dz = y.base[o + j] > 0 ? dy.base[o + j] : 0
+                    let (g, v) = (dyr[j], yr[j])  // load both: a select, not a branch
+                    let dz = v > 0 ? g : 0
                     s[j] += dz
-                    s[c + j] += dz * (x.base[o + j] - mu.base[j]) * inv.base[j]
+                    sx[j] += dz * ((xr[j] - mu.base[j]) * inv.base[j])
                   }
                 } else {
                   for j in 0..<c {
-                    let dz = dy.base[o + j]
+                    let dz = dyr[j]
                     s[j] += dz
-                    s[c + j] += dz * (x.base[o + j] - mu.base[j]) * inv.base[j]
+                    sx[j] += dz * ((xr[j] - mu.base[j]) * inv.base[j])
                   }
                 }
               }
@@ -288,12 +292,21 @@ private func batchNormBackwardImpl(
                     let chunks = (rows + batchNormChunkRows - 1) / batchNormChunkRows
                     parallelChunks(chunks) { i in
                       for r in (i * batchNormChunkRows)..<min(rows, (i + 1) * batchNormChunkRows) {
-                        let o = r * c
-                        for j in 0..<c {
-                          var dz = dy.base[o + j]
-                          if let y, y.base[o + j] <= 0 { dz = 0 }
-                          dx.base[o + j] =
-                            a1.base[j] * dz + a2.base[j] * (x.base[o + j] - mu.base[j]) + a3.base[j]
+                        let xr = x.base + r * c
+                        let dyr = dy.base + r * c
+                        let dxr = dx.base + r * c
+                        if let y {
+                          let yr = y.base + r * c
+                          for j in 0..<c {
+                            let (g, v) = (dyr[j], yr[j])
+                            let dz = v > 0 ? g : 0
+                            dxr[j] = a1.base[j] * dz + a2.base[j] * (xr[j] - mu.base[j]) + a3.base[j]
+                          }
+                        } else {
+                          for j in 0..<c {
+                            dxr[j] =
+                              a1.base[j] * dyr[j] + a2.base[j] * (xr[j] - mu.base[j]) + a3.base[j]
+                          }
                         }
                       }
                     }

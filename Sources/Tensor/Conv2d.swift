@@ -245,7 +245,9 @@ public func conv2dForward(
 /// bias   = sum of dY over n, outH, outW [k]   (nil unless hasBias)
 /// ```
 /// When `computeInputGradient` is false (a network's first layer) `input` is an empty `[0]`
-/// tensor and the dY * W^T and col2im work is skipped.
+/// tensor and the dY * W^T and col2im work is skipped. With stride 1 and a square kernel the input
+/// gradient is computed as a forward convolution of `dY` with the flipped, transposed kernel
+/// (see ``flippedTransposed(_:)``), otherwise as `col2im(dY * W^T)`.
 /// - Precondition: shapes match the forward call.
 public func conv2dBackward(
   outputGradient: Tensor, input: Tensor, weight: Tensor, hasBias: Bool,
@@ -260,7 +262,14 @@ public func conv2dBackward(
   let width = kernelWidth
   let imageRows = g.outH * g.outW
   let chunk = g.chunkRows(floats: ConvGeometry.backwardChunkFloats)
-  var inputGradient = Tensor.zeros(computeInputGradient ? input.shape : [0])
+  // Stride 1 with a square kernel: the input gradient is itself a forward convolution of dY
+  // with the flipped, transposed kernel, which avoids the thin dY * W^T GEMM and col2im.
+  let transposedPadding = dilation * (g.r - 1) - padding
+  let viaTransposedConv =
+    computeInputGradient && stride == 1 && g.r == g.s && !g.isPointwise
+    && transposedPadding >= 0
+  let scatterInputGradient = computeInputGradient && !viaTransposedConv
+  var inputGradient = Tensor.zeros(scatterInputGradient ? input.shape : [0])
   // partials[b] holds image b's weight gradient (patch * k) followed by its bias gradient (k).
   let weightSize = g.patch * g.k
   let partialSize = weightSize + g.k
@@ -278,7 +287,7 @@ public func conv2dBackward(
             let dy = SharedReads(base: dyBase)
             let partial = DisjointWrites(base: pBase)
             // An empty array may still have a base address: test the flag, not the pointer.
-            let dx = computeInputGradient ? dxb.baseAddress.map { DisjointWrites(base: $0) } : nil
+            let dx = scatterInputGradient ? dxb.baseAddress.map { DisjointWrites(base: $0) } : nil
             let needsCol = !g.isPointwise
             let run = {
               parallelChunkBlocks(g.n, width: width) { images in
@@ -357,10 +366,34 @@ public func conv2dBackward(
       }
     }
   }
+  if viaTransposedConv {
+    inputGradient = conv2dForward(
+      outputGradient, weight: flippedTransposed(weight), bias: nil, stride: 1,
+      padding: transposedPadding, dilation: dilation)
+  }
   return (
     input: inputGradient,
     weight: Tensor(shape: weight.shape, scalars: Array(gradients.scalars[0..<weightSize])),
     bias: hasBias
       ? Tensor(shape: [g.k], scalars: Array(gradients.scalars[weightSize..<partialSize])) : nil
   )
+}
+
+/// The kernel of the transposed convolution: `w'[r - 1 - ky, s - 1 - kx, k, c] = w[ky, kx, c, k]`.
+///
+/// For stride 1, `conv(dY, w', padding: dilation * (r - 1) - padding)` is the input gradient of
+/// `conv(x, w, padding: padding)`.
+package func flippedTransposed(_ weight: Tensor) -> Tensor {
+  let (r, s, c, k) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+  var out = Tensor.zeros([r, s, k, c])
+  for ky in 0..<r {
+    for kx in 0..<s {
+      let src = (ky * s + kx) * c * k
+      let dst = ((r - 1 - ky) * s + (s - 1 - kx)) * k * c
+      for ci in 0..<c {
+        for j in 0..<k { out.scalars[dst + j * c + ci] = weight.scalars[src + ci * k + j] }
+      }
+    }
+  }
+  return out
 }

@@ -29,25 +29,26 @@ public func concatChannels(_ parts: [Tensor]) -> Tensor {
   let widths = parts.map { $0.shape[$0.rank - 1] }
   let total = widths.reduce(0, +)
   let pixels = lead.reduce(1, *)
-  var result = Tensor.zeros(lead + [total])
-  var start = 0
-  for (part, cp) in zip(parts, widths) {
-    let offset = start
-    result.scalars.withUnsafeMutableBufferPointer { rb in
+  return Tensor.filled(shape: lead + [total]) { rb in
+    guard let rBase = rb.baseAddress else { return }
+    let dst = DisjointWrites(base: rBase)
+    var start = 0
+    for (part, cp) in zip(parts, widths) {
+      let offset = start
       part.scalars.withUnsafeBufferPointer { pb in
-        guard let rBase = rb.baseAddress, let pBase = pb.baseAddress else { return }
-        let dst = DisjointWrites(base: rBase)
+        guard let pBase = pb.baseAddress, cp > 0 else { return }
         let src = SharedReads(base: pBase)
         parallelChunks((pixels + pixelChunk - 1) / pixelChunk) { i in
           for p in (i * pixelChunk)..<min(pixels, (i + 1) * pixelChunk) {
-            (dst.base + p * total + offset).update(from: src.base + p * cp, count: cp)
+            let d = dst.base + p * total + offset
+            let s = src.base + p * cp
+            for j in 0..<cp { d[j] = s[j] }
           }
         }
       }
+      start += cp
     }
-    start += cp
   }
-  return result
 }
 
 /// Splits a tensor along its last axis into parts of `sizes` channels: the backward of
@@ -73,7 +74,9 @@ public func splitChannels(_ x: Tensor, sizes: [Int]) -> [Tensor] {
           let src = SharedReads(base: xBase)
           parallelChunks((pixels + pixelChunk - 1) / pixelChunk) { i in
             for p in (i * pixelChunk)..<min(pixels, (i + 1) * pixelChunk) {
-              (dst.base + p * cp).update(from: src.base + p * total + offset, count: cp)
+              let d = dst.base + p * cp
+              let s = src.base + p * total + offset
+              for j in 0..<cp { d[j] = s[j] }
             }
           }
         }

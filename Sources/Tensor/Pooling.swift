@@ -67,9 +67,15 @@ public func maxPool2dForward(_ x: Tensor, size: Int, stride: Int) -> (
             for ky in 0..<size {
               for kx in 0..<size where ky > 0 || kx > 0 {
                 let p = ((b * h + oy * stride + ky) * w + ox * stride + kx) * c
-                for j in 0..<c where src.base[p + j] > dst.base[o + j] {
-                  dst.base[o + j] = src.base[p + j]
-                  idx.base[o + j] = Int32(p + j)
+                let candidate = src.base + p
+                let best = dst.base + o
+                let bestIndex = idx.base + o
+                for j in 0..<c {
+                  // Branch-free: always store, select the value (ties keep the first maximum).
+                  let (v, m, i) = (candidate[j], best[j], bestIndex[j])
+                  let isBetter = v > m
+                  best[j] = isBetter ? v : m
+                  bestIndex[j] = isBetter ? Int32(truncatingIfNeeded: p + j) : i
                 }
               }
             }

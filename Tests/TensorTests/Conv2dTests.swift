@@ -161,3 +161,19 @@ func conv2dMultiChunk(stride: Int, padding: Int, dilation: Int) {
     expectClose(b, Tensor(shape: [5], scalars: biasSum), relativeTolerance: 1e-5, "bias gradient")
   }
 }
+
+@Test("matmul matches a direct product")
+func matmulDirect() {
+  var rng = SeededGenerator(seed: 12)
+  let a = randomTensor([5, 7], &rng)
+  let b = randomTensor([7, 3], &rng)
+  var expected = Tensor.zeros([5, 3])
+  for i in 0..<5 {
+    for j in 0..<3 {
+      var s = 0.0
+      for t in 0..<7 { s += Double(a[i, t]) * Double(b[t, j]) }
+      expected[i, j] = Float(s)
+    }
+  }
+  expectClose(matmul(a, b), expected, relativeTolerance: 1e-5, "matmul")
+}
