@@ -5,6 +5,8 @@
 public enum TaxonomyError: Error, Equatable, Sendable, CustomStringConvertible {
   /// The file cannot be read.
   case unreadable(file: String, reason: String)
+  /// The file cannot be written.
+  case unwritable(file: String, reason: String)
   /// The file is not valid JSON; `line` and `column` (1-based, bytes) come from json-c.
   case malformedJSON(file: String, line: Int, column: Int, reason: String)
   /// A required key is absent.
@@ -43,6 +45,7 @@ public enum TaxonomyError: Error, Equatable, Sendable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .unreadable(let file, let reason): "\(file): \(reason)"
+    case .unwritable(let file, let reason): "\(file): cannot write: \(reason)"
     case .malformedJSON(let file, let line, let column, let reason):
       "\(file):\(line):\(column): malformed JSON: \(reason)"
     case .missingKey(let file, let entry, let key): "\(file): \(entry): missing key '\(key)'"
