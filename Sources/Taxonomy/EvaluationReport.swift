@@ -103,6 +103,15 @@ public struct EvaluationReport: Sendable {
     perClass.first { $0.id == id }
   }
 
+  /// The mean of one per-class score over the classes `ids` (NaN entries skipped), e.g. the
+  /// foreground mean Dice of a medical label set: `mean(\.dice, classIDs: [1, 2])`.
+  /// Ids that are not classes are ignored; NaN when no value is left.
+  public func mean(_ score: KeyPath<ClassScore, Double>, classIDs ids: [Int]) -> Double {
+    let values = perClass.filter { ids.contains($0.id) }.map { $0[keyPath: score] }
+      .filter { !$0.isNaN }
+    return values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count)
+  }
+
   /// A plain-text table of the evaluated classes and the summary scores, for terminals.
   public func table() -> String {
     let nameWidth = max(5, perClass.map(\.name.count).max() ?? 0)

@@ -17,8 +17,8 @@ enum CityscapesOracle {
       candidates.insert(explicit, at: 0)
     }
     for candidate in candidates where canImport(candidate) { return candidate }
-    guard run("/usr/bin/env", ["python3", "-m", "venv", venv]) == 0,
-      run(venv + "/bin/pip", ["install", "-q", "cityscapesscripts", "numpy", "pillow"]) == 0,
+    guard run("/usr/bin/env", ["python3", "-m", "venv", venv]).status == 0,
+      run(venv + "/bin/pip", ["install", "-q", "cityscapesscripts", "numpy", "pillow"]).status == 0,
       canImport(venv + "/bin/python")
     else { return nil }
     return venv + "/bin/python"
@@ -26,30 +26,25 @@ enum CityscapesOracle {
 
   static func canImport(_ python: String) -> Bool {
     FileManager.default.isExecutableFile(atPath: python)
-      && run(python, ["-c", "import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling"]) == 0
+      && run(python, ["-c", "import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling"])
+        .status == 0
   }
 
-  /// Runs a program, discarding its output; returns the exit status (-1 if it cannot start).
+  /// Runs a program; returns its exit status (-1 if it cannot start) and its standard output.
   @discardableResult
-  static func run(_ program: String, _ arguments: [String], output: Pipe? = nil) -> Int32 {
+  static func run(_ program: String, _ arguments: [String]) -> (status: Int32, output: Data) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: program)
     process.arguments = arguments
-    process.standardOutput = output ?? FileHandle.nullDevice
+    let pipe = Pipe()
+    process.standardOutput = pipe
     process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { return -1 }
-    if let output {
-      // Read before waiting so that a full pipe cannot block the child.
-      let data = output.fileHandleForReading.readDataToEndOfFile()
-      process.waitUntilExit()
-      outputData = data
-    } else {
-      process.waitUntilExit()
-    }
-    return process.terminationStatus
+    do { try process.run() } catch { return (-1, Data()) }
+    // Read before waiting so that a full pipe cannot block the child.
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, data)
   }
-
-  nonisolated(unsafe) static var outputData = Data()
 }
 
 @Suite struct CityscapesOracleTests {
@@ -87,12 +82,10 @@ enum CityscapesOracle {
       manifest += "gt\(index).bin pred\(index).bin \(height) \(width)\n"
     }
     try write(manifest, to: directory, named: "pairs.txt")
-    let pipe = Pipe()
-    let status = CityscapesOracle.run(
-      python, [packageRoot + "/scripts/cityscapes_oracle.py", directory], output: pipe)
+    let (status, output) = CityscapesOracle.run(
+      python, [packageRoot + "/scripts/cityscapes_oracle.py", directory])
     try #require(status == 0, "the Python oracle failed")
-    let json = try #require(
-      try JSONSerialization.jsonObject(with: CityscapesOracle.outputData) as? [String: Any])
+    let json = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
     let classIoU = try #require(json["classIoU"] as? [String: Any])
     let categoryIoU = try #require(json["categoryIoU"] as? [String: Any])
 

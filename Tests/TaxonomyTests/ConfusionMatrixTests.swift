@@ -56,6 +56,8 @@ func isClose(_ x: Double, _ y: Double, _ tolerance: Double = 1e-12) -> Bool {
     #expect(isClose(report.meanAccuracy, 5.0 / 12.0))
     #expect(isClose(report.frequencyWeightedIoU, (4.0 * 0.4 + 3.0 * 0.25) / 7.0))
     #expect(report.evaluatedPixels == 7)
+    #expect(isClose(report.mean(\.dice, classIDs: [1, 2, 3, 99]), 0.4))
+    #expect(report.mean(\.iou, classIDs: [3]).isNaN)
   }
 
   @Test func classPredictedButAbsentCountsAsZero() throws {
