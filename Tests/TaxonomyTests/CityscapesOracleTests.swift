@@ -18,7 +18,9 @@ enum CityscapesOracle {
     }
     for candidate in candidates where canImport(candidate) { return candidate }
     guard run("/usr/bin/env", ["python3", "-m", "venv", venv]).status == 0,
-      run(venv + "/bin/pip", ["install", "-q", "cityscapesscripts", "numpy", "pillow"]).status == 0,
+      run(venv + "/bin/pip", [
+        "install", "-q", "--timeout", "20", "--retries", "1", "cityscapesscripts", "numpy", "pillow",
+      ]).status == 0,
       canImport(venv + "/bin/python")
     else { return nil }
     return venv + "/bin/python"
