@@ -248,11 +248,10 @@ public enum NIfTI {
     for (i, c) in descrip.enumerated() { h[148 + i] = c }
     put16(Int16(clamping: g.qformCode), 252)
     put16(Int16(clamping: g.sformCode), 254)
-    if g.qformCode > 0 {
-      let q = g.quaternion
-      for (i, v) in [q.b, q.c, q.d, q.offset[0], q.offset[1], q.offset[2]].enumerated() {
-        putFloat(v, 256 + 4 * i)
-      }
+    // The quaternion fields are written as read, even when qform_code is 0.
+    let q = g.quaternion
+    for (i, v) in [q.b, q.c, q.d, q.offset[0], q.offset[1], q.offset[2]].enumerated() {
+      putFloat(v, 256 + 4 * i)
     }
     for row in 0..<3 {
       for c in 0..<4 { putFloat(g.affine[row, c], 280 + 16 * row + 4 * c) }

@@ -194,3 +194,49 @@ struct SlicingTests {
 extension Array where Element == UInt8 {
   func withGeometry(_ g: Geometry) -> Volume<UInt8> { Volume(geometry: g, voxels: self) }
 }
+
+@Suite("Pipeline")
+struct PipelineTests {
+  @Test(
+    "window, slice three views, stack, vote, score and write a prediction with the original geometry",
+    .enabled(if: hasTotalseg, "shared/data/totalseg-ct-mr is absent"))
+  func endToEnd() throws {
+    let image = try NIfTI.readImage(totalsegRoot + "/example_mr_sm.nii.gz")
+    let labels = try NIfTI.readLabels(totalsegRoot + "/example_seg_mr.nii.gz")
+    let slicer = CaseSlicer(image: image.windowed(.mri), labels: labels, sliceSpacing: 2)
+    var perView: [[UInt8]] = []
+    for view in AnatomicalView.allCases {
+      let batch = slicer.batch(view)
+      #expect(batch.images.shape[3] == 3)
+      #expect(batch.images.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
+      // A stand-in "network" that predicts the label, except on slice 0 of the view.
+      let (h, w) = slicer.sliceSize(view)
+      var predicted = batch.labels
+      for i in 0..<(h * w) { predicted[i] = 0 }
+      perView.append(slicer.assemble(predicted, view: view).voxels)
+      // Two-channel per-pixel values (e.g. probabilities) come back in voxel-major order.
+      let twoChannels = batch.labels.flatMap { [Float($0), -Float($0)] }
+      let back = slicer.assemble(twoChannels, view: view, channels: 2)
+      #expect(stride(from: 0, to: back.count, by: 2).allSatisfy { back[$0] == Float(labels.voxels[$0 / 2]) })
+    }
+    let fused = ViewFusion.majorityVote(axial: perView[0], coronal: perView[1], sagittal: perView[2])
+    // The views err on different voxels, so the vote recovers the labels everywhere.
+    #expect(fused == labels.voxels)
+    var evaluation = DiceEvaluation(classCount: 51)
+    evaluation.add(prediction: perView[0], groundTruth: labels.voxels)
+    #expect((evaluation.meanDice(case: 0) ?? 1) < 1)
+    evaluation.add(prediction: fused, groundTruth: labels.voxels)
+    #expect(evaluation.meanDice(case: 1) == 1)
+
+    let out = temporaryDirectory("prediction") + "/prediction.nii.gz"
+    try NIfTI.write(Volume(geometry: image.geometry, voxels: fused), to: out)
+    let reread = try NIfTI.readLabels(out)
+    #expect(reread.voxels == labels.voxels && reread.geometry == image.geometry)
+    if let described = nibabelDescribe([out, totalsegRoot + "/example_mr_sm.nii.gz"]) {
+      #expect(described[0].affine == described[1].affine)
+      #expect(described[0].zooms == described[1].zooms)
+      #expect(described[0].axcodes == "LPS" && described[0].dtype == "uint8")
+      #expect(described[0].data == labels.voxels.map(Double.init))
+    }
+  }
+}
