@@ -3,9 +3,10 @@
 
   make_nifti_fixtures.py make OUTDIR      write fixtures with nibabel and OUTDIR/manifest.json
   make_nifti_fixtures.py describe FILE... print, for each file, what nibabel reads (JSON)
-  make_nifti_fixtures.py dice PRED GT K [TABLE]
-                                          per-class Dice counts with numpy (JSON); PRED and GT
-                                          are raw uint8 files, TABLE e.g. 0,1,1 maps labels first
+  make_nifti_fixtures.py dice K TABLE PRED GT [PRED GT ...]
+                                          per-case, per-class Dice counts with numpy (JSON);
+                                          PRED and GT are raw uint8 files; TABLE (e.g. 0,1,1)
+                                          maps labels to classes first, "-" for none
 
 For every fixture, the manifest gives the shape, zooms, axis codes, affine and the voxels that
 nibabel's get_fdata() returns, written as little-endian float64 to NAME.f64 next to the file.
@@ -104,10 +105,10 @@ def make(outdir):
         json.dump(cases, f, indent=1)
 
 
-def dice(pred_path, gt_path, k, table=None):
+def dice(k, table, pred_path, gt_path):
     pred = np.fromfile(pred_path, dtype=np.uint8)
     gt = np.fromfile(gt_path, dtype=np.uint8)
-    if table:
+    if table != "-":
         lut = np.full(256, 255, dtype=np.uint8)
         values = [int(v) for v in table.split(",")]
         lut[: len(values)] = values
@@ -124,7 +125,8 @@ if __name__ == "__main__":
         make(sys.argv[2])
     elif len(sys.argv) >= 3 and sys.argv[1] == "describe":
         print(json.dumps([describe(p) for p in sys.argv[2:]]))
-    elif len(sys.argv) in (5, 6) and sys.argv[1] == "dice":
-        print(json.dumps(dice(*sys.argv[2:])))
+    elif len(sys.argv) >= 6 and len(sys.argv) % 2 == 0 and sys.argv[1] == "dice":
+        k, table, files = sys.argv[2], sys.argv[3], sys.argv[4:]
+        print(json.dumps([dice(k, table, p, g) for p, g in zip(files[::2], files[1::2])]))
     else:
         sys.exit(__doc__)

@@ -18,8 +18,6 @@ public enum MedicalError: Error, Equatable, Sendable, CustomStringConvertible {
   case badDimensions(path: String, dimensions: [Int])
   /// The NIfTI `datatype` code is not one that this reader supports.
   case unsupportedDatatype(path: String, code: Int)
-  /// `bitpix` disagrees with the datatype.
-  case badBitpix(path: String, datatype: Int, bitpix: Int)
   /// `vox_offset` is before the end of the header or beyond the end of the file.
   case badVoxelOffset(path: String, offset: Double, fileSize: Int)
   /// The file ends before all voxels were read.
@@ -47,8 +45,6 @@ public enum MedicalError: Error, Equatable, Sendable, CustomStringConvertible {
     case .badDimensions(let path, let dimensions):
       "\(path): unsupported dimensions \(dimensions) (need a 3-D volume of positive size)"
     case .unsupportedDatatype(let path, let code): "\(path): unsupported NIfTI datatype \(code)"
-    case .badBitpix(let path, let datatype, let bitpix):
-      "\(path): bitpix \(bitpix) does not match datatype \(datatype)"
     case .badVoxelOffset(let path, let offset, let fileSize):
       "\(path): vox_offset \(offset) is outside the file (\(fileSize) bytes)"
     case .truncatedData(let path, let expected, let available):

@@ -143,10 +143,7 @@ public enum NIfTI {
     guard let datatype = NIfTIDataType(rawValue: code) else {
       throw .unsupportedDatatype(path: path, code: code)
     }
-    let bitpix = Int(r.int16(72))
-    guard bitpix == datatype.size * 8 else {
-      throw .badBitpix(path: path, datatype: code, bitpix: bitpix)
-    }
+    // bitpix is redundant with datatype; like nibabel, a wrong value is tolerated.
     let pixdim = (0..<8).map { Double(r.float32(76 + 4 * $0)) }
     let rawOffset = Double(r.float32(108))
     guard rawOffset.isFinite, rawOffset >= Double(headerSize), rawOffset <= Double(bytes.count)

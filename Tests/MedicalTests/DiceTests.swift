@@ -4,23 +4,27 @@ import Testing
 
 @testable import Medical
 
-/// Overlap counts computed by numpy (scripts/make_nifti_fixtures.py dice).
-func numpyCounts(prediction: [UInt8], groundTruth: [UInt8], classCount: Int, table: [UInt8]?)
-  -> [OverlapCounts]?
+/// Overlap counts per case computed by numpy (scripts/make_nifti_fixtures.py dice).
+func numpyCounts(cases: [(prediction: [UInt8], groundTruth: [UInt8])], classCount: Int, table: [UInt8]?)
+  -> [[OverlapCounts]]?
 {
   guard let python = nibabelPython else { return nil }
   let dir = temporaryDirectory("dice")
-  let p = dir + "/p.bin"
-  let g = dir + "/g.bin"
-  guard (try? Data(prediction).write(to: URL(fileURLWithPath: p))) != nil,
-    (try? Data(groundTruth).write(to: URL(fileURLWithPath: g))) != nil
-  else { return nil }
-  var arguments = [script, "dice", p, g, String(classCount)]
-  if let table { arguments.append(table.map(String.init).joined(separator: ",")) }
+  var files: [String] = []
+  for (i, c) in cases.enumerated() {
+    let p = dir + "/p\(i).bin"
+    let g = dir + "/g\(i).bin"
+    guard (try? Data(c.prediction).write(to: URL(fileURLWithPath: p))) != nil,
+      (try? Data(c.groundTruth).write(to: URL(fileURLWithPath: g))) != nil
+    else { return nil }
+    files += [p, g]
+  }
+  let tableArgument = table.map { $0.map(String.init).joined(separator: ",") } ?? "-"
   struct Row: Decodable { var tp: Int, p: Int, g: Int }
-  guard let out = run(python, arguments), let rows = try? JSONDecoder().decode([Row].self, from: out)
+  guard let out = run(python, [script, "dice", String(classCount), tableArgument] + files),
+    let rows = try? JSONDecoder().decode([[Row]].self, from: out)
   else { return nil }
-  return rows.map { OverlapCounts(truePositives: $0.tp, predicted: $0.p, groundTruth: $0.g) }
+  return rows.map { $0.map { OverlapCounts(truePositives: $0.tp, predicted: $0.p, groundTruth: $0.g) } }
 }
 
 @Suite("Dice")
@@ -30,13 +34,10 @@ struct DiceTests {
     .enabled(if: nibabelPython != nil, "numpy oracle missing: run scripts/setup_nibabel_venv.sh"))
   func matchesNumpy() throws {
     var rng = SeededGenerator(seed: 11)
-    var fine = DiceEvaluation(classCount: 3)
-    var coarse = DiceEvaluation(classCount: 2, table: [0, 1, 1])
-    var totals = [[OverlapCounts]](repeating: [OverlapCounts](repeating: OverlapCounts(), count: 3), count: 2)
-    for caseIndex in 0..<4 {
+    var cases: [(prediction: [UInt8], groundTruth: [UInt8])] = []
+    for _ in 0..<4 {
       // A blob-like ground truth and a noisy prediction over 3 classes (and 255 = ignore).
-      let count = 9 * 8 * 7
-      let truth = (0..<count).map { i -> UInt8 in
+      let truth = (0..<(9 * 8 * 7)).map { i -> UInt8 in
         let x = i % 9
         return x < 3 ? 0 : (x < 6 ? 1 : 2)
       }
@@ -44,27 +45,31 @@ struct DiceTests {
         let r = rng.next() % 10
         return r < 7 ? t : (r < 9 ? UInt8(r % 3) : 255)
       }
-      fine.add(prediction: prediction, groundTruth: truth)
-      coarse.add(prediction: prediction, groundTruth: truth)
-      for (k, (evaluation, table)) in [(fine, nil), (coarse, [0, 1, 1] as [UInt8]?)].enumerated() {
-        let expected = try #require(
-          numpyCounts(
-            prediction: prediction, groundTruth: truth, classCount: evaluation.classCount,
-            table: table))
-        #expect(evaluation.perCase[caseIndex] == expected)
-        for c in 0..<expected.count { totals[k][c] = totals[k][c] + expected[c] }
+      cases.append((prediction, truth))
+    }
+    var fine = DiceEvaluation(classCount: 3)
+    var coarse = DiceEvaluation(classCount: 2, table: [0, 1, 1])
+    for c in cases {
+      fine.add(prediction: c.prediction, groundTruth: c.groundTruth)
+      coarse.add(prediction: c.prediction, groundTruth: c.groundTruth)
+    }
+    for evaluation in [fine, coarse] {
+      let expected = try #require(
+        numpyCounts(cases: cases, classCount: evaluation.classCount, table: evaluation.table))
+      #expect(evaluation.perCase == expected)
+      var total = [OverlapCounts](repeating: OverlapCounts(), count: evaluation.classCount)
+      for (caseIndex, counts) in expected.enumerated() {
         // Dice from numpy's counts, by the textbook formula.
-        for c in 0..<expected.count {
-          let d = 2 * Double(expected[c].truePositives)
-            / Double(expected[c].predicted + expected[c].groundTruth)
+        for c in 0..<counts.count {
+          total[c] = total[c] + counts[c]
+          let d = 2 * Double(counts[c].truePositives)
+            / Double(counts[c].predicted + counts[c].groundTruth)
           #expect(abs((evaluation.dice(case: caseIndex)[c] ?? -1) - d) < 1e-12)
         }
       }
-    }
-    for (k, evaluation) in [fine, coarse].enumerated() {
       for c in 0..<evaluation.classCount {
-        let t = totals[k][c]
-        let global = 2 * Double(t.truePositives) / Double(t.predicted + t.groundTruth)
+        let global = 2 * Double(total[c].truePositives)
+          / Double(total[c].predicted + total[c].groundTruth)
         #expect(abs((evaluation.globalDice[c] ?? -1) - global) < 1e-12)
       }
     }
