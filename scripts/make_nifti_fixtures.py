@@ -2,14 +2,16 @@
 """NIfTI fixtures and an independent reader for the Medical tests (needs nibabel + numpy).
 
   make_nifti_fixtures.py make OUTDIR      write fixtures with nibabel and OUTDIR/manifest.json
-  make_nifti_fixtures.py describe FILE... print, for each file, what nibabel reads (JSON)
+  make_nifti_fixtures.py describe [--no-data] FILE...
+                                          print, for each file, what nibabel reads (JSON)
   make_nifti_fixtures.py dice K TABLE PRED GT [PRED GT ...]
                                           per-case, per-class Dice counts with numpy (JSON);
                                           PRED and GT are raw uint8 files; TABLE (e.g. 0,1,1)
                                           maps labels to classes first, "-" for none
 
 For every fixture, the manifest gives the shape, zooms, axis codes, affine and the voxels that
-nibabel's get_fdata() returns, written as little-endian float64 to NAME.f64 next to the file.
+nibabel's get_fdata() returns, written as little-endian float64 to NAME.f64 next to the file;
+likewise for nibabel.as_closest_canonical(image): canonical_shape, canonical_affine, NAME.canon.f64.
 Install nibabel outside the repository, e.g. with scripts/setup_nibabel_venv.sh.
 """
 import json
@@ -27,6 +29,27 @@ def affines():
     return {"ras": ras, "lps": lps, "sla": sla}
 
 
+def oblique():
+    """Rotations of 25 and 40 degrees applied to permuted, scaled axes (no 45-degree ties)."""
+    def rot(axis, degrees):
+        t = np.deg2rad(degrees)
+        c, s = np.cos(t), np.sin(t)
+        m = np.eye(3)
+        i, j = [(1, 2), (0, 2), (0, 1)][axis]
+        m[i, i], m[i, j], m[j, i], m[j, j] = c, -s, s, c
+        return m
+    out = {}
+    for name, (r, perm) in {
+        "oblique_a": (rot(2, 25) @ rot(0, 40), [0, 1, 2]),
+        "oblique_b": (rot(1, -40) @ rot(2, 25), [2, 0, 1]),
+    }.items():
+        a = np.eye(4)
+        a[:3, :3] = (r @ np.eye(3)[:, perm]) @ np.diag([1.5, -2.0, 3.0])
+        a[:3, 3] = [4.0, -7.0, 11.0]
+        out[name] = a
+    return out
+
+
 def values(dtype, shape, rng):
     info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
     if info is not None:
@@ -35,10 +58,18 @@ def values(dtype, shape, rng):
     return (rng.standard_normal(shape) * 100).astype(dtype)
 
 
-def describe(path):
+def describe(path, data=True):
     import nibabel as nib
 
     img = nib.load(path)
+    if not data:
+        return {
+            "shape": [int(v) for v in img.shape],
+            "zooms": [float(z) for z in img.header.get_zooms()[:3]],
+            "axcodes": "".join(nib.aff2axcodes(img.affine)),
+            "affine": [[float(v) for v in row] for row in img.affine[:3]],
+            "dtype": str(img.header.get_data_dtype()),
+        }
     return {
         "shape": [int(s) for s in img.shape],
         "zooms": [float(z) for z in img.header.get_zooms()[:3]],
@@ -62,7 +93,14 @@ def make(outdir):
         nib.save(img, path)
         d = describe(path)
         np.asarray(d.pop("data"), dtype="<f8").tofile(path + ".f64")
-        d.update(name=name, **extra)
+        canonical = nib.as_closest_canonical(nib.load(path))
+        np.asarray(canonical.get_fdata(), dtype="<f8").ravel(order="F").tofile(path + ".canon.f64")
+        d.update(
+            name=name,
+            canonical_shape=[int(v) for v in canonical.shape],
+            canonical_affine=[[float(v) for v in row] for row in canonical.affine[:3]],
+            **extra,
+        )
         cases.append(d)
 
     for dtype in ["uint8", "int8", "int16", "uint16", "int32", "float32", "float64"]:
@@ -72,6 +110,13 @@ def make(outdir):
                 img.set_qform(aff, code=1)
                 img.set_sform(aff, code=1)
                 save(f"{dtype}_{aff_name}{ext}", img)
+    for aff_name, aff in oblique().items():
+        img = nib.Nifti1Image(values(np.dtype("float32"), shape, rng), aff)
+        save(f"{aff_name}.nii.gz", img)
+        img = nib.Nifti1Image(values(np.dtype("int16"), shape, rng), None)
+        img.set_qform(aff, code=1)
+        img.set_sform(None, code=0)
+        save(f"{aff_name}_qform.nii", img)
     # Scaling: int16 on disk, slope 0.5 and intercept -3.
     img = nib.Nifti1Image(values(np.dtype("int16"), shape, rng), affines()["lps"])
     img.header.set_data_dtype(np.int16)
@@ -123,6 +168,8 @@ def dice(k, table, pred_path, gt_path):
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "make":
         make(sys.argv[2])
+    elif len(sys.argv) >= 4 and sys.argv[1:3] == ["describe", "--no-data"]:
+        print(json.dumps([describe(p, data=False) for p in sys.argv[3:]]))
     elif len(sys.argv) >= 3 and sys.argv[1] == "describe":
         print(json.dumps([describe(p) for p in sys.argv[2:]]))
     elif len(sys.argv) >= 6 and len(sys.argv) % 2 == 0 and sys.argv[1] == "dice":

@@ -13,7 +13,8 @@ struct NIfTINibabelTests {
     let manifest = try JSONDecoder().decode(
       [NibabelDescription].self,
       from: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json")))
-    #expect(manifest.count >= 48)
+    #expect(manifest.count >= 52)
+    #expect(manifest.contains { $0.name == "oblique_b_qform.nii" && $0.axcodes == "SLA" })
     var dtypes = Set<String>()
     for c in manifest {
       let name = try #require(c.name)
@@ -35,6 +36,20 @@ struct NIfTINibabelTests {
         maxDifference = max(maxDifference, abs(Double(a) - b) / max(1, abs(b)))
       }
       #expect(maxDifference < 1e-6, "\(name): max relative difference \(maxDifference)")
+      // Our canonical order is nibabel's as_closest_canonical: same shape, affine and voxels.
+      let canonical = volume.canonical()
+      #expect(canonical.shape == c.canonical_shape, "\(name)")
+      #expect(canonical.geometry.axisCodes.code == "RAS", "\(name)")
+      let canonicalAffine = try #require(c.canonical_affine)
+      for r in 0..<3 {
+        for k in 0..<4 {
+          #expect(abs(canonical.affine[r, k] - canonicalAffine[r][k]) < 1e-4, "\(name)")
+        }
+      }
+      let expectedCanonical = readFloat64(path + ".canon.f64")
+      #expect(
+        zip(canonical.voxels, expectedCanonical).allSatisfy { abs(Double($0) - $1) <= 1e-6 * max(1, abs($1)) }
+          && expectedCanonical.count == canonical.voxels.count, "\(name)")
     }
     #expect(dtypes.isSuperset(of: ["uint8", "int8", "int16", "uint16", "int32", "float32", "float64"]))
     let scaled = try NIfTI.readHeader(dir + "/scaled_int16_lps.nii.gz")

@@ -69,12 +69,14 @@ struct NibabelDescription: Decodable {
   var dtype: String
   var data: [Double]?
   var big_endian: Bool?
+  var canonical_shape: [Int]?
+  var canonical_affine: [[Double]]?
 }
 
-/// What nibabel reads from `paths`.
-func nibabelDescribe(_ paths: [String]) -> [NibabelDescription]? {
+/// What nibabel reads from `paths` (headers only unless `withData`).
+func nibabelDescribe(_ paths: [String], withData: Bool = true) -> [NibabelDescription]? {
   guard let python = nibabelPython,
-    let out = run(python, [script, "describe"] + paths)
+    let out = run(python, [script, "describe"] + (withData ? [] : ["--no-data"]) + paths)
   else { return nil }
   return try? JSONDecoder().decode([NibabelDescription].self, from: out)
 }
