@@ -135,7 +135,8 @@ public struct MedicalDataset: Sendable, Equatable {
       throw .unreadableFile(path: folder, reason: (error as NSError).localizedDescription)
     }
     var out: [String: String] = [:]
-    for file in names where !file.hasPrefix(".") && (file.hasSuffix(".nii") || file.hasSuffix(".nii.gz")) {
+    for file in names
+    where !file.hasPrefix(".") && (file.hasSuffix(".nii") || file.hasSuffix(".nii.gz")) {
       out[volumeName(file)] = file
     }
     return out
@@ -167,6 +168,8 @@ public struct MedicalDataset: Sendable, Equatable {
   }
 
   static func path(_ keys: [any CodingKey]) -> String {
-    keys.isEmpty ? "top level" : keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    keys.isEmpty
+      ? "top level"
+      : keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
   }
 }

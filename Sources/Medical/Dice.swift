@@ -61,7 +61,8 @@ public struct DiceEvaluation: Sendable, Equatable {
   ///
   /// - Precondition: `prediction.count == groundTruth.count`.
   public func counts(prediction: [UInt8], groundTruth: [UInt8]) -> [OverlapCounts] {
-    precondition(prediction.count == groundTruth.count, "prediction and ground truth differ in size")
+    precondition(
+      prediction.count == groundTruth.count, "prediction and ground truth differ in size")
     // Lookup for every byte: its class, or -1 for none.
     var lookup = [Int](repeating: -1, count: 256)
     for label in 0..<256 {
@@ -99,8 +100,9 @@ public struct DiceEvaluation: Sendable, Equatable {
   /// The mean Dice of case `index` over the defined classes, background excluded unless asked;
   /// `nil` when no class is defined.
   public func meanDice(case index: Int, includingBackground: Bool = false) -> Double? {
-    mean(dice(case: index).enumerated().filter { includingBackground || $0.offset > 0 }
-      .compactMap(\.element))
+    mean(
+      dice(case: index).enumerated().filter { includingBackground || $0.offset > 0 }
+        .compactMap(\.element))
   }
 
   /// Per class, the mean over cases of the per-case Dice (cases where it is `nil` excluded).

@@ -21,7 +21,8 @@ enum GZip {
     var capacity = max(input.count * 4, 1 << 16)
     if input.count >= 4 {
       let n = input.count
-      let isize = Int(input[n - 4]) | Int(input[n - 3]) << 8 | Int(input[n - 2]) << 16
+      let isize =
+        Int(input[n - 4]) | Int(input[n - 3]) << 8 | Int(input[n - 2]) << 16
         | Int(input[n - 1]) << 24
       if isize > 0 && isize <= input.count * 1032 { capacity = isize + 1 }
     }
@@ -30,11 +31,15 @@ enum GZip {
     var consumed = 0
     var status: Int32 = Z_OK
     while true {
-      if produced == output.count { output.append(contentsOf: repeatElement(0, count: output.count)) }
+      if produced == output.count {
+        output.append(contentsOf: repeatElement(0, count: output.count))
+      }
       let before = (consumed, produced)
       status = input.withUnsafeBufferPointer { src -> Int32 in
         output.withUnsafeMutableBufferPointer { dst -> Int32 in
-          guard let inBase = src.baseAddress, let outBase = dst.baseAddress else { return Z_BUF_ERROR }
+          guard let inBase = src.baseAddress, let outBase = dst.baseAddress else {
+            return Z_BUF_ERROR
+          }
           stream.next_in = UnsafeMutablePointer(mutating: inBase + consumed)
           stream.avail_in = UInt32(min(src.count - consumed, Int(UInt32.max)))
           stream.next_out = outBase + produced

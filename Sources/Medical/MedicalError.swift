@@ -51,7 +51,8 @@ public enum MedicalError: Error, Equatable, Sendable, CustomStringConvertible {
       "\(path): truncated voxel data (\(expected) bytes expected, \(available) available)"
     case .notALabelVolume(let path, let value):
       "\(path): label voxel \(value) is not an integer in 0...255"
-    case .badDatasetDescription(let path, let reason): "\(path): bad dataset description (\(reason))"
+    case .badDatasetDescription(let path, let reason):
+      "\(path): bad dataset description (\(reason))"
     case .missingFile(let path, let referencedBy): "\(referencedBy): file \(path) does not exist"
     case .unmatchedPair(let name, let folder): "\(folder): no file named \(name) to pair with"
     case .shapeMismatch(let image, let label, let imageShape, let labelShape):

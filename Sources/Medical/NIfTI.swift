@@ -115,7 +115,8 @@ public enum NIfTI {
 
   static func parseHeader(_ bytes: [UInt8], path: String) throws(MedicalError) -> NIfTIHeader {
     guard bytes.count >= headerSize else {
-      throw .badHeaderSize(path: path, value: bytes.count < 4 ? 0 : Int(ByteReader(bytes, bigEndian: false).int32(0)))
+      throw .badHeaderSize(
+        path: path, value: bytes.count < 4 ? 0 : Int(ByteReader(bytes, bigEndian: false).int32(0)))
     }
     let little = ByteReader(bytes, bigEndian: false)
     let isBigEndian: Bool

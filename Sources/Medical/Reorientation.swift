@@ -82,7 +82,8 @@ public struct Reorientation: Sendable, Equatable {
     return out
   }
 
-  /// Canonical voxels put back in the original storage order (the inverse of ``toCanonical(_:channels:)``).
+  /// Canonical voxels put back in the original storage order (the inverse of
+  /// ``toCanonical(_:channels:)``).
   ///
   /// - Precondition: `values.count == channels * sourceShape.reduce(1, *)`.
   public func fromCanonical<T>(_ values: [T], channels: Int = 1) -> [T] {
@@ -110,7 +111,8 @@ public struct Reorientation: Sendable, Equatable {
   /// - Precondition: `volume.shape == sourceShape`.
   public func canonical<T>(_ volume: Volume<T>) -> Volume<T> {
     precondition(volume.shape == sourceShape, "volume shape differs from the reorientation's")
-    return Volume(geometry: canonicalGeometry(of: volume.geometry), voxels: toCanonical(volume.voxels))
+    return Volume(
+      geometry: canonicalGeometry(of: volume.geometry), voxels: toCanonical(volume.voxels))
   }
 }
 

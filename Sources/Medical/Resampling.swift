@@ -53,11 +53,13 @@ public enum Resampling {
   }
 
   /// An image resampled linearly along `axis` to `spacing` millimetres.
-  public static func resample(_ volume: Volume<Float>, axis: Int, spacing: Double) -> Volume<Float> {
+  public static func resample(_ volume: Volume<Float>, axis: Int, spacing: Double) -> Volume<Float>
+  {
     let n = volume.shape[axis]
     let plan = plan(count: n, from: volume.spacing[axis], to: spacing)
     let v = volume.voxels
-    let values = gather(v, shape: volume.shape, axis: axis, newCount: plan.count) { j, base, inner in
+    let values = gather(v, shape: volume.shape, axis: axis, newCount: plan.count) {
+      j, base, inner in
       let (a, b, w) = plan[j]
       return Float((1 - w) * Double(v[base + a * inner]) + w * Double(v[base + b * inner]))
     }
@@ -67,11 +69,13 @@ public enum Resampling {
   }
 
   /// A label map resampled along `axis` to `spacing` millimetres by nearest slice.
-  public static func resample(_ volume: Volume<UInt8>, axis: Int, spacing: Double) -> Volume<UInt8> {
+  public static func resample(_ volume: Volume<UInt8>, axis: Int, spacing: Double) -> Volume<UInt8>
+  {
     let n = volume.shape[axis]
     let plan = plan(count: n, from: volume.spacing[axis], to: spacing)
     let v = volume.voxels
-    let values = gather(v, shape: volume.shape, axis: axis, newCount: plan.count) { j, base, inner in
+    let values = gather(v, shape: volume.shape, axis: axis, newCount: plan.count) {
+      j, base, inner in
       let (a, b, w) = plan[j]
       return v[base + (w < 0.5 ? a : b) * inner]
     }

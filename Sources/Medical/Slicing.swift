@@ -74,7 +74,9 @@ public struct CaseSlicer: Sendable {
     geometry = image.geometry
     self.sliceSpacing = sliceSpacing
     let canonicalImage = r.canonical(image)
-    let canonicalLabels = labels.map { r.canonical(Volume(geometry: image.geometry, voxels: $0.voxels)) }
+    let canonicalLabels = labels.map {
+      r.canonical(Volume(geometry: image.geometry, voxels: $0.voxels))
+    }
     canonicalSpacing = canonicalImage.spacing
     canonicalShape = canonicalImage.shape
     if let spacing = sliceSpacing {
@@ -95,7 +97,9 @@ public struct CaseSlicer: Sendable {
   }
 
   /// The number of slices along `view` (after resampling).
-  public func sliceCount(_ view: AnatomicalView) -> Int { images[index(view)].shape[view.sliceAxis] }
+  public func sliceCount(_ view: AnatomicalView) -> Int {
+    images[index(view)].shape[view.sliceAxis]
+  }
 
   /// The height and width of a slice along `view`.
   public func sliceSize(_ view: AnatomicalView) -> (height: Int, width: Int) {
@@ -158,7 +162,8 @@ public struct CaseSlicer: Sendable {
   }
 
   /// Stacks per-slice values of every slice along `view` back into a volume in the original
-  /// storage order and grid: `channels` values per pixel, slice-major like ``batch(_:indices:neighbours:)``.
+  /// storage order and grid: `channels` values per pixel, slice-major like
+  /// ``batch(_:indices:neighbours:)``.
   ///
   /// - Precondition: `values.count == sliceCount(view) * h * w * channels`.
   public func assemble<T>(_ values: [T], view: AnatomicalView, channels: Int = 1) -> [T] {
@@ -215,7 +220,8 @@ public enum ViewFusion {
   /// Tie rule: when all three views disagree, the class with the highest probability summed over
   /// the three views wins (over all `classCount` classes; the lowest class id on equal sums).
   /// - Parameters:
-  ///   - probabilities: per view (axial, coronal, sagittal), voxel-major `[voxel * classCount + c]`.
+  ///   - probabilities: per view (axial, coronal, sagittal), voxel-major
+  ///     `[voxel * classCount + c]`.
   /// - Precondition: counts agree.
   public static func majorityVote(
     axial: [UInt8], coronal: [UInt8], sagittal: [UInt8], probabilities: [[Float]], classCount: Int
@@ -223,13 +229,15 @@ public enum ViewFusion {
     precondition(probabilities.count == 3, "one probability array per view")
     precondition(probabilities.allSatisfy { $0.count == axial.count * classCount }, "counts differ")
     var out = majorityVote(axial: axial, coronal: coronal, sagittal: sagittal)
-    for i in axial.indices where axial[i] != coronal[i] && coronal[i] != sagittal[i]
+    for i in axial.indices
+    where axial[i] != coronal[i] && coronal[i] != sagittal[i]
       && axial[i] != sagittal[i]
     {
       var best = 0
       var bestSum = -Float.infinity
       for c in 0..<classCount {
-        let sum = probabilities[0][i * classCount + c] + probabilities[1][i * classCount + c]
+        let sum =
+          probabilities[0][i * classCount + c] + probabilities[1][i * classCount + c]
           + probabilities[2][i * classCount + c]
         if sum > bestSum {
           best = c

@@ -64,7 +64,8 @@ struct MedicalDice: ParsableCommand {
     let means = evaluation.meanDicePerClass.dropFirst().map(format).joined(separator: " ")
     lines.append("cases: \(pairs.cases.count)")
     lines.append("mean Dice per class (1...): [\(means)]")
-    lines.append("global Dice per class (1...): [\(global)], mean \(format(evaluation.meanGlobalDice))")
+    lines.append(
+      "global Dice per class (1...): [\(global)], mean \(format(evaluation.meanGlobalDice))")
     return lines.joined(separator: "\n")
   }
 

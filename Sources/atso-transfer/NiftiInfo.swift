@@ -22,12 +22,14 @@ struct NiftiInfo: ParsableCommand {
       let high = image.voxels.max() ?? 0
       let spacing = g.spacing.map { String(format: "%g", $0) }.joined(separator: " x ")
       lines.append("\(file)")
-      lines.append("  shape \(g.shape.map(String.init).joined(separator: " x ")), "
-        + "\(header.datatype) \(header.isBigEndian ? "big" : "little")-endian, "
-        + "spacing \(spacing) mm")
-      lines.append("  orientation \(g.axisCodes.code) (sform_code \(g.sformCode), "
-        + "qform_code \(g.qformCode)), scaling "
-        + (header.scaleSlope.map { "\($0) * v + \(header.scaleIntercept)" } ?? "none"))
+      lines.append(
+        "  shape \(g.shape.map(String.init).joined(separator: " x ")), "
+          + "\(header.datatype) \(header.isBigEndian ? "big" : "little")-endian, "
+          + "spacing \(spacing) mm")
+      lines.append(
+        "  orientation \(g.axisCodes.code) (sform_code \(g.sformCode), "
+          + "qform_code \(g.qformCode)), scaling "
+          + (header.scaleSlope.map { "\($0) * v + \(header.scaleIntercept)" } ?? "none"))
       lines.append("  affine \(g.affine)")
       lines.append("  values \(low) ... \(high)")
     }

@@ -5,7 +5,9 @@ import Testing
 @testable import Medical
 
 /// Overlap counts per case computed by numpy (scripts/make_nifti_fixtures.py dice).
-func numpyCounts(cases: [(prediction: [UInt8], groundTruth: [UInt8])], classCount: Int, table: [UInt8]?)
+func numpyCounts(
+  cases: [(prediction: [UInt8], groundTruth: [UInt8])], classCount: Int, table: [UInt8]?
+)
   -> [[OverlapCounts]]?
 {
   guard let python = nibabelPython else { return nil }
@@ -24,7 +26,9 @@ func numpyCounts(cases: [(prediction: [UInt8], groundTruth: [UInt8])], classCoun
   guard let out = run(python, [script, "dice", String(classCount), tableArgument] + files),
     let rows = try? JSONDecoder().decode([[Row]].self, from: out)
   else { return nil }
-  return rows.map { $0.map { OverlapCounts(truePositives: $0.tp, predicted: $0.p, groundTruth: $0.g) } }
+  return rows.map {
+    $0.map { OverlapCounts(truePositives: $0.tp, predicted: $0.p, groundTruth: $0.g) }
+  }
 }
 
 @Suite("Dice")
@@ -62,13 +66,15 @@ struct DiceTests {
         // Dice from numpy's counts, by the textbook formula.
         for c in 0..<counts.count {
           total[c] = total[c] + counts[c]
-          let d = 2 * Double(counts[c].truePositives)
+          let d =
+            2 * Double(counts[c].truePositives)
             / Double(counts[c].predicted + counts[c].groundTruth)
           #expect(abs((evaluation.dice(case: caseIndex)[c] ?? -1) - d) < 1e-12)
         }
       }
       for c in 0..<evaluation.classCount {
-        let global = 2 * Double(total[c].truePositives)
+        let global =
+          2 * Double(total[c].truePositives)
           / Double(total[c].predicted + total[c].groundTruth)
         #expect(abs((evaluation.globalDice[c] ?? -1) - global) < 1e-12)
       }
@@ -119,8 +125,10 @@ struct PreprocessingTests {
     try fm.createDirectory(atPath: root + "/lab", withIntermediateDirectories: true)
     let g = Geometry(shape: [2, 2, 1], affine: .identity)
     for name in ["b", "a"] {
-      try NIfTI.write(Volume(geometry: g, voxels: [Float(1), 2, 3, 4]), to: root + "/img/\(name).nii.gz")
-      try NIfTI.write(Volume(geometry: g, voxels: [UInt8(0), 1, 1, 0]), to: root + "/lab/\(name).nii.gz")
+      try NIfTI.write(
+        Volume(geometry: g, voxels: [Float(1), 2, 3, 4]), to: root + "/img/\(name).nii.gz")
+      try NIfTI.write(
+        Volume(geometry: g, voxels: [UInt8(0), 1, 1, 0]), to: root + "/lab/\(name).nii.gz")
     }
     fm.createFile(atPath: root + "/img/.hidden.nii.gz", contents: Data())
     fm.createFile(atPath: root + "/img/notes.txt", contents: Data())
@@ -134,12 +142,15 @@ struct PreprocessingTests {
     }
     // A label map of another shape is refused when the case is loaded.
     try NIfTI.write(
-      Volume(geometry: Geometry(shape: [4, 1, 1], affine: .identity), voxels: [UInt8(0), 1, 1, 0]),
+      Volume(
+        geometry: Geometry(shape: [4, 1, 1], affine: .identity), voxels: [UInt8(0), 1, 1, 0]),
       to: root + "/lab/c.nii")
     let mismatched = try MedicalDataset.folderPairs(images: root + "/img", labels: root + "/lab")
-    #expect(throws: MedicalError.shapeMismatch(
-      image: root + "/img/c.nii", label: root + "/lab/c.nii", imageShape: [2, 2, 1],
-      labelShape: [4, 1, 1])) { try mismatched.cases[2].load() }
+    #expect(
+      throws: MedicalError.shapeMismatch(
+        image: root + "/img/c.nii", label: root + "/lab/c.nii", imageShape: [2, 2, 1],
+        labelShape: [4, 1, 1])
+    ) { try mismatched.cases[2].load() }
   }
 
   @Test("dataset.json errors name the file and the problem")
@@ -148,18 +159,24 @@ struct PreprocessingTests {
     let json = root + "/dataset.json"
     try #"{"name": "T", "training": [{"image": "./imagesTr/x.nii.gz"}]}"#.write(
       toFile: json, atomically: true, encoding: .utf8)
-    #expect(throws: MedicalError.badDatasetDescription(
-      path: json, reason: "missing key 'label' at training.[0]")) {
+    #expect(
+      throws: MedicalError.badDatasetDescription(
+        path: json, reason: "missing key 'label' at training.[0]")
+    ) {
       try MedicalDataset.decathlon(root: root)
     }
     try #"{"training": [{"image": "./imagesTr/x.nii.gz", "label": "./labelsTr/x.nii.gz"}]}"#
       .write(toFile: json, atomically: true, encoding: .utf8)
-    #expect(throws: MedicalError.missingFile(path: root + "/imagesTr/x.nii.gz", referencedBy: json)) {
+    #expect(throws: MedicalError.missingFile(path: root + "/imagesTr/x.nii.gz", referencedBy: json))
+    {
       try MedicalDataset.decathlon(root: root)
     }
     try #"{"labels": {"0": "bg", "2": "x"}, "training": []}"#
       .write(toFile: json, atomically: true, encoding: .utf8)
-    #expect(throws: MedicalError.badDatasetDescription(path: json, reason: "labels ids are not 0, 1, 2, ...")) {
+    #expect(
+      throws: MedicalError.badDatasetDescription(
+        path: json, reason: "labels ids are not 0, 1, 2, ...")
+    ) {
       try MedicalDataset.decathlon(root: root)
     }
   }
@@ -205,6 +222,8 @@ struct PreprocessingTests {
     #endif
     #expect(seconds < limit, "reading 200 cases took \(seconds) s")
     print(
-      "hippocampus: read 200 cases in \(String(format: "%.2f", seconds)) s; image dtypes \(datatypes)")
+      "hippocampus: read 200 cases in \(String(format: "%.2f", seconds)) s; "
+        + "image dtypes \(datatypes)"
+    )
   }
 }

@@ -48,10 +48,13 @@ struct NIfTINibabelTests {
       }
       let expectedCanonical = readFloat64(path + ".canon.f64")
       #expect(
-        zip(canonical.voxels, expectedCanonical).allSatisfy { abs(Double($0) - $1) <= 1e-6 * max(1, abs($1)) }
+        zip(canonical.voxels, expectedCanonical).allSatisfy {
+          abs(Double($0) - $1) <= 1e-6 * max(1, abs($1))
+        }
           && expectedCanonical.count == canonical.voxels.count, "\(name)")
     }
-    #expect(dtypes.isSuperset(of: ["uint8", "int8", "int16", "uint16", "int32", "float32", "float64"]))
+    #expect(
+      dtypes.isSuperset(of: ["uint8", "int8", "int16", "uint16", "int32", "float32", "float64"]))
     let scaled = try NIfTI.readHeader(dir + "/scaled_int16_lps.nii.gz")
     #expect(scaled.scaleSlope == 0.5 && scaled.scaleIntercept == -3)
     #expect(scaled.datatype == .int16)
@@ -88,10 +91,14 @@ struct NIfTINibabelTests {
     let described = try #require(nibabelDescribe(paths))
     #expect(described.count == paths.count)
     let expected: [(Geometry, [Double])] =
-      [(image.geometry, image.voxels.map(Double.init)),
-       (labels.geometry, labels.voxels.map(Double.init))]
-      + [(image.geometry, image.voxels.map(Double.init)),
-         (labels.geometry, labels.voxels.map(Double.init))]
+      [
+        (image.geometry, image.voxels.map(Double.init)),
+        (labels.geometry, labels.voxels.map(Double.init)),
+      ]
+      + [
+        (image.geometry, image.voxels.map(Double.init)),
+        (labels.geometry, labels.voxels.map(Double.init)),
+      ]
       + extra.map { ($0.1.geometry, $0.1.voxels.map(Double.init)) }
     for (d, (geometry, values)) in zip(described, expected) {
       #expect(d.shape == geometry.shape)
@@ -170,7 +177,9 @@ struct NIfTITests {
       try NIfTI.readImage(path)
     }
     path = try sampleFile("fourd")
-    try patch(path) { put16(&$0, 4, at: 40); put16(&$0, 5, at: 48) }
+    try patch(path) {
+      put16(&$0, 4, at: 40); put16(&$0, 5, at: 48)
+    }
     #expect(throws: MedicalError.badDimensions(path: path, dimensions: [4, 3, 2, 5])) {
       try NIfTI.readImage(path)
     }

@@ -88,7 +88,9 @@ struct SlicingTests {
           #expect(batch.images.scalars[i * 3 + 1] == Float(l) * 10)
         }
         let restored = slicer.assemble(batch.labels, view: view)
-        #expect(restored.voxels == labels.voxels, "\(name) \(view) spacing \(String(describing: spacing))")
+        #expect(
+          restored.voxels == labels.voxels, "\(name) \(view) spacing \(String(describing: spacing))"
+        )
         #expect(restored.geometry == image.geometry)
       }
     }
@@ -100,7 +102,8 @@ struct SlicingTests {
 
   @Test("linear resampling of images, nearest of labels, and the way back")
   func resampling() {
-    let geometry = Geometry(shape: [1, 1, 3], affine: Affine(rows: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 4]]))
+    let geometry = Geometry(
+      shape: [1, 1, 3], affine: Affine(rows: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 4]]))
     let image = Volume(geometry: geometry, voxels: [Float(0), 10, 20])
     let fine = Resampling.resample(image, axis: 2, spacing: 1)
     #expect(fine.voxels == [0, 5, 10, 15, 20])
@@ -186,7 +189,8 @@ struct SlicingTests {
       let spleenColumn = (columns[1]?.0 ?? 0) / (columns[1]?.1 ?? 1)
       let liverColumn = (columns[5]?.0 ?? 0) / (columns[5]?.1 ?? 1)
       #expect(spleenColumn > liverColumn, "\(labelName)")
-      #expect(slicer.assemble(batch.labels, view: .axial) == labels.voxels.withGeometry(image.geometry))
+      #expect(
+        slicer.assemble(batch.labels, view: .axial) == labels.voxels.withGeometry(image.geometry))
     }
   }
 }
@@ -198,7 +202,7 @@ extension Array where Element == UInt8 {
 @Suite("Pipeline")
 struct PipelineTests {
   @Test(
-    "window, slice three views, stack, vote, score and write a prediction with the original geometry",
+    "window, slice, stack, vote, score and write a prediction with the original geometry",
     .enabled(if: hasTotalseg, "shared/data/totalseg-ct-mr is absent"))
   func endToEnd() throws {
     let image = try NIfTI.readImage(totalsegRoot + "/example_mr_sm.nii.gz")
@@ -217,9 +221,13 @@ struct PipelineTests {
       // Two-channel per-pixel values (e.g. probabilities) come back in voxel-major order.
       let twoChannels = batch.labels.flatMap { [Float($0), -Float($0)] }
       let back = slicer.assemble(twoChannels, view: view, channels: 2)
-      #expect(stride(from: 0, to: back.count, by: 2).allSatisfy { back[$0] == Float(labels.voxels[$0 / 2]) })
+      #expect(
+        stride(from: 0, to: back.count, by: 2).allSatisfy {
+          back[$0] == Float(labels.voxels[$0 / 2])
+        })
     }
-    let fused = ViewFusion.majorityVote(axial: perView[0], coronal: perView[1], sagittal: perView[2])
+    let fused = ViewFusion.majorityVote(
+      axial: perView[0], coronal: perView[1], sagittal: perView[2])
     // The views err on different voxels, so the vote recovers the labels everywhere.
     #expect(fused == labels.voxels)
     var evaluation = DiceEvaluation(classCount: 51)

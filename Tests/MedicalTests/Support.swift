@@ -34,9 +34,13 @@ func run(_ executable: String, _ arguments: [String]) -> Data? {
 /// A Python interpreter that can import nibabel: `$NIBABEL_PYTHON`, `<package>/../venv-nib`
 /// (made by scripts/setup_nibabel_venv.sh), or `python3` on the PATH. `nil` skips the oracle tests.
 let nibabelPython: String? = {
-  var candidates = [packageRoot + "/../venv-nib/bin/python", "/usr/bin/python3",
-                    "/usr/local/bin/python3"]
-  if let env = ProcessInfo.processInfo.environment["NIBABEL_PYTHON"] { candidates.insert(env, at: 0) }
+  var candidates = [
+    packageRoot + "/../venv-nib/bin/python", "/usr/bin/python3",
+    "/usr/local/bin/python3",
+  ]
+  if let env = ProcessInfo.processInfo.environment["NIBABEL_PYTHON"] {
+    candidates.insert(env, at: 0)
+  }
   for python in candidates where fileExists(python) {
     if run(python, ["-c", "import nibabel, numpy"]) != nil { return python }
   }
@@ -86,7 +90,9 @@ func readFloat64(_ path: String) -> [Double] {
   guard let data = FileManager.default.contents(atPath: path) else { return [] }
   return data.withUnsafeBytes { raw in
     (0..<(data.count / 8)).map {
-      Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))
+      Double(
+        bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))
+      )
     }
   }
 }
