@@ -25,6 +25,9 @@ public struct LabelSetProvenance: Codable, Sendable, Equatable {
   public var labelerTrainedOn: [String]
   public var units: [String]
   public var level: LabelLevel
+  /// True for ATSO's fold labels: the labeler must never have been fine-tuned on `units`
+  /// (checked when planning and again before running the job).
+  public var isCrossFold: Bool
 }
 
 /// What a job does. Paths in provenance are relative to the run directory.
@@ -172,7 +175,8 @@ private struct PlanBuilder {
 
   /// Plans the pseudo labels of `units` by `labeler` (with AdaBN first when configured).
   mutating func label(
-    _ units: [String], by labeler: ModelProvenance, level: LabelLevel, id: String
+    _ units: [String], by labeler: ModelProvenance, level: LabelLevel, id: String,
+    isCrossFold: Bool = false
   ) -> LabelSetProvenance {
     var model = labeler
     let options = configuration.pseudoLabels
@@ -192,7 +196,7 @@ private struct PlanBuilder {
       ignoreIndex: UInt8(clamping: options.ignoreIndex))
     let output = LabelSetProvenance(
       id: id, directory: "labels/\(id)", labeler: model.id, labelerTrainedOn: model.trainedOn,
-      units: units, level: level)
+      units: units, level: level, isCrossFold: isCrossFold)
     let index = add(
       id: "label-\(id)",
       identityText: "label(\(identity(of: model.id));\(level);\(units.joined(separator: ",")))",
@@ -273,7 +277,7 @@ private struct PlanBuilder {
           if !leaked.isEmpty {
             throw TransferError.foldLeak(labelSet: id, model: models[j].id, units: leaked)
           }
-          sets.append(builder.label(fold, by: models[j], level: level, id: id))
+          sets.append(builder.label(fold, by: models[j], level: level, id: id, isCrossFold: true))
         }
         return sets
       }
