@@ -142,7 +142,9 @@ public struct ClassBalancedThresholdEstimator: Sendable, Equatable {
       for b in stride(from: binCount - 1, through: 0, by: -1) {
         seen += row[row.startIndex + b]
         if seen >= keep {
-          threshold = Float(Double(b) / Double(binCount))
+          let edge = Double(b) / Double(binCount)
+          threshold = Float(edge)
+          if Double(threshold) > edge { threshold = threshold.nextDown }
           break
         }
       }
