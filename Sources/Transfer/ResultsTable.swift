@@ -108,7 +108,7 @@ public struct ResultsTable: Sendable, Equatable {
           else { return nil }
           return (Double(generation), cell)
         }
-        let color = LinePlot.palette[(schedules.firstIndex(of: schedule) ?? 0) % 3]
+        let color = LinePlot.palette[(ScheduleKind.allCases.firstIndex(of: schedule) ?? 0) % 3]
         series.append(
           .init(
             label: "\(Self.title(schedule)) @E", color: color, isDashed: false,
