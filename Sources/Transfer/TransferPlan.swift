@@ -148,13 +148,20 @@ private struct PlanBuilder {
 
   func identity(of id: String) -> String { identities[id] ?? id }
 
+  /// The backend options, part of the identity of every source model (and so of every job):
+  /// a resumed run whose options were edited recomputes everything.
+  var backendIdentity: String {
+    configuration.backend.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+      .joined(separator: ",")
+  }
+
   mutating func sourceModel(network: String?) -> ModelProvenance {
     let id = network.map { "source-\($0)" } ?? "source"
     let model = ModelProvenance(
       id: id, checkpoint: "models/\(id).ckpt", network: network, initializedFrom: nil,
       trainedOn: [], batchNormAdaptedOn: nil)
     let index = add(
-      id: "train-\(id)", identityText: "source(\(network ?? ""))",
+      id: "train-\(id)", identityText: "source(\(network ?? "");\(backendIdentity))",
       action: .trainSource(output: model))
     return register(index)
   }
@@ -199,13 +206,20 @@ private struct PlanBuilder {
       units: units, level: level, isCrossFold: isCrossFold)
     let index = add(
       id: "label-\(id)",
-      identityText: "label(\(identity(of: model.id));\(level);\(units.joined(separator: ",")))",
+      identityText: "label(\(identity(of: model.id));\(level);\(Self.text(labelOptions));"
+        + "\(units.joined(separator: ",")))",
       action: .label(labeler: model, options: labelOptions, output: output))
     guard case .label(_, _, let planned) = jobs[index].action else {
       preconditionFailure("identity collision at job \(jobs[index].id)")
     }
     identities[planned.id] = jobs[index].identity
     return planned
+  }
+
+  static func text(_ options: PseudoLabelOptions) -> String {
+    let threshold = options.confidenceThreshold.map { "\($0)" } ?? "-"
+    let portion = options.classBalancedPortion.map { "\($0)" } ?? "-"
+    return "threshold=\(threshold),portion=\(portion),ignore=\(options.ignoreIndex)"
   }
 
   mutating func fineTune(
@@ -219,7 +233,8 @@ private struct PlanBuilder {
     let labelIdentities = labels.map { identity(of: $0.id) }.joined(separator: ",")
     let index = add(
       id: "finetune-\(id)",
-      identityText: "finetune(\(identity(of: initial.id));\(labelIdentities);\(level))",
+      identityText:
+        "finetune(\(identity(of: initial.id));\(labelIdentities);\(level);\(network ?? ""))",
       action: .fineTune(initial: initial, labels: labels, level: level, output: model))
     return register(index)
   }

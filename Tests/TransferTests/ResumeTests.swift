@@ -183,3 +183,25 @@ func determinism() throws {
   let metrics = FileManager.default.contents(atPath: run.directory + "/metrics.jsonl")
   #expect(metrics != a.files["metrics.jsonl"])
 }
+
+@Test("editing the configuration of a run redoes exactly the jobs it affects")
+func editedConfiguration() throws {
+  let configuration = TransferConfiguration(seed: 1, schedules: [.atso], generations: 1)
+  let (run, _, _) = try runFresh(configuration, name: "edit")
+  var edited = run.configuration
+  edited.pseudoLabels.confidenceThreshold = 0.5
+  try edited.save(to: run.directory + "/configuration.json")
+  let backend = FakeBackend(units: sevenUnits)
+  let resumed = try TransferRun(resuming: run.directory, backend: backend)
+  try resumed.execute()
+  #expect(!backend.calls.contains { $0.kind == .trainSource })
+  #expect(!resumed.executedJobs.contains("eval-fine-source"))
+  #expect(backend.calls.filter { $0.kind == .label }.count == 2 * 2)
+  #expect(backend.calls.filter { $0.kind == .fineTune }.count == 2 + 1)
+  // Backend options are part of every identity: everything is recomputed.
+  edited.backend = ["epochs": "3"]
+  try edited.save(to: run.directory + "/configuration.json")
+  let again = FakeBackend(units: sevenUnits)
+  try TransferRun(resuming: run.directory, backend: again).execute()
+  #expect(again.calls.filter { $0.kind == .trainSource }.count == 1)
+}
