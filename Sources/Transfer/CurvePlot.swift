@@ -225,7 +225,9 @@ public struct LinePlot: Sendable {
     let step = Self.niceStep((yMax - yMin) / 5)
     yMin = (yMin / step).rounded(.down) * step
     yMax = (yMax / step).rounded(.up) * step
-    func px(_ x: Double) -> Int { left + Int(((x - xMin) / (xMax - xMin) * Double(plotWidth)).rounded()) }
+    func px(_ x: Double) -> Int {
+      left + Int(((x - xMin) / (xMax - xMin) * Double(plotWidth)).rounded())
+    }
     func py(_ y: Double) -> Int {
       top + plotHeight - Int(((y - yMin) / (yMax - yMin) * Double(plotHeight)).rounded())
     }
@@ -244,7 +246,8 @@ public struct LinePlot: Sendable {
       let column = px(tick)
       image.line(from: (column, top + plotHeight), to: (column, top + plotHeight + 4), .black)
       let label = Self.format(tick, step: 1)
-      image.text(label, x: column - BitmapFont.width(of: label) / 2, y: top + plotHeight + 7, .black)
+      image.text(
+        label, x: column - BitmapFont.width(of: label) / 2, y: top + plotHeight + 7, .black)
       tick += 1
     }
     // Axes.

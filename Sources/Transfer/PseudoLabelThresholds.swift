@@ -10,7 +10,9 @@
 public func applyConfidenceThreshold(
   classes: [UInt8], confidences: [Float], threshold: Float, ignoreIndex: UInt8 = 255
 ) -> [UInt8] {
-  precondition(classes.count == confidences.count, "\(classes.count) classes vs \(confidences.count) confidences")
+  precondition(
+    classes.count == confidences.count,
+    "\(classes.count) classes vs \(confidences.count) confidences")
   var labels = classes
   for i in labels.indices where !(confidences[i] >= threshold) { labels[i] = ignoreIndex }
   return labels
@@ -42,7 +44,9 @@ public struct ClassBalancedThresholds: Sendable, Equatable {
     classes: [UInt8], confidences: [Float], classCount: Int, portion: Double,
     ignoreIndex: UInt8 = 255
   ) throws {
-    precondition(classes.count == confidences.count, "\(classes.count) classes vs \(confidences.count) confidences")
+    precondition(
+      classes.count == confidences.count,
+      "\(classes.count) classes vs \(confidences.count) confidences")
     guard portion > 0, portion <= 1 else {
       throw TransferError.invalidThreshold(name: "classBalancedPortion", value: portion)
     }
@@ -68,7 +72,9 @@ public struct ClassBalancedThresholds: Sendable, Equatable {
   /// Pixels of a class without a threshold (or outside the class range) become `ignoreIndex`.
   /// - Precondition: `classes.count == confidences.count`.
   public func apply(classes: [UInt8], confidences: [Float], ignoreIndex: UInt8 = 255) -> [UInt8] {
-    precondition(classes.count == confidences.count, "\(classes.count) classes vs \(confidences.count) confidences")
+    precondition(
+      classes.count == confidences.count,
+      "\(classes.count) classes vs \(confidences.count) confidences")
     var labels = classes
     for i in labels.indices where labels[i] != ignoreIndex {
       let c = Int(labels[i])
@@ -112,7 +118,9 @@ public struct ClassBalancedThresholdEstimator: Sendable, Equatable {
   public mutating func add(classes: [UInt8], confidences: [Float], ignoreIndex: UInt8 = 255)
     throws
   {
-    precondition(classes.count == confidences.count, "\(classes.count) classes vs \(confidences.count) confidences")
+    precondition(
+      classes.count == confidences.count,
+      "\(classes.count) classes vs \(confidences.count) confidences")
     for (c, confidence) in zip(classes, confidences) where c != ignoreIndex {
       guard Int(c) < classCount else {
         throw TransferError.invalidThreshold(name: "class id", value: Double(c))

@@ -67,6 +67,9 @@ public final class TransferRun {
   let backend: any TransferBackend
   /// Test hook: called with `"after-output:<job id>"` between a job's outputs and its record.
   package var faultInjection: ((String) throws -> Void)?
+  /// Encodes the curve plots; defaults to the built-in stored-block encoder (``encodePNG(_:)``),
+  /// replaceable by a compressing codec.
+  public var pngEncoder: (RGBImage) throws -> [UInt8] = encodePNG
   /// The jobs executed (not skipped) by this object, in order.
   public private(set) var executedJobs: [String] = []
 
@@ -159,7 +162,7 @@ public final class TransferRun {
     for stage in configuration.stages where stage.method == .schedules {
       let plot = table.curves(stage: stage.name)
       try writeAtomically(
-        Data(encodePNG(plot)), to: directory + "/curves-\(stage.name).png")
+        Data(try pngEncoder(plot)), to: directory + "/curves-\(stage.name).png")
     }
     return records
   }

@@ -138,8 +138,8 @@ struct TransferCommand: ParsableCommand {
     }
     let known: Set = ["name", "method", "level", "initialization", "network", "labels"]
     if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
-      throw ValidationError(
-        "--stage '\(text)': unknown key '\(unknown)' (expected \(known.sorted().joined(separator: ", ")))")
+      let expected = known.sorted().joined(separator: ", ")
+      throw ValidationError("--stage '\(text)': unknown key '\(unknown)' (expected \(expected))")
     }
     guard let name = fields["name"], let methodName = fields["method"] else {
       throw ValidationError("--stage '\(text)': name and method are required")

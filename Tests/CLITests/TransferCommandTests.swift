@@ -33,7 +33,8 @@ func transferFlags() throws {
   #expect(resolved.pseudoLabels.adaptBatchNorm && resolved.pseudoLabels.ignoreIndex == 250)
   #expect(resolved.stages.map(\.name) == ["coarse", "fine"])
   #expect(resolved.stages[0].level == .superClass(mapping: "m7"))
-  #expect(resolved.stages[1].initialization == .previousStage && resolved.stages[1].labels == .relabel)
+  #expect(
+    resolved.stages[1].initialization == .previousStage && resolved.stages[1].labels == .relabel)
   #expect(resolved.backend == ["dataset": "gta5", "epochs": "2"])
   let defaults = try parseTransfer(["-o", "somewhere", "--no-ada-bn"]).resolvedConfiguration()
   #expect(defaults.schedules == ScheduleKind.allCases && defaults.folds == 2)
@@ -45,17 +46,33 @@ func transferFlags() throws {
   arguments: [
     (["-o", "r", "--folds", "1"], "command line: folds: ATSO needs K >= 2 folds, got 1"),
     (["-o", "r", "--generations", "0"], "command line: generations: must be at least 1, got 0"),
-    (["-o", "r", "--schedules", "atso,mean-teacher"],
-     "--schedules: unknown schedule 'mean-teacher' (expected self-learning, stso or atso)"),
+    (
+      ["-o", "r", "--schedules", "atso,mean-teacher"],
+      "--schedules: unknown schedule 'mean-teacher' (expected self-learning, stso or atso)"
+    ),
     ([] as [String], "no run directory: give --run-directory or runDirectory in --config"),
-    (["-o", "r", "--stage", "name=a,method=sometimes"],
-     "--stage 'name=a,method=sometimes': method 'sometimes' is not schedules or train"),
-    (["-o", "r", "--stage", "name=a,method=schedules,level=coarse"],
-     "--stage: unknown label level 'coarse' (expected 'fine' or 'super:<mapping>')"),
+    (
+      ["-o", "r", "--stage", "name=a,method=sometimes"],
+      "--stage 'name=a,method=sometimes': method 'sometimes' is not schedules or train"
+    ),
+    (
+      ["-o", "r", "--stage", "name=a,method=schedules,level=coarse"],
+      "--stage: unknown label level 'coarse' (expected 'fine' or 'super:<mapping>')"
+    ),
     (["-o", "r", "--backend-option", "epochs"], "--backend-option 'epochs': expected key=value"),
-    (["-o", "r", "--confidence-threshold", "0.9", "--class-balanced-portion", "0.5"],
-     "command line: pseudoLabels: confidenceThreshold and classBalancedPortion are mutually exclusive"),
-    (["--config", "/nonexistent/run.json"], "/nonexistent/run.json: cannot read the configuration"),
+    (
+      ["-o", "r", "--stage", "name=a,method=schedules,colour=red"],
+      "--stage 'name=a,method=schedules,colour=red': unknown key 'colour' "
+        + "(expected initialization, labels, level, method, name, network)"
+    ),
+    (
+      ["-o", "r", "--confidence-threshold", "0.9", "--class-balanced-portion", "0.5"],
+      "command line: pseudoLabels: "
+        + "confidenceThreshold and classBalancedPortion are mutually exclusive"
+    ),
+    (
+      ["--config", "/nonexistent/run.json"], "/nonexistent/run.json: cannot read the configuration"
+    ),
   ])
 func transferValidation(arguments: [String], message: String) {
   do {
@@ -94,9 +111,11 @@ func resumeParsing() throws {
   #expect(throws: TransferCommandError.noBackend) { try command.run() }
   #expect(AtsoTransfer.helpMessage(for: ResumeCommand.self).contains("kill -9"))
   let help = AtsoTransfer.helpMessage(for: TransferCommand.self)
-  for flag in ["--config", "--run-directory", "--seed", "--schedules", "--folds", "--generations",
-               "--confidence-threshold", "--class-balanced-portion", "--ada-bn", "--stage",
-               "--backend-option", "--dry-run"] {
+  for flag in [
+    "--config", "--run-directory", "--seed", "--schedules", "--folds", "--generations",
+    "--confidence-threshold", "--class-balanced-portion", "--ada-bn", "--stage",
+    "--backend-option", "--dry-run",
+  ] {
     #expect(help.contains(flag), "\(flag) missing from --help")
   }
 }

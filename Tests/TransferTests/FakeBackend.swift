@@ -124,9 +124,11 @@ final class FakeBackend: TransferBackend {
         trained.insert(unit)
       }
     }
-    let mean = qualities.isEmpty ? initial.quality : qualities.reduce(0, +) / Double(qualities.count)
+    let mean =
+      qualities.isEmpty ? initial.quality : qualities.reduce(0, +) / Double(qualities.count)
     // Learning from pseudo labels generalizes a bit beyond their quality.
-    let quality = min(0.99, max(initial.quality, mean) + 0.04 * (1 - mean) + Self.jitter(request.seed))
+    let quality = min(
+      0.99, max(initial.quality, mean) + 0.04 * (1 - mean) + Self.jitter(request.seed))
     let model = FakeModel(
       quality: quality, trainedOn: trained.sorted(), memorized: memorized, adaptedOn: nil)
     try write(model, request.output)

@@ -29,7 +29,8 @@ func decodeStoredPNG(_ png: [UInt8]) throws -> DecodedPNG {
     let typeAndData = Array(png[(offset + 4)..<(offset + 8 + length)])
     let crc = bigEndian(png[(offset + 8 + length)..<(offset + 12 + length)])
     guard crc == crc32(typeAndData) else { throw PNGTestError.bad("CRC") }
-    chunks.append((String(decoding: typeAndData.prefix(4), as: UTF8.self), Array(typeAndData.dropFirst(4))))
+    chunks.append(
+      (String(decoding: typeAndData.prefix(4), as: UTF8.self), Array(typeAndData.dropFirst(4))))
     offset += 12 + length
   }
   guard chunks.first?.0 == "IHDR", chunks.last?.0 == "IEND", let header = chunks.first?.1 else {
@@ -39,7 +40,8 @@ func decodeStoredPNG(_ png: [UInt8]) throws -> DecodedPNG {
   let height = Int(bigEndian(header[4..<8]))
   let idat = chunks.filter { $0.0 == "IDAT" }.flatMap(\.1)
   // zlib header, then stored blocks.
-  guard idat.count > 6, (UInt16(idat[0]) << 8 | UInt16(idat[1])) % 31 == 0, idat[0] & 0x0F == 8 else {
+  guard idat.count > 6, (UInt16(idat[0]) << 8 | UInt16(idat[1])) % 31 == 0, idat[0] & 0x0F == 8
+  else {
     throw PNGTestError.bad("zlib header")
   }
   var raw: [UInt8] = []
@@ -88,12 +90,16 @@ let python3Path = ["/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"]
   FileManager.default.isExecutableFile(atPath: $0)
 }
 
-@Test("python3's zlib inflates the plot PNG", .enabled(if: python3Path != nil, "python3 is missing"))
+@Test(
+  "python3's zlib inflates the plot PNG", .enabled(if: python3Path != nil, "python3 is missing"))
 func pngWithPythonZlib() throws {
   let plot = LinePlot(
     title: "TEST", xLabel: "GENERATION", yLabel: "MIOU %",
-    series: [.init(label: "ATSO @E", color: LinePlot.palette[2], isDashed: false,
-                   points: [(0, 40), (1, 45), (2, 47)])])
+    series: [
+      .init(
+        label: "ATSO @E", color: LinePlot.palette[2], isDashed: false,
+        points: [(0, 40), (1, 45), (2, 47)])
+    ])
   let image = plot.render(width: 200, height: 120)
   let png = encodePNG(image)
   let directory = try temporaryDirectory("png")

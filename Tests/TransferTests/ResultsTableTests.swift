@@ -53,7 +53,8 @@ func tinyRunTable() throws {
       String(data: $0, encoding: .utf8)
     })
   let lines = markdown.split(separator: "\n")
-  #expect(lines.contains { $0.hasPrefix("| Generation | self-learning @R | self-learning @E | STSO @R") })
+  #expect(
+    lines.contains { $0.hasPrefix("| Generation | self-learning @R | self-learning @E | STSO @R") })
   #expect(lines.filter { $0.hasPrefix("| ") && !$0.hasPrefix("| Generation") }.count == 4)
   let data = try #require(FileManager.default.contents(atPath: run.directory + "/table.json"))
   let decoded = try JSONDecoder().decode(ResultsTable.JSONForm.self, from: data)

@@ -33,7 +33,8 @@ func expectSameResults(_ directory: String, as reference: ReferenceRun) {
     #expect(data == reference.files[name], "\(name) differs")
   }
   for folder in ["models", "labels", "steps"] {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory + "/" + folder)) ?? []
+    let names =
+      (try? FileManager.default.contentsOfDirectory(atPath: directory + "/" + folder)) ?? []
     #expect(!names.contains { $0.hasSuffix(".partial") }, "a .partial is left in \(folder)")
   }
 }
@@ -114,7 +115,9 @@ func halfWrittenFilesDiscarded() throws {
   let reference = try referenceRun()
   let directory = try temporaryDirectory("garbage")
   // Crash inside a fine-tuning call, which leaves a half-written checkpoint behind.
-  let crash = try #require(reference.calls.indices.first { $0 >= 30 && reference.calls[$0].kind == .fineTune }) + 1
+  let crash =
+    try #require(
+      reference.calls.indices.first { $0 >= 30 && reference.calls[$0].kind == .fineTune }) + 1
   let first = try TransferRun.start(
     configuration: resumeConfiguration, directory: directory,
     backend: FakeBackend(units: sevenUnits, crashAtCall: crash))

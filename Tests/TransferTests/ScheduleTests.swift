@@ -9,7 +9,8 @@ func runFresh(
 ) throws -> (run: TransferRun, backend: FakeBackend, records: [MetricsRecord]) {
   let backend = FakeBackend(units: units)
   let directory = try temporaryDirectory(name)
-  let run = try TransferRun.start(configuration: configuration, directory: directory, backend: backend)
+  let run = try TransferRun.start(
+    configuration: configuration, directory: directory, backend: backend)
   let records = try run.execute()
   return (run, backend, records)
 }
@@ -65,7 +66,8 @@ func atsoFoldBookkeeping(folds: Int) throws {
   #expect(fineTunes.count == folds * generations + 1)
   #expect(fineTunes.allSatisfy { $0.input == "source.ckpt" })
   for call in fineTunes where call.output.contains("-m") {
-    let k = try #require(Int(call.output.split(separator: "-m").last?.prefix(while: \.isNumber) ?? ""))
+    let k = try #require(
+      Int(call.output.split(separator: "-m").last?.prefix(while: \.isNumber) ?? ""))
     let expected = split.folds.enumerated().filter { $0.offset != k - 1 }.flatMap(\.element)
     #expect(call.units == expected.sorted(), "\(call)")
   }

@@ -67,7 +67,9 @@ func classBalancedRandom() throws {
       #expect(approx >= k && approx <= k + binSlack, "class \(c): \(approx) vs \(k)")
       let exactThreshold = try #require(exact.thresholds[c])
       let approximateThreshold = try #require(approximate.thresholds[c])
-      #expect(approximateThreshold <= exactThreshold && exactThreshold - approximateThreshold < 1.0 / 256 + 1e-6)
+      #expect(
+        approximateThreshold <= exactThreshold
+          && exactThreshold - approximateThreshold < 1.0 / 256 + 1e-6)
     }
   }
 }
