@@ -9,16 +9,23 @@ struct TransferCommandError: Error, Equatable, CustomStringConvertible {
   static let noBackend = TransferCommandError(
     description: "no backend: the networks are not wired into the transfer commands yet "
       + "(TransferBackendFactory.make in Sources/atso-transfer/TransferCommand.swift); "
-      + "use --dry-run to check a configuration")
+      + "use --dry-run to check a configuration, or --backend-option kind=simulation to run "
+      + "the schedules on simulated models")
 }
 
 /// Creates the backend (models, training, prediction, datasets) of a run.
 ///
 /// The real networks are wired in here; the configuration's `backend` entries
-/// (`--backend-option key=value`) name the datasets and training settings.
+/// (`--backend-option key=value`) name the datasets and training settings. `kind=simulation`
+/// selects ``SimulationBackend`` (options `units=<count>`, `delay-us=<microseconds>`).
 enum TransferBackendFactory {
   static func make(for configuration: TransferConfiguration) throws -> any TransferBackend {
-    throw TransferCommandError.noBackend
+    switch configuration.backend["kind"] {
+    case "simulation":
+      return try SimulationBackend(options: configuration.backend)
+    default:
+      throw TransferCommandError.noBackend
+    }
   }
 }
 
