@@ -137,6 +137,7 @@ public final class TransferRun {
   /// - Returns: the metrics records, in plan order.
   @discardableResult
   public func execute() throws -> [MetricsRecord] {
+    try removePartials(in: directory)
     for sub in ["models", "labels", "steps"] {
       try createDirectory(directory + "/" + sub)
       try removePartials(in: directory + "/" + sub)

@@ -138,6 +138,8 @@ func halfWrittenFilesDiscarded() throws {
   _ = FileManager.default.createFile(atPath: recordPath, contents: record.prefix(record.count / 2))
   _ = FileManager.default.createFile(
     atPath: directory + "/steps/\(pending.id).json.partial", contents: Data("{".utf8))
+  _ = FileManager.default.createFile(
+    atPath: directory + "/metrics.jsonl.partial", contents: Data("{\"stage".utf8))
   let partials = try FileManager.default.contentsOfDirectory(atPath: directory + "/models")
     .filter { $0.hasSuffix(".partial") }
   #expect(partials.count == 1)
@@ -150,6 +152,7 @@ func halfWrittenFilesDiscarded() throws {
   let model = try JSONDecoder().decode(
     FakeModel.self, from: try #require(FileManager.default.contents(atPath: pendingOutput)))
   #expect(model.quality < 1)
+  #expect(!FileManager.default.fileExists(atPath: directory + "/metrics.jsonl.partial"))
   expectSameResults(directory, as: reference)
 }
 
