@@ -45,7 +45,12 @@ let package = Package(
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "TransferTests", dependencies: ["Transfer", "TestSupport"]),
     .testTarget(name: "MedicalTests", dependencies: ["Medical", "TestSupport"]),
-    .testTarget(name: "CLITests", dependencies: ["atso-transfer", "TestSupport"]),
+    .testTarget(
+      name: "CLITests",
+      dependencies: [
+        "atso-transfer", "TestSupport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
   ]
 )
 
