@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import Testing
 
 @testable import Segmentation
@@ -10,8 +11,11 @@ private let paletteColors = [
   PaletteColor(128, 64, 128), PaletteColor(244, 35, 232), PaletteColor(70, 70, 70),
   PaletteColor(107, 142, 35), PaletteColor(70, 130, 180), PaletteColor(0, 0, 142),
 ]
-private let rgb: [UInt8] = (0..<12).flatMap { i in
-  [UInt8(10 * i), UInt8(20 * i % 256), UInt8(255 - 7 * i)]
+private let rgb: [UInt8] = (0..<12).flatMap { (i: Int) -> [UInt8] in
+  let r = UInt8(10 * i)
+  let g = UInt8(20 * i % 256)
+  let b = UInt8(255 - 7 * i)
+  return [r, g, b]
 }
 
 @Suite("PNG and JPEG codecs")
@@ -183,8 +187,9 @@ struct ImageCodecTests {
           continue
         }
         _ = try PNGCodec.decodeRGB(prefix, path: path)
-        // A PNG cut after IEND's data but before its CRC can still decode; anything earlier must not.
-        #expect(length >= bytes.count - 4, "\(path) decoded")
+        // libpng stops after the last IDAT: a file cut inside the 12-byte IEND chunk has all its
+        // pixels and may decode; a cut anywhere earlier must be refused.
+        #expect(length >= bytes.count - 12, "\(path) decoded")
       } catch {
         #expect(error.description.hasPrefix(path))
       }
@@ -245,6 +250,9 @@ struct ImageCodecTests {
     let stripped = PNGCodec.strippingColorChunks(bytes)
     #expect(stripped.count == bytes.count - 16)
     #expect(try PNGCodec.decodeLabel(stripped, path: "s").values == gray)
+    // Without stripping, libpng applies the gamma 1.0 -> sRGB curve (what a label reader avoids).
+    let converted = try PNGCodec.decodeRGB(bytes, path: "g")
+    #expect((0..<12).map { converted.pixels[3 * $0] } != gray)
   }
 }
 
