@@ -79,7 +79,8 @@ public enum PNGCodec {
 
   /// Decodes any PNG (gray, gray+alpha, RGB, RGBA, palette; 8 or 16 bits) to 8-bit RGB.
   ///
-  /// Alpha is composited onto black; 16-bit channels are reduced to 8 bits by libpng.
+  /// Alpha is composited onto black; 16-bit channels are rescaled to 8 bits (`v / 257`, rounded),
+  /// as sRGB-encoded samples unless the file has a gAMA chunk.
   /// - Throws: `ImageError.decodeFailed` (corrupt, truncated) or `.tooLarge`.
   public static func decodeRGB(
     _ data: [UInt8], path: String, maxPixels: Int = ImageLimits.defaultMaxPixels
@@ -305,6 +306,11 @@ public enum PNGCodec {
       case .failure(let e): return .failure(e)
       }
       image.format = format
+      if format & linearFlag == 0 {
+        // 8-bit output: treat 16-bit samples without a gAMA chunk as sRGB-encoded, so they are
+        // only rescaled (v / 257) instead of being converted from linear light to sRGB.
+        image.flags |= png_uint_32(PNG_IMAGE_FLAG_16BIT_sRGB)
+      }
       let isColormap = format & colormapFlag != 0
       let channels = Int(format & (colorFlag | alphaFlag)) + 1
       let componentBytes = format & linearFlag != 0 ? 2 : 1

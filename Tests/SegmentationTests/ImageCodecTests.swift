@@ -47,6 +47,10 @@ struct ImageCodecTests {
       #expect(error.description.contains("256"))
       #expect(error.description.contains(path))
     }
+    // Read as RGB, 16-bit samples are rescaled, not converted from linear light.
+    let rgb16 = try ImageFile.readRGB(at: path)
+    let expected = image.values.map { UInt8((Double($0) / 257).rounded()) }
+    #expect((0..<12).map { rgb16.pixels[3 * $0] } == expected)
     // 8-bit files read as 16-bit are widened, not rescaled.
     let widened = try ImageFile.readGray16(at: TestPaths.fixture("gray8.png"))
     #expect(widened.values == gray.map { UInt16($0) })
