@@ -12,7 +12,8 @@ struct DatasetCommandTests {
     defer { try? FileManager.default.removeItem(atPath: root) }
     let synth = try #require(
       try AtsoTransfer.parseAsRoot([
-        "dataset", "synthesize", "--output", root, "--count", "2", "--width", "32", "--height", "16",
+        "dataset", "synthesize", "--output", root, "--count", "2", "--width", "32", "--height",
+        "16",
       ]) as? DatasetCommand.Synthesize)
     let summary = try synth.write()
     #expect(summary.contains("source: 2 scenes (cityscapes-34)"))
@@ -54,7 +55,8 @@ struct DatasetCommandTests {
   func missing() throws {
     let info = try #require(
       try AtsoTransfer.parseAsRoot([
-        "dataset", "info", "--kind", "mapillary", "--path", "/nonexistent/vistas", "--split", "training",
+        "dataset", "info", "--kind", "mapillary", "--path", "/nonexistent/vistas", "--split",
+        "training",
       ]) as? DatasetCommand.Info)
     #expect(throws: (any Error).self) { try info.report() }
     do {
