@@ -100,7 +100,22 @@ while i < len(data):
     i += 2 + length
 open(path("huge_header.jpg"), "wb").write(bytes(data))
 
+# Resize oracle: a 16x12 RGB picture and Pillow's BILINEAR resize of each channel in float mode
+# (antialiased when reducing: the triangle filter is widened by the reduction factor).
+import random
+
+rng = random.Random(5)
+src = Image.new("RGB", (16, 12))
+src.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(16 * 12)])
+src.save(path("resize_src.png"))
+resized = {}
+for w, h in [(5, 4), (7, 20), (40, 30), (16, 12)]:
+    channels = [c.convert("F").resize((w, h), Image.BILINEAR) for c in src.split()]
+    data = [list(c.get_flattened_data()) for c in channels]
+    resized[f"{w}x{h}"] = [data[k][i] for i in range(w * h) for k in range(3)]
+
 expected = {
+    "resize": resized,
     "rgb8.jpg": list(sum((list(p) for p in Image.open(path("rgb8.jpg")).convert("RGB").get_flattened_data()), [])),
     "gray8.jpg": list(Image.open(path("gray8.jpg")).get_flattened_data()),
 }

@@ -81,12 +81,20 @@ public enum ImageOps {
   /// ```
   /// sx = clamp((x + 0.5) * inW / outW - 0.5, 0, inW - 1)
   /// ```
+  /// With `antialias` and an axis that shrinks, the triangle filter is widened by the reduction
+  /// factor (Pillow's `BILINEAR`, PyTorch `antialias=True`), so that an 8x reduction averages 8
+  /// pixels instead of sampling 2 of them; enlarging axes are unchanged.
   /// - Precondition: rank 3 and positive output size.
-  public static func resizeBilinear(_ image: Tensor, to size: ImageSize) -> Tensor {
+  public static func resizeBilinear(_ image: Tensor, to size: ImageSize, antialias: Bool = false)
+    -> Tensor
+  {
     precondition(image.rank == 3, "expected [h, w, c], got \(image.shape)")
     precondition(size.height > 0 && size.width > 0, "invalid output size \(size)")
     let (inH, inW, c) = (image.shape[0], image.shape[1], image.shape[2])
     if inH == size.height && inW == size.width { return image }
+    if antialias && (size.height < inH || size.width < inW) {
+      return resizeFiltered(image, to: size)
+    }
     let outH = size.height
     let outW = size.width
     // Precompute the horizontal taps.
@@ -126,6 +134,67 @@ public enum ImageOps {
       }
     }
     return Tensor(shape: [outH, outW, c], scalars: out)
+  }
+
+  /// The taps of a triangle filter resampling `inSize` samples to `outSize` (Pillow's
+  /// `precompute_coeffs`): output `x` is `sum(weights[x][j] * input[start[x] + j])`.
+  static func triangleTaps(inSize: Int, outSize: Int) -> (start: [Int], weights: [[Float]]) {
+    let scale = Double(inSize) / Double(outSize)
+    let filterScale = max(scale, 1)
+    let support = filterScale  // the triangle's support is 1, widened when reducing
+    var starts: [Int] = []
+    var weights: [[Float]] = []
+    for x in 0..<outSize {
+      let center = (Double(x) + 0.5) * scale
+      let low = max(Int(center - support + 0.5), 0)
+      let high = min(Int(center + support + 0.5), inSize)
+      var taps = (low..<high).map { j in max(0, 1 - abs((Double(j) - center + 0.5) / filterScale)) }
+      let total = taps.reduce(0, +)
+      if total != 0 { taps = taps.map { $0 / total } }
+      starts.append(low)
+      weights.append(taps.map { Float($0) })
+    }
+    return (starts, weights)
+  }
+
+  /// Separable triangle-filter resize (horizontal pass, then vertical), see
+  /// ``resizeBilinear(_:to:antialias:)``.
+  static func resizeFiltered(_ image: Tensor, to size: ImageSize) -> Tensor {
+    let (inH, inW, c) = (image.shape[0], image.shape[1], image.shape[2])
+    let horizontal = triangleTaps(inSize: inW, outSize: size.width)
+    let vertical = triangleTaps(inSize: inH, outSize: size.height)
+    // Pass 1: [inH, inW, c] -> [inH, outW, c].
+    var rows = [Float](repeating: 0, count: inH * size.width * c)
+    image.scalars.withUnsafeBufferPointer { src in
+      rows.withUnsafeMutableBufferPointer { dst in
+        for y in 0..<inH {
+          for x in 0..<size.width {
+            let o = (y * size.width + x) * c  // output pixel (y, x)
+            let start = horizontal.start[x]
+            for (j, weight) in horizontal.weights[x].enumerated() {
+              let s = (y * inW + start + j) * c  // input pixel (y, start + j)
+              for k in 0..<c { dst[o + k] += weight * src[s + k] }
+            }
+          }
+        }
+      }
+    }
+    // Pass 2: [inH, outW, c] -> [outH, outW, c].
+    let rowLength = size.width * c
+    var out = [Float](repeating: 0, count: size.height * rowLength)
+    rows.withUnsafeBufferPointer { src in
+      out.withUnsafeMutableBufferPointer { dst in
+        for y in 0..<size.height {
+          let start = vertical.start[y]
+          for (j, weight) in vertical.weights[y].enumerated() {
+            let s = (start + j) * rowLength  // row start + j of pass 1
+            let o = y * rowLength
+            for i in 0..<rowLength { dst[o + i] += weight * src[s + i] }
+          }
+        }
+      }
+    }
+    return Tensor(shape: [size.height, size.width, c], scalars: out)
   }
 
   /// Nearest-neighbour resize of a row-major map (labels, predictions):
@@ -267,7 +336,8 @@ public enum ImageOps {
 
 /// The pre-processing and augmentation recipe.
 ///
-/// Applied in this order: resize to ``workingSize`` (bilinear image, nearest label), random
+/// Applied in this order: resize to ``workingSize`` (bilinear image, antialiased when reducing
+/// unless ``antialias`` is off; nearest-neighbour label), random
 /// scale by a factor drawn from ``scaleRange``, random crop to ``cropSize`` (padding the image
 /// with the mean pixel and the label with ``ignoreIndex`` when the scaled image is smaller),
 /// horizontal flip with ``flipProbability``, Gaussian blur with ``blurProbability`` and a sigma
@@ -289,12 +359,14 @@ public struct AugmentationConfig: Sendable, Equatable, Codable {
   public var normalization: Normalization
   /// The label value of padded pixels (and of unlabelled samples).
   public var ignoreIndex: UInt8
+  /// Whether image reductions are antialiased (labels always use nearest neighbour).
+  public var antialias: Bool
 
   public init(
     workingSize: ImageSize? = nil, scaleRange: ClosedRange<Float> = 1...1,
     cropSize: ImageSize? = nil, flipProbability: Float = 0, blurProbability: Float = 0,
     blurSigmaRange: ClosedRange<Float> = 0.1...2, normalization: Normalization = .imageNet,
-    ignoreIndex: UInt8 = 255
+    ignoreIndex: UInt8 = 255, antialias: Bool = true
   ) {
     precondition(scaleRange.lowerBound > 0, "scale factors must be positive")
     self.workingSize = workingSize
@@ -305,6 +377,7 @@ public struct AugmentationConfig: Sendable, Equatable, Codable {
     self.blurSigmaRange = blurSigmaRange
     self.normalization = normalization
     self.ignoreIndex = ignoreIndex
+    self.antialias = antialias
   }
 
   /// A typical training recipe: working size, scale 0.5...2, crop, flip 0.5, no blur.
@@ -365,7 +438,7 @@ public struct Augmenter: Sendable, Equatable {
 
     func resize(to target: ImageSize) {
       guard target != size else { return }
-      image = ImageOps.resizeBilinear(image, to: target)
+      image = ImageOps.resizeBilinear(image, to: target, antialias: config.antialias)
       if let l = label { label = ImageOps.resizeNearest(l, from: size, to: target) }
       size = target
     }

@@ -21,6 +21,36 @@ struct AugmentationTests {
     #expect(resized.scalars.allSatisfy { abs($0 - 7) < 1e-5 })
   }
 
+  @Test(
+    "antialiased bilinear resize matches Pillow's float BILINEAR",
+    arguments: ["5x4", "7x20", "40x30", "16x12"])
+  func antialiasedMatchesPillow(size: String) throws {
+    let data = try Data(contentsOf: URL(fileURLWithPath: TestPaths.fixture("expected.json")))
+    struct Expected: Decodable { var resize: [String: [Float]] }
+    let expected = try #require(try JSONDecoder().decode(Expected.self, from: data).resize[size])
+    let parts = size.split(separator: "x").compactMap { Int($0) }
+    let source = ImageOps.tensor(
+      from: try ImageFile.readRGB(at: TestPaths.fixture("resize_src.png")))
+    let out = ImageOps.resizeBilinear(
+      source, to: ImageSize(height: parts[1], width: parts[0]), antialias: true)
+    let reference = Tensor(shape: out.shape, scalars: expected)
+    #expect(
+      out.maxAbsoluteDifference(to: reference) < 1e-3,
+      "max difference \(out.maxAbsoluteDifference(to: reference))")
+  }
+
+  @Test("a 3x reduction of a 1-pixel checkerboard averages with antialias, aliases without")
+  func antialiasChecker() {
+    let checker = Tensor(
+      shape: [30, 30, 1], scalars: (0..<900).map { Float(($0 / 30 + $0 % 30) % 2) * 255 })
+    let size = ImageSize(height: 10, width: 10)
+    let smooth = ImageOps.resizeBilinear(checker, to: size, antialias: true)
+    #expect(smooth.scalars.allSatisfy { abs($0 - 127.5) < 30 })
+    // Without antialiasing every output samples one source pixel: pure black or white.
+    let aliased = ImageOps.resizeBilinear(checker, to: size)
+    #expect(aliased.scalars.allSatisfy { $0 == 0 || $0 == 255 })
+  }
+
   @Test("nearest resize of labels never invents values")
   func nearest() {
     let values: [UInt8] = [1, 2, 3, 4]
