@@ -84,7 +84,6 @@ public final class DataLoader: @unchecked Sendable {
   /// The number of batches in one epoch.
   public let batchesPerEpoch: Int
   private let pipeline: Pipeline
-  private var nextGlobal: Int  // only touched by the consuming thread
 
   /// Creates a loader and starts its worker threads.
   ///
@@ -130,12 +129,12 @@ public final class DataLoader: @unchecked Sendable {
     self.dataset = dataset
     self.batchSize = batchSize
     self.batchesPerEpoch = perEpoch
-    self.nextGlobal = start.epoch * perEpoch + start.position
+    let first = start.epoch * perEpoch + start.position
     self.pipeline = Pipeline(
       job: BatchJob(
         dataset: dataset, labelTable: labelTable, augmenter: Augmenter(augmentation),
         batchSize: batchSize, batchesPerEpoch: perEpoch, seed: seed, shuffle: shuffle),
-      first: nextGlobal, capacity: max(1, prefetch))
+      first: first, capacity: max(1, prefetch))
     for _ in 0..<max(1, min(workers, max(1, prefetch))) {
       let pipeline = self.pipeline
       let thread = Thread { pipeline.work() }
@@ -148,6 +147,7 @@ public final class DataLoader: @unchecked Sendable {
 
   /// The state before the next batch: save it to resume exactly there.
   public var state: LoaderState {
+    let nextGlobal = pipeline.nextIndex
     let epoch = nextGlobal / batchesPerEpoch
     var s = LoaderState(seed: pipeline.job.seed, sampleCount: dataset.count, batchSize: batchSize)
     s.epoch = epoch
@@ -160,10 +160,10 @@ public final class DataLoader: @unchecked Sendable {
   ///
   /// - Throws: the `DatasetError` of a sample of this batch (unreadable file, size mismatch);
   ///   the loader then moves past that batch.
+  ///
+  /// Safe to call from any thread; concurrent callers receive consecutive batches.
   public func next() throws(DatasetError) -> Batch {
-    let result = pipeline.take(nextGlobal)
-    nextGlobal += 1
-    return try result.get()
+    try pipeline.takeNext().get()
   }
 
   /// The largest number of batches that were decoded or buffered at once (at most `prefetch`).
@@ -221,6 +221,7 @@ struct BatchJob: Sendable {
 final class Pipeline: @unchecked Sendable {
   let job: BatchJob
   private let condition = NSCondition()
+  private let consumerLock = NSLock()
   // Guarded by `condition`:
   private var scheduled: Int  // the next global batch index to hand to a worker
   private var consumed: Int  // the next global batch index the consumer will take
@@ -259,13 +260,14 @@ final class Pipeline: @unchecked Sendable {
     }
   }
 
-  /// Waits for batch `index` and removes it from the buffer.
-  ///
-  /// - Precondition: batches are taken in order, starting at the loader's first index.
-  func take(_ index: Int) -> Result<Batch, DatasetError> {
+  /// Waits for the next batch in order and removes it from the buffer.
+  func takeNext() -> Result<Batch, DatasetError> {
+    // One consumer at a time, so that concurrent callers receive consecutive batches.
+    consumerLock.lock()
+    defer { consumerLock.unlock() }
     condition.lock()
     defer { condition.unlock() }
-    precondition(index == consumed, "batches are taken in order")
+    let index = consumed
     while results[index] == nil { condition.wait() }
     let result =
       results.removeValue(forKey: index) ?? .failure(.stateMismatch(reason: "lost batch"))
@@ -279,6 +281,13 @@ final class Pipeline: @unchecked Sendable {
     stopped = true
     condition.broadcast()
     condition.unlock()
+  }
+
+  /// The global index of the next batch to be taken.
+  var nextIndex: Int {
+    condition.lock()
+    defer { condition.unlock() }
+    return consumed
   }
 
   var peakInFlight: Int {

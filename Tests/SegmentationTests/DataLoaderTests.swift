@@ -87,6 +87,24 @@ struct DataLoaderTests {
     #expect(loader.peakInFlight <= prefetch)
   }
 
+  @Test("concurrent consumers receive each batch exactly once")
+  func concurrentConsumers() async throws {
+    let (dataset, root) = try makeDataset("concurrent")
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let loader = try DataLoader(
+      dataset: dataset, augmentation: trainConfig, batchSize: 1, seed: 2, workers: 2)
+    let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+      for _ in 0..<4 {
+        group.addTask { try (0..<5).flatMap { _ in try loader.next().ids } }
+      }
+      return try await group.reduce(into: [String]()) { $0 += $1 }
+    }
+    // 20 batches of 1 = two epochs of 10: every sample exactly twice.
+    #expect(ids.count == 20)
+    #expect(Dictionary(grouping: ids, by: { $0 }).values.allSatisfy { $0.count == 2 })
+    #expect(loader.state.epoch == 2 && loader.state.position == 0)
+  }
+
   @Test("a saved state (through JSON) resumes the exact same batches")
   func resume() throws {
     let (dataset, root) = try makeDataset("resume")
