@@ -215,7 +215,11 @@ struct RealDatasetTests {
     let train = try Dataset.camVid(listFile: TestPaths.sharedData + "/camvid/train.txt")
     let val = try Dataset.camVid(listFile: TestPaths.sharedData + "/camvid/val.txt")
     #expect(train.count == 367 && val.count == 101)
-    #expect(train.samples.filter { $0.id.hasPrefix("0001TP") }.count == 62)
+    let dusk = train.filtered { $0.id.hasPrefix("0001TP") }
+    #expect(dusk.count == 62 && dusk.isLabeled && dusk.classSetName == "camvid-11")
+    let unlabeled = dusk.withoutLabels()
+    #expect(unlabeled.count == 62 && unlabeled.samples.allSatisfy { $0.labelPath == nil })
+    #expect(unlabeled.samples.map(\.imagePath) == dusk.samples.map(\.imagePath))
     let sample = try val.load(0)
     #expect(sample.image.width == 480 && sample.label?.width == 480)
   }

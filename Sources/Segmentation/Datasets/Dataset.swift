@@ -53,6 +53,19 @@ public struct Dataset: Sendable, Equatable {
   /// Whether every sample has a label file.
   public var isLabeled: Bool { samples.allSatisfy { $0.labelPath != nil } }
 
+  /// The samples for which `isIncluded` is true, e.g. one CamVid sequence:
+  /// `camvid.filtered { $0.id.hasPrefix("0001TP") }`.
+  public func filtered(_ isIncluded: (SampleReference) -> Bool) -> Dataset {
+    Dataset(classSetName: classSetName, samples: samples.filter(isIncluded))
+  }
+
+  /// The same images with their labels dropped: a labelled split used as an unlabelled domain.
+  public func withoutLabels() -> Dataset {
+    Dataset(
+      classSetName: classSetName,
+      samples: samples.map { SampleReference(id: $0.id, imagePath: $0.imagePath) })
+  }
+
   /// Decodes sample `index`, mapping its label pixels through `labelTable` once.
   ///
   /// - Parameters:
