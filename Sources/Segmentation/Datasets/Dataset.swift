@@ -32,7 +32,7 @@ public struct Sample: Sendable, Equatable {
 
 /// A list of samples and the name of the class set their label pixels are written in.
 ///
-/// The class set name (`"cityscapes-34"`, `"mapillary-v1.2"`, `"camvid-11"`, ...) tells the
+/// The class set name (`"cityscapes-34"`, `"mapillary-vistas-v1.2"`, `"camvid-11"`, ...) tells the
 /// caller which label mapping to build; the mapping itself arrives as a plain 256-entry table
 /// (source pixel value -> model class id or ignore), so this module does not depend on how
 /// taxonomies are described.
