@@ -122,6 +122,8 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
   case inconsistentBatch(id: String, shape: [Int], expected: [Int])
   /// A saved loader state does not fit this loader.
   case stateMismatch(reason: String)
+  /// A dataset spec string (``DatasetSpec``) cannot be parsed.
+  case invalidSpec(String, reason: String)
 
   public var description: String {
     switch self {
@@ -136,6 +138,7 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
     case .inconsistentBatch(let id, let shape, let expected):
       "sample \(id): preprocessed shape \(shape) differs from the batch shape \(expected)"
     case .stateMismatch(let reason): "cannot resume the data loader: \(reason)"
+    case .invalidSpec(let text, let reason): "dataset '\(text)': \(reason)"
     }
   }
 }
