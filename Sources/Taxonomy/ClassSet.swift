@@ -180,7 +180,9 @@ extension ClassSet {
         color = LabelColor(red: rgb[0], green: rgb[1], blue: rgb[2])
       }
       var evaluate = true
-      if let value = object["evaluate"] { evaluate = try reader.bool(value, at: "\(entry).evaluate") }
+      if let value = object["evaluate"] {
+        evaluate = try reader.bool(value, at: "\(entry).evaluate")
+      }
       let category = try reader.optionalString("category", in: object, at: entry)
       classes.append(
         SemanticClass(

@@ -98,7 +98,9 @@ import Testing
     #expect(variants.filter(\.isDefault).map(\.variant) == ["A"])
     // Mapped source counts from TAXONOMIES.md §2.
     let mapped = Dictionary(
-      uniqueKeysWithValues: variants.map { ($0.variant ?? "", $0.targetIDs.compactMap { $0 }.count) })
+      uniqueKeysWithValues: variants.map {
+        ($0.variant ?? "", $0.targetIDs.compactMap { $0 }.count)
+      })
     #expect(mapped == ["A": 25, "B": 32, "C": 22, "D": 37, "E": 36])
     let narrow = try library.mapping(named: "cityscapes-19-to-super-5.narrow")
     #expect(!narrow.isDefault && narrow.variant == "S1")
@@ -118,7 +120,8 @@ import Testing
         fileURLWithPath: sharedDataDirectory + "/mapillary-mini/classes_v1.2_reconstructed.json"))
     let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     let labels = try #require(root["labels"] as? [[String: Any]])
-    let classSet = try ClassSet(contentsOfFile: mappingsDirectory + "/mapillary-vistas-v1.2.classes.json")
+    let classSet = try ClassSet(
+      contentsOfFile: mappingsDirectory + "/mapillary-vistas-v1.2.classes.json")
     #expect(labels.count == classSet.classes.count)
     for (label, semanticClass) in zip(labels, classSet.classes) {
       #expect(label["id"] as? Int == semanticClass.id)
