@@ -378,13 +378,16 @@ def main():
                 "2019, arXiv:1902.09063; Antonelli et al. 2022), CC-BY-SA 4.0")
   class_set("msd-hippocampus",
             "MSD Task04 hippocampus labels: 0 background, 1 anterior (head), 2 posterior "
-            "(body and tail); 255 = ignore (absent from the data).",
+            "(body and tail); 255 = ignore (absent from the data). Background is evaluated, so "
+            "false positives on it count; for the usual foreground-only mean Dice average over "
+            "ids 1 and 2 (EvaluationReport.mean(_:classIDs:)).",
             HIPPO_CITE, 255,
             [cls(0, "background", "Background", (0, 0, 0)),
              cls(1, "anterior", "Anterior", (255, 0, 0)),
              cls(2, "posterior", "Posterior", (0, 0, 255))])
   class_set("hippocampus",
-            "One-structure hippocampus: 0 background, 1 hippocampus; 255 = ignore.",
+            "One-structure hippocampus: 0 background, 1 hippocampus; 255 = ignore. Background "
+            "is evaluated (see msd-hippocampus).",
             HIPPO_CITE, 255,
             [cls(0, "background", "Background", (0, 0, 0)),
              cls(1, "hippocampus", "Hippocampus", (255, 255, 0))])

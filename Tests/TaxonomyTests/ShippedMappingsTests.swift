@@ -133,3 +133,29 @@ import Testing
     }
   }
 }
+
+@Suite struct SerializationTests {
+  @Test func classSetsAndMappingsRoundTripThroughJSONC() throws {
+    let library = try MappingLibrary(directory: mappingsDirectory)
+    for classSet in library.classSets.values {
+      #expect(try ClassSet(jsonText: classSet.jsonText(), file: classSet.name) == classSet)
+    }
+    for mapping in library.mappings {
+      let reloaded = try LabelMapping(jsonText: mapping.jsonText(), file: mapping.name) {
+        library.classSets[$0]
+      }
+      #expect(reloaded == mapping)
+    }
+  }
+
+  @Test func outputCounts() throws {
+    let library = try MappingLibrary(directory: mappingsDirectory)
+    let counts = library.classSets.mapValues(\.outputCount)
+    #expect(counts["mapillary-vistas-v1.2"] == 65)
+    #expect(counts["camvid-11"] == 11)
+    #expect(counts["camvid-32"] == 32)
+    #expect(counts["cityscapes-19"] == 19)
+    #expect(counts["super-5"] == 5)
+    #expect(counts["msd-hippocampus"] == 3)
+  }
+}
