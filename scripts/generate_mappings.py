@@ -57,6 +57,7 @@ CITYSCAPES = [
     (32, "motorcycle", 17, "vehicle", False, (0, 0, 230)),
     (33, "bicycle", 18, "vehicle", False, (119, 11, 32)),
 ]
+READABLE = {"out of roi": "Out of ROI", "polegroup": "Pole Group"}
 CS_CITE = ("mcordts/cityscapesScripts, cityscapesscripts/helpers/labels.py (master HEAD 0bcc4a7); "
            "Cordts et al., The Cityscapes Dataset for Semantic Urban Scene Understanding, CVPR 2016")
 
@@ -245,7 +246,7 @@ def main():
             "ignoreInEval; category = the Cityscapes category. 'license plate' (id -1) is left "
             "out. Pixel 255 does not occur in labelIds images; it is the ignore value.",
             CS_CITE, 255,
-            [cls(i, n, n.title() if n != "polegroup" else "Pole Group", c, not ign, cat)
+            [cls(i, n, READABLE.get(n, n.title()), c, not ign, cat)
              for (i, n, _, cat, ign, c) in CITYSCAPES])
   # Cityscapes 19 trainIds.
   cs19 = sorted([r for r in CITYSCAPES if r[2] != 255], key=lambda r: r[2])
