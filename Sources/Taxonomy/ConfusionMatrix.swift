@@ -176,6 +176,17 @@ public struct ConfusionMatrix: Sendable, Equatable {
     try reduced(groundTruth: mapping, prediction: mapping)
   }
 
+  /// The matrix reduced onto the class set `target`, with the library's mappings (direct or
+  /// composed defaults, see ``MappingLibrary/mapping(from:to:)``) for both sides.
+  /// - Throws: ``TaxonomyError/noMapping(from:to:)`` and the errors of the look-up.
+  public func reduced(to target: String, using library: MappingLibrary) throws(TaxonomyError)
+    -> ConfusionMatrix
+  {
+    try reduced(
+      groundTruth: library.mapping(from: groundTruthClasses.name, to: target),
+      prediction: library.mapping(from: predictionClasses.name, to: target))
+  }
+
   /// The scores of a matrix whose ground truth and prediction share one class set.
   /// - Throws: ``TaxonomyError/classSetMismatch(expected:found:context:)`` otherwise: reduce
   ///   both sides to a common class set first.

@@ -159,3 +159,26 @@ import Testing
     #expect(counts["msd-hippocampus"] == 3)
   }
 }
+
+@Suite struct LibraryEvaluationTests {
+  /// Ground truth in Cityscapes labelIds, prediction in trainIds, scored on the super-classes.
+  @Test func reduceMixedClassSetsThroughTheLibrary() throws {
+    let library = try MappingLibrary(directory: mappingsDirectory)
+    var matrix = ConfusionMatrix(
+      groundTruth: try library.classSet(named: "cityscapes-34"),
+      prediction: try library.classSet(named: "cityscapes-19"))
+    // gt: road, sidewalk, car, person, unlabeled, parking, vegetation, terrain
+    // pred: road, road, car, car, road, road, terrain, 255
+    matrix.accumulate(
+      groundTruth: [7, 8, 26, 24, 0, 9, 21, 22], prediction: [0, 0, 13, 13, 0, 0, 9, 255])
+    let report = try matrix.reduced(to: "super-5", using: library).report()
+    // road: TP 2 (road, sidewalk); vehicle: TP 1, FP 1 (person row); person: FN 1;
+    // vegetation: TP 1 (vegetation -> terrain), FN 1 (terrain -> void column).
+    #expect(report.score(id: 0)?.iou == 1)
+    #expect(report.score(id: 1)?.iou == 0.5)
+    #expect(report.score(id: 2)?.iou == 0)
+    #expect(report.score(id: 3)?.iou == 0.5)
+    #expect(report.score(id: 4)?.iou.isNaN == true)
+    #expect(report.evaluatedPixels == 6)
+  }
+}
