@@ -138,11 +138,14 @@ public enum ImageOps {
     precondition(values.count == from.height * from.width, "\(values.count) values for \(from)")
     precondition(size.height > 0 && size.width > 0, "invalid output size \(size)")
     if from == size { return values }
-    let xs = (0..<size.width).map { min(Int((Double($0) + 0.5) * Double(from.width) / Double(size.width)), from.width - 1) }
+    let xs = (0..<size.width).map {
+      min(Int((Double($0) + 0.5) * Double(from.width) / Double(size.width)), from.width - 1)
+    }
     var out: [Element] = []
     out.reserveCapacity(size.height * size.width)
     for y in 0..<size.height {
-      let sy = min(Int((Double(y) + 0.5) * Double(from.height) / Double(size.height)), from.height - 1)
+      let sy = min(
+        Int((Double(y) + 0.5) * Double(from.height) / Double(size.height)), from.height - 1)
       let row = sy * from.width
       for x in xs { out.append(values[row + x]) }
     }
@@ -173,7 +176,8 @@ public enum ImageOps {
   }
 
   /// Mirrors a row-major map left to right.
-  public static func flippedHorizontally<Element>(_ values: [Element], size: ImageSize) -> [Element] {
+  public static func flippedHorizontally<Element>(_ values: [Element], size: ImageSize) -> [Element]
+  {
     precondition(values.count == size.height * size.width, "\(values.count) values for \(size)")
     var out = values
     for y in 0..<size.height {
@@ -246,7 +250,8 @@ public enum ImageOps {
     _ values: [Element], size source: ImageSize, top: Int, left: Int, to size: ImageSize,
     fill: Element
   ) -> [Element] {
-    precondition(values.count == source.height * source.width, "\(values.count) values for \(source)")
+    precondition(
+      values.count == source.height * source.width, "\(values.count) values for \(source)")
     var out = [Element](repeating: fill, count: size.height * size.width)
     for y in 0..<size.height {
       let sy = top + y
@@ -324,9 +329,11 @@ public struct AugmentationConfig: Sendable, Equatable, Codable {
     if scaleRange.lowerBound != scaleRange.upperBound { return nil }
     let base = workingSize ?? size
     let s = scaleRange.lowerBound
-    return s == 1 ? base : ImageSize(
-      height: max(1, Int((Float(base.height) * s).rounded())),
-      width: max(1, Int((Float(base.width) * s).rounded())))
+    return s == 1
+      ? base
+      : ImageSize(
+        height: max(1, Int((Float(base.height) * s).rounded())),
+        width: max(1, Int((Float(base.width) * s).rounded())))
   }
 }
 

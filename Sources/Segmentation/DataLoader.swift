@@ -110,7 +110,9 @@ public final class DataLoader: @unchecked Sendable {
     if let table = labelTable, table.count != 256 { throw .invalidLabelTable(count: table.count) }
     let count = dataset.count
     let perEpoch = dropLast ? count / batchSize : (count + batchSize - 1) / batchSize
-    guard perEpoch > 0 else { throw .empty(path: "dataset with \(count) samples for batch size \(batchSize)") }
+    guard perEpoch > 0 else {
+      throw .empty(path: "dataset with \(count) samples for batch size \(batchSize)")
+    }
     let start = state ?? LoaderState(seed: seed, sampleCount: count, batchSize: batchSize)
     if let s = state {
       guard s.sampleCount == count, s.batchSize == batchSize, s.seed == seed else {
@@ -121,7 +123,8 @@ public final class DataLoader: @unchecked Sendable {
       guard s.position >= 0, s.position <= perEpoch, s.epoch >= 0,
         s.generator == LoaderState.epochGenerator(seed: seed, epoch: s.epoch)
       else {
-        throw .stateMismatch(reason: "epoch \(s.epoch), position \(s.position) is not a valid state")
+        throw .stateMismatch(
+          reason: "epoch \(s.epoch), position \(s.position) is not a valid state")
       }
     }
     self.dataset = dataset
@@ -205,7 +208,8 @@ struct BatchJob: Sendable {
         return .failure(.inconsistentBatch(id: out.id, shape: out.image.shape, expected: shape))
       }
       scalars += out.image.scalars
-      labels += out.label ?? [UInt8](repeating: augmenter.config.ignoreIndex, count: shape[0] * shape[1])
+      labels +=
+        out.label ?? [UInt8](repeating: augmenter.config.ignoreIndex, count: shape[0] * shape[1])
       ids.append(out.id)
     }
     let images = Tensor(shape: [ids.count] + shape, scalars: scalars)
@@ -263,7 +267,8 @@ final class Pipeline: @unchecked Sendable {
     defer { condition.unlock() }
     precondition(index == consumed, "batches are taken in order")
     while results[index] == nil { condition.wait() }
-    let result = results.removeValue(forKey: index) ?? .failure(.stateMismatch(reason: "lost batch"))
+    let result =
+      results.removeValue(forKey: index) ?? .failure(.stateMismatch(reason: "lost batch"))
     consumed += 1
     condition.broadcast()
     return result

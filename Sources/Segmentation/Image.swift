@@ -13,7 +13,8 @@ public struct RGBImage: Sendable, Equatable {
   /// - Precondition: `pixels.count == 3 * width * height`.
   public init(width: Int, height: Int, pixels: [UInt8]) {
     precondition(width >= 0 && height >= 0, "negative image size \(width)x\(height)")
-    precondition(pixels.count == 3 * width * height, "\(pixels.count) bytes for \(width)x\(height) RGB")
+    precondition(
+      pixels.count == 3 * width * height, "\(pixels.count) bytes for \(width)x\(height) RGB")
     self.width = width
     self.height = height
     self.pixels = pixels
@@ -149,7 +150,8 @@ public enum ImageError: Error, Equatable, CustomStringConvertible {
     case .tooLarge(let path, let width, let height, let limit):
       "\(path): image of \(width)x\(height) pixels exceeds the limit of \(limit) pixels"
     case .unsupported(let path, let reason): "\(path): \(reason)"
-    case .encodeFailed(let path, let format, let reason): "\(path): cannot encode \(format): \(reason)"
+    case .encodeFailed(let path, let format, let reason):
+      "\(path): cannot encode \(format): \(reason)"
     case .writeFailed(let path, let reason): "\(path): cannot write: \(reason)"
     }
   }

@@ -16,7 +16,8 @@ public enum ImageFile {
       size > ImageLimits.maxFileBytes
     {
       throw .readFailed(
-        path: path, reason: "file of \(size) bytes exceeds the \(ImageLimits.maxFileBytes)-byte limit")
+        path: path,
+        reason: "file of \(size) bytes exceeds the \(ImageLimits.maxFileBytes)-byte limit")
     }
     do {
       return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))

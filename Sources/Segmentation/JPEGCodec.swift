@@ -37,17 +37,20 @@ public enum JPEGCodec {
     }
     defer { cjpeg_free(pixels) }
     guard status == 0, let base = pixels else {
-      let reason = String(decoding: message.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) },
-                          as: UTF8.self)
+      let reason = String(
+        decoding: message.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) },
+        as: UTF8.self)
       if reason.contains("exceeds the limit") {
         // The shim refuses oversize images from the header; parse "WxH" back for the error case.
-        let size = reason.split(separator: " ").first(where: { $0.contains("x") })?
+        let size =
+          reason.split(separator: " ").first(where: { $0.contains("x") })?
           .split(separator: "x").compactMap { Int($0) } ?? []
         if size.count == 2 {
           throw .tooLarge(path: path, width: size[0], height: size[1], limit: maxPixels)
         }
       }
-      throw .decodeFailed(path: path, format: "JPEG", reason: reason.isEmpty ? "libjpeg error" : reason)
+      throw .decodeFailed(
+        path: path, format: "JPEG", reason: reason.isEmpty ? "libjpeg error" : reason)
     }
     let w = Int(width)
     let h = Int(height)

@@ -112,7 +112,7 @@ public enum PNGCodec {
     return PaletteImage(indices: indices, palette: palette)
   }
 
-  /// Decodes a label map: the raw sample values of a grayscale PNG, or the indices of a palette PNG.
+  /// Decodes a label map: the raw samples of a grayscale PNG, or the indices of a palette PNG.
   ///
   /// No gamma or colour conversion is applied. Gray files below 8 bits give their raw samples
   /// (a 1-bit file gives 0 and 1); 16-bit gray files are accepted when every value is at most 255.
@@ -136,7 +136,8 @@ public enum PNGCodec {
           guard v <= 255 else {
             throw .unsupported(
               path: path,
-              reason: "16-bit label value \(v) at pixel \(i % wide.width),\(i / wide.width) exceeds 255")
+              reason:
+                "16-bit label value \(v) at pixel \(i % wide.width),\(i / wide.width) exceeds 255")
           }
           values[i] = UInt8(v)
         }
@@ -228,7 +229,10 @@ public enum PNGCodec {
       let w = max(image.indices.width, 1)
       throw .encodeFailed(
         path: path, format: "PNG",
-        reason: "index \(values[bad]) at pixel \(bad % w),\(bad / w) is outside the \(palette.count)-entry palette")
+        reason:
+          "index \(values[bad]) at pixel \(bad % w),\(bad / w) is outside the "
+          + "\(palette.count)-entry palette"
+      )
     }
     var colormap: [UInt8] = []
     colormap.reserveCapacity(3 * palette.count)
@@ -296,7 +300,8 @@ public enum PNGCodec {
       }
       let width = Int(image.width)
       let height = Int(image.height)
-      guard width > 0, height > 0, width.multipliedReportingOverflow(by: height).partialValue <= maxPixels
+      guard width > 0, height > 0,
+        width.multipliedReportingOverflow(by: height).partialValue <= maxPixels
       else {
         return .failure(.tooLarge(path: path, width: width, height: height, limit: maxPixels))
       }
@@ -332,7 +337,10 @@ public enum PNGCodec {
         return .failure(
           .decodeFailed(
             path: path, format: "PNG",
-            reason: "palette index \(pixels[bad]) at pixel \(bad % width),\(bad / width) exceeds the \(entries)-entry palette"))
+            reason:
+              "palette index \(pixels[bad]) at pixel \(bad % width),\(bad / width) exceeds the "
+              + "\(entries)-entry palette"
+          ))
       }
       return .success(
         RawImage(

@@ -24,19 +24,23 @@ struct AugmentationTests {
   @Test("nearest resize of labels never invents values")
   func nearest() {
     let values: [UInt8] = [1, 2, 3, 4]
-    let up = ImageOps.resizeNearest(values, from: ImageSize(height: 2, width: 2), to: ImageSize(height: 4, width: 4))
+    let up = ImageOps.resizeNearest(
+      values, from: ImageSize(height: 2, width: 2), to: ImageSize(height: 4, width: 4))
     #expect(up == [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4])
     let big = (0..<16).map { UInt8($0) }
-    let down = ImageOps.resizeNearest(big, from: ImageSize(height: 4, width: 4), to: ImageSize(height: 2, width: 2))
+    let down = ImageOps.resizeNearest(
+      big, from: ImageSize(height: 4, width: 4), to: ImageSize(height: 2, width: 2))
     #expect(down == [5, 7, 13, 15])
-    let odd = ImageOps.resizeNearest(big, from: ImageSize(height: 4, width: 4), to: ImageSize(height: 3, width: 7))
+    let odd = ImageOps.resizeNearest(
+      big, from: ImageSize(height: 4, width: 4), to: ImageSize(height: 3, width: 7))
     #expect(Set(odd).isSubset(of: Set(big)))
   }
 
   @Test("Gaussian blur keeps constants and mass; impulse variance is sigma^2")
   func blur() {
     let constant = Tensor(repeating: 3, shape: [6, 5, 2])
-    #expect(ImageOps.gaussianBlurred(constant, sigma: 1.3).scalars.allSatisfy { abs($0 - 3) < 1e-4 })
+    #expect(
+      ImageOps.gaussianBlurred(constant, sigma: 1.3).scalars.allSatisfy { abs($0 - 3) < 1e-4 })
     var impulse = Tensor(repeating: 0, shape: [21, 21, 1])
     impulse[10, 10, 0] = 1
     let sigma: Float = 1.5
@@ -79,7 +83,8 @@ struct AugmentationTests {
   func cropFlipConsistency() {
     let sample = codedSample()
     let config = AugmentationConfig(
-      cropSize: ImageSize(height: 12, width: 7), flipProbability: 0.5, normalization: .unit, ignoreIndex: 250)
+      cropSize: ImageSize(height: 12, width: 7), flipProbability: 0.5, normalization: .unit,
+      ignoreIndex: 250)
     var generator = SeededGenerator(seed: 5)
     var flips = 0
     for _ in 0..<20 {
@@ -124,7 +129,8 @@ struct AugmentationTests {
     }
     #expect(sizes.count > 1)
     #expect(config.outputSize(forInput: ImageSize(height: 8, width: 10)) == nil)
-    #expect(AugmentationConfig.evaluation(workingSize: ImageSize(height: 3, width: 3))
-      .outputSize(forInput: ImageSize(height: 8, width: 10)) == ImageSize(height: 3, width: 3))
+    #expect(
+      AugmentationConfig.evaluation(workingSize: ImageSize(height: 3, width: 3))
+        .outputSize(forInput: ImageSize(height: 8, width: 10)) == ImageSize(height: 3, width: 3))
   }
 }

@@ -5,16 +5,21 @@ import Testing
 @testable import Segmentation
 
 /// Ten 6x4 samples: sample k has every label pixel k and every red value 10 * k.
-private func makeDataset(_ tag: String, count: Int = 10, labeled: Bool = true) throws -> (Dataset, String) {
+private func makeDataset(_ tag: String, count: Int = 10, labeled: Bool = true) throws -> (
+  Dataset, String
+) {
   let root = try TestPaths.temporaryDirectory(tag)
   var samples: [SampleReference] = []
   for k in 0..<count {
     let image = "\(root)/s\(k).png"
-    try ImageFile.writePNG(RGBImage(width: 6, height: 4, red: UInt8(10 * k), green: 0, blue: 0), to: image)
+    try ImageFile.writePNG(
+      RGBImage(width: 6, height: 4, red: UInt8(10 * k), green: 0, blue: 0), to: image)
     var label: String? = nil
     if labeled {
       label = "\(root)/s\(k)_label.png"
-      try ImageFile.writePNG(LabelImage(width: 6, height: 4, values: [UInt8](repeating: UInt8(k), count: 24)), to: label ?? "")
+      try ImageFile.writePNG(
+        LabelImage(width: 6, height: 4, values: [UInt8](repeating: UInt8(k), count: 24)),
+        to: label ?? "")
     }
     samples.append(SampleReference(id: "s\(k)", imagePath: image, labelPath: label))
   }
@@ -67,13 +72,17 @@ struct DataLoaderTests {
     #expect(loader.state.epoch == 2 && loader.state.position == 0)
   }
 
-  @Test("results do not depend on workers or prefetch depth; memory window is bounded",
-        arguments: [(1, 1), (2, 2), (3, 4)])
+  @Test(
+    "results do not depend on workers or prefetch depth; memory window is bounded",
+    arguments: [(1, 1), (2, 2), (3, 4)])
   func independentOfThreads(workers: Int, prefetch: Int) throws {
     let (dataset, root) = try makeDataset("threads-\(workers)")
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let reference = try DataLoader(dataset: dataset, augmentation: trainConfig, batchSize: 2, seed: 7, prefetch: 1, workers: 1)
-    let loader = try DataLoader(dataset: dataset, augmentation: trainConfig, batchSize: 2, seed: 7, prefetch: prefetch, workers: workers)
+    let reference = try DataLoader(
+      dataset: dataset, augmentation: trainConfig, batchSize: 2, seed: 7, prefetch: 1, workers: 1)
+    let loader = try DataLoader(
+      dataset: dataset, augmentation: trainConfig, batchSize: 2, seed: 7, prefetch: prefetch,
+      workers: workers)
     #expect(same(try batches(reference, 12), try batches(loader, 12)))
     #expect(loader.peakInFlight <= prefetch)
   }
@@ -92,16 +101,20 @@ struct DataLoaderTests {
     #expect(same(try batches(first, 4), try batches(resumed, 4)))
 
     #expect(throws: DatasetError.self) {
-      try DataLoader(dataset: dataset, augmentation: trainConfig, batchSize: 5, seed: 3, resumingFrom: state)
+      try DataLoader(
+        dataset: dataset, augmentation: trainConfig, batchSize: 5, seed: 3, resumingFrom: state)
     }
     var forged = state
     forged.generator = SeededGenerator(seed: 1)
     #expect(throws: DatasetError.self) {
-      try DataLoader(dataset: dataset, augmentation: trainConfig, batchSize: 4, seed: 3, resumingFrom: forged)
+      try DataLoader(
+        dataset: dataset, augmentation: trainConfig, batchSize: 4, seed: 3, resumingFrom: forged)
     }
   }
 
-  @Test("a broken file fails its batch only; unlabelled samples get ignore labels; no shuffle keeps order")
+  @Test(
+    "a broken file fails its batch only; unlabelled samples get ignore; no shuffle keeps order"
+  )
   func errorsAndUnlabeled() throws {
     var (dataset, root) = try makeDataset("errors", labeled: false)
     defer { try? FileManager.default.removeItem(atPath: root) }
@@ -113,7 +126,9 @@ struct DataLoaderTests {
     let b0 = try loader.next()
     #expect(b0.ids == ["s0", "s1"] && b0.labels.allSatisfy { $0 == 254 })
     #expect(b0.images.shape == [2, 4, 6, 3])
-    #expect(throws: DatasetError.image(.fileNotFound(path: root + "/missing.png"))) { try loader.next() }
+    #expect(throws: DatasetError.image(.fileNotFound(path: root + "/missing.png"))) {
+      try loader.next()
+    }
     #expect(try loader.next().ids == ["s4", "s5"])
   }
 
@@ -121,7 +136,8 @@ struct DataLoaderTests {
   func lastBatch() throws {
     let (dataset, root) = try makeDataset("last", count: 5)
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let loader = try DataLoader(dataset: dataset, augmentation: trainConfig, batchSize: 2, seed: 0, dropLast: false)
+    let loader = try DataLoader(
+      dataset: dataset, augmentation: trainConfig, batchSize: 2, seed: 0, dropLast: false)
     #expect(try batches(loader, 3).map { $0.ids.count } == [2, 2, 1])
     #expect(throws: DatasetError.self) {
       try DataLoader(dataset: dataset, augmentation: trainConfig, batchSize: 6, seed: 0)
@@ -133,10 +149,15 @@ struct DataLoaderTests {
     let (dataset, root) = try makeDataset("incons", count: 2)
     defer { try? FileManager.default.removeItem(atPath: root) }
     var mixed = dataset
-    try ImageFile.writePNG(RGBImage(width: 3, height: 3, red: 1, green: 2, blue: 3), to: root + "/small.png")
+    try ImageFile.writePNG(
+      RGBImage(width: 3, height: 3, red: 1, green: 2, blue: 3), to: root + "/small.png")
     mixed.samples[1] = SampleReference(id: "small", imagePath: root + "/small.png")
-    let loader = try DataLoader(dataset: mixed, augmentation: .evaluation(workingSize: nil), batchSize: 2, seed: 0, shuffle: false)
-    #expect(throws: DatasetError.inconsistentBatch(id: "small", shape: [3, 3, 3], expected: [4, 6, 3])) {
+    let loader = try DataLoader(
+      dataset: mixed, augmentation: .evaluation(workingSize: nil), batchSize: 2, seed: 0,
+      shuffle: false)
+    #expect(
+      throws: DatasetError.inconsistentBatch(id: "small", shape: [3, 3, 3], expected: [4, 6, 3])
+    ) {
       try loader.next()
     }
   }
@@ -158,15 +179,18 @@ struct DataLoaderTests {
     #expect(seen == 3)
   }
 
-  @Test("CamVid val: two 4-image batches at 96x128 crops from a 180x240 working size",
-        .enabled(if: TestPaths.hasSharedData("camvid")))
+  @Test(
+    "CamVid val: two 4-image batches at 96x128 crops from a 180x240 working size",
+    .enabled(if: TestPaths.hasSharedData("camvid")))
   func camvid() throws {
     let dataset = try Dataset.camVid(listFile: TestPaths.sharedData + "/camvid/val.txt")
     var table = (0..<256).map { _ in UInt8(255) }
     for k in 0...10 { table[k] = UInt8(k) }
     let loader = try DataLoader(
       dataset: dataset, labelTable: table,
-      augmentation: .training(workingSize: ImageSize(height: 180, width: 240), cropSize: ImageSize(height: 96, width: 128)),
+      augmentation: .training(
+        workingSize: ImageSize(height: 180, width: 240), cropSize: ImageSize(height: 96, width: 128)
+      ),
       batchSize: 4, seed: 1)
     for _ in 0..<2 {
       let batch = try loader.next()

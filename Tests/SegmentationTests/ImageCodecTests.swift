@@ -56,7 +56,9 @@ struct ImageCodecTests {
     #expect(widened.values == gray.map { UInt16($0) })
   }
 
-  @Test("palette PNGs keep their indices", arguments: ["palette8.png", "palette4bit.png", "palette_trns.png"])
+  @Test(
+    "palette PNGs keep their indices",
+    arguments: ["palette8.png", "palette4bit.png", "palette_trns.png"])
   func palette(name: String) throws {
     let image = try ImageFile.readPalette(at: TestPaths.fixture(name))
     #expect(image.indices.values == paletteIndices)
@@ -88,7 +90,10 @@ struct ImageCodecTests {
       #expect(Array(rgba.pixels[(3 * i)..<(3 * i + 3)]) == expected)
     }
     let path = TestPaths.fixture("rgb8.png")
-    #expect(throws: ImageError.unsupported(path: path, reason: "label PNG is rgb; expected gray or palette")) {
+    #expect(
+      throws: ImageError.unsupported(
+        path: path, reason: "label PNG is rgb; expected gray or palette")
+    ) {
       try ImageFile.readLabel(at: path)
     }
   }
@@ -128,7 +133,8 @@ struct ImageCodecTests {
     for entries in [2, 5, 66, 256] {
       let palette = (0..<entries).map { PaletteColor(UInt8($0), UInt8(255 - $0), UInt8($0 / 2)) }
       let indices = (0..<(w * h)).map { _ in UInt8(Int.random(in: 0..<entries, using: &generator)) }
-      let paletted = PaletteImage(indices: LabelImage(width: w, height: h, values: indices), palette: palette)
+      let paletted = PaletteImage(
+        indices: LabelImage(width: w, height: h, values: indices), palette: palette)
       let bytes = try PNGCodec.encodePalette(paletted)
       #expect(try PNGCodec.decodePalette(bytes, path: "p") == paletted, "\(entries) entries")
       #expect(try PNGCodec.info(bytes, path: "p").colorKind == .palette)
@@ -177,8 +183,10 @@ struct ImageCodecTests {
 
   @Test(
     "every truncation of every fixture is refused with an error naming the file",
-    arguments: ["gray8.png", "gray16.png", "palette8.png", "palette_trns.png", "rgb8.png", "rgba8.png",
-                "rgb8.jpg", "gray8.jpg"])
+    arguments: [
+      "gray8.png", "gray16.png", "palette8.png", "palette_trns.png", "rgb8.png", "rgba8.png",
+      "rgb8.jpg", "gray8.jpg",
+    ])
   func truncated(name: String) throws {
     let bytes = try TestPaths.fixtureBytes(name)
     for length in 0..<bytes.count {
@@ -205,7 +213,9 @@ struct ImageCodecTests {
     }
   }
 
-  @Test("corrupt bytes are refused or decoded, never crash", arguments: ["palette8.png", "rgb8.png", "rgb8.jpg"])
+  @Test(
+    "corrupt bytes are refused or decoded, never crash",
+    arguments: ["palette8.png", "rgb8.png", "rgb8.jpg"])
   func corrupt(name: String) throws {
     let bytes = try TestPaths.fixtureBytes(name)
     var generator = SeededGenerator(seed: 11)
@@ -243,7 +253,10 @@ struct ImageCodecTests {
     }
     try ImageFile.writeBytes(Array("hello".utf8), to: dir + "/t.png")
     #expect(throws: ImageError.self) { try ImageFile.readRGB(at: dir + "/t.png") }
-    #expect(throws: ImageError.decodeFailed(path: dir + "/t.png", format: "PNG", reason: "missing PNG signature")) {
+    #expect(
+      throws: ImageError.decodeFailed(
+        path: dir + "/t.png", format: "PNG", reason: "missing PNG signature")
+    ) {
       try ImageFile.readLabel(at: dir + "/t.png")
     }
   }
@@ -262,8 +275,9 @@ struct ImageCodecTests {
 
 @Suite("real samples in shared/data")
 struct RealImageTests {
-  @Test("Mapillary v1.2 palette label: indices 17, 44, 45; JPEG 100x100",
-        .enabled(if: TestPaths.hasSharedData("mapillary-mini")))
+  @Test(
+    "Mapillary v1.2 palette label: indices 17, 44, 45; JPEG 100x100",
+    .enabled(if: TestPaths.hasSharedData("mapillary-mini")))
   func mapillary() throws {
     let root = TestPaths.sharedData + "/mapillary-mini"
     let label = try ImageFile.readPalette(at: root + "/v1.2/__CRyFzoDOXn6unQ6a3DnQ.png")
@@ -274,8 +288,9 @@ struct RealImageTests {
     #expect(image.width == 100 && image.height == 100)
   }
 
-  @Test("Cityscapes labelIds, trainIds, 16-bit instanceIds, RGB frame",
-        .enabled(if: TestPaths.hasSharedData("cityscapes-mini")))
+  @Test(
+    "Cityscapes labelIds, trainIds, 16-bit instanceIds, RGB frame",
+    .enabled(if: TestPaths.hasSharedData("cityscapes-mini")))
   func cityscapes() throws {
     let base = TestPaths.sharedData + "/cityscapes-mini"
     let stem = "val/frankfurt/frankfurt_000000_000294"

@@ -22,7 +22,8 @@ enum TestPaths {
 
   /// The path of a fixture copied into the test bundle (`resources: [.copy("Fixtures")]`).
   static func fixture(_ name: String) -> String {
-    if let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures") {
+    if let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures")
+    {
       return url.path
     }
     return packageRoot + "/Tests/SegmentationTests/Fixtures/" + name

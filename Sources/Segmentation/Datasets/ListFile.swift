@@ -4,8 +4,9 @@ extension Dataset {
   /// Reads a list file of `image [label]` lines; paths are relative to the list file's folder.
   ///
   /// Fields are separated by tabs when the file has a tab anywhere (paths may then contain
-  /// spaces), otherwise by spaces. Blank lines and lines starting with `#` are skipped. A line with one
-  /// field is an unlabelled sample. The id is the image path as written, without extension.
+  /// spaces), otherwise by spaces. Blank lines and lines starting with `#` are skipped. A line
+  /// with one field is an unlabelled sample. The id is the image path as written, without its
+  /// extension.
   /// - Parameters:
   ///   - file: the list file.
   ///   - classSetName: the class set the label files use.
@@ -26,7 +27,8 @@ extension Dataset {
   /// entry is resolved against the list file's folder: as written when it exists there (relative
   /// lists), else by its last folder and file name (`train/0001TP_006690.png`), else by its
   /// file name alone.
-  /// - Throws: `DatasetError.missingFile` naming the entry and the line, `.malformedList`, `.empty`.
+  /// - Throws: `DatasetError.missingFile` naming the entry and the line, `.malformedList`,
+  ///   `.empty`.
   public static func camVid(listFile: String) throws(DatasetError) -> Dataset {
     try readList(file: listFile, classSetName: "camvid-11") { entry, folder in
       var candidates: [String] = []
@@ -88,9 +90,12 @@ extension Dataset {
       samples.append(SampleReference(id: id, imagePath: imagePath, labelPath: labelPath))
     }
     guard !samples.isEmpty else { throw .empty(path: file) }
-    // CamVid ids: the file stem is unique across sequences; use it when the list has absolute paths.
+    // CamVid ids: the file stem, unique across sequences (lists may hold absolute paths).
     if classSetName == "camvid-11" {
-      samples = samples.map { SampleReference(id: DatasetFiles.stem($0.imagePath), imagePath: $0.imagePath, labelPath: $0.labelPath) }
+      samples = samples.map {
+        SampleReference(
+          id: DatasetFiles.stem($0.imagePath), imagePath: $0.imagePath, labelPath: $0.labelPath)
+      }
     }
     try DatasetFiles.checkUniqueIDs(samples, path: file)
     return Dataset(classSetName: classSetName, samples: samples)

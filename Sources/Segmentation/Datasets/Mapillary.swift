@@ -40,7 +40,8 @@ extension Dataset {
         }
       }
       samples.append(
-        SampleReference(id: id, imagePath: DatasetFiles.join(imageRoot, name), labelPath: labelPath))
+        SampleReference(id: id, imagePath: DatasetFiles.join(imageRoot, name), labelPath: labelPath)
+      )
     }
     guard !samples.isEmpty else { throw .empty(path: imageRoot) }
     try DatasetFiles.checkUniqueIDs(samples, path: imageRoot)
