@@ -23,6 +23,7 @@ struct Fixture {
   }
 
   /// Writes a mapping a -> b with the given `entries` and extra keys, and returns its path.
+  @discardableResult
   func mapping(_ entries: String, extra: String = "", file: String = "m.mapping.json") throws
     -> String
   {
