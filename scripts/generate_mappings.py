@@ -57,6 +57,7 @@ CITYSCAPES = [
     (32, "motorcycle", 17, "vehicle", False, (0, 0, 230)),
     (33, "bicycle", 18, "vehicle", False, (119, 11, 32)),
 ]
+READABLE = {"out of roi": "Out of ROI", "polegroup": "Pole Group"}
 CS_CITE = ("mcordts/cityscapesScripts, cityscapesscripts/helpers/labels.py (master HEAD 0bcc4a7); "
            "Cordts et al., The Cityscapes Dataset for Semantic Urban Scene Understanding, CVPR 2016")
 
@@ -245,7 +246,7 @@ def main():
             "ignoreInEval; category = the Cityscapes category. 'license plate' (id -1) is left "
             "out. Pixel 255 does not occur in labelIds images; it is the ignore value.",
             CS_CITE, 255,
-            [cls(i, n, n.title() if n != "polegroup" else "Pole Group", c, not ign, cat)
+            [cls(i, n, READABLE.get(n, n.title()), c, not ign, cat)
              for (i, n, _, cat, ign, c) in CITYSCAPES])
   # Cityscapes 19 trainIds.
   cs19 = sorted([r for r in CITYSCAPES if r[2] != 255], key=lambda r: r[2])
@@ -378,13 +379,16 @@ def main():
                 "2019, arXiv:1902.09063; Antonelli et al. 2022), CC-BY-SA 4.0")
   class_set("msd-hippocampus",
             "MSD Task04 hippocampus labels: 0 background, 1 anterior (head), 2 posterior "
-            "(body and tail); 255 = ignore (absent from the data).",
+            "(body and tail); 255 = ignore (absent from the data). Background is evaluated, so "
+            "false positives on it count; for the usual foreground-only mean Dice average over "
+            "ids 1 and 2 (EvaluationReport.mean(_:classIDs:)).",
             HIPPO_CITE, 255,
             [cls(0, "background", "Background", (0, 0, 0)),
              cls(1, "anterior", "Anterior", (255, 0, 0)),
              cls(2, "posterior", "Posterior", (0, 0, 255))])
   class_set("hippocampus",
-            "One-structure hippocampus: 0 background, 1 hippocampus; 255 = ignore.",
+            "One-structure hippocampus: 0 background, 1 hippocampus; 255 = ignore. Background "
+            "is evaluated (see msd-hippocampus).",
             HIPPO_CITE, 255,
             [cls(0, "background", "Background", (0, 0, 0)),
              cls(1, "hippocampus", "Hippocampus", (255, 255, 0))])

@@ -69,6 +69,9 @@ def describe(path, data=True):
             "axcodes": "".join(nib.aff2axcodes(img.affine)),
             "affine": [[float(v) for v in row] for row in img.affine[:3]],
             "dtype": str(img.header.get_data_dtype()),
+            "qform": [[float(v) for v in row] for row in img.header.get_qform()[:3]],
+            "qform_code": int(img.header["qform_code"]),
+            "sform_code": int(img.header["sform_code"]),
         }
     return {
         "shape": [int(s) for s in img.shape],

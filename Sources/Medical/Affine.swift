@@ -153,15 +153,16 @@ public struct Geometry: Sendable, Equatable {
   }
 
   /// Creates a geometry from an affine alone (the spacing is the affine's column norms); it is
-  /// written with `sform_code = 2` (aligned) and no qform.
+  /// written with `sform_code = qform_code = 2` (aligned), the qform being the affine's rotation
+  /// (exact for affines without shear).
   public init(shape: [Int], affine: Affine) {
     precondition(shape.count == 3, "a volume has 3 dimensions, got \(shape)")
     self.shape = shape
     self.affine = affine
-    self.spacing = affine.columnNorms
-    self.qformCode = 0
+    self.spacing = affine.columnNorms.map { $0 > 0 ? $0 : 1 }
+    self.qformCode = 2
     self.sformCode = 2
-    self.quaternion = Quaternion(b: 0, c: 0, d: 0, offset: [0, 0, 0], qfac: 1)
+    self.quaternion = Geometry.quaternion(of: affine)
     self.units = 2
   }
 
@@ -191,8 +192,69 @@ public struct Geometry: Sendable, Equatable {
   func derived(shape: [Int], affine: Affine) -> Geometry {
     var g = Geometry(shape: shape, affine: affine)
     g.sformCode = sformCode > 0 ? sformCode : (qformCode > 0 ? qformCode : 2)
+    g.qformCode = g.sformCode
     g.units = units
     return g
+  }
+
+  /// The qform parameters of an affine: NIfTI's `nifti_mat44_to_quatern`.
+  ///
+  /// Columns are normalised (a zero column becomes the matching unit axis); a negative
+  /// determinant gives `qfac = -1` and flips the third column. Shear is not represented.
+  static func quaternion(of affine: Affine) -> Quaternion {
+    var r = [[Double]](repeating: [0, 0, 0], count: 3)  // r[row][column]
+    let norms = affine.columnNorms
+    for c in 0..<3 {
+      for row in 0..<3 {
+        r[row][c] = norms[c] > 0 ? affine[row, c] / norms[c] : (row == c ? 1 : 0)
+      }
+    }
+    let determinant =
+      r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1])
+      - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
+      + r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0])
+    var qfac = 1.0
+    if determinant < 0 {
+      qfac = -1
+      for row in 0..<3 { r[row][2] = -r[row][2] }
+    }
+    var a = r[0][0] + r[1][1] + r[2][2] + 1
+    var b: Double
+    var c: Double
+    var d: Double
+    if a > 0.5 {
+      a = 0.5 * a.squareRoot()
+      b = 0.25 * (r[2][1] - r[1][2]) / a
+      c = 0.25 * (r[0][2] - r[2][0]) / a
+      d = 0.25 * (r[1][0] - r[0][1]) / a
+    } else {
+      let xd = 1 + r[0][0] - (r[1][1] + r[2][2])
+      let yd = 1 + r[1][1] - (r[0][0] + r[2][2])
+      let zd = 1 + r[2][2] - (r[0][0] + r[1][1])
+      if xd > 1 {
+        b = 0.5 * xd.squareRoot()
+        c = 0.25 * (r[0][1] + r[1][0]) / b
+        d = 0.25 * (r[0][2] + r[2][0]) / b
+        a = 0.25 * (r[2][1] - r[1][2]) / b
+      } else if yd > 1 {
+        c = 0.5 * yd.squareRoot()
+        b = 0.25 * (r[0][1] + r[1][0]) / c
+        d = 0.25 * (r[1][2] + r[2][1]) / c
+        a = 0.25 * (r[0][2] - r[2][0]) / c
+      } else {
+        d = 0.5 * zd.squareRoot()
+        b = 0.25 * (r[0][2] + r[2][0]) / d
+        c = 0.25 * (r[1][2] + r[2][1]) / d
+        a = 0.25 * (r[1][0] - r[0][1]) / d
+      }
+      if a < 0 {
+        b = -b
+        c = -c
+        d = -d
+      }
+    }
+    return Quaternion(
+      b: b, c: c, d: d, offset: [affine[0, 3], affine[1, 3], affine[2, 3]], qfac: qfac)
   }
 
   /// The rotation matrix of a unit quaternion `(a, b, c, d)` with `a = sqrt(1 - b² - c² - d²)`,

@@ -24,14 +24,18 @@ public enum SafeTensors {
     var header: [String: Any] = [:]
     var offset = 0
     for (name, tensor) in tensors {
-      header[name] = [
-        "dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + 4 * tensor.count],
-      ] as [String: Any]
+      header[name] =
+        [
+          "dtype": "F32", "shape": tensor.shape,
+          "data_offsets": [offset, offset + 4 * tensor.count],
+        ] as [String: Any]
       offset += 4 * tensor.count
     }
     if !metadata.isEmpty { header["__metadata__"] = metadata }
     // Serialising plain strings, integers and arrays cannot fail.
-    var json = (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8)
+    var json =
+      (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+      ?? Data("{}".utf8)
     while json.count % 8 != 0 { json.append(0x20) }
     var data = Data(capacity: 8 + json.count + offset)
     withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
@@ -66,7 +70,9 @@ public enum SafeTensors {
     guard let header = object as? [String: Any] else { throw fail("header is not a JSON object") }
     var metadata: [String: String] = [:]
     if let raw = header["__metadata__"] {
-      guard let m = raw as? [String: String] else { throw fail("__metadata__ is not string to string") }
+      guard let m = raw as? [String: String] else {
+        throw fail("__metadata__ is not string to string")
+      }
       metadata = m
     }
     var entries: [(name: String, shape: [Int], begin: Int, end: Int)] = []
@@ -75,13 +81,17 @@ public enum SafeTensors {
         let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int],
         offsets.count == 2
       else { throw fail("entry '\(name)' lacks dtype, shape or data_offsets") }
-      guard dtype == "F32" else { throw fail("tensor '\(name)' has dtype \(dtype); only F32 is supported") }
+      guard dtype == "F32" else {
+        throw fail("tensor '\(name)' has dtype \(dtype); only F32 is supported")
+      }
       guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor '\(name)' has shape \(shape)") }
       let count = shape.reduce(1, *)
       guard offsets[0] >= 0, offsets[1] - offsets[0] == 4 * count,
         dataStart + offsets[1] <= bytes.count
       else {
-        throw fail("tensor '\(name)' of shape \(shape) has data_offsets \(offsets) (data is \(bytes.count - dataStart) bytes)")
+        throw fail(
+          "tensor '\(name)' of shape \(shape) has data_offsets \(offsets) (data is \(bytes.count - dataStart) bytes)"
+        )
       }
       entries.append((name, shape, offsets[0], offsets[1]))
     }
@@ -94,7 +104,9 @@ public enum SafeTensors {
         var scalars = [Float](repeating: 0, count: count)
         let base = dataStart + entry.begin
         for i in 0..<count {
-          scalars[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: base + 4 * i, as: UInt32.self)))
+          scalars[i] = Float(
+            bitPattern: UInt32(
+              littleEndian: raw.loadUnaligned(fromByteOffset: base + 4 * i, as: UInt32.self)))
         }
         tensors.append((entry.name, Tensor(shape: entry.shape, scalars: scalars)))
       }
@@ -135,7 +147,8 @@ public struct CheckpointDescription: Codable, Equatable, Sendable {
   public var training: TrainingState?
 
   /// Creates a description.
-  public init(architecture: ModelArchitecture, classSetName: String, training: TrainingState? = nil) {
+  public init(architecture: ModelArchitecture, classSetName: String, training: TrainingState? = nil)
+  {
     formatVersion = 1
     self.architecture = architecture
     self.classSetName = classSetName
@@ -172,7 +185,9 @@ public struct Checkpoint: Sendable {
     tensors = Dictionary(uniqueKeysWithValues: named.map { ($0.name, $0.tensor) })
     var state = training
     if var s = state {
-      for name in names { if let v = s.optimizer.velocity[name] { tensors[Self.velocityPrefix + name] = v } }
+      for name in names {
+        if let v = s.optimizer.velocity[name] { tensors[Self.velocityPrefix + name] = v }
+      }
       s.optimizer.velocity = [:]
       state = s
     }
@@ -198,7 +213,9 @@ public struct Checkpoint: Sendable {
     let data = SafeTensors.encode(ordered, metadata: [Self.descriptionKey: descriptionText])
     try writeAtomically(data, to: path)
     encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-    if let pretty = try? encoder.encode(description) { try writeAtomically(pretty, to: path + ".json") }
+    if let pretty = try? encoder.encode(description) {
+      try writeAtomically(pretty, to: path + ".json")
+    }
   }
 
   /// Reads a checkpoint written by ``write(to:)`` (or any safetensors file with the description).
@@ -215,13 +232,17 @@ public struct Checkpoint: Sendable {
       throw .malformedCheckpoint(path: path, reason: "no '\(descriptionKey)' entry in __metadata__")
     }
     let description: CheckpointDescription
-    do { description = try JSONDecoder().decode(CheckpointDescription.self, from: Data(text.utf8)) } catch {
+    do {
+      description = try JSONDecoder().decode(CheckpointDescription.self, from: Data(text.utf8))
+    } catch {
       throw .malformedCheckpoint(path: path, reason: "bad description: \(error)")
     }
     return Checkpoint(description: description, tensors: tensors, path: path)
   }
 
-  private init(description: CheckpointDescription, tensors: [(name: String, tensor: Tensor)], path: String) {
+  private init(
+    description: CheckpointDescription, tensors: [(name: String, tensor: Tensor)], path: String
+  ) {
     self.description = description
     self.names = tensors.map(\.name).filter { !$0.hasPrefix(Self.velocityPrefix) }
     self.tensors = Dictionary(tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
@@ -245,7 +266,8 @@ public struct Checkpoint: Sendable {
   {
     guard model.architecture == description.architecture else {
       throw .checkpointMismatch(
-        path: path, reason: "architecture \(description.architecture), model is \(model.architecture)")
+        path: path,
+        reason: "architecture \(description.architecture), model is \(model.architecture)")
     }
     for entry in model.namedTensors {
       guard let saved = tensors[entry.name] else {
@@ -253,7 +275,8 @@ public struct Checkpoint: Sendable {
       }
       guard saved.shape == entry.tensor.shape else {
         throw .checkpointMismatch(
-          path: path, reason: "tensor '\(entry.name)' has shape \(saved.shape), expected \(entry.tensor.shape)")
+          path: path,
+          reason: "tensor '\(entry.name)' has shape \(saved.shape), expected \(entry.tensor.shape)")
       }
     }
     model.parameters = tensors
@@ -274,7 +297,8 @@ func writeAtomically(_ data: Data, to path: String) throws(ModelError) {
   do {
     try data.write(to: URL(fileURLWithPath: temporary))
   } catch {
-    throw .fileAccess(path: path, reason: "cannot write \(temporary): \(error.localizedDescription)")
+    throw .fileAccess(
+      path: path, reason: "cannot write \(temporary): \(error.localizedDescription)")
   }
   guard rename(temporary, path) == 0 else {
     let reason = String(cString: strerror(errno))

@@ -63,7 +63,7 @@ public enum SyntheticStreets {
     }
   }
 
-  /// The Mapillary Vistas v1.2 id of each element (`mapillary-v1.2` class set).
+  /// The Mapillary Vistas v1.2 id of each element (`mapillary-vistas-v1.2` class set).
   public static func mapillaryId(_ e: Element) -> UInt8 {
     switch e {
     case .void: 65

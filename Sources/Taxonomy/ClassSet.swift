@@ -50,17 +50,17 @@ public struct SemanticClass: Sendable, Equatable {
 /// must have `isEvaluated == false`.
 public struct ClassSet: Sendable, Equatable {
   /// The unique name that mapping files refer to (`cityscapes-19`).
-  public var name: String
+  public let name: String
   /// What the set is, in a sentence or two.
-  public var summary: String
+  public let summary: String
   /// Where the table comes from.
-  public var citation: String
+  public let citation: String
   /// The pixel value of ignored pixels (`0...255`).
-  public var ignoreIndex: Int
+  public let ignoreIndex: Int
   /// The classes, in file order.
-  public private(set) var classes: [SemanticClass]
+  public let classes: [SemanticClass]
   /// Position in ``classes`` of each pixel value, `nil` for values that are not a class.
-  private var positionOfID: [Int?]
+  private let positionOfID: [Int?]
 
   /// Creates a validated class set.
   /// - Parameter file: the file name used in error messages.
@@ -122,6 +122,13 @@ public struct ClassSet: Sendable, Equatable {
   /// The largest class id, or -1 for an empty set.
   public var maximumID: Int { classes.map(\.id).max() ?? -1 }
 
+  /// The number of outputs (logits) a model needs for this set: the largest class id, the class
+  /// at the ignore value excluded, plus one. Mapillary Vistas v1.2 (void 65) gives 65,
+  /// CamVid-11 (void 11) gives 11, Cityscapes trainIds give 19.
+  public var outputCount: Int {
+    (classes.filter { $0.id != ignoreIndex }.map(\.id).max() ?? -1) + 1
+  }
+
   /// The classes that count in metrics.
   public var evaluatedClasses: [SemanticClass] { classes.filter(\.isEvaluated) }
 }
@@ -180,7 +187,9 @@ extension ClassSet {
         color = LabelColor(red: rgb[0], green: rgb[1], blue: rgb[2])
       }
       var evaluate = true
-      if let value = object["evaluate"] { evaluate = try reader.bool(value, at: "\(entry).evaluate") }
+      if let value = object["evaluate"] {
+        evaluate = try reader.bool(value, at: "\(entry).evaluate")
+      }
       let category = try reader.optionalString("category", in: object, at: entry)
       classes.append(
         SemanticClass(

@@ -89,8 +89,10 @@ public struct ConfusionMatrix: Sendable, Equatable {
               while i + 4 <= n {
                 histogram[Int(rowBase[Int(gt[i])] + columnIndex[Int(pred[i])])] &+= 1
                 histogram[bins + Int(rowBase[Int(gt[i + 1])] + columnIndex[Int(pred[i + 1])])] &+= 1
-                histogram[2 * bins + Int(rowBase[Int(gt[i + 2])] + columnIndex[Int(pred[i + 2])])] &+= 1
-                histogram[3 * bins + Int(rowBase[Int(gt[i + 3])] + columnIndex[Int(pred[i + 3])])] &+= 1
+                histogram[
+                  2 * bins + Int(rowBase[Int(gt[i + 2])] + columnIndex[Int(pred[i + 2])])] &+= 1
+                histogram[
+                  3 * bins + Int(rowBase[Int(gt[i + 3])] + columnIndex[Int(pred[i + 3])])] &+= 1
                 i += 4
               }
               while i < n {
@@ -103,7 +105,8 @@ public struct ConfusionMatrix: Sendable, Equatable {
       }
     }
     for bin in 0..<bins {
-      counts[bin] &+= partial[bin] &+ partial[bins + bin] &+ partial[2 * bins + bin]
+      counts[bin] &+=
+        partial[bin] &+ partial[bins + bin] &+ partial[2 * bins + bin]
         &+ partial[3 * bins + bin]
     }
   }
@@ -149,7 +152,8 @@ public struct ConfusionMatrix: Sendable, Equatable {
     var result = ConfusionMatrix(classes: coarse)
     func destinations(_ mapping: LabelMapping) -> [Int] {
       var positions = zip(mapping.source.classes, mapping.targetIDs).map { fine, targetID in
-        fine.isEvaluated ? targetID.flatMap { coarse.position(ofID: $0) } ?? coarse.classes.count
+        fine.isEvaluated
+          ? targetID.flatMap { coarse.position(ofID: $0) } ?? coarse.classes.count
           : coarse.classes.count
       }
       positions.append(coarse.classes.count)  // void stays void
@@ -170,6 +174,17 @@ public struct ConfusionMatrix: Sendable, Equatable {
   /// The matrix with both sides reduced by the same mapping.
   public func reduced(by mapping: LabelMapping) throws(TaxonomyError) -> ConfusionMatrix {
     try reduced(groundTruth: mapping, prediction: mapping)
+  }
+
+  /// The matrix reduced onto the class set `target`, with the library's mappings (direct or
+  /// composed defaults, see ``MappingLibrary/mapping(from:to:)``) for both sides.
+  /// - Throws: ``TaxonomyError/noMapping(from:to:)`` and the errors of the look-up.
+  public func reduced(to target: String, using library: MappingLibrary) throws(TaxonomyError)
+    -> ConfusionMatrix
+  {
+    try reduced(
+      groundTruth: library.mapping(from: groundTruthClasses.name, to: target),
+      prediction: library.mapping(from: predictionClasses.name, to: target))
   }
 
   /// The scores of a matrix whose ground truth and prediction share one class set.

@@ -164,7 +164,9 @@ public struct EvaluationReport: Sendable {
     func field(_ value: Double) -> String { value.isNaN ? "" : "\(value)" }
     var lines = ["id,name,evaluated,tp,fp,fn,iou,dice,accuracy"]
     for score in perClass {
-      let name = "\"" + score.name.split(separator: "\"", omittingEmptySubsequences: false)
+      let name =
+        "\""
+        + score.name.split(separator: "\"", omittingEmptySubsequences: false)
         .joined(separator: "\"\"") + "\""
       lines.append(
         "\(score.id),\(name),\(score.isEvaluated),\(score.truePositives),"
@@ -210,10 +212,13 @@ public struct EvaluationReport: Sendable {
       ("evaluatedPixels", .int(evaluatedPixels)),
       ("averaging", .string("NaN scores (class absent from ground truth and prediction) skipped")),
       ("classes", .array(perClassJSON)),
-      ("confusionMatrix", .object([
-        ("labels", .array((classes.classes.map(\.name) + ["(void)"]).map { .string($0) })),
-        ("rows", .array(rows)),
-      ])),
+      (
+        "confusionMatrix",
+        .object([
+          ("labels", .array((classes.classes.map(\.name) + ["(void)"]).map { .string($0) })),
+          ("rows", .array(rows)),
+        ])
+      ),
     ])
     return root.serialized() + "\n"
   }

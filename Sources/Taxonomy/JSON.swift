@@ -105,7 +105,9 @@ extension JSONValue {
       return array
     case .object(let members):
       let object = json_object_new_object()
-      for member in members { json_object_object_add(object, member.key, member.value.makeObject()) }
+      for member in members {
+        json_object_object_add(object, member.key, member.value.makeObject())
+      }
       return object
     }
   }

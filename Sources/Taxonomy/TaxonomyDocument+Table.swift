@@ -33,8 +33,12 @@ extension LabelMapping {
     let ignored = ignoredSourceIDs.compactMap {
       source.semanticClass(id: $0).map { "\($0.id) \($0.name)" }
     }
-    rows.append(["\(target.ignoreIndex)", "(ignore)", ignored.isEmpty ? "(none)" : ignored.joined(separator: ", ")])
-    var text = "mapping \(name): \(source.name) (\(source.classes.count) classes) -> "
+    rows.append([
+      "\(target.ignoreIndex)", "(ignore)",
+      ignored.isEmpty ? "(none)" : ignored.joined(separator: ", "),
+    ])
+    var text =
+      "mapping \(name): \(source.name) (\(source.classes.count) classes) -> "
       + "\(target.name) (\(target.classes.count) classes)"
     if let variant { text += ", variant \(variant)" }
     text += isDefault ? ", default\n" : ", not the default\n"

@@ -151,7 +151,8 @@ struct JSONReader {
     }
   }
 
-  /// Parses `text`, converting json-c failures to ``TaxonomyError/malformedJSON(file:line:column:reason:)``.
+  /// Parses `text`, converting json-c failures to
+  /// ``TaxonomyError/malformedJSON(file:line:column:reason:)``.
   func parse(_ text: String) throws(TaxonomyError) -> JSONValue {
     do {
       return try JSONValue.parse(text)

@@ -239,7 +239,8 @@ private func batchNormBackwardImpl(
             else { return Tensor.zeros(input.shape) }
             let x = SharedReads(base: xBase)
             let dy = SharedReads(base: dyBase)
-            let y = mb.baseAddress.map { SharedReads(base: $0) }
+            // An empty array may still have a base address: test `output`, not the pointer.
+            let y = output == nil ? nil : mb.baseAddress.map { SharedReads(base: $0) }
             let mu = SharedReads(base: meanBase)
             let inv = SharedReads(base: iBase)
             // Sums of dz and dz * xhat, with dz = dy (masked by output > 0 after a ReLU).

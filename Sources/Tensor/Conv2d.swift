@@ -12,11 +12,13 @@
 /// `col2im(dY * W^T)`. A 1x1 convolution with stride 1 and no padding needs no im2col: `col` is
 /// the input itself.
 ///
-/// Threads: rows are split into ``kernelWidth`` contiguous blocks, one per worker; each worker
-/// builds the im2col matrix for a cache-sized chunk of its rows at a time and calls a
-/// single-threaded ``sgemm`` on it (OpenBLAS is set to one thread for the duration of the
-/// parallel loop). The backward pass gives each worker whole images, so that the col2im
-/// scatter-adds never race, and sums the per-worker weight gradients in worker order.
+/// Threads: the rows of each image are cut into fixed, cache-sized chunks; ``kernelWidth``
+/// workers take contiguous blocks of chunks (forward) or of whole images (backward, so that the
+/// col2im scatter-adds never race). Each worker builds the im2col matrix of one chunk at a time in
+/// its own buffer and calls a single-threaded ``sgemm`` on it (OpenBLAS is set to one thread for
+/// the duration of the call: its multi-threaded GEMM rounds differently). The backward pass of a
+/// single image therefore runs on one core. Weight and bias gradients are accumulated per image
+/// and summed in image order, so results do not depend on the thread count.
 
 /// The sizes of one convolution.
 package struct ConvGeometry: Sendable, Equatable {
@@ -56,6 +58,11 @@ package struct ConvGeometry: Sendable, Equatable {
   package var isPointwise: Bool { r == 1 && s == 1 && stride == 1 && padding == 0 }
   /// The output shape `[n, outH, outW, k]`.
   package var outputShape: [Int] { [n, outH, outW, k] }
+
+  /// Scalars of one forward im2col chunk (1 MiB of `Float`).
+  package static let forwardChunkFloats = 1 << 18
+  /// Scalars of one backward im2col chunk (2 MiB of `Float`).
+  package static let backwardChunkFloats = 1 << 19
 
   /// Rows per im2col chunk: about `floats` scalars of `col`, a multiple of 8, within 32...8192.
   package func chunkRows(floats: Int) -> Int {
@@ -165,7 +172,7 @@ package struct ConvGeometry: Sendable, Equatable {
 ///   - padding: Zero rows/columns added on each side.
 ///   - dilation: The spacing between kernel taps.
 /// - Returns: A new tensor `[n, outH, outW, k]`.
-/// - Precondition: shapes as above; the output is not empty.
+/// - Precondition: shapes as above; at least one image; the output is not empty.
 public func conv2dForward(
   _ input: Tensor, weight: Tensor, bias: Tensor?,
   stride: Int = 1, padding: Int = 0, dilation: Int = 1
@@ -175,51 +182,56 @@ public func conv2dForward(
     dilation: dilation)
   if let bias { precondition(bias.shape == [g.k], "conv2d bias \(bias.shape) != [\(g.k)]") }
   let biasScalars = bias?.scalars ?? []
-  let workers = kernelWidth
+  let width = kernelWidth
+  // At least 8 chunks when there are enough rows, so that every worker gets some; the split
+  // depends on the sizes only, never on the thread count.
+  let chunk = min(
+    g.chunkRows(floats: ConvGeometry.forwardChunkFloats), max(32, (g.rows / 8 + 7) & ~7))
+  let chunks = (g.rows + chunk - 1) / chunk
   return Tensor.filled(shape: g.outputShape) { out in
-    guard let outBase = out.baseAddress, g.rows > 0 else { return }
     biasScalars.withUnsafeBufferPointer { bb in
-    let biasBase = bb.baseAddress.map { SharedReads(base: $0) }
-    input.scalars.withUnsafeBufferPointer { xb in
-      weight.scalars.withUnsafeBufferPointer { wb in
-        guard let xBase = xb.baseAddress, let wBase = wb.baseAddress else { return }
-        let x = SharedReads(base: xBase)
-        let wt = SharedReads(base: wBase)
-        let y = DisjointWrites(base: outBase)
-        let chunk = g.chunkRows(floats: 1 << 18)
-        let run = {
-          parallelRanges(count: g.rows, workers: workers) { _, range in
-            // Worker-private im2col buffer, one chunk of rows.
-            let col = UnsafeMutablePointer<Float>.allocate(
-              capacity: g.isPointwise ? 0 : chunk * g.patch)
-            defer { col.deallocate() }
-            var r0 = range.lowerBound
-            while r0 < range.upperBound {
-              let r1 = min(range.upperBound, r0 + chunk)
-              let a: UnsafePointer<Float>
-              if g.isPointwise {
-                a = x.base + r0 * g.c
-              } else {
-                g.im2col(x.base, col, rows: r0..<r1)
-                a = UnsafePointer(col)
+      input.scalars.withUnsafeBufferPointer { xb in
+        weight.scalars.withUnsafeBufferPointer { wb in
+          guard let outBase = out.baseAddress, let xBase = xb.baseAddress,
+            let wBase = wb.baseAddress
+          else { return }
+          let biasBase = bias == nil ? nil : bb.baseAddress.map { SharedReads(base: $0) }
+          let x = SharedReads(base: xBase)
+          let wt = SharedReads(base: wBase)
+          let y = DisjointWrites(base: outBase)
+          let run = {
+            parallelChunkBlocks(chunks, width: width) { block in
+              // Worker-private im2col buffer for one chunk of rows.
+              let col = UnsafeMutablePointer<Float>.allocate(
+                capacity: g.isPointwise ? 1 : chunk * g.patch)
+              defer { col.deallocate() }
+              for i in block {
+                let r0 = i * chunk
+                let r1 = min(g.rows, r0 + chunk)
+                let a: UnsafePointer<Float>
+                if g.isPointwise {
+                  a = x.base + r0 * g.c  // the input pixels are the im2col rows
+                } else {
+                  g.im2col(x.base, col, rows: r0..<r1)
+                  a = UnsafePointer(col)
+                }
+                let dst = y.base + r0 * g.k  // output rows r0..<r1, k channels each
+                var beta: Float = 0
+                if let biasBase {
+                  for row in 0..<(r1 - r0) { (dst + row * g.k).update(from: biasBase.base, count: g.k) }
+                  beta = 1
+                }
+                sgemm(
+                  transposeA: false, transposeB: false, m: r1 - r0, n: g.k, k: g.patch,
+                  alpha: 1, a: a, lda: g.patch, b: wt.base, ldb: g.k,
+                  beta: beta, c: dst, ldc: g.k)
               }
-              let dst = y.base + r0 * g.k  // output rows r0..<r1, k channels each
-              var beta: Float = 0
-              if let biasBase {
-                for i in 0..<(r1 - r0) { (dst + i * g.k).update(from: biasBase.base, count: g.k) }
-                beta = 1
-              }
-              sgemm(
-                transposeA: false, transposeB: false, m: r1 - r0, n: g.k, k: g.patch,
-                alpha: 1, a: a, lda: g.patch, b: wt.base, ldb: g.k,
-                beta: beta, c: dst, ldc: g.k)
-              r0 = r1
             }
           }
+          // OpenBLAS's multi-threaded GEMM rounds differently: always call it single-threaded.
+          withSingleThreadedBLAS(run)
         }
-        if workers > 1 { withSingleThreadedBLAS(run) } else { run() }
       }
-    }
     }
   }
 }
@@ -228,17 +240,12 @@ public func conv2dForward(
 ///
 /// With `dY = outputGradient` (`[n, outH, outW, k]`), returns new tensors (overwrites nothing):
 /// ```
-/// input  = col2im(dY * W^T)            [n, h, w, c]
-/// weight = col^T * dY                  [r, s, c, k]
+/// input  = col2im(dY * W^T)             [n, h, w, c]
+/// weight = col^T * dY                   [r, s, c, k]
 /// bias   = sum of dY over n, outH, outW [k]   (nil unless hasBias)
 /// ```
 /// When `computeInputGradient` is false (a network's first layer) `input` is an empty `[0]`
-/// tensor and the col2im work is skipped.
-///
-/// Threads: with the input gradient, each of up to ``kernelWidth`` workers takes whole images
-/// (a batch of one image runs on one worker with multi-threaded BLAS); without it, rows are split
-/// evenly. Per-worker weight and bias gradients are summed in worker order, so results are
-/// identical for the same inputs and thread count.
+/// tensor and the dY * W^T and col2im work is skipped.
 /// - Precondition: shapes match the forward call.
 public func conv2dBackward(
   outputGradient: Tensor, input: Tensor, weight: Tensor, hasBias: Bool,
@@ -251,14 +258,13 @@ public func conv2dBackward(
     outputGradient.shape == g.outputShape,
     "conv2d output gradient \(outputGradient.shape) != \(g.outputShape)")
   let width = kernelWidth
-  // Work split: whole images per worker when scattering into the input gradient.
-  let workers = computeInputGradient ? min(width, g.n) : min(width, max(1, g.rows / 64))
   let imageRows = g.outH * g.outW
+  let chunk = g.chunkRows(floats: ConvGeometry.backwardChunkFloats)
   var inputGradient = Tensor.zeros(computeInputGradient ? input.shape : [0])
-  // partials[t] holds worker t's weight gradient (patch * k) followed by its bias gradient (k).
-  let partialSize = g.patch * g.k + g.k
-  var partials = [Float](repeating: 0, count: workers * partialSize)
-  let chunk = g.chunkRows(floats: 1 << 19)
+  // partials[b] holds image b's weight gradient (patch * k) followed by its bias gradient (k).
+  let weightSize = g.patch * g.k
+  let partialSize = weightSize + g.k
+  var partials = [Float](repeating: 0, count: g.n * partialSize)
   inputGradient.scalars.withUnsafeMutableBufferPointer { dxb in
     partials.withUnsafeMutableBufferPointer { pb in
       input.scalars.withUnsafeBufferPointer { xb in
@@ -271,80 +277,90 @@ public func conv2dBackward(
             let wt = SharedReads(base: wBase)
             let dy = SharedReads(base: dyBase)
             let partial = DisjointWrites(base: pBase)
-            let dx = dxb.baseAddress.map { DisjointWrites(base: $0) }
+            // An empty array may still have a base address: test the flag, not the pointer.
+            let dx = computeInputGradient ? dxb.baseAddress.map { DisjointWrites(base: $0) } : nil
+            let needsCol = !g.isPointwise
             let run = {
-              parallelRanges(count: computeInputGradient ? g.n : g.rows, workers: workers) {
-                t, range in
-                let rows =
-                  computeInputGradient
-                  ? (range.lowerBound * imageRows)..<(range.upperBound * imageRows) : range
-                let dW = partial.base + t * partialSize  // worker t's [patch, k] then [k]
-                let dB = dW + g.patch * g.k
-                let needsCol = !g.isPointwise
-                let col = UnsafeMutablePointer<Float>.allocate(capacity: needsCol ? chunk * g.patch : 0)
+              parallelChunkBlocks(g.n, width: width) { images in
+                let col = UnsafeMutablePointer<Float>.allocate(
+                  capacity: needsCol ? chunk * g.patch : 1)
                 defer { col.deallocate() }
                 let dcol = UnsafeMutablePointer<Float>.allocate(
-                  capacity: computeInputGradient && needsCol ? chunk * g.patch : 0)
+                  capacity: dx != nil && needsCol ? chunk * g.patch : 1)
                 defer { dcol.deallocate() }
-                var r0 = rows.lowerBound
-                while r0 < rows.upperBound {
-                  let r1 = min(rows.upperBound, r0 + chunk)
-                  let m = r1 - r0
-                  let dyChunk = dy.base + r0 * g.k
-                  // Weight gradient: dW += col^T * dY.
-                  let a: UnsafePointer<Float>
-                  if needsCol {
-                    g.im2col(x.base, col, rows: r0..<r1)
-                    a = UnsafePointer(col)
-                  } else {
-                    a = x.base + r0 * g.c
-                  }
-                  sgemm(
-                    transposeA: true, transposeB: false, m: g.patch, n: g.k, k: m,
-                    alpha: 1, a: a, lda: g.patch, b: dyChunk, ldb: g.k,
-                    beta: 1, c: dW, ldc: g.k)
-                  if hasBias {
-                    for i in 0..<m {
-                      let row = dyChunk + i * g.k
-                      for j in 0..<g.k { dB[j] += row[j] }
-                    }
-                  }
-                  // Input gradient: dcol = dY * W^T, scattered back by col2im.
-                  if let dx {
+                for b in images {
+                  let dW = partial.base + b * partialSize  // image b's [patch, k], then [k]
+                  let dB = dW + weightSize
+                  var r0 = b * imageRows
+                  while r0 < (b + 1) * imageRows {
+                    let r1 = min((b + 1) * imageRows, r0 + chunk)
+                    let m = r1 - r0
+                    let dyChunk = dy.base + r0 * g.k
+                    // Weight gradient: dW += col^T * dY.
+                    let a: UnsafePointer<Float>
                     if needsCol {
-                      sgemm(
-                        transposeA: false, transposeB: true, m: m, n: g.patch, k: g.k,
-                        alpha: 1, a: dyChunk, lda: g.k, b: wt.base, ldb: g.k,
-                        beta: 0, c: dcol, ldc: g.patch)
-                      g.col2imAdd(dcol, dx.base, rows: r0..<r1)
+                      g.im2col(x.base, col, rows: r0..<r1)
+                      a = UnsafePointer(col)
                     } else {
-                      sgemm(
-                        transposeA: false, transposeB: true, m: m, n: g.c, k: g.k,
-                        alpha: 1, a: dyChunk, lda: g.k, b: wt.base, ldb: g.k,
-                        beta: 0, c: dx.base + r0 * g.c, ldc: g.c)
+                      a = x.base + r0 * g.c
                     }
+                    sgemm(
+                      transposeA: true, transposeB: false, m: g.patch, n: g.k, k: m,
+                      alpha: 1, a: a, lda: g.patch, b: dyChunk, ldb: g.k,
+                      beta: 1, c: dW, ldc: g.k)
+                    if hasBias {
+                      for i in 0..<m {
+                        let row = dyChunk + i * g.k
+                        for j in 0..<g.k { dB[j] += row[j] }
+                      }
+                    }
+                    // Input gradient: dcol = dY * W^T, scattered back by col2im.
+                    if let dx {
+                      if needsCol {
+                        sgemm(
+                          transposeA: false, transposeB: true, m: m, n: g.patch, k: g.k,
+                          alpha: 1, a: dyChunk, lda: g.k, b: wt.base, ldb: g.k,
+                          beta: 0, c: dcol, ldc: g.patch)
+                        g.col2imAdd(dcol, dx.base, rows: r0..<r1)
+                      } else {
+                        sgemm(
+                          transposeA: false, transposeB: true, m: m, n: g.c, k: g.k,
+                          alpha: 1, a: dyChunk, lda: g.k, b: wt.base, ldb: g.k,
+                          beta: 0, c: dx.base + r0 * g.c, ldc: g.c)
+                      }
+                    }
+                    r0 = r1
                   }
-                  r0 = r1
                 }
               }
             }
-            if workers > 1 { withSingleThreadedBLAS(run) } else { run() }
+            withSingleThreadedBLAS(run)
           }
         }
       }
     }
   }
-  // Sum the per-worker partials in worker order.
-  var weightGradient = Tensor(
-    shape: weight.shape, scalars: Array(partials[0..<(g.patch * g.k)]))
-  var biasGradient = Array(partials[(g.patch * g.k)..<partialSize])
-  for t in 1..<max(1, workers) {
-    let base = t * partialSize
-    for i in 0..<(g.patch * g.k) { weightGradient.scalars[i] += partials[base + i] }
-    for j in 0..<g.k { biasGradient[j] += partials[base + g.patch * g.k + j] }
+  // Sum the per-image partials in image order, in parallel over blocks of scalars.
+  let gradients = Tensor.filled(shape: [partialSize]) { out in
+    partials.withUnsafeBufferPointer { pb in
+      guard let outBase = out.baseAddress, let pBase = pb.baseAddress else { return }
+      let dst = DisjointWrites(base: outBase)
+      let src = SharedReads(base: pBase)
+      parallelChunks((partialSize + elementwiseChunk - 1) / elementwiseChunk) { i in
+        let lo = i * elementwiseChunk
+        let hi = min(partialSize, lo + elementwiseChunk)
+        (dst.base + lo).update(from: src.base + lo, count: hi - lo)
+        for b in 1..<max(1, g.n) {
+          let p = src.base + b * partialSize
+          for j in lo..<hi { dst.base[j] += p[j] }
+        }
+      }
+    }
   }
   return (
-    input: inputGradient, weight: weightGradient,
-    bias: hasBias ? Tensor(shape: [g.k], scalars: biasGradient) : nil
+    input: inputGradient,
+    weight: Tensor(shape: weight.shape, scalars: Array(gradients.scalars[0..<weightSize])),
+    bias: hasBias
+      ? Tensor(shape: [g.k], scalars: Array(gradients.scalars[weightSize..<partialSize])) : nil
   )
 }

@@ -3,7 +3,6 @@
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import Dispatch
 
 // Pixel-wise segmentation losses over NHWC logits.
 //
@@ -95,8 +94,9 @@ public func reduceThenComputeLoss(
 /// The number of pixels one parallel chunk of a loss handles.
 private let lossChunkPixels = 4096
 
-/// Runs `body(pixelRange, gradientBase)` over coarse pixel chunks in parallel and returns the
-/// per-chunk `(loss sum, weight sum)` pairs. Each chunk owns the gradient rows of its pixels.
+/// Runs `body(pixelRange, gradientBase)` over fixed pixel chunks on ``kernelWidth`` workers and
+/// returns the summed `(loss sum, weight sum)`. Each chunk owns the gradient rows of its pixels;
+/// partial sums are added in chunk order, so the result does not depend on the thread count.
 private func forEachPixelChunk<T: LossScalar>(
   pixels: Int, classes: Int, gradient: inout [T],
   _ body: @Sendable (Range<Int>, UnsafeMutablePointer<T>) -> (Double, Double)
@@ -109,7 +109,7 @@ private func forEachPixelChunk<T: LossScalar>(
       let gradientOut = DisjointWrites(base: g)
       let partialOut = DisjointWrites(base: p)
       // Chunk k owns pixels [k * lossChunkPixels, ...) and partial[2k], partial[2k + 1].
-      DispatchQueue.concurrentPerform(iterations: chunks) { k in
+      parallelChunks(chunks) { k in
         let range = (k * lossChunkPixels)..<min(pixels, (k + 1) * lossChunkPixels)
         let (loss, weight) = body(range, gradientOut.base)
         partialOut.base[2 * k] = loss
@@ -138,12 +138,15 @@ package func softmaxCrossEntropyCore<T: LossScalar>(
   classWeights: [Float]? = nil
 ) -> (loss: Double, gradient: [T]) {
   precondition(classes > 0, "logits need at least one class")
-  precondition(logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
+  precondition(
+    logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
   let pixels = logits.count / classes
   precondition(labels.count == pixels, "\(labels.count) labels for \(pixels) pixels")
   if let classWeights {
-    precondition(classWeights.count == classes, "\(classWeights.count) class weights for \(classes) classes")
-    precondition(classWeights.allSatisfy { $0 >= 0 && $0.isFinite }, "class weights must be finite and >= 0")
+    precondition(
+      classWeights.count == classes, "\(classWeights.count) class weights for \(classes) classes")
+    precondition(
+      classWeights.allSatisfy { $0 >= 0 && $0.isFinite }, "class weights must be finite and >= 0")
   }
   let weights = classWeights.map { $0.map { T($0) } }
   var gradient = [T](repeating: 0, count: logits.count)
@@ -161,7 +164,8 @@ package func softmaxCrossEntropyCore<T: LossScalar>(
           let label = y.base[i]
           if label == ignoreIndex { continue }
           let target = Int(label)
-          precondition(target < classes, "label \(target) at pixel \(i) is not below \(classes) classes")
+          precondition(
+            target < classes, "label \(target) at pixel \(i) is not below \(classes) classes")
           let w: T = weights?[target] ?? 1
           if w == 0 { continue }
           // Row i of logits and gradient: offset i * classes.
@@ -198,7 +202,8 @@ package func reduceThenComputeCore<T: LossScalar>(
   ignoreIndex: UInt8 = 255
 ) -> (loss: Double, gradient: [T]) {
   precondition(classes > 0, "logits need at least one class")
-  precondition(logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
+  precondition(
+    logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
   precondition(
     superClassOfFine.count == classes,
     "superClassOfFine has \(superClassOfFine.count) entries for \(classes) fine classes")
@@ -208,7 +213,9 @@ package func reduceThenComputeCore<T: LossScalar>(
   var members = [[Int]](repeating: [], count: 256)
   for (fine, superClass) in superClassOfFine.enumerated() {
     guard let superClass else { continue }
-    precondition((0..<256).contains(superClass), "super-class \(superClass) of fine class \(fine) is out of 0..<256")
+    precondition(
+      (0..<256).contains(superClass),
+      "super-class \(superClass) of fine class \(fine) is out of 0..<256")
     members[superClass].append(fine)
   }
   let membersOf = members

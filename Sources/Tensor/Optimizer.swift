@@ -137,7 +137,9 @@ public struct Adam: Optimizer, Equatable {
   public var secondMoment: [String: Tensor] = [:]
 
   /// Creates an optimizer with empty state.
-  public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0) {
+  public init(
+    beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0
+  ) {
     self.beta1 = beta1
     self.beta2 = beta2
     self.epsilon = epsilon
@@ -157,7 +159,9 @@ public struct Adam: Optimizer, Equatable {
       var parameter = takeParameter(name, from: &parameters, matching: gradient)
       var m = firstMoment.removeValue(forKey: name) ?? Tensor(repeating: 0, shape: gradient.shape)
       var v = secondMoment.removeValue(forKey: name) ?? Tensor(repeating: 0, shape: gradient.shape)
-      precondition(m.shape == gradient.shape && v.shape == gradient.shape, "moments of '\(name)' have the wrong shape")
+      precondition(
+        m.shape == gradient.shape && v.shape == gradient.shape,
+        "moments of '\(name)' have the wrong shape")
       for i in parameter.scalars.indices {
         let g = gradient.scalars[i] + decay * parameter.scalars[i]
         m.scalars[i] = b1 * m.scalars[i] + (1 - b1) * g

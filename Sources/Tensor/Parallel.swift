@@ -30,6 +30,23 @@ package func parallelChunks(
   }
 }
 
+/// Runs `body(block)` on up to `width` workers, each with one contiguous block of chunk indices
+/// that together cover `0..<chunks` (worker `t` gets `chunks * t / workers ..< chunks * (t + 1) /
+/// workers`). Use it when a worker needs scratch memory for all of its chunks.
+package func parallelChunkBlocks(
+  _ chunks: Int, width: Int = kernelWidth, _ body: @Sendable (Range<Int>) -> Void
+) {
+  guard chunks > 0 else { return }
+  let workers = min(max(1, width), chunks)
+  if workers == 1 {
+    body(0..<chunks)
+    return
+  }
+  DispatchQueue.concurrentPerform(iterations: workers) { t in
+    body((chunks * t / workers)..<(chunks * (t + 1) / workers))
+  }
+}
+
 /// Runs `body(worker, range)` on `workers` contiguous, balanced ranges that cover `0..<count`.
 ///
 /// Use it when each worker owns a private accumulator (indexed by `worker`).

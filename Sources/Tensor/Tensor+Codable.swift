@@ -26,7 +26,9 @@ extension Tensor: Codable {
     var scalars = [Float](repeating: 0, count: count)
     bytes.withUnsafeBytes { raw in
       for i in 0..<count {
-        scalars[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+        scalars[i] = Float(
+          bitPattern: UInt32(
+            littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
       }
     }
     self.init(shape: shape, scalars: scalars)

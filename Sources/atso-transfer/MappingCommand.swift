@@ -8,7 +8,8 @@ struct MappingCommand: ParsableCommand {
     commandName: "mapping",
     abstract: "Validate, show and compose class sets and label mappings (JSON, see mappings/).",
     discussion: """
-      The mappings directory is found from --mappings DIR, else $\(MappingLibrary.environmentVariable), \
+      The mappings directory is found from --mappings DIR, else \
+      $\(MappingLibrary.environmentVariable), \
       else a folder 'mappings/' holding README.md in the current directory or a parent, else \
       the same search from the executable's directory.
       """,
@@ -43,7 +44,8 @@ struct MappingsDirectoryOption: ParsableArguments {
   /// `.classes.json` in the mappings directory; else the name of a class set or mapping there.
   func document(_ fileOrName: String) throws -> TaxonomyDocument {
     if FileManager.default.fileExists(atPath: fileOrName) {
-      return try TaxonomyDocument(contentsOfFile: fileOrName, searchDirectories: searchDirectories())
+      return try TaxonomyDocument(
+        contentsOfFile: fileOrName, searchDirectories: searchDirectories())
     }
     let directory = try locate()
     for suffix in [".mapping.json", ".classes.json"]
@@ -105,14 +107,16 @@ extension MappingCommand {
         files = try FileManager.default.contentsOfDirectory(atPath: located)
           .filter { $0.hasSuffix(".json") }.sorted().map { located + "/" + $0 }
       }
-      let (report, failures) = Self.validate(files, searchDirectories: try mappings.searchDirectories())
+      let (report, failures) = Self.validate(
+        files, searchDirectories: try mappings.searchDirectories())
       print(report, terminator: "")
       var failed = failures.count
       if let directory, failures.isEmpty {
         do {
           let library = try MappingLibrary(directory: directory)
-          print("ok     \(directory): \(library.classSets.count) class sets, "
-            + "\(library.mappings.count) mappings")
+          print(
+            "ok     \(directory): \(library.classSets.count) class sets, "
+              + "\(library.mappings.count) mappings")
         } catch {
           print("error  \(error)")
           failed += 1
@@ -128,7 +132,8 @@ extension MappingCommand {
   struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Print a class set or a mapping as a table.",
-      discussion: "FILE is a path, or the name of a class set or mapping in the mappings directory.")
+      discussion: "FILE is a path, or the name of a class set or mapping in the mappings directory."
+    )
 
     @OptionGroup var mappings: MappingsDirectoryOption
 
@@ -186,7 +191,9 @@ extension MappingCommand {
       let mapped = mapping.targetIDs.compactMap { $0 }.count
       print(
         "wrote \(output): mapping '\(mapping.name)', \(mapping.source.name) -> "
-          + "\(mapping.target.name), \(mapped) of \(mapping.source.classes.count) source classes mapped")
+          + "\(mapping.target.name), \(mapped) of \(mapping.source.classes.count) source classes "
+          + "mapped"
+      )
     }
   }
 }

@@ -28,7 +28,9 @@ private func temporaryDirectory() throws -> String {
   }
 
   @Test func validateAcceptsEveryShippedFile() throws {
-    var command = try AtsoTransfer.parseAsRoot(["mapping", "validate", "--mappings", shippedMappings])
+    var command = try AtsoTransfer.parseAsRoot([
+      "mapping", "validate", "--mappings", shippedMappings,
+    ])
     try command.run()
     let files = try FileManager.default.contentsOfDirectory(atPath: shippedMappings)
       .filter { $0.hasSuffix(".json") }.map { shippedMappings + "/" + $0 }
@@ -40,15 +42,20 @@ private func temporaryDirectory() throws -> String {
   @Test func validateListsEveryBadFileAndFails() throws {
     let directory = try temporaryDirectory()
     let bad = directory + "/bad.classes.json"
-    try #"{"kind": "class-set", "version": 1, "name": "bad", "classes": [{"id": 0, "name": "u"}, {"id": 0, "name": "v"}]}"#
+    try
+      #"{"kind": "class-set", "version": 1, "name": "bad", "classes": [{"id": 0, "name": "u"}, {"id": 0, "name": "v"}]}"#
       .write(toFile: bad, atomically: true, encoding: .utf8)
     let broken = directory + "/broken.mapping.json"
-    try "{\"kind\": \"mapping\",\n  \"version\": 1,,\n}".write(toFile: broken, atomically: true, encoding: .utf8)
+    try "{\"kind\": \"mapping\",\n  \"version\": 1,,\n}".write(
+      toFile: broken, atomically: true, encoding: .utf8)
     let good = shippedMappings + "/super-5.classes.json"
-    let (report, failures) = MappingCommand.Validate.validate([bad, good, broken], searchDirectories: [])
+    let (report, failures) = MappingCommand.Validate.validate(
+      [bad, good, broken], searchDirectories: [])
     #expect(failures == [bad, broken])
     let lines = report.split(separator: "\n").map(String.init)
-    #expect(lines[0] == "error  \(TaxonomyError.duplicateID(file: bad, entry: "classes[1].id", value: 0))")
+    #expect(
+      lines[0] == "error  \(TaxonomyError.duplicateID(file: bad, entry: "classes[1].id", value: 0))"
+    )
     #expect(lines[1].hasPrefix("ok     \(good)"))
     #expect(lines[2].hasPrefix("error  \(broken):2:16: malformed JSON"))
     var command = try AtsoTransfer.parseAsRoot(["mapping", "validate", bad, good, broken])
@@ -62,13 +69,18 @@ private func temporaryDirectory() throws -> String {
       ]) as? MappingCommand.Show)
     let text = try byFile.text()
     #expect(text.contains("variant S2, default"))
-    #expect(text.contains("1       vehicle     13 car, 14 truck, 15 bus, 16 train, 17 motorcycle, 18 bicycle"))
+    #expect(
+      text.contains(
+        "1       vehicle     13 car, 14 truck, 15 bus, 16 train, 17 motorcycle, 18 bicycle"))
     let byName = try #require(
-      try AtsoTransfer.parseAsRoot(["mapping", "show", "cityscapes-34", "--mappings", shippedMappings])
+      try AtsoTransfer.parseAsRoot([
+        "mapping", "show", "cityscapes-34", "--mappings", shippedMappings,
+      ])
         as? MappingCommand.Show)
     let table = try byName.text()
     #expect(table.contains("class set cityscapes-34: 34 classes, ignore value 255"))
-    #expect(table.contains("9   parking               Parking               250,170,160  no    flat"))
+    #expect(
+      table.contains("9   parking               Parking               250,170,160  no    flat"))
   }
 
   @Test func composeWritesTheComposedMapping() throws {

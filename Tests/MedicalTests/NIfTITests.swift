@@ -225,3 +225,44 @@ struct NIfTITests {
     #expect(message == "a.nii: dim[0] is 9, expected 1...7")
   }
 }
+
+@Suite("NIfTI qform")
+struct QformTests {
+  @Test("the qform computed from an affine reproduces it", arguments: testAffines)
+  func quaternionRoundTrip(_ name: String, _ affine: Affine) {
+    let geometry = Geometry(shape: [3, 3, 3], affine: affine)
+    let back = Geometry.qformAffine(geometry.quaternion, spacing: geometry.spacing)
+    for i in 0..<16 { #expect(abs(back.matrix[i] - affine.matrix[i]) < 1e-9, "\(name)") }
+  }
+
+  @Test(
+    "canonical volumes are written with a qform and an sform that nibabel reads alike",
+    .enabled(if: nibabelPython != nil, "nibabel missing: run scripts/setup_nibabel_venv.sh"))
+  func nibabelQform() throws {
+    let dir = temporaryDirectory("qform")
+    var paths: [String] = []
+    var geometries: [Geometry] = []
+    for (name, affine) in testAffines {
+      let volume = Volume(
+        geometry: Geometry(shape: [4, 3, 2], affine: affine),
+        voxels: [UInt8](repeating: 1, count: 24))
+      for v in [volume, volume.canonical()] {
+        let path = dir + "/\(name)-\(paths.count).nii.gz"
+        try NIfTI.write(v, to: path)
+        paths.append(path)
+        geometries.append(v.geometry)
+      }
+    }
+    let described = try #require(nibabelDescribe(paths, withData: false))
+    for (d, g) in zip(described, geometries) {
+      #expect(d.qform_code == 2 && d.sform_code == 2)
+      let qform = try #require(d.qform)
+      for r in 0..<3 {
+        for k in 0..<4 {
+          #expect(abs(qform[r][k] - g.affine[r, k]) < 1e-4)
+          #expect(abs(d.affine[r][k] - g.affine[r, k]) < 1e-4)
+        }
+      }
+    }
+  }
+}

@@ -75,6 +75,9 @@ struct NibabelDescription: Decodable {
   var big_endian: Bool?
   var canonical_shape: [Int]?
   var canonical_affine: [[Double]]?
+  var qform: [[Double]]?
+  var qform_code: Int?
+  var sform_code: Int?
 }
 
 /// What nibabel reads from `paths` (headers only unless `withData`).

@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import Tensor
 import TestSupport
+import Testing
 
 @testable import Segmentation
 
@@ -12,7 +12,8 @@ private let packageRoot = URL(fileURLWithPath: #filePath)
 /// A Python with the `safetensors` package: `<package>/../venv-st` (create it with
 /// `python3 -m venv --system-site-packages ../venv-st && ../venv-st/bin/pip install safetensors`).
 private let safetensorsPython: String? = {
-  let python = packageRoot.deletingLastPathComponent().appendingPathComponent("venv-st/bin/python3").path
+  let python = packageRoot.deletingLastPathComponent().appendingPathComponent("venv-st/bin/python3")
+    .path
   guard FileManager.default.isExecutableFile(atPath: python) else { return nil }
   return run(python, ["-c", "import safetensors.numpy"]).status == 0 ? python : nil
 }()
@@ -31,7 +32,8 @@ private func run(_ executable: String, _ arguments: [String]) -> (status: Int32,
 }
 
 private func temporaryDirectory() throws -> URL {
-  let url = FileManager.default.temporaryDirectory.appendingPathComponent("atso-models-\(UUID().uuidString)")
+  let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+    "atso-models-\(UUID().uuidString)")
   try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
   return url
 }
@@ -46,7 +48,9 @@ private func trainedTinyModel() -> (UNet, TrainingState) {
   let loss = softmaxCrossEntropy(logits: logits, labels: labels)
   var parameters = model.parameters
   var sgd = SGD(momentum: 0.9, weightDecay: 1e-4)
-  sgd.update(&parameters, gradients: model.backward(cache, logitsGradient: loss.logitsGradient), learningRate: 0.1)
+  sgd.update(
+    &parameters, gradients: model.backward(cache, logitsGradient: loss.logitsGradient),
+    learningRate: 0.1)
   model.parameters = parameters
   let state = TrainingState(
     step: 1, optimizer: sgd, schedule: PolySchedule(baseLearningRate: 0.1, totalSteps: 10),
@@ -106,12 +110,15 @@ func checkpointErrors() throws {
   // A safetensors file without the description is not a checkpoint.
   let plain = SafeTensors.encode([("x", Tensor(shape: [2], scalars: [1, 2]))], metadata: [:])
   try plain.write(to: URL(fileURLWithPath: path))
-  #expect(throws: ModelError.malformedCheckpoint(
-    path: path, reason: "no 'atso.checkpoint' entry in __metadata__")) { try Checkpoint.read(from: path) }
+  #expect(
+    throws: ModelError.malformedCheckpoint(
+      path: path, reason: "no 'atso.checkpoint' entry in __metadata__")
+  ) { try Checkpoint.read(from: path) }
 }
 
-@Test("PyPI safetensors reads our files and we read its files",
-      .enabled(if: safetensorsPython != nil, "needs ../venv-st with the safetensors package"))
+@Test(
+  "PyPI safetensors reads our files and we read its files",
+  .enabled(if: safetensorsPython != nil, "needs ../venv-st with the safetensors package"))
 func safetensorsInterop() throws {
   let python = try #require(safetensorsPython)
   let directory = try temporaryDirectory()
@@ -136,7 +143,10 @@ func safetensorsInterop() throws {
   let result = run(python, ["-c", script, ours, theirs])
   try #require(result.status == 0, "python failed: \(result.output)")
   struct Summary: Decodable {
-    var names: [String]; var sums: [String: Double]; var shapes: [String: [Int]]; var dtypes: [String]
+    var names: [String]
+    var sums: [String: Double]
+    var shapes: [String: [Int]]
+    var dtypes: [String]
     var class_set: String
   }
   let summary = try JSONDecoder().decode(Summary.self, from: Data(result.output.utf8))

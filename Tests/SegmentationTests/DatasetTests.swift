@@ -78,7 +78,7 @@ struct DatasetTests {
     }
     try ImageFile.writeBytes([], to: "\(root)/training/images/notes.txt")
     let dataset = try Dataset.mapillaryVistas(root: root, split: "training")
-    #expect(dataset.classSetName == "mapillary-v1.2")
+    #expect(dataset.classSetName == "mapillary-vistas-v1.2")
     #expect(dataset.samples.map(\.id) == ["a", "b"])
     #expect(try dataset.load(0).label?.values.first == 55)
 

@@ -1,6 +1,6 @@
-import Testing
 import Tensor
 import TestSupport
+import Testing
 
 @testable import Segmentation
 
@@ -37,7 +37,8 @@ private func worstGradientError<M: SegmentationModel>(
     plus.scalars[i] += epsilon
     var minus = tensor
     minus.scalars[i] -= epsilon
-    return (trainingLoss(model, images: images, weights: weights, name: name, value: plus)
+    return
+      (trainingLoss(model, images: images, weights: weights, name: name, value: plus)
       - trainingLoss(model, images: images, weights: weights, name: name, value: minus))
       / (2 * Double(epsilon))
   }
@@ -89,7 +90,9 @@ func unetGradients() {
   ]
   let check = worstGradientError(model, images: images, names: names, probes: 3, using: &rng)
   #expect(check.worst < 1e-2, "worst relative error \(check.worst)")
-  #expect(check.used * 3 >= check.total * 2, "only \(check.used) of \(check.total) probes away from kinks")
+  #expect(
+    check.used * 3 >= check.total * 2, "only \(check.used) of \(check.total) probes away from kinks"
+  )
   // Every trainable tensor gets a gradient of its own shape, and buffers get none.
   var m = model
   let (logits, cache) = m.trainingForward(images)
@@ -101,20 +104,25 @@ func unetGradients() {
 func deepLabGradients() {
   var rng = SeededGenerator(seed: 3)
   let model = DeepLab(
-    .init(inputChannels: 3, widths: [3, 4, 4, 5], asppChannels: 3, asppRates: [1, 2], classCount: 3),
+    .init(
+      inputChannels: 3, widths: [3, 4, 4, 5], asppChannels: 3, asppRates: [1, 2], classCount: 3),
     using: &rng)
   let images = Tensor.randomNormal(shape: [2, 16, 24, 3], using: &rng)
   let names = [
     // The first stem units are left out: through two stride-2 units with 3-4 channels and batch
     // norm over few values, central differences at these step sizes are dominated by curvature
     // (they drift with the step size). They run the same ConvBNReLU backward as the U-Net.
-    "stem6.norm.scale", "stem6.conv.weight", "stage4.conv1.conv.weight", "aspp.pointwise.conv.weight",
-    "aspp.atrous2.conv.weight", "aspp.pooling.weight", "aspp.pooling.bias", "projection.norm.offset",
+    "stem6.norm.scale", "stem6.conv.weight", "stage4.conv1.conv.weight",
+    "aspp.pointwise.conv.weight",
+    "aspp.atrous2.conv.weight", "aspp.pooling.weight", "aspp.pooling.bias",
+    "projection.norm.offset",
     "classifier.weight", "classifier.bias",
   ]
   let check = worstGradientError(model, images: images, names: names, probes: 3, using: &rng)
   #expect(check.worst < 1e-2, "worst relative error \(check.worst)")
-  #expect(check.used * 3 >= check.total * 2, "only \(check.used) of \(check.total) probes away from kinks")
+  #expect(
+    check.used * 3 >= check.total * 2, "only \(check.used) of \(check.total) probes away from kinks"
+  )
   var m = model
   let (logits, cache) = m.trainingForward(images)
   #expect(logits.shape == [2, 16, 24, 3])

@@ -14,7 +14,7 @@ struct SyntheticFilesTests {
     let dataset = try SyntheticStreets.writeDataset(
       domain: domain, root: root, split: "train", count: 3, seed: 42)
     #expect(dataset.count == 3)
-    #expect(dataset.classSetName == (domain == .source ? "cityscapes-34" : "mapillary-v1.2"))
+    #expect(dataset.classSetName == (domain == .source ? "cityscapes-34" : "mapillary-vistas-v1.2"))
     for i in 0..<3 {
       let scene = SyntheticStreets.scene(domain: domain, index: i, seed: 42, width: 128, height: 64)
       let sample = try dataset.load(i)

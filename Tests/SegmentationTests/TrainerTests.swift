@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import Tensor
 import TestSupport
+import Testing
 
 @testable import Segmentation
 
@@ -17,17 +17,23 @@ private func syntheticBatch(count: Int, size: Int = 16, classes: Int = 3, seed: 
   var labels = [UInt8](repeating: 0, count: count * size * size)
   for n in 0..<count {
     // Rectangle of class 1, disc of class 2 (and further classes as stripes).
-    let x0 = Int(rng.next() % UInt64(size / 2)), y0 = Int(rng.next() % UInt64(size / 2))
-    let cx = Float(rng.next() % UInt64(size)), cy = Float(rng.next() % UInt64(size))
+    let x0 = Int(rng.next() % UInt64(size / 2))
+    let y0 = Int(rng.next() % UInt64(size / 2))
+    let cx = Float(rng.next() % UInt64(size))
+    let cy = Float(rng.next() % UInt64(size))
     for y in 0..<size {
       for x in 0..<size {
         var label = 0
         if x >= x0 && x < x0 + size / 3 && y >= y0 && y < y0 + size / 2 { label = 1 }
-        if classes > 2, (Float(x) - cx) * (Float(x) - cx) + (Float(y) - cy) * (Float(y) - cy) < 12 { label = 2 }
+        if classes > 2, (Float(x) - cx) * (Float(x) - cx) + (Float(y) - cy) * (Float(y) - cy) < 12 {
+          label = 2
+        }
         if classes > 3, (x + 2 * y + n) % 11 == 0 { label = 3 + (x / 4) % (classes - 3) }
         let pixel = (n * size + y) * size + x
         labels[pixel] = UInt8(label)
-        for k in 0..<3 { images.scalars[pixel * 3 + k] = palette[label][k] + 0.2 * rng.nextNormal() }
+        for k in 0..<3 {
+          images.scalars[pixel * 3 + k] = palette[label][k] + 0.2 * rng.nextNormal()
+        }
       }
     }
   }
@@ -35,7 +41,8 @@ private func syntheticBatch(count: Int, size: Int = 16, classes: Int = 3, seed: 
 }
 
 private func accuracy(_ predicted: [UInt8], _ truth: [UInt8], ignoreIndex: UInt8 = 255) -> Double {
-  var right = 0, counted = 0
+  var right = 0
+  var counted = 0
   for (p, t) in zip(predicted, truth) where t != ignoreIndex {
     counted += 1
     if p == t { right += 1 }
@@ -44,7 +51,8 @@ private func accuracy(_ predicted: [UInt8], _ truth: [UInt8], ignoreIndex: UInt8
 }
 
 private func temporaryPath(_ name: String) throws -> (directory: URL, path: String) {
-  let url = FileManager.default.temporaryDirectory.appendingPathComponent("atso-trainer-\(UUID().uuidString)")
+  let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+    "atso-trainer-\(UUID().uuidString)")
   try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
   return (url, url.appendingPathComponent(name).path)
 }
@@ -62,7 +70,8 @@ func unetOverfitsAndReloads() throws {
     generator: rng)
   var losses: [Float] = []
   for _ in 0..<steps { losses.append(try trainer.trainStep(batch).loss) }
-  let first = losses[0], last = losses.suffix(5).reduce(0, +) / 5
+  let first = losses[0]
+  let last = losses.suffix(5).reduce(0, +) / 5
   #expect(last < 0.2 * first, "loss went from \(first) to \(last)")
   let prediction = trainer.predict(batch.images)
   let trainAccuracy = accuracy(prediction.labels, batch.labels)
@@ -102,7 +111,9 @@ func reduceLossTrainsFineClasses() throws {
     generator: rng)
   var losses: [Float] = []
   for _ in 0..<steps { losses.append(try trainer.trainStep(coarse).loss) }
-  #expect(losses.suffix(5).reduce(0, +) / 5 < 0.3 * losses[0], "losses \(losses[0]) -> \(losses.last ?? 0)")
+  #expect(
+    losses.suffix(5).reduce(0, +) / 5 < 0.3 * losses[0],
+    "losses \(losses[0]) -> \(losses.last ?? 0)")
   let predicted = trainer.predict(coarse.images).labels
   let superOfPredicted = predicted.map { UInt8(table[Int($0)] ?? 254) }
   let consistency = accuracy(superOfPredicted, coarse.labels)
@@ -111,7 +122,9 @@ func reduceLossTrainsFineClasses() throws {
   // A coarse label outside the table is refused before anything changes.
   var bad = coarse
   bad.labels[7] = 2
-  #expect(throws: ModelError.invalidLabel(value: 2, pixel: 7, classCount: 5)) { try trainer.trainStep(bad) }
+  #expect(throws: ModelError.invalidLabel(value: 2, pixel: 7, classCount: 5)) {
+    try trainer.trainStep(bad)
+  }
 }
 
 @Test("a diverging step throws, leaves the model untouched and keeps the last good checkpoint")
@@ -145,7 +158,9 @@ func divergenceIsReported() throws {
   var restored = UNet(.init(widths: [4, 8], classCount: 3), using: &rng)
   try Checkpoint.read(from: path).restore(into: &restored, path: path)
   #expect(restored == good)
-  #expect(throws: ModelError.self) { try trainer.trainStep(Batch(images: batch.images, labels: [0, 1])) }
+  #expect(throws: ModelError.self) {
+    try trainer.trainStep(Batch(images: batch.images, labels: [0, 1]))
+  }
 }
 
 @Test("flip test-time augmentation is equivariant to mirroring the input")
@@ -154,8 +169,11 @@ func flipAugmentation() {
   let model = UNet(.init(widths: [4, 8], classCount: 3), using: &rng)
   let images = Tensor.randomNormal(shape: [2, 8, 12, 3], using: &rng)
   let direct = predictSegmentation(model, images: images, horizontalFlip: true)
-  let mirrored = predictSegmentation(model, images: flippedHorizontally(images), horizontalFlip: true)
-  #expect(flippedHorizontally(mirrored.probabilities).isClose(to: direct.probabilities, relativeTolerance: 1e-5))
+  let mirrored = predictSegmentation(
+    model, images: flippedHorizontally(images), horizontalFlip: true)
+  #expect(
+    flippedHorizontally(mirrored.probabilities).isClose(
+      to: direct.probabilities, relativeTolerance: 1e-5))
   let plain = predictSegmentation(model, images: images)
   #expect(plain.probabilities != direct.probabilities)
   #expect(flippedHorizontally(flippedHorizontally(images)) == images)

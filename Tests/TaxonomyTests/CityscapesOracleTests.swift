@@ -18,9 +18,13 @@ enum CityscapesOracle {
     }
     for candidate in candidates where canImport(candidate) { return candidate }
     guard run("/usr/bin/env", ["python3", "-m", "venv", venv]).status == 0,
-      run(venv + "/bin/pip", [
-        "install", "-q", "--timeout", "20", "--retries", "1", "cityscapesscripts", "numpy", "pillow",
-      ]).status == 0,
+      run(
+        venv + "/bin/pip",
+        [
+          "install", "-q", "--timeout", "20", "--retries", "1", "cityscapesscripts", "numpy",
+          "pillow",
+        ]
+      ).status == 0,
       canImport(venv + "/bin/python")
     else { return nil }
     return venv + "/bin/python"
@@ -57,7 +61,8 @@ enum CityscapesOracle {
   @Test(
     .enabled(
       if: CityscapesOracle.python != nil,
-      "skipped: pip cannot install cityscapesscripts (PyPI unreachable?) into \(CityscapesOracle.venv)"))
+      "skipped: pip cannot install cityscapesscripts (PyPI unreachable?) into \(CityscapesOracle.venv)"
+    ))
   func classAndCategoryIoUMatchCityscapesScripts() throws {
     let python = try #require(CityscapesOracle.python)
     let directory = try makeTemporaryDirectory()

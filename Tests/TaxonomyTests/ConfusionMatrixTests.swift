@@ -108,7 +108,8 @@ func isClose(_ x: Double, _ y: Double, _ tolerance: Double = 1e-12) -> Bool {
     #expect(first == whole)
     // Against a naive count.
     for g in values {
-      for p in values where classes.position(ofID: Int(g)) != nil && classes.position(ofID: Int(p)) != nil {
+      for p in values
+      where classes.position(ofID: Int(g)) != nil && classes.position(ofID: Int(p)) != nil {
         let naive = zip(gt, pred).filter { $0 == g && $1 == p }.count
         #expect(whole.count(groundTruthID: Int(g), predictionID: Int(p)) == Int64(naive))
       }

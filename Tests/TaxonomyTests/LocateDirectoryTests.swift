@@ -27,21 +27,26 @@ import Testing
       try MappingLibrary.locateDirectory(
         explicit: nil, environment: ["ATSO_TRANSFER_MAPPINGS": root + "/elsewhere"],
         currentDirectory: root + "/pkg/a/b", executablePath: nil) == root + "/elsewhere")
-    #expect(throws: TaxonomyError.unreadable(file: root + "/nope", reason: "not a directory (mappings directory)")) {
+    #expect(
+      throws: TaxonomyError.unreadable(
+        file: root + "/nope", reason: "not a directory (mappings directory)")
+    ) {
       try MappingLibrary.locateDirectory(
         explicit: root + "/nope", environment: [:], currentDirectory: "/", executablePath: nil)
     }
     // 3. upward from the current directory.
     let fromCurrent = try MappingLibrary.locateDirectory(
       explicit: nil, environment: [:], currentDirectory: root + "/pkg/a/b", executablePath: nil)
-    #expect(URL(fileURLWithPath: fromCurrent).standardizedFileURL.path
-      == URL(fileURLWithPath: mappings).standardizedFileURL.path)
+    #expect(
+      URL(fileURLWithPath: fromCurrent).standardizedFileURL.path
+        == URL(fileURLWithPath: mappings).standardizedFileURL.path)
     // 4. upward from the executable's directory.
     let fromExecutable = try MappingLibrary.locateDirectory(
       explicit: nil, environment: [:], currentDirectory: root + "/elsewhere",
       executablePath: root + "/pkg/.build/debug/tool")
-    #expect(URL(fileURLWithPath: fromExecutable).standardizedFileURL.path
-      == URL(fileURLWithPath: mappings).standardizedFileURL.path)
+    #expect(
+      URL(fileURLWithPath: fromExecutable).standardizedFileURL.path
+        == URL(fileURLWithPath: mappings).standardizedFileURL.path)
   }
 
   @Test func notFoundListsTheSearchedPlaces() throws {

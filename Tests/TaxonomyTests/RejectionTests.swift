@@ -8,8 +8,10 @@ struct Fixture {
 
   init() throws {
     directory = try makeTemporaryDirectory()
-    try write(Self.classSet(name: "a", classes: ["x", "y", "z"]), to: directory, named: "a.classes.json")
-    try write(Self.classSet(name: "b", classes: ["p", "q"]), to: directory, named: "b.classes.json")
+    try write(
+      Self.classSet(name: "a", classes: ["x", "y", "z"]), to: directory, named: "a.classes.json")
+    try write(
+      Self.classSet(name: "b", classes: ["p", "q"]), to: directory, named: "b.classes.json")
   }
 
   static func classSet(name: String, classes: [String], ignoreIndex: Int = 255) -> String {
@@ -21,6 +23,7 @@ struct Fixture {
   }
 
   /// Writes a mapping a -> b with the given `entries` and extra keys, and returns its path.
+  @discardableResult
   func mapping(_ entries: String, extra: String = "", file: String = "m.mapping.json") throws
     -> String
   {
@@ -53,7 +56,9 @@ struct Fixture {
   @Test func unknownClassByName() throws {
     let fixture = try Fixture()
     let path = try fixture.mapping(#"[{"to": "p", "from": ["x", "w"]}]"#)
-    #expect(throws: TaxonomyError.unknownClass(file: path, entry: "entries[0].from[1]", value: "'w'")) {
+    #expect(
+      throws: TaxonomyError.unknownClass(file: path, entry: "entries[0].from[1]", value: "'w'")
+    ) {
       try LabelMapping(contentsOfFile: path)
     }
   }
@@ -61,11 +66,13 @@ struct Fixture {
   @Test func unknownClassByIDAndUnknownTarget() throws {
     let fixture = try Fixture()
     let path = try fixture.mapping(#"[{"to": "p", "from": [7]}]"#)
-    #expect(throws: TaxonomyError.unknownClass(file: path, entry: "entries[0].from[0]", value: "7")) {
+    #expect(throws: TaxonomyError.unknownClass(file: path, entry: "entries[0].from[0]", value: "7"))
+    {
       try LabelMapping(contentsOfFile: path)
     }
     let target = try fixture.mapping(#"[{"to": "r", "from": ["x", "y", "z"]}]"#)
-    #expect(throws: TaxonomyError.unknownClass(file: target, entry: "entries[0].to", value: "'r'")) {
+    #expect(throws: TaxonomyError.unknownClass(file: target, entry: "entries[0].to", value: "'r'"))
+    {
       try LabelMapping(contentsOfFile: target)
     }
   }
@@ -74,15 +81,18 @@ struct Fixture {
   func idOutOfRangeInMapping(_ id: Int) throws {
     let fixture = try Fixture()
     let path = try fixture.mapping("[{\"to\": \"p\", \"from\": [\"x\", \(id)]}]")
-    #expect(throws: TaxonomyError.idOutOfRange(file: path, entry: "entries[0].from[1]", value: id)) {
+    #expect(throws: TaxonomyError.idOutOfRange(file: path, entry: "entries[0].from[1]", value: id))
+    {
       try LabelMapping(contentsOfFile: path)
     }
   }
 
   @Test func sourceClassMappedTwice() throws {
     let fixture = try Fixture()
-    let path = try fixture.mapping(#"[{"to": "p", "from": ["x", "y"]}, {"to": "q", "from": [1, "z"]}]"#)
-    #expect(throws: TaxonomyError.mappedTwice(file: path, entry: "entries[1].from[0]", value: "y")) {
+    let path = try fixture.mapping(
+      #"[{"to": "p", "from": ["x", "y"]}, {"to": "q", "from": [1, "z"]}]"#)
+    #expect(throws: TaxonomyError.mappedTwice(file: path, entry: "entries[1].from[0]", value: "y"))
+    {
       try LabelMapping(contentsOfFile: path)
     }
     let ignored = try fixture.mapping(
@@ -99,11 +109,14 @@ struct Fixture {
       try LabelMapping(contentsOfFile: path)
     }
     // The file may say that the rest goes to ignore.
-    let rest = try fixture.loadMapping(#"[{"to": "p", "from": ["x"]}]"#, extra: #", "unlisted": "ignore""#)
+    let rest = try fixture.loadMapping(
+      #"[{"to": "p", "from": ["x"]}]"#, extra: #", "unlisted": "ignore""#)
     #expect(rest.targetIDs == [0, nil, nil])
-    let explicit = try fixture.loadMapping(#"[{"to": "p", "from": ["x"]}]"#, extra: #", "ignore": ["y", 2]"#)
+    let explicit = try fixture.loadMapping(
+      #"[{"to": "p", "from": ["x"]}]"#, extra: #", "ignore": ["y", 2]"#)
     #expect(explicit.targetIDs == [0, nil, nil])
-    let badMode = try fixture.mapping(#"[{"to": "p", "from": ["x"]}]"#, extra: #", "unlisted": "drop""#)
+    let badMode = try fixture.mapping(
+      #"[{"to": "p", "from": ["x"]}]"#, extra: #", "unlisted": "drop""#)
     #expect(
       throws: TaxonomyError.invalidValue(
         file: badMode, entry: "unlisted", value: "'drop'", reason: "expected 'ignore' or 'error'")
@@ -123,13 +136,16 @@ struct Fixture {
   @Test func duplicateIDsAndNames() throws {
     let fixture = try Fixture()
     let ids = try fixture.classSetFile(
-      #"{"kind": "class-set", "version": 1, "name": "c", "classes": [{"id": 0, "name": "u"}, {"id": 1, "name": "v"}, {"id": 1, "name": "w"}]}"#)
+      #"{"kind": "class-set", "version": 1, "name": "c", "classes": [{"id": 0, "name": "u"}, {"id": 1, "name": "v"}, {"id": 1, "name": "w"}]}"#
+    )
     #expect(throws: TaxonomyError.duplicateID(file: ids, entry: "classes[2].id", value: 1)) {
       try ClassSet(contentsOfFile: ids)
     }
     let names = try fixture.classSetFile(
-      #"{"kind": "class-set", "version": 1, "name": "c", "classes": [{"id": 0, "name": "u"}, {"id": 1, "name": "u"}]}"#)
-    #expect(throws: TaxonomyError.duplicateName(file: names, entry: "classes[1].name", value: "u")) {
+      #"{"kind": "class-set", "version": 1, "name": "c", "classes": [{"id": 0, "name": "u"}, {"id": 1, "name": "u"}]}"#
+    )
+    #expect(throws: TaxonomyError.duplicateName(file: names, entry: "classes[1].name", value: "u"))
+    {
       try ClassSet(contentsOfFile: names)
     }
   }
@@ -147,7 +163,8 @@ struct Fixture {
       try ClassSet(contentsOfFile: ignore)
     }
     let type = try fixture.classSetFile(
-      #"{"kind": "class-set", "version": 1, "name": "c", "classes": [{"id": 0, "name": "u", "evaluate": "yes"}]}"#)
+      #"{"kind": "class-set", "version": 1, "name": "c", "classes": [{"id": 0, "name": "u", "evaluate": "yes"}]}"#
+    )
     #expect(
       throws: TaxonomyError.wrongType(
         file: type, entry: "classes[0].evaluate", expected: "a boolean, found a string")
@@ -158,14 +175,16 @@ struct Fixture {
       try ClassSet(contentsOfFile: missing)
     }
     let color = try fixture.classSetFile(
-      #"{"kind": "class-set", "version": 1, "name": "c", "classes": [{"id": 0, "name": "u", "color": [0, 300, 0]}]}"#)
+      #"{"kind": "class-set", "version": 1, "name": "c", "classes": [{"id": 0, "name": "u", "color": [0, 300, 0]}]}"#
+    )
     #expect(
       throws: TaxonomyError.invalidValue(
         file: color, entry: "classes[0].color[1]", value: "300",
         reason: "colour components lie in 0...255")
     ) { try ClassSet(contentsOfFile: color) }
     let void = try fixture.classSetFile(
-      #"{"kind": "class-set", "version": 1, "name": "c", "ignoreIndex": 0, "classes": [{"id": 0, "name": "u"}]}"#)
+      #"{"kind": "class-set", "version": 1, "name": "c", "ignoreIndex": 0, "classes": [{"id": 0, "name": "u"}]}"#
+    )
     #expect(
       throws: TaxonomyError.invalidValue(
         file: void, entry: "classes[0].evaluate", value: "true",
@@ -181,9 +200,11 @@ struct Fixture {
   @Test func malformedJSONReportsLineAndColumn() throws {
     let fixture = try Fixture()
     // json-c stops at the o of `oops` (line 4, column 11); strict mode rejects trailing text.
-    let bad = try fixture.classSetFile("{\n  \"kind\": \"class-set\",\n  \"version\": 1,\n  \"name\": oops\n}\n")
+    let bad = try fixture.classSetFile(
+      "{\n  \"kind\": \"class-set\",\n  \"version\": 1,\n  \"name\": oops\n}\n")
     #expect(
-      throws: TaxonomyError.malformedJSON(file: bad, line: 4, column: 11, reason: "unexpected character")
+      throws: TaxonomyError.malformedJSON(
+        file: bad, line: 4, column: 11, reason: "unexpected character")
     ) { try ClassSet(contentsOfFile: bad) }
     let truncated = try fixture.classSetFile("{\n  \"kind\": \"class-set\",\n  \"classes\": [")
     #expect(
@@ -192,7 +213,8 @@ struct Fixture {
     ) { try ClassSet(contentsOfFile: truncated) }
     let trailing = try fixture.classSetFile("{}\n}")
     #expect(
-      throws: TaxonomyError.malformedJSON(file: trailing, line: 2, column: 1, reason: "unexpected character")
+      throws: TaxonomyError.malformedJSON(
+        file: trailing, line: 2, column: 1, reason: "unexpected character")
     ) { try ClassSet(contentsOfFile: trailing) }
     let missing = fixture.directory + "/absent.classes.json"
     #expect(throws: TaxonomyError.unreadable(file: missing, reason: "no such file")) {
@@ -202,7 +224,8 @@ struct Fixture {
 
   @Test func composeChecksTheMiddleClassSet() throws {
     let fixture = try Fixture()
-    let ab = try fixture.loadMapping(#"[{"to": "p", "from": ["x", "y"]}]"#, extra: #", "ignore": ["z"]"#)
+    let ab = try fixture.loadMapping(
+      #"[{"to": "p", "from": ["x", "y"]}]"#, extra: #", "ignore": ["z"]"#)
     let a = try ClassSet(contentsOfFile: fixture.directory + "/a.classes.json")
     let b = try ClassSet(contentsOfFile: fixture.directory + "/b.classes.json")
     #expect(
@@ -212,7 +235,7 @@ struct Fixture {
     let bToA = try LabelMapping(name: "ba", from: b, to: a, targets: [0: 2, 1: nil])
     let aToA = try ab.composed(with: bToA)
     #expect(aToA.targetIDs == [2, 2, nil])
-    #expect(try ab.composed(with: .identity(b)) .targetIDs == ab.targetIDs)
+    #expect(try ab.composed(with: .identity(b)).targetIDs == ab.targetIDs)
   }
 
   @Test func libraryRejectsTwoDefaults() throws {

@@ -98,7 +98,9 @@ import Testing
     #expect(variants.filter(\.isDefault).map(\.variant) == ["A"])
     // Mapped source counts from TAXONOMIES.md §2.
     let mapped = Dictionary(
-      uniqueKeysWithValues: variants.map { ($0.variant ?? "", $0.targetIDs.compactMap { $0 }.count) })
+      uniqueKeysWithValues: variants.map {
+        ($0.variant ?? "", $0.targetIDs.compactMap { $0 }.count)
+      })
     #expect(mapped == ["A": 25, "B": 32, "C": 22, "D": 37, "E": 36])
     let narrow = try library.mapping(named: "cityscapes-19-to-super-5.narrow")
     #expect(!narrow.isDefault && narrow.variant == "S1")
@@ -118,7 +120,8 @@ import Testing
         fileURLWithPath: sharedDataDirectory + "/mapillary-mini/classes_v1.2_reconstructed.json"))
     let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     let labels = try #require(root["labels"] as? [[String: Any]])
-    let classSet = try ClassSet(contentsOfFile: mappingsDirectory + "/mapillary-vistas-v1.2.classes.json")
+    let classSet = try ClassSet(
+      contentsOfFile: mappingsDirectory + "/mapillary-vistas-v1.2.classes.json")
     #expect(labels.count == classSet.classes.count)
     for (label, semanticClass) in zip(labels, classSet.classes) {
       #expect(label["id"] as? Int == semanticClass.id)
@@ -128,5 +131,54 @@ import Testing
       let color = try #require(semanticClass.color)
       #expect(label["color"] as? [Int] == [Int(color.red), Int(color.green), Int(color.blue)])
     }
+  }
+}
+
+@Suite struct SerializationTests {
+  @Test func classSetsAndMappingsRoundTripThroughJSONC() throws {
+    let library = try MappingLibrary(directory: mappingsDirectory)
+    for classSet in library.classSets.values {
+      #expect(try ClassSet(jsonText: classSet.jsonText(), file: classSet.name) == classSet)
+    }
+    for mapping in library.mappings {
+      let reloaded = try LabelMapping(jsonText: mapping.jsonText(), file: mapping.name) {
+        library.classSets[$0]
+      }
+      #expect(reloaded == mapping)
+    }
+  }
+
+  @Test func outputCounts() throws {
+    let library = try MappingLibrary(directory: mappingsDirectory)
+    let counts = library.classSets.mapValues(\.outputCount)
+    #expect(counts["mapillary-vistas-v1.2"] == 65)
+    #expect(counts["camvid-11"] == 11)
+    #expect(counts["camvid-32"] == 32)
+    #expect(counts["cityscapes-19"] == 19)
+    #expect(counts["super-5"] == 5)
+    #expect(counts["msd-hippocampus"] == 3)
+  }
+}
+
+@Suite struct LibraryEvaluationTests {
+  /// Ground truth in Cityscapes labelIds, prediction in trainIds, scored on the super-classes.
+  @Test func reduceMixedClassSetsThroughTheLibrary() throws {
+    let library = try MappingLibrary(directory: mappingsDirectory)
+    var matrix = ConfusionMatrix(
+      groundTruth: try library.classSet(named: "cityscapes-34"),
+      prediction: try library.classSet(named: "cityscapes-19"))
+    // gt: road, sidewalk, car, person, unlabeled, parking, vegetation, terrain
+    // pred: road, road, car, car, road, road, terrain, 255
+    matrix.accumulate(
+      groundTruth: [7, 8, 26, 24, 0, 9, 21, 22], prediction: [0, 0, 13, 13, 0, 0, 9, 255])
+    let report = try matrix.reduced(to: "super-5", using: library).report()
+    // road: TP 2 (road, sidewalk); vehicle: TP 1, FP 1 (person row); person: FN 1;
+    // vegetation: TP 1 (vegetation -> terrain), FN 1 (terrain -> void column).
+    #expect(report.score(id: 0)?.iou == 1)
+    #expect(report.score(id: 1)?.iou == 0.5)
+    #expect(report.score(id: 2)?.iou == 0)
+    #expect(report.score(id: 3)?.iou == 0.5)
+    #expect(report.score(id: 4)?.iou.isNaN == true)
+    #expect(report.evaluatedPixels == 6)
   }
 }

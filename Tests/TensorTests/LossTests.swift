@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import Tensor
 
@@ -38,17 +38,21 @@ private func randomCase(pixels: Int, classes: Int, labelRange: Int, seed: UInt64
   return (logits, labels)
 }
 
-@Test("cross-entropy gradient matches finite differences in Double",
-      arguments: [(pixels: 1 * 3 * 5, classes: 3, weighted: false),
-                  (pixels: 2 * 5 * 3, classes: 7, weighted: false),
-                  (pixels: 1 * 3 * 7, classes: 5, weighted: true)])
+@Test(
+  "cross-entropy gradient matches finite differences in Double",
+  arguments: [
+    (pixels: 1 * 3 * 5, classes: 3, weighted: false),
+    (pixels: 2 * 5 * 3, classes: 7, weighted: false),
+    (pixels: 1 * 3 * 7, classes: 5, weighted: true),
+  ])
 func crossEntropyGradient(pixels: Int, classes: Int, weighted: Bool) {
   let (logits, labels) = randomCase(pixels: pixels, classes: classes, labelRange: classes, seed: 11)
   let weights: [Float]? = weighted ? (0..<classes).map { Float($0 % 3) * 0.75 + 0.25 } : nil
   let analytic = softmaxCrossEntropyCore(
     logits: logits, classes: classes, labels: labels, classWeights: weights)
   let numeric = finiteDifferences(logits) {
-    softmaxCrossEntropyCore(logits: $0, classes: classes, labels: labels, classWeights: weights).loss
+    softmaxCrossEntropyCore(logits: $0, classes: classes, labels: labels, classWeights: weights)
+      .loss
   }
   let difference = maxDifference(analytic.gradient, numeric)
   #expect(difference < 1e-8, "max difference \(difference)")
@@ -58,8 +62,9 @@ func crossEntropyGradient(pixels: Int, classes: Int, weighted: Bool) {
   }
 }
 
-@Test("reduce-then-compute gradient matches finite differences in Double, with nil fine classes",
-      arguments: [[0, 0, 1, nil, 2, 1, 0] as [Int?], [1, nil, 0, 1, 1], [0, 1, 2]])
+@Test(
+  "reduce-then-compute gradient matches finite differences in Double, with nil fine classes",
+  arguments: [[0, 0, 1, nil, 2, 1, 0] as [Int?], [1, nil, 0, 1, 1], [0, 1, 2]])
 func reduceGradient(superClassOfFine: [Int?]) {
   let superClasses = (superClassOfFine.compactMap { $0 }.max() ?? 0) + 1
   let classes = superClassOfFine.count
@@ -69,7 +74,8 @@ func reduceGradient(superClassOfFine: [Int?]) {
     logits: logits, classes: classes, superLabels: labels, superClassOfFine: superClassOfFine)
   let numeric = finiteDifferences(logits) {
     reduceThenComputeCore(
-      logits: $0, classes: classes, superLabels: labels, superClassOfFine: superClassOfFine).loss
+      logits: $0, classes: classes, superLabels: labels, superClassOfFine: superClassOfFine
+    ).loss
   }
   let difference = maxDifference(analytic.gradient, numeric)
   #expect(difference < 1e-8, "max difference \(difference)")

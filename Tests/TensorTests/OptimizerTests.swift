@@ -1,20 +1,28 @@
 import Foundation
-import Testing
 import Tensor
 import TestSupport
+import Testing
 
 @Test("SGD with momentum and weight decay matches hand-computed PyTorch updates")
 func sgdUpdates() {
-  var parameters = ["w": Tensor(shape: [2], scalars: [1, 2]), "buffer": Tensor(shape: [1], scalars: [7])]
+  var parameters = [
+    "w": Tensor(shape: [2], scalars: [1, 2]), "buffer": Tensor(shape: [1], scalars: [7]),
+  ]
   let gradients = ["w": Tensor(shape: [2], scalars: [0.5, -1])]
   var sgd = SGD(momentum: 0.9, weightDecay: 0.01)
   // Step 1: g = [0.51, -0.98], v = g, p = p - 0.1 v.
   sgd.update(&parameters, gradients: gradients, learningRate: 0.1)
-  #expect(parameters["w"]?.isClose(to: Tensor(shape: [2], scalars: [0.949, 2.098]), relativeTolerance: 1e-6) == true)
+  #expect(
+    parameters["w"]?.isClose(
+      to: Tensor(shape: [2], scalars: [0.949, 2.098]), relativeTolerance: 1e-6) == true)
   // Step 2: g = [0.50949, -0.97902], v = 0.9 [0.51, -0.98] + g = [0.96849, -1.86102].
   sgd.update(&parameters, gradients: gradients, learningRate: 0.1)
-  #expect(parameters["w"]?.isClose(to: Tensor(shape: [2], scalars: [0.852151, 2.284102]), relativeTolerance: 1e-6) == true)
-  #expect(sgd.velocity["w"]?.isClose(to: Tensor(shape: [2], scalars: [0.96849, -1.86102]), relativeTolerance: 1e-6) == true)
+  #expect(
+    parameters["w"]?.isClose(
+      to: Tensor(shape: [2], scalars: [0.852151, 2.284102]), relativeTolerance: 1e-6) == true)
+  #expect(
+    sgd.velocity["w"]?.isClose(
+      to: Tensor(shape: [2], scalars: [0.96849, -1.86102]), relativeTolerance: 1e-6) == true)
   #expect(parameters["buffer"]?.scalars == [7])
   // Plain SGD without momentum keeps no state.
   var plain = SGD(momentum: 0)
@@ -29,7 +37,8 @@ func adamUpdates() {
   var adam = Adam()
   adam.update(&parameters, gradients: ["w": Tensor(shape: [1], scalars: [0.5])], learningRate: 0.1)
   #expect(abs((parameters["w"]?.scalars[0] ?? 0) - 0.9) < 1e-6)
-  adam.update(&parameters, gradients: ["w": Tensor(shape: [1], scalars: [-0.25])], learningRate: 0.1)
+  adam.update(
+    &parameters, gradients: ["w": Tensor(shape: [1], scalars: [-0.25])], learningRate: 0.1)
   // m = 0.02, v = 0.00031225, p = 0.9 - 0.1 (m / 0.19) / (sqrt(v / (1 - 0.999^2)) + 1e-8).
   #expect(abs((parameters["w"]?.scalars[0] ?? 0) - 0.8733663) < 1e-6)
   #expect(adam.step == 2)

@@ -32,7 +32,7 @@ public struct Sample: Sendable, Equatable {
 
 /// A list of samples and the name of the class set their label pixels are written in.
 ///
-/// The class set name (`"cityscapes-34"`, `"mapillary-v1.2"`, `"camvid-11"`, ...) tells the
+/// The class set name (`"cityscapes-34"`, `"mapillary-vistas-v1.2"`, `"camvid-11"`, ...) tells the
 /// caller which label mapping to build; the mapping itself arrives as a plain 256-entry table
 /// (source pixel value -> model class id or ignore), so this module does not depend on how
 /// taxonomies are described.
@@ -135,6 +135,8 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
   case inconsistentBatch(id: String, shape: [Int], expected: [Int])
   /// A saved loader state does not fit this loader.
   case stateMismatch(reason: String)
+  /// A dataset spec string (``DatasetSpec``) cannot be parsed.
+  case invalidSpec(String, reason: String)
 
   public var description: String {
     switch self {
@@ -149,6 +151,7 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
     case .inconsistentBatch(let id, let shape, let expected):
       "sample \(id): preprocessed shape \(shape) differs from the batch shape \(expected)"
     case .stateMismatch(let reason): "cannot resume the data loader: \(reason)"
+    case .invalidSpec(let text, let reason): "dataset '\(text)': \(reason)"
     }
   }
 }

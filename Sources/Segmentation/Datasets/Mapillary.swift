@@ -1,7 +1,7 @@
 extension Dataset {
   /// Lists a Mapillary Vistas v1.2 split: `<split>/images/<id>.jpg` with
   /// `<split>/v1.2/labels/<id>.png` (8-bit palette PNGs whose indices are the 66 class ids;
-  /// class set `mapillary-v1.2`).
+  /// class set `mapillary-vistas-v1.2`).
   ///
   /// Also accepted: the v1.0/v1.1 layout `<split>/labels/`, a flat `<split>/v1.2/` label folder
   /// (the mmsegmentation test layout of `shared/data/mapillary-mini`), and `split == nil` for a
@@ -45,6 +45,6 @@ extension Dataset {
     }
     guard !samples.isEmpty else { throw .empty(path: imageRoot) }
     try DatasetFiles.checkUniqueIDs(samples, path: imageRoot)
-    return Dataset(classSetName: "mapillary-v1.2", samples: samples)
+    return Dataset(classSetName: "mapillary-vistas-v1.2", samples: samples)
   }
 }

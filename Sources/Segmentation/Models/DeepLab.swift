@@ -66,23 +66,28 @@ public struct DeepLab: SegmentationModel, Equatable {
   /// Creates a He-initialised network.
   ///
   /// - Precondition: four positive widths, positive rates, `classCount > 0`.
-  public init(_ configuration: Configuration = Configuration(), using generator: inout SeededGenerator) {
+  public init(
+    _ configuration: Configuration = Configuration(), using generator: inout SeededGenerator
+  ) {
     let w = configuration.widths
     precondition(w.count == 4 && w.allSatisfy { $0 > 0 }, "DeepLab needs four widths, got \(w)")
-    precondition(configuration.asppRates.allSatisfy { $0 > 0 }, "ASPP rates \(configuration.asppRates)")
+    precondition(
+      configuration.asppRates.allSatisfy { $0 > 0 }, "ASPP rates \(configuration.asppRates)")
     precondition(configuration.classCount > 0 && configuration.asppChannels > 0, "DeepLab sizes")
     self.configuration = configuration
     var stem: [ConvBNReLU] = []
     var channels = configuration.inputChannels
     for width in w.prefix(3) {
-      stem.append(ConvBNReLU(inputChannels: channels, outputChannels: width, stride: 2, using: &generator))
+      stem.append(
+        ConvBNReLU(inputChannels: channels, outputChannels: width, stride: 2, using: &generator))
       stem.append(ConvBNReLU(inputChannels: width, outputChannels: width, using: &generator))
       channels = width
     }
     self.stem = stem
     stage4 = DoubleConv(inputChannels: w[2], outputChannels: w[3], dilation: 2, using: &generator)
     let a = configuration.asppChannels
-    asppPointwise = ConvBNReLU(inputChannels: w[3], outputChannels: a, kernelSize: 1, using: &generator)
+    asppPointwise = ConvBNReLU(
+      inputChannels: w[3], outputChannels: a, kernelSize: 1, using: &generator)
     asppAtrous = configuration.asppRates.map {
       ConvBNReLU(inputChannels: w[3], outputChannels: a, dilation: $0, using: &generator)
     }
@@ -102,18 +107,21 @@ public struct DeepLab: SegmentationModel, Equatable {
     var stage4: DoubleConv.Cache?
     var pointwise: ConvBNReLU.Cache?
     var atrous: [ConvBNReLU.Cache] = []
-    var features = Tensor(repeating: 0, shape: [0])      // stage 4 output
-    var pooled = Tensor(repeating: 0, shape: [0])        // [n, 1, 1, w4]
-    var poolingOutput = Tensor(repeating: 0, shape: [0]) // after the ReLU, [n, 1, 1, a]
+    var features = Tensor(repeating: 0, shape: [0])  // stage 4 output
+    var pooled = Tensor(repeating: 0, shape: [0])  // [n, 1, 1, w4]
+    var poolingOutput = Tensor(repeating: 0, shape: [0])  // after the ReLU, [n, 1, 1, a]
     var projection: ConvBNReLU.Cache?
     var classifierInput = Tensor(repeating: 0, shape: [0])
   }
 
   /// The image-pooling branch: global average, conv with bias, ReLU, broadcast to `h x w`.
-  private func poolingBranch(_ features: Tensor) -> (pooled: Tensor, output: Tensor, broadcast: Tensor) {
+  private func poolingBranch(_ features: Tensor) -> (
+    pooled: Tensor, output: Tensor, broadcast: Tensor
+  ) {
     let pooled = globalAvgPoolForward(features)
     let output = reluForward(asppPooling(pooled))
-    let broadcast = resizeBilinearForward(output, height: features.shape[1], width: features.shape[2])
+    let broadcast = resizeBilinearForward(
+      output, height: features.shape[1], width: features.shape[2])
     return (pooled, output, broadcast)
   }
 
@@ -166,7 +174,8 @@ public struct DeepLab: SegmentationModel, Equatable {
     let small = cache.classifierInput.shape
     let dLogits = resizeBilinearBackward(
       outputGradient: logitsGradient, inputHeight: small[1], inputWidth: small[2])
-    let classifierGradient = classifier.backward(outputGradient: dLogits, input: cache.classifierInput)
+    let classifierGradient = classifier.backward(
+      outputGradient: dLogits, input: cache.classifierInput)
     classifier.record(classifierGradient, prefix: "classifier", into: &gradients)
     guard let dProjected = classifierGradient.input, let projectionCache = cache.projection,
       let pointwiseCache = cache.pointwise, let stage4Cache = cache.stage4,
@@ -188,12 +197,14 @@ public struct DeepLab: SegmentationModel, Equatable {
       }
     }
     // Image pooling: broadcast, ReLU, conv, global average.
-    let dOutput = resizeBilinearBackward(outputGradient: parts[asppAtrous.count + 1], inputHeight: 1, inputWidth: 1)
+    let dOutput = resizeBilinearBackward(
+      outputGradient: parts[asppAtrous.count + 1], inputHeight: 1, inputWidth: 1)
     let dPre = reluBackward(outputGradient: dOutput, output: cache.poolingOutput)
     let poolingGradient = asppPooling.backward(outputGradient: dPre, input: cache.pooled)
     asppPooling.record(poolingGradient, prefix: "aspp.pooling", into: &gradients)
     if let dPooled = poolingGradient.input {
-      dFeatures = add(dFeatures, globalAvgPoolBackward(outputGradient: dPooled, inputShape: cache.features.shape))
+      dFeatures = add(
+        dFeatures, globalAvgPoolBackward(outputGradient: dPooled, inputShape: cache.features.shape))
     }
     guard
       var dx = stage4.backward(
@@ -213,7 +224,9 @@ public struct DeepLab: SegmentationModel, Equatable {
   public mutating func visitParameters(
     prefix: String, _ body: (String, inout Tensor, ParameterRole) -> Void
   ) {
-    for i in stem.indices { stem[i].visitParameters(prefix: joinName(prefix, "stem\(i + 1)"), body) }
+    for i in stem.indices {
+      stem[i].visitParameters(prefix: joinName(prefix, "stem\(i + 1)"), body)
+    }
     stage4.visitParameters(prefix: joinName(prefix, "stage4"), body)
     asppPointwise.visitParameters(prefix: joinName(prefix, "aspp.pointwise"), body)
     for i in asppAtrous.indices {
@@ -228,6 +241,7 @@ public struct DeepLab: SegmentationModel, Equatable {
     precondition(
       images.rank == 4 && images.shape[3] == configuration.inputChannels
         && images.shape[1] >= 8 && images.shape[2] >= 8,
-      "DeepLab input must be [n, h >= 8, w >= 8, \(configuration.inputChannels)], got \(images.shape)")
+      "DeepLab input must be [n, h >= 8, w >= 8, \(configuration.inputChannels)], got \(images.shape)"
+    )
   }
 }

@@ -184,7 +184,9 @@ public struct ConvBNReLU: ParameterContainer, Equatable {
     updateRunningStatistics(
       runningMean: &norm.runningMean, runningVariance: &norm.runningVariance,
       statistics: statistics, count: count, momentum: norm.momentum, epsilon: norm.epsilon)
-    return (output, Cache(input: input, convOutput: convOutput, statistics: statistics, output: output))
+    return (
+      output, Cache(input: input, convOutput: convOutput, statistics: statistics, output: output)
+    )
   }
 
   /// Back-propagates `outputGradient`; records the parameter gradients under `prefix` and returns

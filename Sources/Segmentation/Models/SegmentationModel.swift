@@ -28,7 +28,8 @@ extension SegmentationModel {
   public var classCount: Int { architecture.classCount }
 
   /// Runs the network in training mode (`training: true`, returning the cache) or inference mode.
-  public mutating func forward(_ images: Tensor, training: Bool) -> (logits: Tensor, cache: Cache?) {
+  public mutating func forward(_ images: Tensor, training: Bool) -> (logits: Tensor, cache: Cache?)
+  {
     if training {
       let (logits, cache) = trainingForward(images)
       return (logits, cache)

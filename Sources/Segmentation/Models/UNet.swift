@@ -48,7 +48,9 @@ public struct UNet: SegmentationModel, Equatable {
   /// Creates a He-initialised network.
   ///
   /// - Precondition: at least two widths, all positive, and `classCount > 0`.
-  public init(_ configuration: Configuration = Configuration(), using generator: inout SeededGenerator) {
+  public init(
+    _ configuration: Configuration = Configuration(), using generator: inout SeededGenerator
+  ) {
     let widths = configuration.widths
     precondition(widths.count >= 2 && widths.allSatisfy { $0 > 0 }, "U-Net widths \(widths)")
     precondition(configuration.classCount > 0 && configuration.inputChannels > 0, "U-Net sizes")
@@ -57,15 +59,18 @@ public struct UNet: SegmentationModel, Equatable {
     var encoders: [DoubleConv] = []
     var channels = configuration.inputChannels
     for i in 0..<depth {
-      encoders.append(DoubleConv(inputChannels: channels, outputChannels: widths[i], using: &generator))
+      encoders.append(
+        DoubleConv(inputChannels: channels, outputChannels: widths[i], using: &generator))
       channels = widths[i]
     }
     self.encoders = encoders
-    bottleneck = DoubleConv(inputChannels: channels, outputChannels: widths[depth], using: &generator)
+    bottleneck = DoubleConv(
+      inputChannels: channels, outputChannels: widths[depth], using: &generator)
     var decoders: [DoubleConv] = []
     for i in 0..<depth {
       decoders.append(
-        DoubleConv(inputChannels: widths[i + 1] + widths[i], outputChannels: widths[i], using: &generator))
+        DoubleConv(
+          inputChannels: widths[i + 1] + widths[i], outputChannels: widths[i], using: &generator))
     }
     self.decoders = decoders
     head = Conv2d(
@@ -76,11 +81,11 @@ public struct UNet: SegmentationModel, Equatable {
   /// The training-forward state.
   public struct Cache: Sendable {
     var encoders: [DoubleConv.Cache] = []
-    var poolArgmax: [[Int32]] = []            // pooling j reads encoder j's output
-    var skipShapes: [[Int]] = []              // encoder i's output shape
+    var poolArgmax: [[Int32]] = []  // pooling j reads encoder j's output
+    var skipShapes: [[Int]] = []  // encoder i's output shape
     var bottleneck: DoubleConv.Cache?
     var decoders: [DoubleConv.Cache?] = []
-    var upsampledFrom: [[Int]] = []           // decoder i upsampled a tensor of this shape
+    var upsampledFrom: [[Int]] = []  // decoder i upsampled a tensor of this shape
     var headInput = Tensor(repeating: 0, shape: [0])
   }
 
@@ -153,7 +158,8 @@ public struct UNet: SegmentationModel, Equatable {
       let from = cache.upsampledFrom[i]
       let parts = splitChannels(dConcat, sizes: [from[3], cache.skipShapes[i][3]])
       skipGradients[i] = parts[1]
-      dx = resizeBilinearBackward(outputGradient: parts[0], inputHeight: from[1], inputWidth: from[2])
+      dx = resizeBilinearBackward(
+        outputGradient: parts[0], inputHeight: from[1], inputWidth: from[2])
     }
     guard let bottleneckCache = cache.bottleneck,
       let dPooled = bottleneck.backward(
@@ -170,7 +176,8 @@ public struct UNet: SegmentationModel, Equatable {
         computeInputGradient: i > 0)
       if i > 0, let dInput {
         dSkip = maxPool2dBackward(
-          outputGradient: dInput, argmax: cache.poolArgmax[i - 1], inputShape: cache.skipShapes[i - 1])
+          outputGradient: dInput, argmax: cache.poolArgmax[i - 1],
+          inputShape: cache.skipShapes[i - 1])
       }
     }
     return gradients
@@ -179,7 +186,9 @@ public struct UNet: SegmentationModel, Equatable {
   public mutating func visitParameters(
     prefix: String, _ body: (String, inout Tensor, ParameterRole) -> Void
   ) {
-    for i in encoders.indices { encoders[i].visitParameters(prefix: joinName(prefix, "enc\(i + 1)"), body) }
+    for i in encoders.indices {
+      encoders[i].visitParameters(prefix: joinName(prefix, "enc\(i + 1)"), body)
+    }
     bottleneck.visitParameters(prefix: joinName(prefix, "bottleneck"), body)
     for i in decoders.indices.reversed() {
       decoders[i].visitParameters(prefix: joinName(prefix, "dec\(i + 1)"), body)

@@ -27,7 +27,7 @@ extension SyntheticStreets {
   ///   labelIds); class set `cityscapes-34`.
   /// - Target: Mapillary Vistas v1.2 layout, `<split>/images/synth_<i>.png` (RGB PNG; the
   ///   reader accepts PNG pictures) and `<split>/v1.2/labels/synth_<i>.png` (palette PNG, indices
-  ///   = the 66 class ids, ``mapillaryPalette`` as colour table); class set `mapillary-v1.2`.
+  ///   = the 66 class ids, ``mapillaryPalette`` as colour table); class set `mapillary-vistas-v1.2`.
   ///
   /// Scene `i` is ``scene(domain:index:seed:width:height:)`` with index `firstIndex + i`.
   /// - Throws: `DatasetError.image` when a file cannot be written, or the reader's errors.

@@ -117,7 +117,8 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
 
   /// The training state as saved in checkpoints.
   public var trainingState: TrainingState {
-    TrainingState(step: step, optimizer: optimizer, schedule: configuration.schedule, generator: generator)
+    TrainingState(
+      step: step, optimizer: optimizer, schedule: configuration.schedule, generator: generator)
   }
 
   /// Writes a checkpoint of the model and the training state (atomically).
@@ -142,13 +143,16 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     switch configuration.loss {
     case .crossEntropy(let weights):
       if let weights, weights.count != model.classCount {
-        throw .invalidBatch(reason: "\(weights.count) class weights for \(model.classCount) classes")
+        throw .invalidBatch(
+          reason: "\(weights.count) class weights for \(model.classCount) classes")
       }
       for c in 0..<min(256, model.classCount) { valid[c] = true }
     case .reduceThenCompute(let superClassOfFine):
       guard superClassOfFine.count == model.classCount else {
         throw .invalidBatch(
-          reason: "the fine-to-super table has \(superClassOfFine.count) entries for \(model.classCount) classes")
+          reason:
+            "the fine-to-super table has \(superClassOfFine.count) entries for \(model.classCount) classes"
+        )
       }
       for s in superClassOfFine { if let s, (0..<256).contains(s) { valid[s] = true } }
     }
@@ -163,7 +167,8 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     switch configuration.loss {
     case .crossEntropy(let weights):
       softmaxCrossEntropy(
-        logits: logits, labels: labels, ignoreIndex: configuration.ignoreIndex, classWeights: weights)
+        logits: logits, labels: labels, ignoreIndex: configuration.ignoreIndex,
+        classWeights: weights)
     case .reduceThenCompute(let table):
       reduceThenComputeLoss(
         logits: logits, superLabels: labels, superClassOfFine: table,
@@ -203,15 +208,18 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     }
     if let limit = configuration.maxGradientNorm, norm > limit {
       let factor = limit / norm
-      for name in gradients.keys { gradients[name]?.scalars.withUnsafeMutableBufferPointer { b in
-        for i in b.indices { b[i] *= factor }
-      } }
+      for name in gradients.keys {
+        gradients[name]?.scalars.withUnsafeMutableBufferPointer { b in
+          for i in b.indices { b[i] *= factor }
+        }
+      }
     }
     let learningRate = configuration.schedule.learningRate(atStep: step)
     var parameters = model.parameters
     optimizer.update(&parameters, gradients: gradients, learningRate: learningRate)
     model.parameters = parameters
-    let result = TrainingStepResult(step: step, loss: loss, learningRate: learningRate, gradientNorm: norm)
+    let result = TrainingStepResult(
+      step: step, loss: loss, learningRate: learningRate, gradientNorm: norm)
     step += 1
     if let path = configuration.checkpointPath, step % configuration.checkpointInterval == 0 {
       try saveCheckpoint(to: path)

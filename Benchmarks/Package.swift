@@ -1,0 +1,22 @@
+// swift-tools-version: 6.1
+import Foundation
+import PackageDescription
+
+// The benchmarks live in their own package so that the main package never depends on them.
+// SwiftPM names a path dependency after its folder (`atso-transfer`, or a worktree's name).
+let rootPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent().lastPathComponent.lowercased()
+
+let package = Package(
+  name: "Benchmarks",
+  dependencies: [.package(path: "../")],
+  targets: [
+    .executableTarget(
+      name: "UNetBench",
+      dependencies: [
+        .product(name: "Tensor", package: rootPackage),
+        .product(name: "Segmentation", package: rootPackage),
+      ],
+      swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+  ]
+)

@@ -1,0 +1,163 @@
+import Testing
+import Tensor
+import TestSupport
+
+/// One convolution configuration for the gradient tests.
+struct ConvCase: Sendable, CustomTestStringConvertible {
+  var n = 1, c = 2, h = 5, w = 5, k = 3
+  var r = 3, s = 3
+  var stride = 1, padding = 0, dilation = 1
+  var testDescription: String {
+    "n\(n) c\(c) \(h)x\(w) k\(k) kernel \(r)x\(s) stride \(stride) pad \(padding) dil \(dilation)"
+  }
+}
+
+let convCases: [ConvCase] = [
+  ConvCase(n: 1, c: 2, h: 5, w: 5, k: 3, stride: 1, padding: 1),
+  ConvCase(n: 2, c: 3, h: 7, w: 6, k: 2, stride: 2, padding: 0),
+  ConvCase(n: 2, c: 2, h: 7, w: 5, k: 3, stride: 1, padding: 2, dilation: 2),
+  ConvCase(n: 1, c: 3, h: 9, w: 8, k: 2, stride: 2, padding: 1, dilation: 2),
+  ConvCase(n: 3, c: 2, h: 5, w: 6, k: 2, stride: 1, padding: 0),
+  ConvCase(n: 2, c: 4, h: 3, w: 5, k: 3, r: 1, s: 1),
+  ConvCase(n: 1, c: 3, h: 5, w: 7, k: 2, r: 1, s: 1, stride: 2, padding: 1),
+  ConvCase(n: 2, c: 2, h: 6, w: 5, k: 2, r: 3, s: 1, stride: 1, padding: 2),
+]
+
+/// Direct-loop convolution in `Double` (independent of im2col), NHWC / [r, s, c, k].
+func directConv(
+  _ x: Tensor, _ weight: Tensor, _ bias: Tensor?, stride: Int, padding: Int, dilation: Int
+) -> Tensor {
+  let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+  let (r, s, k) = (weight.shape[0], weight.shape[1], weight.shape[3])
+  let oh = (h + 2 * padding - dilation * (r - 1) - 1) / stride + 1
+  let ow = (w + 2 * padding - dilation * (s - 1) - 1) / stride + 1
+  var out = Tensor.zeros([n, oh, ow, k])
+  var acc = [Double](repeating: 0, count: k)
+  for b in 0..<n {
+    for oy in 0..<oh {
+      for ox in 0..<ow {
+        for j in 0..<k { acc[j] = Double(bias?.scalars[j] ?? 0) }
+        for ky in 0..<r {
+          let iy = oy * stride - padding + ky * dilation
+          guard iy >= 0 && iy < h else { continue }
+          for kx in 0..<s {
+            let ix = ox * stride - padding + kx * dilation
+            guard ix >= 0 && ix < w else { continue }
+            for ci in 0..<c {
+              let v = Double(x.scalars[((b * h + iy) * w + ix) * c + ci])
+              let wo = ((ky * s + kx) * c + ci) * k
+              for j in 0..<k { acc[j] += v * Double(weight.scalars[wo + j]) }
+            }
+          }
+        }
+        for j in 0..<k { out.scalars[((b * oh + oy) * ow + ox) * k + j] = Float(acc[j]) }
+      }
+    }
+  }
+  return out
+}
+
+@Test("conv2d backward matches finite differences (input, weight, bias)", arguments: convCases)
+func conv2dGradients(_ cc: ConvCase) {
+  var rng = SeededGenerator(seed: 7)
+  let x = randomTensor([cc.n, cc.h, cc.w, cc.c], &rng)
+  let weight = randomTensor([cc.r, cc.s, cc.c, cc.k], &rng, scale: 0.5)
+  let bias = randomTensor([cc.k], &rng)
+  let y = conv2dForward(
+    x, weight: weight, bias: bias, stride: cc.stride, padding: cc.padding, dilation: cc.dilation)
+  let reference = directConv(
+    x, weight, bias, stride: cc.stride, padding: cc.padding, dilation: cc.dilation)
+  expectClose(y, reference, relativeTolerance: 1e-5, "forward vs direct loops")
+  let dy = randomTensor(y.shape, &rng)
+  let grads = conv2dBackward(
+    outputGradient: dy, input: x, weight: weight, hasBias: true, stride: cc.stride,
+    padding: cc.padding, dilation: cc.dilation)
+  func forward(_ x: Tensor, _ weight: Tensor, _ bias: Tensor) -> Tensor {
+    conv2dForward(
+      x, weight: weight, bias: bias, stride: cc.stride, padding: cc.padding,
+      dilation: cc.dilation)
+  }
+  expectClose(
+    grads.input, numericalGradient(at: x, weights: dy) { forward($0, weight, bias) }, "input")
+  expectClose(
+    grads.weight, numericalGradient(at: weight, weights: dy) { forward(x, $0, bias) }, "weight")
+  #expect(grads.bias != nil)
+  if let biasGradient = grads.bias {
+    expectClose(
+      biasGradient, numericalGradient(at: bias, weights: dy) { forward(x, weight, $0) }, "bias")
+  }
+  // Without the input gradient, the weight gradient is unchanged.
+  let firstLayer = conv2dBackward(
+    outputGradient: dy, input: x, weight: weight, hasBias: false, stride: cc.stride,
+    padding: cc.padding, dilation: cc.dilation, computeInputGradient: false)
+  #expect(firstLayer.input.shape == [0])
+  #expect(firstLayer.bias == nil)
+  #expect(firstLayer.weight == grads.weight)
+}
+
+/// Direct-loop gradients in `Double`: dX and dW of `sum(dy * conv(x, W))`.
+func directConvBackward(
+  _ dy: Tensor, _ x: Tensor, _ weight: Tensor, stride: Int, padding: Int, dilation: Int
+) -> (input: Tensor, weight: Tensor) {
+  let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+  let (r, s, k) = (weight.shape[0], weight.shape[1], weight.shape[3])
+  let (oh, ow) = (dy.shape[1], dy.shape[2])
+  var dx = [Double](repeating: 0, count: x.count)
+  var dw = [Double](repeating: 0, count: weight.count)
+  for b in 0..<n {
+    for oy in 0..<oh {
+      for ox in 0..<ow {
+        let go = ((b * oh + oy) * ow + ox) * k
+        for ky in 0..<r {
+          let iy = oy * stride - padding + ky * dilation
+          guard iy >= 0 && iy < h else { continue }
+          for kx in 0..<s {
+            let ix = ox * stride - padding + kx * dilation
+            guard ix >= 0 && ix < w else { continue }
+            for ci in 0..<c {
+              let xi = ((b * h + iy) * w + ix) * c + ci
+              let wo = ((ky * s + kx) * c + ci) * k
+              for j in 0..<k {
+                let g = Double(dy.scalars[go + j])
+                dx[xi] += g * Double(weight.scalars[wo + j])
+                dw[wo + j] += g * Double(x.scalars[xi])
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return (
+    Tensor(shape: x.shape, scalars: dx.map { Float($0) }),
+    Tensor(shape: weight.shape, scalars: dw.map { Float($0) })
+  )
+}
+
+@Test(
+  "conv2d on a shape with several im2col chunks per image matches direct loops",
+  arguments: [(1, 1, 1), (2, 1, 1), (1, 2, 2)])
+func conv2dMultiChunk(stride: Int, padding: Int, dilation: Int) {
+  var rng = SeededGenerator(seed: 11)
+  // patch = 3 * 3 * 96 = 864 columns: 296 rows per forward chunk, 600 per backward chunk.
+  let x = randomTensor([3, 26, 29, 96], &rng)
+  let weight = randomTensor([3, 3, 96, 5], &rng, scale: 0.1)
+  let bias = randomTensor([5], &rng)
+  let y = conv2dForward(
+    x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
+  let reference = directConv(x, weight, bias, stride: stride, padding: padding, dilation: dilation)
+  expectClose(y, reference, relativeTolerance: 1e-5, "forward")
+  let dy = randomTensor(y.shape, &rng)
+  let grads = conv2dBackward(
+    outputGradient: dy, input: x, weight: weight, hasBias: true, stride: stride,
+    padding: padding, dilation: dilation)
+  let direct = directConvBackward(
+    dy, x, weight, stride: stride, padding: padding, dilation: dilation)
+  expectClose(grads.input, direct.input, relativeTolerance: 1e-5, "input gradient")
+  expectClose(grads.weight, direct.weight, relativeTolerance: 1e-5, "weight gradient")
+  var biasSum = [Float](repeating: 0, count: 5)
+  for (i, v) in dy.scalars.enumerated() { biasSum[i % 5] += v }
+  if let b = grads.bias {
+    expectClose(b, Tensor(shape: [5], scalars: biasSum), relativeTolerance: 1e-5, "bias gradient")
+  }
+}
