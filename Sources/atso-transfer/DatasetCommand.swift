@@ -10,52 +10,35 @@ struct DatasetCommand: ParsableCommand {
     subcommands: [Info.self, Synthesize.self])
 }
 
-/// The dataset layouts the readers understand.
-enum DatasetKind: String, ExpressibleByArgument, CaseIterable {
-  case cityscapes, mapillary, camvid, list
-}
-
 extension DatasetCommand {
-  /// `atso-transfer dataset info --kind K --path P [--split S]`.
+  /// `atso-transfer dataset info SPEC`.
   struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "List a dataset: sample count, class set, label files, label value histogram.",
       discussion: """
-        cityscapes: --path is the folder holding leftImg8bit/ and gtFine/ (--split required).
-        mapillary: --path is the Vistas root (--split e.g. training; omit for a flat root).
-        camvid: --path is a SegNet list file (train.txt). list: --path is an 'image [label]' list.
+        SPEC is a dataset spec: cityscapes:ROOT[:SPLIT], cityscapes-trainids:ROOT[:SPLIT],
+        mapillary:ROOT[:SPLIT], camvid:LIST, list:LIST:CLASSSET, optionally followed by
+        ?include=PREFIX,...&exclude=PREFIX,...&unlabeled.
         """)
 
-    @Option(help: "The layout: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var kind: DatasetKind
-
-    @Option(help: "The dataset root or list file.")
-    var path: String
-
-    @Option(help: "The split folder (cityscapes: train/val/test; mapillary: training/validation).")
-    var split: String?
-
-    @Option(name: .customLong("class-set"), help: "The class set name of a generic list.")
-    var classSet = "custom"
+    @Argument(help: "The dataset spec, e.g. camvid:data/camvid/train.txt?include=0001TP.")
+    var spec: String
 
     @Option(help: "Decode this many samples (from the start) for the label histogram.")
     var decode = 3
 
     func validate() throws {
-      if kind == .cityscapes && split == nil {
-        throw ValidationError("--kind cityscapes needs --split (e.g. train, val)")
+      do {
+        _ = try DatasetSpec(parsing: spec)
+      } catch {
+        throw ValidationError(error.description)
       }
       if decode < 0 { throw ValidationError("--decode must be non-negative") }
     }
 
-    /// Reads the dataset the options describe.
+    /// Reads the dataset the spec names.
     func dataset() throws -> Dataset {
-      switch kind {
-      case .cityscapes: try Dataset.cityscapes(root: path, split: split ?? "")
-      case .mapillary: try Dataset.mapillaryVistas(root: path, split: split)
-      case .camvid: try Dataset.camVid(listFile: path)
-      case .list: try Dataset.list(file: path, classSetName: classSet)
-      }
+      try DatasetSpec(parsing: spec).open()
     }
 
     /// The text printed by `run()`.

@@ -17,11 +17,11 @@ struct DatasetCommandTests {
       ]) as? DatasetCommand.Synthesize)
     let summary = try synth.write()
     #expect(summary.contains("source: 2 scenes (cityscapes-34)"))
-    #expect(summary.contains("target: 2 scenes (mapillary-v1.2)"))
+    #expect(summary.contains("target: 2 scenes (mapillary-vistas-v1.2)"))
 
     let source = try #require(
       try AtsoTransfer.parseAsRoot([
-        "dataset", "info", "--kind", "cityscapes", "--path", root + "/source", "--split", "train",
+        "dataset", "info", "cityscapes:\(root)/source:train",
       ]) as? DatasetCommand.Info)
     let text = try source.report()
     #expect(text.hasPrefix("2 samples, class set cityscapes-34, 2 labelled"))
@@ -30,24 +30,23 @@ struct DatasetCommandTests {
 
     let target = try #require(
       try AtsoTransfer.parseAsRoot([
-        "dataset", "info", "--kind", "mapillary", "--path", root + "/target", "--split", "training",
-        "--decode", "1",
+        "dataset", "info", "mapillary:\(root)/target:training", "--decode", "1",
       ]) as? DatasetCommand.Info)
     let targetText = try target.report()
-    #expect(targetText.contains("class set mapillary-v1.2"))
+    #expect(targetText.contains("class set mapillary-vistas-v1.2"))
     #expect(targetText.contains(" 13:"))  // road in v1.2
   }
 
   @Test("flag validation")
   func validation() {
     #expect(throws: (any Error).self) {
-      try AtsoTransfer.parseAsRoot(["dataset", "info", "--kind", "cityscapes", "--path", "/x"])
+      try AtsoTransfer.parseAsRoot(["dataset", "info", "/x"])
     }
     #expect(throws: (any Error).self) {
       try AtsoTransfer.parseAsRoot(["dataset", "synthesize", "--output", "/x", "--width", "8"])
     }
     #expect(throws: (any Error).self) {
-      try AtsoTransfer.parseAsRoot(["dataset", "info", "--kind", "pascal", "--path", "/x"])
+      try AtsoTransfer.parseAsRoot(["dataset", "info", "pascal:/x"])
     }
   }
 
@@ -55,8 +54,7 @@ struct DatasetCommandTests {
   func missing() throws {
     let info = try #require(
       try AtsoTransfer.parseAsRoot([
-        "dataset", "info", "--kind", "mapillary", "--path", "/nonexistent/vistas", "--split",
-        "training",
+        "dataset", "info", "mapillary:/nonexistent/vistas:training",
       ]) as? DatasetCommand.Info)
     #expect(throws: (any Error).self) { try info.report() }
     do {

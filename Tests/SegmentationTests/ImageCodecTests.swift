@@ -101,7 +101,16 @@ struct ImageCodecTests {
   @Test("JPEG RGB and grayscale match Pillow's decode within 3 levels")
   func jpeg() throws {
     let data = try Data(contentsOf: URL(fileURLWithPath: TestPaths.fixture("expected.json")))
-    let expected = try JSONDecoder().decode([String: [Int]].self, from: data)
+    struct Expected: Decodable {
+      var rgb: [Int]
+      var gray: [Int]
+      enum CodingKeys: String, CodingKey {
+        case rgb = "rgb8.jpg"
+        case gray = "gray8.jpg"
+      }
+    }
+    let decoded = try JSONDecoder().decode(Expected.self, from: data)
+    let expected = ["rgb8.jpg": decoded.rgb, "gray8.jpg": decoded.gray]
     let color = try ImageFile.readRGB(at: TestPaths.fixture("rgb8.jpg"))
     #expect(color.width == 8 && color.height == 8)
     let colorRef = try #require(expected["rgb8.jpg"])
