@@ -12,9 +12,8 @@ public enum ImageFile {
       throw .fileNotFound(path: path)
     }
     guard !isDirectory.boolValue else { throw .readFailed(path: path, reason: "is a directory") }
-    if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int,
-      size > ImageLimits.maxFileBytes
-    {
+    let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+    if let size = (attributes?[.size] as? NSNumber)?.intValue, size > ImageLimits.maxFileBytes {
       throw .readFailed(
         path: path,
         reason: "file of \(size) bytes exceeds the \(ImageLimits.maxFileBytes)-byte limit")

@@ -270,6 +270,30 @@ struct ImageCodecTests {
     }
   }
 
+  @Test("a file over the byte limit is refused before it is read (sparse file, no disk used)")
+  func oversizeFile() throws {
+    let dir = try TestPaths.temporaryDirectory("sparse")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let path = dir + "/huge.png"
+    #expect(FileManager.default.createFile(atPath: path, contents: Data(PNGCodec.signature)))
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    try handle.truncate(atOffset: UInt64(ImageLimits.maxFileBytes) + 1)
+    try handle.close()
+    // Guard against reading 1 GiB here if file sizes could not be queried.
+    let attributes = try FileManager.default.attributesOfItem(atPath: path)
+    try #require((attributes[.size] as? NSNumber)?.intValue == ImageLimits.maxFileBytes + 1)
+    do {
+      _ = try ImageFile.readBytes(at: path)
+      Issue.record("\(path) was read")
+    } catch {
+      guard case .readFailed(let p, let reason) = error else {
+        Issue.record("unexpected \(error)")
+        return
+      }
+      #expect(p == path && reason.contains("exceeds"))
+    }
+  }
+
   @Test("colour chunks are stripped, other chunks kept")
   func stripChunks() throws {
     let bytes = try TestPaths.fixtureBytes("gray8_gamma.png")
