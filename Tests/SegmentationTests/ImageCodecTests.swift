@@ -229,7 +229,9 @@ struct ImageCodecTests {
     let bytes = try TestPaths.fixtureBytes(name)
     var generator = SeededGenerator(seed: 11)
     var refused = 0
-    for trial in 0..<300 {
+    // ATSO_FUZZ_TRIALS raises the number of damaged copies for a longer local run.
+    let trials = ProcessInfo.processInfo.environment["ATSO_FUZZ_TRIALS"].flatMap { Int($0) } ?? 300
+    for trial in 0..<trials {
       var damaged = bytes
       for _ in 0..<(1 + trial % 4) {
         let i = Int.random(in: 0..<damaged.count, using: &generator)
