@@ -1,0 +1,308 @@
+import Foundation
+import Tensor
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// The safetensors file format (huggingface/safetensors), `F32` tensors only.
+///
+/// ```
+/// [8 bytes: N, little-endian UInt64] [N bytes: JSON header, padded with spaces] [data]
+/// header = {"name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...,
+///           "__metadata__": {"key": "string value", ...}}
+/// ```
+/// Offsets are relative to the start of the data; tensors are stored back to back, in the order
+/// given, as little-endian float32.
+public enum SafeTensors {
+  /// Encodes named tensors and string metadata.
+  public static func encode(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String])
+    -> Data
+  {
+    var header: [String: Any] = [:]
+    var offset = 0
+    for (name, tensor) in tensors {
+      header[name] =
+        [
+          "dtype": "F32", "shape": tensor.shape,
+          "data_offsets": [offset, offset + 4 * tensor.count],
+        ] as [String: Any]
+      offset += 4 * tensor.count
+    }
+    if !metadata.isEmpty { header["__metadata__"] = metadata }
+    // Serialising plain strings, integers and arrays cannot fail.
+    var json =
+      (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+      ?? Data("{}".utf8)
+    while json.count % 8 != 0 { json.append(0x20) }
+    var data = Data(capacity: 8 + json.count + offset)
+    withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+    data.append(json)
+    for (_, tensor) in tensors { data.append(tensor.littleEndianBytes()) }
+    return data
+  }
+
+  /// Decodes a safetensors file's bytes; `path` names the file in errors.
+  ///
+  /// - Returns: the tensors in data order, and the metadata.
+  /// - Throws: ``ModelError/malformedCheckpoint(path:reason:)`` for a truncated file, a bad
+  ///   header, a dtype other than `F32`, or offsets that do not match the shapes.
+  public static func decode(_ data: Data, path: String) throws(ModelError)
+    -> (tensors: [(name: String, tensor: Tensor)], metadata: [String: String])
+  {
+    func fail(_ reason: String) -> ModelError { .malformedCheckpoint(path: path, reason: reason) }
+    let bytes = [UInt8](data)
+    guard bytes.count >= 8 else { throw fail("file of \(bytes.count) bytes has no header length") }
+    var headerLength: UInt64 = 0
+    for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+    guard headerLength <= UInt64(bytes.count - 8) else {
+      throw fail("header length \(headerLength) exceeds the file (\(bytes.count) bytes)")
+    }
+    let dataStart = 8 + Int(headerLength)
+    let object: Any
+    do {
+      object = try JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart]))
+    } catch {
+      throw fail("header is not JSON")
+    }
+    guard let header = object as? [String: Any] else { throw fail("header is not a JSON object") }
+    var metadata: [String: String] = [:]
+    if let raw = header["__metadata__"] {
+      guard let m = raw as? [String: String] else {
+        throw fail("__metadata__ is not string to string")
+      }
+      metadata = m
+    }
+    var entries: [(name: String, shape: [Int], begin: Int, end: Int)] = []
+    for (name, value) in header where name != "__metadata__" {
+      guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
+        let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int],
+        offsets.count == 2
+      else { throw fail("entry '\(name)' lacks dtype, shape or data_offsets") }
+      guard dtype == "F32" else {
+        throw fail("tensor '\(name)' has dtype \(dtype); only F32 is supported")
+      }
+      guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor '\(name)' has shape \(shape)") }
+      let count = shape.reduce(1, *)
+      guard offsets[0] >= 0, offsets[1] - offsets[0] == 4 * count,
+        dataStart + offsets[1] <= bytes.count
+      else {
+        throw fail(
+          "tensor '\(name)' of shape \(shape) has data_offsets \(offsets) (data is \(bytes.count - dataStart) bytes)"
+        )
+      }
+      entries.append((name, shape, offsets[0], offsets[1]))
+    }
+    entries.sort { ($0.begin, $0.name) < ($1.begin, $1.name) }
+    var tensors: [(name: String, tensor: Tensor)] = []
+    tensors.reserveCapacity(entries.count)
+    bytes.withUnsafeBytes { raw in
+      for entry in entries {
+        let count = (entry.end - entry.begin) / 4
+        var scalars = [Float](repeating: 0, count: count)
+        let base = dataStart + entry.begin
+        for i in 0..<count {
+          scalars[i] = Float(
+            bitPattern: UInt32(
+              littleEndian: raw.loadUnaligned(fromByteOffset: base + 4 * i, as: UInt32.self)))
+        }
+        tensors.append((entry.name, Tensor(shape: entry.shape, scalars: scalars)))
+      }
+    }
+    return (tensors, metadata)
+  }
+}
+
+/// The training state saved beside the weights, enough to resume a run exactly.
+public struct TrainingState: Codable, Equatable, Sendable {
+  /// The number of optimizer steps taken.
+  public var step: Int
+  /// The optimizer's hyperparameters (its velocities are stored as tensors, see ``Checkpoint``).
+  public var optimizer: SGD
+  /// The learning-rate schedule.
+  public var schedule: PolySchedule
+  /// The training loop's random generator (augmentation, shuffling).
+  public var generator: SeededGenerator
+
+  /// Creates a training state.
+  public init(step: Int, optimizer: SGD, schedule: PolySchedule, generator: SeededGenerator) {
+    self.step = step
+    self.optimizer = optimizer
+    self.schedule = schedule
+    self.generator = generator
+  }
+}
+
+/// The JSON description of a checkpoint.
+public struct CheckpointDescription: Codable, Equatable, Sendable {
+  /// The format version (1).
+  public var formatVersion: Int
+  /// The network to rebuild.
+  public var architecture: ModelArchitecture
+  /// The name of the class set the logits index (e.g. `cityscapes-19`).
+  public var classSetName: String
+  /// The training state, if the checkpoint can resume training.
+  public var training: TrainingState?
+
+  /// Creates a description.
+  public init(architecture: ModelArchitecture, classSetName: String, training: TrainingState? = nil)
+  {
+    formatVersion = 1
+    self.architecture = architecture
+    self.classSetName = classSetName
+    self.training = training
+  }
+}
+
+/// A saved network: its named tensors and its description.
+///
+/// On disk a checkpoint is one safetensors file holding the model's tensors under their parameter
+/// names, the optimizer's velocities under `optimizer.velocity.<name>`, and the JSON description
+/// (``CheckpointDescription``) in the `__metadata__` entry `atso.checkpoint`. A readable copy of
+/// the description is written beside it as `<file>.json`. Both are written to a temporary file in
+/// the same folder and renamed over the target, so a crash never leaves a half-written checkpoint.
+public struct Checkpoint: Sendable {
+  /// The metadata key holding the description.
+  public static let descriptionKey = "atso.checkpoint"
+  /// The name prefix of optimizer velocities.
+  public static let velocityPrefix = "optimizer.velocity."
+
+  /// The description.
+  public var description: CheckpointDescription
+  /// The model's tensors (parameters and buffers), by name.
+  public var tensors: [String: Tensor]
+  /// The tensor names in the model's order.
+  public var names: [String]
+
+  /// Captures a model, with its optimizer's velocities when `training` is given.
+  public init<M: SegmentationModel>(
+    model: M, classSetName: String, training: TrainingState? = nil
+  ) {
+    let named = model.namedTensors
+    names = named.map(\.name)
+    tensors = Dictionary(uniqueKeysWithValues: named.map { ($0.name, $0.tensor) })
+    var state = training
+    if var s = state {
+      for name in names {
+        if let v = s.optimizer.velocity[name] { tensors[Self.velocityPrefix + name] = v }
+      }
+      s.optimizer.velocity = [:]
+      state = s
+    }
+    description = CheckpointDescription(
+      architecture: model.architecture, classSetName: classSetName, training: state)
+  }
+
+  /// Writes the checkpoint to `path` (and its description to `path + ".json"`), atomically.
+  ///
+  /// - Throws: ``ModelError/fileAccess(path:reason:)``.
+  public func write(to path: String) throws(ModelError) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let json: Data
+    do { json = try encoder.encode(description) } catch {
+      throw .fileAccess(path: path, reason: "cannot encode the description: \(error)")
+    }
+    let descriptionText = String(decoding: json, as: UTF8.self)
+    var ordered = names.compactMap { name in tensors[name].map { (name: name, tensor: $0) } }
+    for name in tensors.keys.sorted() where !names.contains(name) {
+      if let t = tensors[name] { ordered.append((name, t)) }
+    }
+    let data = SafeTensors.encode(ordered, metadata: [Self.descriptionKey: descriptionText])
+    try writeAtomically(data, to: path)
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+    if let pretty = try? encoder.encode(description) {
+      try writeAtomically(pretty, to: path + ".json")
+    }
+  }
+
+  /// Reads a checkpoint written by ``write(to:)`` (or any safetensors file with the description).
+  ///
+  /// - Throws: ``ModelError/fileAccess(path:reason:)`` or
+  ///   ``ModelError/malformedCheckpoint(path:reason:)``.
+  public static func read(from path: String) throws(ModelError) -> Checkpoint {
+    let data: Data
+    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+      throw .fileAccess(path: path, reason: "cannot read: \(error.localizedDescription)")
+    }
+    let (tensors, metadata) = try SafeTensors.decode(data, path: path)
+    guard let text = metadata[descriptionKey] else {
+      throw .malformedCheckpoint(path: path, reason: "no '\(descriptionKey)' entry in __metadata__")
+    }
+    let description: CheckpointDescription
+    do {
+      description = try JSONDecoder().decode(CheckpointDescription.self, from: Data(text.utf8))
+    } catch {
+      throw .malformedCheckpoint(path: path, reason: "bad description: \(error)")
+    }
+    return Checkpoint(description: description, tensors: tensors, path: path)
+  }
+
+  private init(
+    description: CheckpointDescription, tensors: [(name: String, tensor: Tensor)], path: String
+  ) {
+    self.description = description
+    self.names = tensors.map(\.name).filter { !$0.hasPrefix(Self.velocityPrefix) }
+    self.tensors = Dictionary(tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+  }
+
+  /// The training state with the optimizer's velocities restored.
+  public var trainingState: TrainingState? {
+    guard var state = description.training else { return nil }
+    for (name, tensor) in tensors where name.hasPrefix(Self.velocityPrefix) {
+      state.optimizer.velocity[String(name.dropFirst(Self.velocityPrefix.count))] = tensor
+    }
+    return state
+  }
+
+  /// Loads the saved tensors into `model`, which must have the same architecture.
+  ///
+  /// - Throws: ``ModelError/checkpointMismatch(path:reason:)`` when the architecture differs or a
+  ///   tensor is missing or has another shape; `path` names the checkpoint in the error.
+  public func restore<M: SegmentationModel>(into model: inout M, path: String = "checkpoint")
+    throws(ModelError)
+  {
+    guard model.architecture == description.architecture else {
+      throw .checkpointMismatch(
+        path: path,
+        reason: "architecture \(description.architecture), model is \(model.architecture)")
+    }
+    for entry in model.namedTensors {
+      guard let saved = tensors[entry.name] else {
+        throw .checkpointMismatch(path: path, reason: "missing tensor '\(entry.name)'")
+      }
+      guard saved.shape == entry.tensor.shape else {
+        throw .checkpointMismatch(
+          path: path,
+          reason: "tensor '\(entry.name)' has shape \(saved.shape), expected \(entry.tensor.shape)")
+      }
+    }
+    model.parameters = tensors
+  }
+
+  /// Builds the saved network and loads its tensors.
+  public func makeModel(path: String = "checkpoint") throws(ModelError) -> any SegmentationModel {
+    var generator = SeededGenerator(seed: 0)
+    var model = description.architecture.makeModel(using: &generator)
+    try restore(into: &model, path: path)
+    return model
+  }
+}
+
+/// Writes `data` to a temporary file beside `path`, then renames it over `path`.
+func writeAtomically(_ data: Data, to path: String) throws(ModelError) {
+  let temporary = path + ".tmp-\(getpid())"
+  do {
+    try data.write(to: URL(fileURLWithPath: temporary))
+  } catch {
+    throw .fileAccess(
+      path: path, reason: "cannot write \(temporary): \(error.localizedDescription)")
+  }
+  guard rename(temporary, path) == 0 else {
+    let reason = String(cString: strerror(errno))
+    unlink(temporary)
+    throw .fileAccess(path: path, reason: "cannot rename \(temporary): \(reason)")
+  }
+}

@@ -1,0 +1,105 @@
+import Tensor
+
+/// A segmentation network with a hand-written backward pass.
+///
+/// A model maps images `[n, h, w, inputChannels]` to logits `[n, h, w, classCount]` at the input
+/// resolution. It is a value: training mutates the owner's `var model` (running statistics in
+/// ``trainingForward(_:)``, parameters through ``parameters``).
+public protocol SegmentationModel: ParameterContainer {
+  /// What ``backward(_:logitsGradient:)`` needs from a training forward pass.
+  associatedtype Cache: Sendable
+
+  /// The description that rebuilds this network (saved in checkpoints).
+  var architecture: ModelArchitecture { get }
+
+  /// Inference: logits from the running batch-norm statistics. Does not change the model.
+  func callAsFunction(_ images: Tensor) -> Tensor
+
+  /// Training forward pass: batch statistics, running statistics updated.
+  mutating func trainingForward(_ images: Tensor) -> (logits: Tensor, cache: Cache)
+
+  /// The gradients of every trainable parameter, keyed by name, for the logits gradient of the
+  /// forward pass that produced `cache`.
+  func backward(_ cache: Cache, logitsGradient: Tensor) -> [String: Tensor]
+}
+
+extension SegmentationModel {
+  /// The number of output classes.
+  public var classCount: Int { architecture.classCount }
+
+  /// Runs the network in training mode (`training: true`, returning the cache) or inference mode.
+  public mutating func forward(_ images: Tensor, training: Bool) -> (logits: Tensor, cache: Cache?)
+  {
+    if training {
+      let (logits, cache) = trainingForward(images)
+      return (logits, cache)
+    }
+    return (self(images), nil)
+  }
+
+  /// Every named tensor (trainable parameters and buffers), in the model's fixed order.
+  public var parameterNames: [String] { namedTensors.map(\.name) }
+
+  /// The names of the tensors the optimizer updates, in order.
+  public var trainableParameterNames: [String] {
+    namedTensors.filter { $0.role == .trainable }.map(\.name)
+  }
+
+  /// The number of trainable scalars.
+  public var trainableScalarCount: Int {
+    namedTensors.filter { $0.role == .trainable }.reduce(0) { $0 + $1.tensor.count }
+  }
+
+  /// The named tensors in order, with their roles.
+  public var namedTensors: [(name: String, tensor: Tensor, role: ParameterRole)] {
+    var copy = self
+    var result: [(name: String, tensor: Tensor, role: ParameterRole)] = []
+    copy.visitParameters(prefix: "") { name, tensor, role in result.append((name, tensor, role)) }
+    return result
+  }
+
+  /// All named tensors (trainable parameters and buffers).
+  ///
+  /// Setting replaces every tensor whose name is a key; names that are not keys keep their value.
+  /// - Precondition (set): each given tensor has the shape of the tensor it replaces.
+  public var parameters: [String: Tensor] {
+    get {
+      var dictionary: [String: Tensor] = [:]
+      for entry in namedTensors { dictionary[entry.name] = entry.tensor }
+      return dictionary
+    }
+    set {
+      visitParameters(prefix: "") { name, tensor, _ in
+        guard let replacement = newValue[name] else { return }
+        precondition(
+          replacement.shape == tensor.shape,
+          "parameter '\(name)' has shape \(tensor.shape), not \(replacement.shape)")
+        tensor = replacement
+      }
+    }
+  }
+}
+
+/// The architecture of a network, enough to rebuild it before loading its weights.
+public enum ModelArchitecture: Codable, Equatable, Sendable {
+  /// A ``UNet``.
+  case unet(UNet.Configuration)
+  /// A ``DeepLab``.
+  case deepLab(DeepLab.Configuration)
+
+  /// The number of output classes.
+  public var classCount: Int {
+    switch self {
+    case .unet(let c): c.classCount
+    case .deepLab(let c): c.classCount
+    }
+  }
+
+  /// A freshly initialised network of this architecture.
+  public func makeModel(using generator: inout SeededGenerator) -> any SegmentationModel {
+    switch self {
+    case .unet(let c): UNet(c, using: &generator)
+    case .deepLab(let c): DeepLab(c, using: &generator)
+    }
+  }
+}

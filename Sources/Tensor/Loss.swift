@@ -1,0 +1,269 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+// Pixel-wise segmentation losses over NHWC logits.
+//
+// Both losses are written once, generic over `LossScalar`, so that the tests can run the very same
+// code in `Double` for finite-difference checks; the public entry points run it in `Float` with
+// `Double` accumulation of the loss sum.
+
+/// A floating-point type the loss kernels can run in (`Float` in training, `Double` in tests).
+package protocol LossScalar: BinaryFloatingPoint, Sendable {
+  /// `e^x`.
+  static func exponential(_ x: Self) -> Self
+  /// The natural logarithm.
+  static func logarithm(_ x: Self) -> Self
+}
+
+extension Float: LossScalar {
+  @inline(__always) package static func exponential(_ x: Float) -> Float { expf(x) }
+  @inline(__always) package static func logarithm(_ x: Float) -> Float { logf(x) }
+}
+
+extension Double: LossScalar {
+  @inline(__always) package static func exponential(_ x: Double) -> Double { exp(x) }
+  @inline(__always) package static func logarithm(_ x: Double) -> Double { log(x) }
+}
+
+/// Computes the mean pixel-wise softmax cross-entropy of NHWC logits and its gradient.
+///
+/// `logits` is `[n, h, w, C]`; `labels` holds one class id per pixel in the same `n * h * w`
+/// row-major order. Pixels labelled `ignoreIndex` take no part. With class weights `w` this is
+/// PyTorch's `F.cross_entropy(weight: w, ignore_index: ignoreIndex, reduction: "mean")`, the
+/// weighted mean over the counted pixels `i`:
+/// ```
+/// loss = sum_i w[y_i] * (-log softmax(z_i)[y_i]) / sum_i w[y_i]
+/// ```
+/// When no pixel counts (all ignored, or all weights zero) the loss is 0 and the gradient is zero
+/// (PyTorch would return NaN).
+/// - Parameters:
+///   - logits: `[n, h, w, C]` (any rank: the last axis holds the classes).
+///   - labels: one class id in `0..<C`, or `ignoreIndex`, per pixel.
+///   - ignoreIndex: the void label.
+///   - classWeights: optional weights, one per class.
+/// - Returns: the loss and the gradient of the loss with respect to `logits` (overwritten, same
+///   shape as `logits`).
+/// - Precondition: `labels.count` is the number of pixels, every label is below `C` or equals
+///   `ignoreIndex`, and `classWeights` (if given) has `C` non-negative entries. Callers validate
+///   labels that come from files before they get here.
+public func softmaxCrossEntropy(
+  logits: Tensor, labels: [UInt8], ignoreIndex: UInt8 = 255, classWeights: [Float]? = nil
+) -> (loss: Float, logitsGradient: Tensor) {
+  let classes = logits.shape.last ?? 0
+  let result = softmaxCrossEntropyCore(
+    logits: logits.scalars, classes: classes, labels: labels, ignoreIndex: ignoreIndex,
+    classWeights: classWeights)
+  return (Float(result.loss), Tensor(shape: logits.shape, scalars: result.gradient))
+}
+
+/// Computes the reduce-then-compute loss of fine-class logits against super-class labels.
+///
+/// The logits score `C` fine classes; `superClassOfFine[f]` is the super-class of fine class `f`,
+/// or `nil` when `f` belongs to no super-class. For a pixel labelled with super-class `s`, let
+/// `F(s)` be the fine classes whose super-class is `s`; the pixel's loss is the negative log of the
+/// probability mass that the softmax over all `C` fine classes puts on `F(s)`:
+/// ```
+/// loss_i = -log sum_{f in F(s)} softmax(z_i)[f] = logsumexp_all(z_i) - logsumexp_{F(s)}(z_i)
+/// dloss_i/dz_f = softmax(z_i)[f] - [f in F(s)] * exp(z_f - logsumexp_{F(s)}(z_i))
+/// ```
+/// Fine classes mapped to `nil` stay in the softmax denominator but are in no `F(s)`, so the loss
+/// pushes their probability down. Pixels labelled `ignoreIndex` are skipped; the result is the mean
+/// over the counted pixels (0, with a zero gradient, when none counts). With the identity mapping
+/// this equals ``softmaxCrossEntropy(logits:labels:ignoreIndex:classWeights:)``.
+/// - Parameters:
+///   - logits: `[n, h, w, C]` (any rank: the last axis holds the fine classes).
+///   - superLabels: one super-class id, or `ignoreIndex`, per pixel.
+///   - superClassOfFine: `C` entries.
+///   - ignoreIndex: the void label.
+/// - Returns: the loss and its gradient with respect to `logits` (overwritten, same shape).
+/// - Precondition: `superClassOfFine.count == C`, `superLabels.count` is the number of pixels,
+///   and every super label other than `ignoreIndex` has at least one fine class.
+public func reduceThenComputeLoss(
+  logits: Tensor, superLabels: [UInt8], superClassOfFine: [Int?], ignoreIndex: UInt8 = 255
+) -> (loss: Float, logitsGradient: Tensor) {
+  let classes = logits.shape.last ?? 0
+  let result = reduceThenComputeCore(
+    logits: logits.scalars, classes: classes, superLabels: superLabels,
+    superClassOfFine: superClassOfFine, ignoreIndex: ignoreIndex)
+  return (Float(result.loss), Tensor(shape: logits.shape, scalars: result.gradient))
+}
+
+/// The number of pixels one parallel chunk of a loss handles.
+private let lossChunkPixels = 4096
+
+/// Runs `body(pixelRange, gradientBase)` over fixed pixel chunks on ``kernelWidth`` workers and
+/// returns the summed `(loss sum, weight sum)`. Each chunk owns the gradient rows of its pixels;
+/// partial sums are added in chunk order, so the result does not depend on the thread count.
+private func forEachPixelChunk<T: LossScalar>(
+  pixels: Int, classes: Int, gradient: inout [T],
+  _ body: @Sendable (Range<Int>, UnsafeMutablePointer<T>) -> (Double, Double)
+) -> (loss: Double, weight: Double) {
+  let chunks = max(1, (pixels + lossChunkPixels - 1) / lossChunkPixels)
+  var partial = [Double](repeating: 0, count: 2 * chunks)
+  gradient.withUnsafeMutableBufferPointer { gradientBuffer in
+    partial.withUnsafeMutableBufferPointer { partialBuffer in
+      guard let g = gradientBuffer.baseAddress, let p = partialBuffer.baseAddress else { return }
+      let gradientOut = DisjointWrites(base: g)
+      let partialOut = DisjointWrites(base: p)
+      // Chunk k owns pixels [k * lossChunkPixels, ...) and partial[2k], partial[2k + 1].
+      parallelChunks(chunks) { k in
+        let range = (k * lossChunkPixels)..<min(pixels, (k + 1) * lossChunkPixels)
+        let (loss, weight) = body(range, gradientOut.base)
+        partialOut.base[2 * k] = loss
+        partialOut.base[2 * k + 1] = weight
+      }
+    }
+  }
+  var loss = 0.0
+  var weight = 0.0
+  for k in 0..<chunks {
+    loss += partial[2 * k]
+    weight += partial[2 * k + 1]
+  }
+  return (loss, weight)
+}
+
+/// Scales every scalar of `gradient` by `factor`.
+private func scale<T: LossScalar>(_ gradient: inout [T], by factor: T) {
+  for i in gradient.indices { gradient[i] *= factor }
+}
+
+/// The generic core of ``softmaxCrossEntropy(logits:labels:ignoreIndex:classWeights:)``:
+/// `logits` is `pixels x classes` row-major; returns the mean loss and its gradient.
+package func softmaxCrossEntropyCore<T: LossScalar>(
+  logits: [T], classes: Int, labels: [UInt8], ignoreIndex: UInt8 = 255,
+  classWeights: [Float]? = nil
+) -> (loss: Double, gradient: [T]) {
+  precondition(classes > 0, "logits need at least one class")
+  precondition(
+    logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
+  let pixels = logits.count / classes
+  precondition(labels.count == pixels, "\(labels.count) labels for \(pixels) pixels")
+  if let classWeights {
+    precondition(
+      classWeights.count == classes, "\(classWeights.count) class weights for \(classes) classes")
+    precondition(
+      classWeights.allSatisfy { $0 >= 0 && $0.isFinite }, "class weights must be finite and >= 0")
+  }
+  let weights = classWeights.map { $0.map { T($0) } }
+  var gradient = [T](repeating: 0, count: logits.count)
+  let (lossSum, weightSum) = logits.withUnsafeBufferPointer { logitsBuffer in
+    labels.withUnsafeBufferPointer { labelBuffer in
+      guard let zBase = logitsBuffer.baseAddress, let yBase = labelBuffer.baseAddress else {
+        return (0.0, 0.0)
+      }
+      let z = SharedReads(base: zBase)
+      let y = SharedReads(base: yBase)
+      return forEachPixelChunk(pixels: pixels, classes: classes, gradient: &gradient) { range, g in
+        var lossSum = 0.0
+        var weightSum = 0.0
+        for i in range {
+          let label = y.base[i]
+          if label == ignoreIndex { continue }
+          let target = Int(label)
+          precondition(
+            target < classes, "label \(target) at pixel \(i) is not below \(classes) classes")
+          let w: T = weights?[target] ?? 1
+          if w == 0 { continue }
+          // Row i of logits and gradient: offset i * classes.
+          let row = z.base + i * classes
+          let out = g + i * classes
+          var m = row[0]
+          for c in 1..<classes where row[c] > m { m = row[c] }
+          var sum: T = 0
+          for c in 0..<classes {
+            let e = T.exponential(row[c] - m)
+            out[c] = e
+            sum += e
+          }
+          let logSum = T.logarithm(sum)
+          lossSum += Double(w) * Double(m + logSum - row[target])
+          weightSum += Double(w)
+          let inverse = w / sum
+          for c in 0..<classes { out[c] *= inverse }
+          out[target] -= w
+        }
+        return (lossSum, weightSum)
+      }
+    }
+  }
+  guard weightSum > 0 else { return (0, [T](repeating: 0, count: logits.count)) }
+  scale(&gradient, by: T(1 / weightSum))
+  return (lossSum / weightSum, gradient)
+}
+
+/// The generic core of ``reduceThenComputeLoss(logits:superLabels:superClassOfFine:ignoreIndex:)``:
+/// `logits` is `pixels x classes` row-major; returns the mean loss and its gradient.
+package func reduceThenComputeCore<T: LossScalar>(
+  logits: [T], classes: Int, superLabels: [UInt8], superClassOfFine: [Int?],
+  ignoreIndex: UInt8 = 255
+) -> (loss: Double, gradient: [T]) {
+  precondition(classes > 0, "logits need at least one class")
+  precondition(
+    logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
+  precondition(
+    superClassOfFine.count == classes,
+    "superClassOfFine has \(superClassOfFine.count) entries for \(classes) fine classes")
+  let pixels = logits.count / classes
+  precondition(superLabels.count == pixels, "\(superLabels.count) labels for \(pixels) pixels")
+  // members[s] lists the fine classes of super-class s (for s in 0...255).
+  var members = [[Int]](repeating: [], count: 256)
+  for (fine, superClass) in superClassOfFine.enumerated() {
+    guard let superClass else { continue }
+    precondition(
+      (0..<256).contains(superClass),
+      "super-class \(superClass) of fine class \(fine) is out of 0..<256")
+    members[superClass].append(fine)
+  }
+  let membersOf = members
+  var gradient = [T](repeating: 0, count: logits.count)
+  let (lossSum, count) = logits.withUnsafeBufferPointer { logitsBuffer in
+    superLabels.withUnsafeBufferPointer { labelBuffer in
+      guard let zBase = logitsBuffer.baseAddress, let yBase = labelBuffer.baseAddress else {
+        return (0.0, 0.0)
+      }
+      let z = SharedReads(base: zBase)
+      let y = SharedReads(base: yBase)
+      return forEachPixelChunk(pixels: pixels, classes: classes, gradient: &gradient) { range, g in
+        var lossSum = 0.0
+        var count = 0.0
+        for i in range {
+          let label = y.base[i]
+          if label == ignoreIndex { continue }
+          let fines = membersOf[Int(label)]
+          precondition(!fines.isEmpty, "super-class \(label) at pixel \(i) has no fine class")
+          let row = z.base + i * classes
+          let out = g + i * classes
+          var m = row[0]
+          for c in 1..<classes where row[c] > m { m = row[c] }
+          var sum: T = 0
+          for c in 0..<classes {
+            let e = T.exponential(row[c] - m)
+            out[c] = e
+            sum += e
+          }
+          // logsumexp over F(s) computed against its own maximum, so that a tiny target mass
+          // does not underflow to log(0).
+          var targetMax = row[fines[0]]
+          for f in fines where row[f] > targetMax { targetMax = row[f] }
+          var shiftedSum: T = 0
+          for f in fines { shiftedSum += T.exponential(row[f] - targetMax) }
+          let logSumAll = m + T.logarithm(sum)
+          let logSumTarget = targetMax + T.logarithm(shiftedSum)
+          lossSum += Double(logSumAll - logSumTarget)
+          count += 1
+          let inverse = 1 / sum
+          for c in 0..<classes { out[c] *= inverse }
+          for f in fines { out[f] -= T.exponential(row[f] - logSumTarget) }
+        }
+        return (lossSum, count)
+      }
+    }
+  }
+  guard count > 0 else { return (0, [T](repeating: 0, count: logits.count)) }
+  scale(&gradient, by: T(1 / count))
+  return (lossSum / count, gradient)
+}
