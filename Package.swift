@@ -41,7 +41,8 @@ let package = Package(
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "TaxonomyTests", dependencies: ["Taxonomy", "TestSupport"]),
-    .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "TestSupport"]),
+    .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "TestSupport"],
+                resources: [.copy("Fixtures")]),
     .testTarget(name: "TransferTests", dependencies: ["Transfer", "TestSupport"]),
     .testTarget(name: "MedicalTests", dependencies: ["Medical", "TestSupport"]),
     .testTarget(

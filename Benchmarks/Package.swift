@@ -4,21 +4,25 @@ import PackageDescription
 
 // Benchmarks, kept out of the main package: `cd Benchmarks && swift run -c release KernelBench`
 // (kernel micro-benchmarks) or `... UNetBench` (reference U-Net training step and inference).
-// A path dependency's identity is its folder name, so read it rather than hard-coding it.
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+// SwiftPM names a path dependency after its folder (`atso-transfer`, or a worktree's name).
+let rootPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent().lastPathComponent.lowercased()
 
 let package = Package(
-  name: "atso-transfer-benchmarks",
+  name: "Benchmarks",
   dependencies: [.package(path: "../")],
   targets: [
     .executableTarget(
-      name: "KernelBench",
-      dependencies: [.product(name: "Tensor", package: root.lastPathComponent)]),
-    .executableTarget(
       name: "UNetBench",
       dependencies: [
-        .product(name: "Tensor", package: root.lastPathComponent),
-        .product(name: "Segmentation", package: root.lastPathComponent),
-      ]),
+        .product(name: "Tensor", package: rootPackage),
+        .product(name: "Segmentation", package: rootPackage),
+      ],
+      swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+    // Conv2d forward/backward on the reference net's layers next to a 2048^3 sgemm, and the
+    // other kernels: `swift run -c release KernelBench [--repeats 5] [--threads 1,2]`.
+    .executableTarget(
+      name: "KernelBench",
+      dependencies: [.product(name: "Tensor", package: rootPackage)]),
   ]
 )

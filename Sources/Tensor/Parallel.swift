@@ -47,23 +47,6 @@ package func parallelChunkBlocks(
   }
 }
 
-/// Runs `body(worker, range)` on `workers` contiguous, balanced ranges that cover `0..<count`.
-///
-/// Use it when each worker owns a private accumulator (indexed by `worker`).
-package func parallelRanges(
-  count: Int, workers: Int, _ body: @Sendable (Int, Range<Int>) -> Void
-) {
-  guard count > 0 else { return }
-  let w = min(max(1, workers), count)
-  if w == 1 {
-    body(0, 0..<count)
-    return
-  }
-  DispatchQueue.concurrentPerform(iterations: w) { t in
-    body(t, (count * t / w)..<(count * (t + 1) / w))
-  }
-}
-
 /// Runs `body` with OpenBLAS limited to one thread, then restores the previous count.
 ///
 /// Kernels that call ``sgemm`` from inside a parallel loop use it, so that BLAS threads are

@@ -9,5 +9,8 @@ struct AtsoTransfer: ParsableCommand {
       Label taxonomies are data: class sets and mappings live in JSON files (see mappings/).
       """,
     version: "0.1.0",
-    subcommands: [])
+    subcommands: [
+      TransferCommand.self, ResumeCommand.self, MappingCommand.self, NiftiInfo.self,
+      MedicalDice.self, DatasetCommand.self,
+    ])
 }

@@ -1,0 +1,95 @@
+import Foundation
+
+/// Reading and writing image files, picking the codec from the file's signature bytes.
+public enum ImageFile {
+  /// Reads a whole file, refusing missing files, directories and files over
+  /// `ImageLimits.maxFileBytes`.
+  ///
+  /// - Throws: `ImageError.fileNotFound`, `.readFailed`, `.tooLarge`.
+  public static func readBytes(at path: String) throws(ImageError) -> [UInt8] {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+      throw .fileNotFound(path: path)
+    }
+    guard !isDirectory.boolValue else { throw .readFailed(path: path, reason: "is a directory") }
+    let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+    if let size = (attributes?[.size] as? NSNumber)?.intValue, size > ImageLimits.maxFileBytes {
+      throw .readFailed(
+        path: path,
+        reason: "file of \(size) bytes exceeds the \(ImageLimits.maxFileBytes)-byte limit")
+    }
+    do {
+      return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    } catch {
+      throw .readFailed(path: path, reason: "\(error)")
+    }
+  }
+
+  /// Writes bytes to a file atomically, creating missing parent folders.
+  ///
+  /// - Throws: `ImageError.writeFailed`.
+  public static func writeBytes(_ bytes: [UInt8], to path: String) throws(ImageError) {
+    do {
+      let url = URL(fileURLWithPath: path)
+      try FileManager.default.createDirectory(
+        at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+      try Data(bytes).write(to: url, options: .atomic)
+    } catch {
+      throw .writeFailed(path: path, reason: "\(error)")
+    }
+  }
+
+  /// Reads a PNG or JPEG picture as 8-bit RGB.
+  ///
+  /// - Throws: `ImageError`; a file that is neither PNG nor JPEG is `.decodeFailed`.
+  public static func readRGB(at path: String, maxPixels: Int = ImageLimits.defaultMaxPixels)
+    throws(ImageError) -> RGBImage
+  {
+    let data = try readBytes(at: path)
+    if PNGCodec.hasSignature(data) {
+      return try PNGCodec.decodeRGB(data, path: path, maxPixels: maxPixels)
+    }
+    if JPEGCodec.hasSignature(data) {
+      return try JPEGCodec.decodeRGB(data, path: path, maxPixels: maxPixels)
+    }
+    throw .decodeFailed(path: path, format: "image", reason: "neither a PNG nor a JPEG signature")
+  }
+
+  /// Reads a label map from a grayscale or palette PNG (palette files give their indices).
+  ///
+  /// - Throws: `ImageError` (see ``PNGCodec/decodeLabel(_:path:maxPixels:)``).
+  public static func readLabel(at path: String, maxPixels: Int = ImageLimits.defaultMaxPixels)
+    throws(ImageError) -> LabelImage
+  {
+    try PNGCodec.decodeLabel(readBytes(at: path), path: path, maxPixels: maxPixels)
+  }
+
+  /// Reads a palette PNG: indices and colour table.
+  public static func readPalette(at path: String, maxPixels: Int = ImageLimits.defaultMaxPixels)
+    throws(ImageError) -> PaletteImage
+  {
+    try PNGCodec.decodePalette(readBytes(at: path), path: path, maxPixels: maxPixels)
+  }
+
+  /// Reads a grayscale PNG as 16-bit values (e.g. Cityscapes instance ids).
+  public static func readGray16(at path: String, maxPixels: Int = ImageLimits.defaultMaxPixels)
+    throws(ImageError) -> Gray16Image
+  {
+    try PNGCodec.decodeGray16(readBytes(at: path), path: path, maxPixels: maxPixels)
+  }
+
+  /// Writes an RGB PNG.
+  public static func writePNG(_ image: RGBImage, to path: String) throws(ImageError) {
+    try writeBytes(PNGCodec.encodeRGB(image, path: path), to: path)
+  }
+
+  /// Writes an 8-bit grayscale PNG.
+  public static func writePNG(_ image: LabelImage, to path: String) throws(ImageError) {
+    try writeBytes(PNGCodec.encodeGray(image, path: path), to: path)
+  }
+
+  /// Writes a palette PNG.
+  public static func writePNG(_ image: PaletteImage, to path: String) throws(ImageError) {
+    try writeBytes(PNGCodec.encodePalette(image, path: path), to: path)
+  }
+}

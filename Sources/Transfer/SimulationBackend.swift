@@ -1,0 +1,157 @@
+import Foundation
+
+/// A backend whose "models" are small JSON tables, to exercise the orchestration end to end
+/// (schedules, folds, resume, tables, plots) without networks: `backend kind=simulation`.
+///
+/// A simulated model has a quality in [0, 1] on unseen data and memorizes the quality of the
+/// pseudo labels it was fine-tuned on (lazy mimicking): its score on R is the memorized value
+/// for the units it trained on. Fine-tuning on labels of mean quality q gives
+/// `max(q0, q) + 0.04 * (1 - q)` plus a jitter of the job seed below 0.001. Everything is
+/// deterministic given the requests. Checkpoints are written in two halves with
+/// `delayMicroseconds` between them, so that a kill can land in the middle of a write.
+public final class SimulationBackend: TransferBackend {
+  /// A simulated checkpoint.
+  public struct Model: Codable, Equatable, Sendable {
+    public var quality: Double
+    /// Units fine-tuned on (cumulative), from the label files read.
+    public var trainedOn: [String]
+    public var memorized: [String: Double]
+    public var adaptedOn: [String]?
+
+    public func score(_ unit: String) -> Double { memorized[unit] ?? quality }
+  }
+
+  /// A simulated pseudo label file (one per unit).
+  public struct Label: Codable, Equatable, Sendable {
+    public var unit: String
+    public var quality: Double
+    public var labelerTrainedOn: [String]
+  }
+
+  public let units: [String]
+  public let delayMicroseconds: UInt32
+
+  public init(units: [String], delayMicroseconds: UInt32 = 0) {
+    self.units = units
+    self.delayMicroseconds = delayMicroseconds
+  }
+
+  /// Reads `units` (a count, default 12) and `delay-us` (default 0) from backend options.
+  ///
+  /// - Throws: `TransferError.invalidConfiguration` for a value that is not a number.
+  public convenience init(options: [String: String]) throws {
+    func number(_ key: String, default value: Int) throws -> Int {
+      guard let text = options[key] else { return value }
+      guard let number = Int(text), number >= 0 else {
+        throw TransferError.invalidConfiguration(
+          file: "configuration", key: "backend.\(key)", reason: "'\(text)' is not a count")
+      }
+      return number
+    }
+    let count = try number("units", default: 12)
+    let delay = try number("delay-us", default: 0)
+    self.init(
+      units: (0..<count).map { "unit\($0)" }, delayMicroseconds: UInt32(clamping: delay))
+  }
+
+  public static func read<T: Decodable>(_ type: T.Type, _ path: String) throws -> T {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw TransferError.fileOperation(path: path, reason: "simulation: missing file")
+    }
+    do {
+      return try JSONDecoder().decode(type, from: data)
+    } catch {
+      throw TransferError.fileOperation(path: path, reason: "simulation: corrupt file: \(error)")
+    }
+  }
+
+  func write(_ value: some Encodable, _ path: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let data = try encoder.encode(value)
+    guard let handle = FileHandle(forWritingAtPath: path) ?? create(path) else {
+      throw TransferError.fileOperation(path: path, reason: "simulation: cannot write")
+    }
+    defer { try? handle.close() }
+    let half = data.count / 2
+    try handle.write(contentsOf: data.prefix(half))
+    if delayMicroseconds > 0 { usleep(delayMicroseconds) }
+    try handle.write(contentsOf: data.dropFirst(half))
+  }
+
+  private func create(_ path: String) -> FileHandle? {
+    guard FileManager.default.createFile(atPath: path, contents: nil) else { return nil }
+    return FileHandle(forWritingAtPath: path)
+  }
+
+  /// A deterministic jitter in [0, 0.001) from a job seed.
+  static func jitter(_ seed: UInt64) -> Double { Double(seed % 1000) / 1_000_000 }
+
+  public func referenceUnits() throws -> [String] { units }
+
+  public func trainSource(_ request: SourceTrainingRequest) throws {
+    let model = Model(
+      quality: 0.5 + Self.jitter(request.seed), trainedOn: [], memorized: [:], adaptedOn: nil)
+    try write(model, request.output)
+  }
+
+  public func fineTune(_ request: FineTuningRequest) throws {
+    let initial = try Self.read(Model.self, request.initialCheckpoint)
+    var memorized = initial.memorized
+    var qualities: [Double] = []
+    var trained = Set(initial.trainedOn)
+    for source in request.pseudoLabels {
+      for unit in source.units {
+        let label = try Self.read(Label.self, source.directory + "/\(unit).json")
+        memorized[unit] = label.quality
+        qualities.append(label.quality)
+        trained.insert(unit)
+      }
+    }
+    let mean =
+      qualities.isEmpty ? initial.quality : qualities.reduce(0, +) / Double(qualities.count)
+    let quality = min(
+      0.99, max(initial.quality, mean) + 0.04 * (1 - mean) + Self.jitter(request.seed))
+    try write(
+      Model(quality: quality, trainedOn: trained.sorted(), memorized: memorized, adaptedOn: nil),
+      request.output)
+  }
+
+  public func adaptBatchNorm(_ request: BatchNormAdaptationRequest) throws {
+    var model = try Self.read(Model.self, request.checkpoint)
+    model.quality = min(0.99, model.quality + 0.01)
+    model.adaptedOn = request.units
+    try write(model, request.output)
+  }
+
+  public func generatePseudoLabels(_ request: PseudoLabelRequest) throws {
+    let model = try Self.read(Model.self, request.checkpoint)
+    for unit in request.units {
+      try write(
+        Label(unit: unit, quality: model.score(unit), labelerTrainedOn: model.trainedOn),
+        request.outputDirectory + "/\(unit).json")
+    }
+  }
+
+  public func evaluate(_ request: EvaluationRequest) throws -> Evaluation {
+    let model = try Self.read(Model.self, request.checkpoint)
+    let value =
+      request.set == .test
+      ? model.quality : units.map(model.score).reduce(0, +) / Double(units.count)
+    return Evaluation(meanIoU: value, perClassIoU: [value, value * 0.9, nil])
+  }
+
+  public func agreement(_ request: AgreementRequest) throws -> Double {
+    let model = try Self.read(Model.self, request.checkpoint)
+    var total = 0.0
+    var count = 0
+    for source in request.pseudoLabels {
+      for unit in source.units {
+        let label = try Self.read(Label.self, source.directory + "/\(unit).json")
+        total += 1 - abs(model.score(unit) - label.quality)
+        count += 1
+      }
+    }
+    return count == 0 ? 1 : total / Double(count)
+  }
+}

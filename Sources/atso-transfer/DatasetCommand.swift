@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import Segmentation
+
+/// `atso-transfer dataset ...`: list segmentation datasets and write synthetic ones.
+struct DatasetCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "dataset",
+    abstract: "Inspect segmentation datasets and write synthetic street-scene datasets.",
+    subcommands: [Info.self, Synthesize.self])
+}
+
+extension DatasetCommand {
+  /// `atso-transfer dataset info SPEC`.
+  struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "List a dataset: sample count, class set, label files, label value histogram.",
+      discussion: """
+        SPEC is a dataset spec: cityscapes:ROOT[:SPLIT], cityscapes-trainids:ROOT[:SPLIT],
+        mapillary:ROOT[:SPLIT], camvid:LIST, list:LIST:CLASSSET, optionally followed by
+        ?include=PREFIX,...&exclude=PREFIX,...&unlabeled.
+        """)
+
+    @Argument(help: "The dataset spec, e.g. camvid:data/camvid/train.txt?include=0001TP.")
+    var spec: String
+
+    @Option(help: "Decode this many samples (from the start) for the label histogram.")
+    var decode = 3
+
+    func validate() throws {
+      do {
+        _ = try DatasetSpec(parsing: spec)
+      } catch {
+        throw ValidationError(error.description)
+      }
+      if decode < 0 { throw ValidationError("--decode must be non-negative") }
+    }
+
+    /// Reads the dataset the spec names.
+    func dataset() throws -> Dataset {
+      try DatasetSpec(parsing: spec).open()
+    }
+
+    /// The text printed by `run()`.
+    func report() throws -> String {
+      let data = try dataset()
+      let labeled = data.samples.filter { $0.labelPath != nil }.count
+      var lines = [
+        "\(data.count) samples, class set \(data.classSetName), \(labeled) labelled",
+        "first: \(data.samples[0].id)  \(data.samples[0].imagePath)",
+      ]
+      if let label = data.samples[0].labelPath { lines.append("       \(label)") }
+      var histogram = [Int](repeating: 0, count: 256)
+      var sizes = Set<ImageSize>()
+      for i in 0..<min(decode, data.count) {
+        let sample = try data.load(i)
+        sizes.insert(ImageSize(height: sample.image.height, width: sample.image.width))
+        for v in sample.label?.values ?? [] { histogram[Int(v)] += 1 }
+      }
+      if decode > 0 {
+        let sizeText = sizes.map(\.description).sorted().joined(separator: ", ")
+        lines.append("decoded \(min(decode, data.count)): sizes \(sizeText)")
+        let total = max(1, histogram.reduce(0, +))
+        let values = histogram.indices.filter { histogram[$0] > 0 }.map {
+          "\($0):\(String(format: "%.1f", 100 * Double(histogram[$0]) / Double(total)))%"
+        }
+        if !values.isEmpty { lines.append("label values: " + values.joined(separator: " ")) }
+      }
+      return lines.joined(separator: "\n")
+    }
+
+    func run() throws { print(try report()) }
+  }
+
+  /// `atso-transfer dataset synthesize --output DIR`.
+  struct Synthesize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Write synthetic street scenes: a daylight source and a dusk target domain.",
+      discussion: """
+        Source scenes go to OUTPUT/source in the Cityscapes layout (split train, labelIds);
+        target scenes to OUTPUT/target in the Mapillary Vistas v1.2 layout (split training,
+        palette labels with the 66 class ids). The same seed always writes the same files.
+        """)
+
+    @Option(help: "The output folder.")
+    var output: String
+
+    @Option(help: "Scenes per domain.")
+    var count = 8
+
+    @Option(help: "The random seed.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Scene width in pixels (at least 16).")
+    var width = 128
+
+    @Option(help: "Scene height in pixels (at least 16).")
+    var height = 64
+
+    func validate() throws {
+      if count < 1 { throw ValidationError("--count must be at least 1") }
+      if width < 16 || height < 16 { throw ValidationError("scenes are at least 16x16 pixels") }
+      if width * height > 1 << 24 { throw ValidationError("scenes are at most 2^24 pixels") }
+    }
+
+    /// Writes both domains and returns the summary printed by `run()`.
+    func write() throws -> String {
+      let source = try SyntheticStreets.writeDataset(
+        domain: .source, root: output + "/source", split: "train", count: count, seed: seed,
+        width: width, height: height)
+      let target = try SyntheticStreets.writeDataset(
+        domain: .target, root: output + "/target", split: "training", count: count, seed: seed,
+        width: width, height: height)
+      return """
+        source: \(source.count) scenes (\(source.classSetName)) in \(output)/source
+        target: \(target.count) scenes (\(target.classSetName)) in \(output)/target
+        """
+    }
+
+    func run() throws { print(try write()) }
+  }
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import Medical
+
+/// `atso-transfer medical-dice`: Dice of predicted label volumes against ground truth.
+struct MedicalDice: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "medical-dice",
+    abstract: "Dice per case and the Decathlon's global Dice of predicted NIfTI label maps.",
+    discussion: """
+      Predictions and ground truth are paired by file name. A class absent from both the
+      prediction and the ground truth of a case has no Dice for that case and is left out of the
+      means. --table maps labels to coarser classes first (e.g. 0,1,1 merges hippocampus
+      anterior and posterior).
+      """)
+
+  @Option(help: "Folder of predicted label maps.")
+  var predictions: String
+
+  @Option(help: "Folder of ground-truth label maps.")
+  var labels: String
+
+  @Option(help: "Number of classes (after --table), background included.")
+  var classes: Int
+
+  @Option(help: "Comma-separated lookup table from labels to classes, e.g. 0,1,1.")
+  var table: String?
+
+  func validate() throws {
+    guard (1...256).contains(classes) else {
+      throw ValidationError("--classes must be in 1...256, got \(classes)")
+    }
+    _ = try parsedTable()
+  }
+
+  func parsedTable() throws -> [UInt8]? {
+    guard let table else { return nil }
+    return try table.split(separator: ",").map { item in
+      guard let v = UInt8(item.trimmingCharacters(in: .whitespaces)), Int(v) < classes else {
+        throw ValidationError("--table entry '\(item)' is not a class id below \(classes)")
+      }
+      return v
+    }
+  }
+
+  func report() throws -> String {
+    let pairs = try MedicalDataset.folderPairs(images: predictions, labels: labels)
+    var evaluation = DiceEvaluation(classCount: classes, table: try parsedTable())
+    var lines: [String] = []
+    func format(_ d: Double?) -> String { d.map { String(format: "%.4f", $0) } ?? "-" }
+    for c in pairs.cases {
+      let predicted = try NIfTI.readLabels(c.image)
+      let truth = try NIfTI.readLabels(c.label)
+      guard predicted.shape == truth.shape else {
+        throw MedicalError.shapeMismatch(
+          image: c.image, label: c.label, imageShape: predicted.shape, labelShape: truth.shape)
+      }
+      evaluation.add(prediction: predicted.voxels, groundTruth: truth.voxels)
+      let index = evaluation.perCase.count - 1
+      let perClass = evaluation.dice(case: index).dropFirst().map(format).joined(separator: " ")
+      lines.append("\(c.name): mean \(format(evaluation.meanDice(case: index))) [\(perClass)]")
+    }
+    let global = evaluation.globalDice.dropFirst().map(format).joined(separator: " ")
+    let means = evaluation.meanDicePerClass.dropFirst().map(format).joined(separator: " ")
+    lines.append("cases: \(pairs.cases.count)")
+    lines.append("mean Dice per class (1...): [\(means)]")
+    lines.append(
+      "global Dice per class (1...): [\(global)], mean \(format(evaluation.meanGlobalDice))")
+    return lines.joined(separator: "\n")
+  }
+
+  func run() throws { print(try report()) }
+}

@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import Testing
+import Transfer
+@testable import atso_transfer
+
+func parseTransfer(_ arguments: [String]) throws -> TransferCommand {
+  let command = try AtsoTransfer.parseAsRoot(["transfer"] + arguments)
+  return try #require(command as? TransferCommand)
+}
+
+@Test("transfer: every option is a flag and overrides the configuration file")
+func transferFlags() throws {
+  let directory = NSTemporaryDirectory() + "cli-transfer-\(UUID().uuidString)"
+  try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+  let file = directory + "/run.json"
+  try TransferConfiguration(
+    seed: 4, runDirectory: directory + "/run", schedules: [.atso], folds: 2, generations: 5,
+    backend: ["dataset": "gta5"]
+  ).save(to: file)
+  let command = try parseTransfer([
+    "--config", file, "--seed", "9", "--schedules", "self-learning,stso", "atso", "--folds", "3",
+    "--class-balanced-portion", "0.2", "--ada-bn", "--ignore-index", "250",
+    "--stage", "name=coarse,method=schedules,level=super:m7",
+    "--stage", "name=fine,method=train,initialization=previous-stage,labels=relabel",
+    "--backend-option", "epochs=2",
+  ])
+  let resolved = try command.resolvedConfiguration()
+  #expect(resolved.seed == 9 && resolved.folds == 3 && resolved.generations == 5)
+  #expect(resolved.schedules == [.selfLearning, .stso, .atso])
+  #expect(resolved.runDirectory == directory + "/run")
+  #expect(resolved.pseudoLabels.classBalancedPortion == 0.2)
+  #expect(resolved.pseudoLabels.adaptBatchNorm && resolved.pseudoLabels.ignoreIndex == 250)
+  #expect(resolved.stages.map(\.name) == ["coarse", "fine"])
+  #expect(resolved.stages[0].level == .superClass(mapping: "m7"))
+  #expect(
+    resolved.stages[1].initialization == .previousStage && resolved.stages[1].labels == .relabel)
+  #expect(resolved.backend == ["dataset": "gta5", "epochs": "2"])
+  let defaults = try parseTransfer(["-o", "somewhere", "--no-ada-bn"]).resolvedConfiguration()
+  #expect(defaults.schedules == ScheduleKind.allCases && defaults.folds == 2)
+  #expect(!defaults.pseudoLabels.adaptBatchNorm)
+}
+
+@Test(
+  "transfer: invalid flags are refused with a clear message",
+  arguments: [
+    (["-o", "r", "--folds", "1"], "command line: folds: ATSO needs K >= 2 folds, got 1"),
+    (["-o", "r", "--generations", "0"], "command line: generations: must be at least 1, got 0"),
+    (
+      ["-o", "r", "--schedules", "atso,mean-teacher"],
+      "--schedules: unknown schedule 'mean-teacher' (expected self-learning, stso or atso)"
+    ),
+    ([] as [String], "no run directory: give --run-directory or runDirectory in --config"),
+    (
+      ["-o", "r", "--stage", "name=a,method=sometimes"],
+      "--stage 'name=a,method=sometimes': method 'sometimes' is not schedules or train"
+    ),
+    (
+      ["-o", "r", "--stage", "name=a,method=schedules,level=coarse"],
+      "--stage: unknown label level 'coarse' (expected 'fine' or 'super:<mapping>')"
+    ),
+    (["-o", "r", "--backend-option", "epochs"], "--backend-option 'epochs': expected key=value"),
+    (
+      ["-o", "r", "--stage", "name=a,method=schedules,colour=red"],
+      "--stage 'name=a,method=schedules,colour=red': unknown key 'colour' "
+        + "(expected initialization, labels, level, method, name, network)"
+    ),
+    (
+      ["-o", "r", "--confidence-threshold", "0.9", "--class-balanced-portion", "0.5"],
+      "command line: pseudoLabels: "
+        + "confidenceThreshold and classBalancedPortion are mutually exclusive"
+    ),
+    (
+      ["--config", "/nonexistent/run.json"], "/nonexistent/run.json: cannot read the configuration"
+    ),
+  ])
+func transferValidation(arguments: [String], message: String) {
+  do {
+    _ = try AtsoTransfer.parseAsRoot(["transfer"] + arguments)
+    Issue.record("\(arguments) parsed")
+  } catch {
+    #expect(AtsoTransfer.message(for: error) == message)
+  }
+}
+
+@Test("transfer --dry-run needs no backend; a real run says there is none")
+func transferRunWithoutBackend() throws {
+  let directory = NSTemporaryDirectory() + "cli-nobackend-\(UUID().uuidString)"
+  var dry = try parseTransfer(["-o", directory, "--dry-run"])
+  try dry.run()
+  var command = try parseTransfer(["-o", directory])
+  #expect(throws: TransferCommandError.noBackend) { try command.run() }
+  #expect(!FileManager.default.fileExists(atPath: directory))
+}
+
+@Test("resume: takes a run directory and checks it")
+func resumeParsing() throws {
+  let directory = NSTemporaryDirectory() + "cli-resume-\(UUID().uuidString)"
+  do {
+    _ = try AtsoTransfer.parseAsRoot(["resume", directory])
+    Issue.record("a missing run directory was accepted")
+  } catch {
+    #expect(
+      AtsoTransfer.message(for: error)
+        == "'\(directory)' is not a run directory (no configuration.json)")
+  }
+  try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+  try TransferConfiguration(runDirectory: directory).save(to: directory + "/configuration.json")
+  var command = try #require(try AtsoTransfer.parseAsRoot(["resume", directory]) as? ResumeCommand)
+  #expect(command.runDirectory == directory)
+  #expect(throws: TransferCommandError.noBackend) { try command.run() }
+  #expect(AtsoTransfer.helpMessage(for: ResumeCommand.self).contains("kill -9"))
+  let help = AtsoTransfer.helpMessage(for: TransferCommand.self)
+  for flag in [
+    "--config", "--run-directory", "--seed", "--schedules", "--folds", "--generations",
+    "--confidence-threshold", "--class-balanced-portion", "--ada-bn", "--stage",
+    "--backend-option", "--dry-run",
+  ] {
+    #expect(help.contains(flag), "\(flag) missing from --help")
+  }
+}

@@ -1,6 +1,0 @@
-import Testing
-@testable import Medical
-
-@Test func medicalModuleLinks() {
-  #expect(Bool(true))
-}

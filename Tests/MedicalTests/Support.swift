@@ -1,0 +1,101 @@
+import Foundation
+
+/// The package root, found from this file's path (Tests/MedicalTests/Support.swift).
+let packageRoot: String = {
+  var url = URL(fileURLWithPath: #filePath)
+  for _ in 0..<3 { url.deleteLastPathComponent() }
+  return url.path
+}()
+
+/// `<package>/../shared/data`, where the real data sets live (never copied into the repo).
+let sharedData = packageRoot + "/../shared/data"
+
+func fileExists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+
+let hippocampusRoot = sharedData + "/hippocampus-msd"
+let totalsegRoot = sharedData + "/totalseg-ct-mr"
+let hasHippocampus = fileExists(hippocampusRoot + "/dataset.json")
+let hasTotalseg = fileExists(totalsegRoot + "/example_seg_mr.nii.gz")
+
+/// Runs a program and returns its standard output, or `nil` when it fails.
+func run(_ executable: String, _ arguments: [String]) -> Data? {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: executable)
+  process.arguments = arguments
+  let output = Pipe()
+  process.standardOutput = output
+  process.standardError = FileHandle.nullDevice
+  do { try process.run() } catch { return nil }
+  let data = output.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return process.terminationStatus == 0 ? data : nil
+}
+
+/// A Python interpreter that can import nibabel: `$NIBABEL_PYTHON`, `<package>/../venv-nib`
+/// (made by scripts/setup_nibabel_venv.sh), or `python3` on the PATH. `nil` skips the oracle tests.
+let nibabelPython: String? = {
+  var candidates = [
+    packageRoot + "/../venv-nib/bin/python", "/usr/bin/python3",
+    "/usr/local/bin/python3",
+  ]
+  if let env = ProcessInfo.processInfo.environment["NIBABEL_PYTHON"] {
+    candidates.insert(env, at: 0)
+  }
+  for python in candidates where fileExists(python) {
+    if run(python, ["-c", "import nibabel, numpy"]) != nil { return python }
+  }
+  return nil
+}()
+
+let script = packageRoot + "/scripts/make_nifti_fixtures.py"
+
+/// A fresh temporary directory.
+func temporaryDirectory(_ name: String) -> String {
+  let path = NSTemporaryDirectory() + "medical-\(name)-\(UUID().uuidString)"
+  try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  return path
+}
+
+/// The fixtures written by nibabel (scripts/make_nifti_fixtures.py make), once per test run.
+let nibabelFixtures: String? = {
+  guard let python = nibabelPython else { return nil }
+  let dir = temporaryDirectory("fixtures")
+  return run(python, [script, "make", dir]) != nil ? dir : nil
+}()
+
+/// One entry of the fixture manifest, or of `describe`'s output.
+struct NibabelDescription: Decodable {
+  var name: String?
+  var shape: [Int]
+  var zooms: [Double]
+  var axcodes: String
+  var affine: [[Double]]
+  var dtype: String
+  var data: [Double]?
+  var big_endian: Bool?
+  var canonical_shape: [Int]?
+  var canonical_affine: [[Double]]?
+  var qform: [[Double]]?
+  var qform_code: Int?
+  var sform_code: Int?
+}
+
+/// What nibabel reads from `paths` (headers only unless `withData`).
+func nibabelDescribe(_ paths: [String], withData: Bool = true) -> [NibabelDescription]? {
+  guard let python = nibabelPython,
+    let out = run(python, [script, "describe"] + (withData ? [] : ["--no-data"]) + paths)
+  else { return nil }
+  return try? JSONDecoder().decode([NibabelDescription].self, from: out)
+}
+
+/// Reads little-endian float64 values.
+func readFloat64(_ path: String) -> [Double] {
+  guard let data = FileManager.default.contents(atPath: path) else { return [] }
+  return data.withUnsafeBytes { raw in
+    (0..<(data.count / 8)).map {
+      Double(
+        bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))
+      )
+    }
+  }
+}

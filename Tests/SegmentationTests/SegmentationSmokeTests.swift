@@ -1,6 +1,0 @@
-import Testing
-@testable import Segmentation
-
-@Test func segmentationModuleLinks() {
-  #expect(Bool(true))
-}

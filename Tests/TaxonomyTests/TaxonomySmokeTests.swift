@@ -1,6 +1,0 @@
-import Testing
-@testable import Taxonomy
-
-@Test func taxonomyModuleLinks() {
-  #expect(Bool(true))
-}

@@ -1,6 +1,0 @@
-import Testing
-@testable import Transfer
-
-@Test func transferModuleLinks() {
-  #expect(Bool(true))
-}
