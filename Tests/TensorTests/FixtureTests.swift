@@ -23,12 +23,20 @@ struct KernelFixture: Decodable {
 }
 
 /// All fixtures of one kernel family, sorted by name.
+///
+/// The folder is shared with other fixtures (e.g. `losses.json`): only the files named after the
+/// family (`conv*.json` for "conv2d", `batchnorm*`, `pool*`, `resize*`) are read.
 func fixtures(_ kernel: String) throws -> [KernelFixture] {
   let folder = try #require(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
-  let files = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
-    .filter { $0.pathExtension == "json" }
-    .sorted { $0.lastPathComponent < $1.lastPathComponent }
-  let all = try files.map { try JSONDecoder().decode(KernelFixture.self, from: Data(contentsOf: $0)) }
+  let prefix = kernel == "conv2d" ? "conv" : kernel
+  let files = try FileManager.default.contentsOfDirectory(
+    at: folder, includingPropertiesForKeys: nil
+  )
+  .filter { $0.pathExtension == "json" && $0.lastPathComponent.hasPrefix(prefix) }
+  .sorted { $0.lastPathComponent < $1.lastPathComponent }
+  let all = try files.map {
+    try JSONDecoder().decode(KernelFixture.self, from: Data(contentsOf: $0))
+  }
   return all.filter { $0.kernel == kernel }
 }
 
