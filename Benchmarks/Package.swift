@@ -21,6 +21,11 @@ let package = Package(
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
     // Conv2d forward/backward on the reference net's layers next to a 2048^3 sgemm, and the
     // other kernels: `swift run -c release KernelBench [--repeats 5] [--threads 1,2]`.
+    // Decoding label PNGs on N threads: the floor of `atso-transfer evaluate`
+    // (scripts/bench_evaluate.sh).
+    .executableTarget(
+      name: "DecodeFloor",
+      dependencies: [.product(name: "Segmentation", package: rootPackage)]),
     .executableTarget(
       name: "KernelBench",
       dependencies: [.product(name: "Tensor", package: rootPackage)]),

@@ -1,0 +1,72 @@
+// The floor of label-map evaluation: only decoding the PNG files (libpng, through the same
+// `ImageFile.readLabel` that `atso-transfer evaluate` uses), on N threads, nothing else.
+//
+//   swift run -c release DecodeFloor --threads 2 FILE...      (or a list file with --list FILE)
+//
+// Prints the wall time, files/s and Mpixel/s. scripts/bench_evaluate.sh runs it beside
+// `atso-transfer evaluate` and cityscapesscripts on the same files.
+import Dispatch
+import Foundation
+import Segmentation
+
+var threads = 2
+var files: [String] = []
+var arguments = CommandLine.arguments.dropFirst()
+while let argument = arguments.popFirst() {
+  switch argument {
+  case "--threads":
+    guard let value = arguments.popFirst(), let n = Int(value), n > 0 else {
+      FileHandle.standardError.write(Data("--threads needs a positive number\n".utf8))
+      exit(2)
+    }
+    threads = n
+  case "--list":
+    guard let path = arguments.popFirst(), let text = try? String(contentsOfFile: path, encoding: .utf8)
+    else {
+      FileHandle.standardError.write(Data("--list needs a readable file\n".utf8))
+      exit(2)
+    }
+    files += text.split(whereSeparator: \.isWhitespace).map(String.init)
+  default:
+    files.append(argument)
+  }
+}
+guard !files.isEmpty else {
+  FileHandle.standardError.write(Data("usage: DecodeFloor [--threads N] [--list FILE] FILE...\n".utf8))
+  exit(2)
+}
+
+final class Totals: @unchecked Sendable {
+  let lock = NSLock()
+  var pixels = 0
+  var failures: [String] = []
+}
+let totals = Totals()
+let paths = files
+let start = DispatchTime.now().uptimeNanoseconds
+DispatchQueue.concurrentPerform(iterations: threads) { worker in
+  var pixels = 0
+  var failures: [String] = []
+  var i = worker
+  while i < paths.count {
+    do {
+      let label = try ImageFile.readLabel(at: paths[i])
+      pixels += label.values.count
+    } catch {
+      failures.append(error.description)
+    }
+    i += threads
+  }
+  totals.lock.lock()
+  totals.pixels += pixels
+  totals.failures += failures
+  totals.lock.unlock()
+}
+let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+for failure in totals.failures { FileHandle.standardError.write(Data("\(failure)\n".utf8)) }
+let line = String(
+  format: "decode-floor: %d files, %d threads, %.3f s, %.1f files/s, %.0f Mpixel/s",
+  paths.count, threads, seconds, Double(paths.count) / seconds, Double(totals.pixels) / seconds / 1e6)
+print(line)
+print("RESULT {\"seconds\": \(seconds), \"files\": \(paths.count), \"threads\": \(threads)}")
+exit(totals.failures.isEmpty ? 0 : 1)

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Evaluation speed: cityscapesscripts vs `atso-transfer evaluate` vs the decode floor, on the
+# same N generated 1024x2048 Cityscapes labelId pairs (ground truth and a noisy prediction).
+#
+#   scripts/bench_evaluate.sh [N=200] [WORKDIR=/tmp/atso-evalbench]
+#
+# Needs python3 with pip (a venv with cityscapesscripts and Pillow is made in $VENV, default
+# ../venv-cs next to the package). cityscapesscripts' evaluation is timed on at most
+# $CS_FRAMES frames (default 20) and reported per frame, because the PyPI package ships without
+# its compiled fast path (the sdist lacks addToConfusionMatrix.pyx), so it runs its pure-Python
+# loop. Prints the three figures and the ratios.
+set -euo pipefail
+N=${1:-200}
+WORK=${2:-/tmp/atso-evalbench}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${VENV:-$ROOT/../venv-cs}
+CS_FRAMES=${CS_FRAMES:-20}
+
+if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
+"$VENV/bin/python" -c "import cityscapesscripts, PIL" 2>/dev/null ||
+  "$VENV/bin/pip" install -q cityscapesscripts pillow
+
+mkdir -p "$WORK"
+"$VENV/bin/python" - "$N" "$WORK" <<'PY'
+import os, sys, numpy as np
+from PIL import Image
+n, work = int(sys.argv[1]), sys.argv[2]
+gt_dir = os.path.join(work, "gtFine", "val", "bench"); os.makedirs(gt_dir, exist_ok=True)
+pred_dir = os.path.join(work, "results"); os.makedirs(pred_dir, exist_ok=True)
+ids = [0, 1, 4, 5, 6, 7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
+rng = np.random.default_rng(0)
+pairs = []
+for i in range(n):
+    stem = f"bench_000000_{i:06d}"
+    gt_path = os.path.join(gt_dir, stem + "_gtFine_labelIds.png")
+    pred_path = os.path.join(pred_dir, stem + "_pred.png")
+    pairs.append(f"{pred_path} {gt_path}")
+    if os.path.exists(gt_path) and os.path.exists(pred_path):
+        continue
+    # Piecewise-constant scenes (64x64 blocks, upsampled) compress like real label maps.
+    coarse = rng.choice(ids, size=(16, 32)).astype(np.uint8)
+    gt = np.kron(coarse, np.ones((64, 64), np.uint8))
+    pred = gt.copy()
+    noise = np.kron(rng.random((128, 256)) < 0.2, np.ones((8, 8), bool))
+    pred[noise] = rng.choice(ids, size=int(noise.sum())).astype(np.uint8)
+    Image.fromarray(gt).save(gt_path)
+    Image.fromarray(pred).save(pred_path)
+open(os.path.join(work, "pairs.txt"), "w").write("\n".join(pairs) + "\n")
+PY
+
+cd "$ROOT"
+swift build -c release --product atso-transfer >/dev/null
+(cd Benchmarks && swift build -c release --product DecodeFloor >/dev/null)
+BIN=$(swift build -c release --show-bin-path)
+FLOORBIN=$(cd Benchmarks && swift build -c release --show-bin-path)
+
+now() { date +%s.%N; }
+# Warm the page cache once, so every contender reads from memory.
+cat "$WORK"/gtFine/val/bench/*.png "$WORK"/results/*.png > /dev/null
+
+t0=$(now)
+"$BIN/atso-transfer" evaluate --pairs "$WORK/pairs.txt" --prediction-classes cityscapes-34 \
+  --truth-classes cityscapes-34 --at cityscapes-19 --json "$WORK/ours.json" > "$WORK/ours.txt"
+t1=$(now)
+ours=$(echo "$t1 - $t0" | bc -l)
+
+cut -d' ' -f1,2 "$WORK/pairs.txt" | tr ' ' '\n' > "$WORK/files.txt"
+floor_line=$("$FLOORBIN/DecodeFloor" --threads 2 --list "$WORK/files.txt" | head -1)
+floor=$(echo "$floor_line" | sed -E 's/.* ([0-9.]+) s,.*/\1/')
+
+# cityscapesscripts on the first CS_FRAMES frames.
+CSW="$WORK/cs"; rm -rf "$CSW"; mkdir -p "$CSW/gtFine/val/bench" "$CSW/results"
+head -n "$CS_FRAMES" "$WORK/pairs.txt" | while read -r pred gt; do
+  ln -s "$gt" "$CSW/gtFine/val/bench/"; ln -s "$pred" "$CSW/results/"; done
+frames=$(ls "$CSW/gtFine/val/bench" | wc -l)
+t0=$(now)
+CITYSCAPES_DATASET="$CSW" CITYSCAPES_RESULTS="$CSW/results" CITYSCAPES_EXPORT_DIR="$CSW" \
+  "$VENV/bin/python" -m cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling > "$CSW/log.txt" 2>&1
+t1=$(now)
+cs=$(echo "$t1 - $t0" | bc -l)
+
+awk -v n="$N" -v ours="$ours" -v floor="$floor" -v cs="$cs" -v f="$frames" 'BEGIN {
+  printf "frames: %d pairs of 1024x2048 labelIds PNGs\n", n
+  printf "cityscapesscripts (pure Python, %d frames): %8.1f ms/frame\n", f, 1000 * cs / f
+  printf "atso-transfer evaluate (2 threads):        %8.1f ms/frame  (%.2f s)\n", 1000 * ours / n, ours
+  printf "decode floor (libpng, 2 threads):          %8.1f ms/frame  (%.2f s)\n", 1000 * floor / n, floor
+  printf "ratios: cityscapesscripts/ours %.1fx (vs its compiled path at 74 ms/frame: %.1fx), ours/floor %.2fx\n",
+    (cs / f) / (ours / n), 0.074 / (ours / n), ours / floor
+}'
