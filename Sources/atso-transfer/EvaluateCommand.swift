@@ -157,7 +157,8 @@ struct EvaluateCommand: ParsableCommand {
 
       Examples:
         atso-transfer evaluate --truth cityscapes:data/cityscapes:val \\
-          --predictions out/pred --prediction-classes cityscapes-19 --json scores.json
+          --predictions out/pred --prediction-classes cityscapes-19 \\
+          --json scores.json
         atso-transfer evaluate --checkpoint runs/camvid-day/checkpoint.safetensors \\
           --truth 'camvid:data/camvid/train.txt?include=0001TP' --size 96x128
       """)

@@ -18,10 +18,10 @@ extension MappingCommand {
 
         MAPPING is a mapping file or name, or SOURCE:TARGET for the default path between two \
         class sets. Examples:
-          atso-transfer mapping apply cityscapes-34:cityscapes-19 --input gtFine/val/frankfurt \\
-            --output trainids
-          atso-transfer mapping apply mapillary-vistas-v1.2:cityscapes-19 --input labels \\
-            --output cs19 --encoding palette
+          atso-transfer mapping apply cityscapes-34:cityscapes-19 \\
+            --input gtFine/val/frankfurt --output trainids
+          atso-transfer mapping apply mapillary-vistas-v1.2:cityscapes-19 \\
+            --input labels --output cs19 --encoding palette
         """)
 
     @OptionGroup var mappings: MappingsDirectoryOption

@@ -95,8 +95,8 @@ struct PredictCommand: ParsableCommand {
       OUTPUT/<id>.png holds the labels in --classes (default: the model's class set, mapped \
       through the shipped mappings) in --encoding:
         trainid   gray, the class ids (Cityscapes trainIds for cityscapes-19)
-        labelid   gray, ids of --label-classes through the inverse mapping where each class \
-                  has a unique source class (cityscapes-19 -> cityscapes-34 labelIds, default)
+        labelid   gray, ids of --label-classes (default cityscapes-34 labelIds)
+                  through the inverse mapping (each class needs one source class)
         palette   palette PNG, index = class id, colours from the class set
         color     RGB class colours
       --overlay also writes OUTPUT/<id>_overlay.png (image blended with the colours), \
@@ -104,7 +104,8 @@ struct PredictCommand: ParsableCommand {
 
       Example:
         atso-transfer predict --checkpoint runs/camvid-day/checkpoint.safetensors \\
-          --dataset 'camvid:data/camvid/val.txt' --encoding palette --overlay --output pred
+          --dataset 'camvid:data/camvid/val.txt' --encoding palette --overlay \\
+          --output pred
       """)
 
   @OptionGroup var mappings: MappingsDirectoryOption

@@ -88,8 +88,8 @@ struct TrainCommand: ParsableCommand {
     abstract: "Train a U-Net or DeepLab segmentation network on labelled datasets.",
     discussion: """
       Datasets are spec strings (repeat --dataset; all must use one class set):
-        cityscapes:ROOT[:SPLIT]   cityscapes-trainids:ROOT[:SPLIT]   mapillary:ROOT[:SPLIT]
-        camvid:LIST               list:LIST:CLASSSET
+        cityscapes:ROOT[:SPLIT]   cityscapes-trainids:ROOT[:SPLIT]
+        mapillary:ROOT[:SPLIT]    camvid:LIST    list:LIST:CLASSSET
       followed by ?include=PREFIX,...&exclude=PREFIX,... to keep samples by id prefix.
       Labels are mapped from the dataset's class set to --classes through the shipped \
       mappings (cityscapes-34 -> cityscapes-19, camvid-11 -> camvid-11 identity, ...); classes \
@@ -110,7 +110,8 @@ struct TrainCommand: ParsableCommand {
           --dataset 'camvid:data/camvid/val.txt?include=0006R0,0016E5' \\
           --classes camvid-11 --model unet --size 96x128 --batch 8 --epochs 60 \\
           --learning-rate 0.01 --weight-decay 5e-4 --seed 0 --threads 2 \\
-          --validate 'camvid:data/camvid/train.txt?include=0001TP' --validate-every 500 \\
+          --validate 'camvid:data/camvid/train.txt?include=0001TP' \\
+          --validate-every 500 \\
           --output runs/camvid-day
       """)
 
