@@ -292,12 +292,18 @@ struct TrainCommand: ParsableCommand {
     reporter.line(
       "training \(configuration.architecture) on \(trainingSet.count) samples "
         + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)")
-    let result = try runTraining(
-      configuration, in: output,
-      training: LabeledSource(dataset: trainingSet, labelTable: table), validation: validation,
-      modelClasses: modelClasses, resume: resume
-    ) { event in reporter.report(event) }
-    reporter.finish()
+    let result: TrainingRunResult
+    do {
+      result = try runTraining(
+        configuration, in: output,
+        training: LabeledSource(dataset: trainingSet, labelTable: table), validation: validation,
+        modelClasses: modelClasses, resume: resume
+      ) { event in reporter.report(event) }
+      reporter.finish()
+    } catch {
+      reporter.finish()  // end the in-place line before the error is printed
+      throw error
+    }
     var summary = "done: \(result.steps) steps, checkpoint \(result.checkpointPath)"
     if let loss = result.lastLoss { summary += ", last loss \(format(loss, 4))" }
     if let report = result.validation {

@@ -97,6 +97,19 @@ struct SegmentationCommandTests {
     #expect(errorText { _ = try w.train("none", extra: ["--resume"]) }.contains("training.json"))
   }
 
+  @Test func divergenceStopsAndKeepsTheLastGoodCheckpoint() throws {
+    let w = try Workspace("diverge")
+    defer { w.remove() }
+    let text = errorText {
+      _ = try w.train("run", steps: 20, extra: ["--learning-rate", "1e30", "--checkpoint-every", "1"])
+    }
+    #expect(text.contains("training diverged at step"))
+    #expect(text.contains("last good checkpoint: " + w.root + "/run/checkpoint.safetensors"))
+    let saved = try Checkpoint.read(from: w.root + "/run/checkpoint.safetensors")
+    let step = try #require(saved.trainingState?.step)
+    #expect(text.contains("training diverged at step \(step):"))
+  }
+
   @Test func predictWritesLabelsAtOriginalSizeAndEvaluateMatchesTheAPI() throws {
     let w = try Workspace("predict")
     defer { w.remove() }
