@@ -125,13 +125,19 @@ public struct TrainingState: Codable, Equatable, Sendable {
   public var schedule: PolySchedule
   /// The training loop's random generator (augmentation, shuffling).
   public var generator: SeededGenerator
+  /// Where the training data loader stands (`nil` in checkpoints of loops without one).
+  public var loader: LoaderState?
 
   /// Creates a training state.
-  public init(step: Int, optimizer: SGD, schedule: PolySchedule, generator: SeededGenerator) {
+  public init(
+    step: Int, optimizer: SGD, schedule: PolySchedule, generator: SeededGenerator,
+    loader: LoaderState? = nil
+  ) {
     self.step = step
     self.optimizer = optimizer
     self.schedule = schedule
     self.generator = generator
+    self.loader = loader
   }
 }
 

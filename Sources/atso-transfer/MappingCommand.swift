@@ -13,7 +13,7 @@ struct MappingCommand: ParsableCommand {
       else a folder 'mappings/' holding README.md in the current directory or a parent, else \
       the same search from the executable's directory.
       """,
-    subcommands: [Validate.self, Show.self, Compose.self])
+    subcommands: [Validate.self, Show.self, Compose.self, Apply.self])
 }
 
 /// The `--mappings DIR` option shared by the subcommands.

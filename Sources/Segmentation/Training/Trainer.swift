@@ -122,8 +122,15 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
   }
 
   /// Writes a checkpoint of the model and the training state (atomically).
-  public mutating func saveCheckpoint(to path: String) throws(ModelError) {
-    try Checkpoint(model: model, classSetName: configuration.classSetName, training: trainingState)
+  ///
+  /// - Parameter loader: the data loader's state before the next batch, saved so that a resumed
+  ///   run sees the same batches (``DataLoader/state``).
+  public mutating func saveCheckpoint(to path: String, loader: LoaderState? = nil)
+    throws(ModelError)
+  {
+    var state = trainingState
+    state.loader = loader
+    try Checkpoint(model: model, classSetName: configuration.classSetName, training: state)
       .write(to: path)
     lastCheckpointPath = path
   }

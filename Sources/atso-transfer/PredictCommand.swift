@@ -1,0 +1,286 @@
+import ArgumentParser
+import Foundation
+import Segmentation
+import Taxonomy
+import Tensor
+
+/// How predicted label maps are written.
+enum LabelEncoding: String, ExpressibleByArgument, CaseIterable {
+  /// 8-bit gray, the class ids of the output class set (Cityscapes trainIds).
+  case trainid
+  /// 8-bit gray, the ids of a finer label class set (Cityscapes labelIds) via the inverse mapping.
+  case labelid
+  /// A palette PNG: indices = class ids, colour table = the class colours.
+  case palette
+  /// An RGB PNG of the class colours.
+  case color
+}
+
+/// Writes class-id maps in one of the ``LabelEncoding``s.
+struct LabelWriter {
+  let classes: ClassSet
+  let encoding: LabelEncoding
+  /// For `.labelid`: class id -> label id (256 entries).
+  let labelIDs: [UInt8]?
+
+  /// The inverse of `mapping` (label class set -> `classes`) where it is unambiguous: each
+  /// class of `classes` must have exactly one evaluated source class.
+  ///
+  /// - Throws: naming the first class with no or several label ids.
+  static func inverseTable(_ mapping: LabelMapping) throws -> [UInt8] {
+    var table = [UInt8](repeating: UInt8(mapping.source.ignoreIndex), count: 256)
+    for target in mapping.target.classes where target.id != mapping.target.ignoreIndex {
+      let children = mapping.children(ofTargetID: target.id).filter {
+        mapping.source.semanticClass(id: $0)?.isEvaluated ?? false
+      }
+      guard children.count == 1 else {
+        throw SegmentationCommandError(
+          description: "mapping '\(mapping.name)': class '\(target.name)' (\(target.id)) has "
+            + "\(children.count) source classes \(children), so its label id is ambiguous")
+      }
+      table[target.id] = UInt8(children[0])
+    }
+    return table
+  }
+
+  /// The RGB colour of every class id (black for ids without a colour).
+  var colors: [PaletteColor] {
+    var colors = [PaletteColor](repeating: PaletteColor(0, 0, 0), count: 256)
+    for c in classes.classes {
+      if let color = c.color { colors[c.id] = PaletteColor(color.red, color.green, color.blue) }
+    }
+    return colors
+  }
+
+  func write(_ labels: LabelImage, to path: String) throws {
+    switch encoding {
+    case .trainid:
+      try ImageFile.writePNG(labels, to: path)
+    case .labelid:
+      try ImageFile.writePNG(labels.mapped(through: labelIDs ?? Array(0...255)), to: path)
+    case .palette:
+      let count = max(Int(labels.values.max() ?? 0), classes.maximumID, classes.ignoreIndex) + 1
+      try ImageFile.writePNG(
+        PaletteImage(indices: labels, palette: Array(colors.prefix(min(256, count)))), to: path)
+    case .color:
+      try ImageFile.writePNG(colorImage(labels), to: path)
+    }
+  }
+
+  func colorImage(_ labels: LabelImage) -> RGBImage {
+    let colors = colors
+    var pixels = [UInt8](repeating: 0, count: labels.values.count * 3)
+    for (i, v) in labels.values.enumerated() {
+      let c = colors[Int(v)]
+      pixels[3 * i] = c.red
+      pixels[3 * i + 1] = c.green
+      pixels[3 * i + 2] = c.blue
+    }
+    return RGBImage(width: labels.width, height: labels.height, pixels: pixels)
+  }
+}
+
+/// `atso-transfer predict`: label maps from a checkpoint.
+struct PredictCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "predict",
+    abstract: "Predict label maps with a trained checkpoint, at each image's own resolution.",
+    discussion: """
+      Input: --dataset SPEC (e.g. cityscapes:ROOT:val, camvid:LIST?include=0001TP), \
+      --images DIR (every .png/.jpg in it) or --list FILE (one image path a line). Each image \
+      is resized to the working size (--size; default the training.json beside the \
+      checkpoint), run through the network (--flip averages with the mirrored image), and the \
+      class probabilities are resized bilinearly back to the image's size.
+
+      OUTPUT/<id>.png holds the labels in --classes (default: the model's class set, mapped \
+      through the shipped mappings) in --encoding:
+        trainid   gray, the class ids (Cityscapes trainIds for cityscapes-19)
+        labelid   gray, ids of --label-classes (default cityscapes-34 labelIds)
+                  through the inverse mapping (each class needs one source class)
+        palette   palette PNG, index = class id, colours from the class set
+        color     RGB class colours
+      --overlay also writes OUTPUT/<id>_overlay.png (image blended with the colours), \
+      --confidence OUTPUT/<id>_confidence.png (8-bit, 255 = probability 1 of the chosen class).
+
+      Example:
+        atso-transfer predict --checkpoint runs/camvid-day/checkpoint.safetensors \\
+          --dataset 'camvid:data/camvid/val.txt' --encoding palette --overlay \\
+          --output pred
+      """)
+
+  @OptionGroup var mappings: MappingsDirectoryOption
+
+  @Option(help: "The checkpoint (.safetensors) to run.")
+  var checkpoint: String
+
+  @Option(help: "A dataset spec to predict.")
+  var dataset: String?
+
+  @Option(help: "A folder of images to predict.")
+  var images: String?
+
+  @Option(help: "A file listing image paths, one a line.")
+  var list: String?
+
+  @Option(help: "The working size HxW (default: from training.json beside the checkpoint).")
+  var size: SizeArgument?
+
+  @Option(help: "The class set of the written labels (default: the model's).")
+  var classes: String?
+
+  @Option(help: "The encoding: trainid, labelid, palette or color.")
+  var encoding: LabelEncoding = .trainid
+
+  @Option(help: "With --encoding labelid: the label class set (default cityscapes-34).")
+  var labelClasses = "cityscapes-34"
+
+  @Flag(help: "Also write <id>_overlay.png.")
+  var overlay = false
+
+  @Flag(help: "Also write <id>_confidence.png.")
+  var confidence = false
+
+  @Flag(help: "Average with the horizontally mirrored image (test-time augmentation).")
+  var flip = false
+
+  @Option(help: "Compute threads.")
+  var threads: Int?
+
+  @Option(help: "The output folder.")
+  var output: String
+
+  func validate() throws {
+    let inputs = [dataset, images, list].compactMap { $0 }
+    if inputs.count != 1 { throw ValidationError("give one of --dataset, --images or --list") }
+    if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
+  }
+
+  /// The samples to predict (labels dropped).
+  func samples() throws -> [SampleReference] {
+    if let dataset { return try DatasetSpec(parsing: dataset).open().samples }
+    var paths: [String] = []
+    if let images {
+      let names: [String]
+      do { names = try FileManager.default.contentsOfDirectory(atPath: images).sorted() } catch {
+        throw SegmentationCommandError(description: "\(images): cannot list the folder")
+      }
+      paths = names.filter {
+        let e = ($0 as NSString).pathExtension.lowercased()
+        return e == "png" || e == "jpg" || e == "jpeg"
+      }.map { images + "/" + $0 }
+    } else if let list {
+      let text: String
+      do { text = try String(contentsOfFile: list, encoding: .utf8) } catch {
+        throw SegmentationCommandError(description: "\(list): cannot read the list")
+      }
+      let base = URL(fileURLWithPath: list).deletingLastPathComponent().path
+      paths = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        .map { $0.hasPrefix("/") ? $0 : base + "/" + $0 }
+    }
+    guard !paths.isEmpty else {
+      throw SegmentationCommandError(description: "\(images ?? list ?? ""): no images")
+    }
+    var seen = Set<String>()
+    return try paths.map { path in
+      let id = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+      guard seen.insert(id).inserted else {
+        throw SegmentationCommandError(description: "\(path): a second image with id '\(id)'")
+      }
+      return SampleReference(id: id, imagePath: path)
+    }
+  }
+
+  /// The working size: `--size`, else the run's `training.json`.
+  func workingSize() throws -> ImageSize {
+    if let size { return size.size }
+    let folder = URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
+    let path = TrainingRunFiles.configuration(in: folder)
+    guard FileManager.default.fileExists(atPath: path),
+      let working = try readRunConfiguration(path).augmentation.workingSize
+    else {
+      throw SegmentationCommandError(
+        description: "\(checkpoint): no training.json beside it to take the size from; give --size")
+    }
+    return working
+  }
+
+  func run() throws {
+    if let threads { BLASThreads.set(threads) }
+    let directory = try mappings.locate()
+    let library = try MappingLibrary(directory: directory)
+    let saved = try Checkpoint.read(from: checkpoint)
+    let model = try saved.makeModel(path: checkpoint)
+    let modelClasses = try library.classSet(named: saved.description.classSetName)
+    let outClasses = try library.classSet(named: classes ?? modelClasses.name)
+    let toOutput = try library.mapping(from: modelClasses.name, to: outClasses.name).lookupTable
+    var labelIDs: [UInt8]?
+    if encoding == .labelid {
+      labelIDs = try LabelWriter.inverseTable(
+        library.mapping(from: labelClasses, to: outClasses.name))
+    }
+    let writer = LabelWriter(classes: outClasses, encoding: encoding, labelIDs: labelIDs)
+    let working = try workingSize()
+    let references = try samples()
+    do {
+      try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+    } catch {
+      throw SegmentationCommandError(description: "\(output): cannot create the folder")
+    }
+    var iterator = PredictionIterator(
+      dataset: Dataset(classSetName: modelClasses.name, samples: references),
+      workingSize: working)
+    var written = 0
+    while let sample = try iterator.next() {
+      let result = predictAtOriginalSize(model, sample: sample)
+      let labels = LabelImage(
+        width: sample.originalSize.width, height: sample.originalSize.height,
+        values: result.labels.map { toOutput[Int($0)] })
+      try writer.write(labels, to: output + "/" + sample.id + ".png")
+      if overlay {
+        let image = try ImageFile.readRGB(at: sample.reference.imagePath)
+        let colors = writer.colorImage(labels)
+        var pixels = image.pixels
+        for i in pixels.indices {
+          pixels[i] = UInt8((Int(pixels[i]) + Int(colors.pixels[i])) / 2)
+        }
+        try ImageFile.writePNG(
+          RGBImage(width: image.width, height: image.height, pixels: pixels),
+          to: output + "/" + sample.id + "_overlay.png")
+      }
+      if confidence {
+        try ImageFile.writePNG(
+          LabelImage(
+            width: labels.width, height: labels.height,
+            values: result.confidence.map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }),
+          to: output + "/" + sample.id + "_confidence.png")
+      }
+      written += 1
+    }
+    print("wrote \(written) label maps (\(outClasses.name), \(encoding.rawValue)) to \(output)")
+  }
+
+  /// The arg-max labels and their probabilities at the file's resolution.
+  func predictAtOriginalSize(_ model: any SegmentationModel, sample: PredictionSample) -> (
+    labels: [UInt8], confidence: [Float]
+  ) {
+    let (_, probabilities) = predictSegmentation(
+      model, images: sample.image, horizontalFlip: flip)
+    let shape = probabilities.shape
+    let resized = ImageOps.resizeBilinear(
+      probabilities.reshaped(to: [shape[1], shape[2], shape[3]]), to: sample.originalSize)
+    let classes = shape[3]
+    let pixels = sample.originalSize.height * sample.originalSize.width
+    var labels = [UInt8](repeating: 0, count: pixels)
+    var best = [Float](repeating: 0, count: pixels)
+    resized.scalars.withUnsafeBufferPointer { p in
+      for i in 0..<pixels {
+        var arg = 0
+        for c in 1..<classes where p[i * classes + c] > p[i * classes + arg] { arg = c }
+        labels[i] = UInt8(min(arg, 255))
+        best[i] = p[i * classes + arg]
+      }
+    }
+    return (labels, best)
+  }
+}

@@ -1,0 +1,374 @@
+import ArgumentParser
+import Foundation
+import Segmentation
+import Taxonomy
+import Tensor
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// An `HxW` size on the command line (`96x128`: 96 rows, 128 columns).
+struct SizeArgument: ExpressibleByArgument, Equatable {
+  var size: ImageSize
+
+  init?(argument: String) {
+    let parts = argument.lowercased().split(separator: "x")
+    guard parts.count == 2, let h = Int(parts[0]), let w = Int(parts[1]), h > 0, w > 0 else {
+      return nil
+    }
+    size = ImageSize(height: h, width: w)
+  }
+}
+
+/// The network families of `--model`.
+enum ModelKind: String, ExpressibleByArgument, CaseIterable {
+  case unet, deeplab
+}
+
+/// A non-flag error of the segmentation commands, with its context.
+struct SegmentationCommandError: Error, Equatable, CustomStringConvertible {
+  var description: String
+}
+
+/// Opens dataset specs and resolves class sets and label mappings for the 2-D commands.
+struct DatasetResolver {
+  let library: MappingLibrary
+
+  /// Opens `specs` (all in one class set) as one dataset.
+  func open(_ specs: [String], option: String) throws -> Dataset {
+    var merged: Dataset?
+    var ids = Set<String>()
+    for text in specs {
+      let dataset = try DatasetSpec(parsing: text).open()
+      if let first = merged, first.classSetName != dataset.classSetName {
+        throw SegmentationCommandError(
+          description: "\(option) \(text): labels in \(dataset.classSetName), but the previous "
+            + "datasets use \(first.classSetName); give datasets of one class set")
+      }
+      for sample in dataset.samples where !ids.insert(sample.id).inserted {
+        throw SegmentationCommandError(
+          description: "\(option) \(text): sample '\(sample.id)' is listed twice")
+      }
+      if merged == nil {
+        merged = dataset
+      } else {
+        merged?.samples += dataset.samples
+      }
+    }
+    guard let merged else {
+      throw SegmentationCommandError(description: "\(option): no dataset given")
+    }
+    return merged
+  }
+
+  /// The mapping from `source` to `target`: the named one, else the library's shortest path.
+  func mapping(from source: String, to target: String, named name: String?) throws
+    -> LabelMapping
+  {
+    if let name {
+      let mapping = try library.mapping(named: name)
+      guard mapping.source.name == source, mapping.target.name == target else {
+        throw SegmentationCommandError(
+          description: "mapping '\(name)' maps \(mapping.source.name) -> \(mapping.target.name), "
+            + "not \(source) -> \(target)")
+      }
+      return mapping
+    }
+    return try library.mapping(from: source, to: target)
+  }
+}
+
+/// `atso-transfer train`: supervised training of a 2-D segmentation network.
+struct TrainCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "train",
+    abstract: "Train a U-Net or DeepLab segmentation network on labelled datasets.",
+    discussion: """
+      Datasets are spec strings (repeat --dataset; all must use one class set):
+        cityscapes:ROOT[:SPLIT]   cityscapes-trainids:ROOT[:SPLIT]
+        mapillary:ROOT[:SPLIT]    camvid:LIST    list:LIST:CLASSSET
+      followed by ?include=PREFIX,...&exclude=PREFIX,... to keep samples by id prefix.
+      Labels are mapped from the dataset's class set to --classes through the shipped \
+      mappings (cityscapes-34 -> cityscapes-19, camvid-11 -> camvid-11 identity, ...); classes \
+      that are not evaluated become the void label.
+
+      Every image is resized to --size, scaled by a random factor in --scale, padded or \
+      cropped back to --size and flipped with probability --flip. SGD with momentum, weight \
+      decay and the poly schedule lr = base * (1 - step / total)^0.9.
+
+      OUTPUT/ holds training.json (the recipe), checkpoint.safetensors (+ .json, written every \
+      --checkpoint-every steps and at the end) and validation.jsonl. A run that was killed \
+      continues exactly where its last checkpoint stopped with the same command plus --resume \
+      (weights, optimizer, schedule, random state and data order are all restored).
+
+      Example: the reference U-Net on CamVid daylight sequences (60 epochs = 3000 steps):
+        atso-transfer train \\
+          --dataset 'camvid:data/camvid/train.txt?include=0006R0,0016E5' \\
+          --dataset 'camvid:data/camvid/val.txt?include=0006R0,0016E5' \\
+          --classes camvid-11 --model unet --size 96x128 --batch 8 --epochs 60 \\
+          --learning-rate 0.01 --weight-decay 5e-4 --seed 0 --threads 2 \\
+          --validate 'camvid:data/camvid/train.txt?include=0001TP' \\
+          --validate-every 500 \\
+          --output runs/camvid-day
+      """)
+
+  @OptionGroup var mappings: MappingsDirectoryOption
+
+  @Option(help: "A training dataset spec (repeatable), e.g. 'camvid:train.txt?include=0006R0'.")
+  var dataset: [String] = []
+
+  @Option(help: "The class set the network predicts, e.g. cityscapes-19 or camvid-11.")
+  var classes: String
+
+  @Option(help: "A mapping name to use instead of the default path (e.g. a variant).")
+  var mapping: String?
+
+  @Option(help: "The network: unet or deeplab.")
+  var model: ModelKind = .unet
+
+  @Option(help: "Comma-separated encoder widths (U-Net: 2 or more, DeepLab: 4).")
+  var widths = "16,32,64,128"
+
+  @Option(help: "DeepLab: the width of the ASPP branches.")
+  var asppChannels = 64
+
+  @Option(help: "The working size HxW every image is resized to (e.g. 96x128).")
+  var size: SizeArgument
+
+  @Option(help: "The random scale range MIN,MAX (1,1 disables scaling).")
+  var scale = "0.75,1.25"
+
+  @Option(help: "The probability of a horizontal flip.")
+  var flip: Float = 0.5
+
+  @Option(help: "Images per step.")
+  var batch = 8
+
+  @Option(help: "The number of steps (or give --epochs).")
+  var iterations: Int?
+
+  @Option(help: "The number of passes over the data (incomplete last batches dropped).")
+  var epochs: Int?
+
+  @Option(help: "The base learning rate of the poly schedule.")
+  var learningRate: Float = 0.01
+
+  @Option(help: "SGD momentum.")
+  var momentum: Float = 0.9
+
+  @Option(help: "SGD L2 weight decay.")
+  var weightDecay: Float = 5e-4
+
+  @Option(help: "The seed of the initialisation, data order and augmentation.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Compute threads (OpenBLAS and the kernels); default: OpenBLAS's.")
+  var threads: Int?
+
+  @Option(help: "Background threads decoding images.")
+  var loaderThreads = 1
+
+  @Option(help: "The run folder.")
+  var output: String
+
+  @Option(help: "Steps between checkpoints.")
+  var checkpointEvery = 100
+
+  @Option(
+    name: .customLong("validate"),
+    help: "A labelled dataset spec scored (mIoU) during training and at the end.")
+  var validationSpec: String?
+
+  @Option(help: "Steps between validations (0: only at the end).")
+  var validateEvery = 0
+
+  @Flag(help: "Continue the run in --output from its checkpoint.")
+  var resume = false
+
+  @Option(help: "Seconds between progress lines when stderr is not a terminal.")
+  var logEvery: Double = 30
+
+  func validate() throws {
+    if dataset.isEmpty { throw ValidationError("give at least one --dataset SPEC") }
+    switch (iterations, epochs) {
+    case (nil, nil): throw ValidationError("give --iterations N or --epochs N")
+    case (.some, .some): throw ValidationError("give --iterations or --epochs, not both")
+    case (.some(let n), nil) where n <= 0: throw ValidationError("--iterations must be positive")
+    case (nil, .some(let n)) where n <= 0: throw ValidationError("--epochs must be positive")
+    default: break
+    }
+    if batch <= 0 { throw ValidationError("--batch must be positive") }
+    if learningRate <= 0 { throw ValidationError("--learning-rate must be positive") }
+    if !(0..<1).contains(momentum) { throw ValidationError("--momentum must be in 0..<1") }
+    if weightDecay < 0 { throw ValidationError("--weight-decay must be non-negative") }
+    if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
+    if loaderThreads <= 0 { throw ValidationError("--loader-threads must be positive") }
+    if checkpointEvery <= 0 { throw ValidationError("--checkpoint-every must be positive") }
+    if validateEvery < 0 { throw ValidationError("--validate-every must be non-negative") }
+    if validateEvery > 0 && validationSpec == nil {
+      throw ValidationError("--validate-every needs --validate SPEC")
+    }
+    if !(0...1).contains(flip) { throw ValidationError("--flip must be in 0...1") }
+    _ = try scaleRange()
+    let w = try widthList()
+    if model == .unet && w.count < 2 {
+      throw ValidationError("--widths: a U-Net needs at least 2 widths, got \(widths)")
+    }
+    if model == .deeplab && w.count != 4 {
+      throw ValidationError("--widths: DeepLab needs 4 widths, got \(widths)")
+    }
+    if asppChannels <= 0 { throw ValidationError("--aspp-channels must be positive") }
+  }
+
+  func widthList() throws -> [Int] {
+    let values = widths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+      throw ValidationError("--widths must be positive integers separated by commas: '\(widths)'")
+    }
+    return values.compactMap { $0 }
+  }
+
+  func scaleRange() throws -> ClosedRange<Float> {
+    let values = scale.split(separator: ",").compactMap { Float(String($0)) }
+    guard values.count == 2, values[0] > 0, values[0] <= values[1] else {
+      throw ValidationError("--scale must be MIN,MAX with 0 < MIN <= MAX, got '\(scale)'")
+    }
+    return values[0]...values[1]
+  }
+
+  /// The architecture for `classCount` outputs.
+  func architecture(classCount: Int) throws -> ModelArchitecture {
+    switch model {
+    case .unet:
+      .unet(.init(widths: try widthList(), classCount: classCount))
+    case .deeplab:
+      .deepLab(.init(widths: try widthList(), asppChannels: asppChannels, classCount: classCount))
+    }
+  }
+
+  func run() throws {
+    if let threads { BLASThreads.set(threads) }
+    let resolver = DatasetResolver(library: try MappingLibrary(directory: mappings.locate()))
+    let modelClasses = try resolver.library.classSet(named: classes)
+    let ignore = UInt8(modelClasses.ignoreIndex)
+    let trainingSet = try resolver.open(dataset, option: "--dataset")
+    guard trainingSet.isLabeled else {
+      throw SegmentationCommandError(
+        description: "--dataset: some samples have no label file (remove ?unlabeled)")
+    }
+    let table = trainingLabelTable(
+      try resolver.mapping(from: trainingSet.classSetName, to: classes, named: mapping),
+      modelClasses: modelClasses)
+    var validation: LabeledSource?
+    if let validationSpec {
+      let set = try resolver.open([validationSpec], option: "--validate")
+      validation = LabeledSource(
+        dataset: set,
+        labelTable: trainingLabelTable(
+          try resolver.library.mapping(from: set.classSetName, to: classes),
+          modelClasses: modelClasses))
+    }
+    let steps =
+      iterations
+      ?? TrainingRunConfiguration.steps(
+        epochs: epochs ?? 1, sampleCount: trainingSet.count, batchSize: batch)
+    guard steps > 0 else {
+      throw SegmentationCommandError(
+        description: "--dataset: \(trainingSet.count) samples make no batch of \(batch)")
+    }
+    let configuration = TrainingRunConfiguration(
+      architecture: try architecture(classCount: modelClasses.outputCount),
+      classSetName: classes, ignoreIndex: ignore,
+      augmentation: AugmentationConfig(
+        workingSize: size.size, scaleRange: try scaleRange(), cropSize: size.size,
+        flipProbability: flip, ignoreIndex: ignore),
+      batchSize: batch, totalSteps: steps, baseLearningRate: learningRate, momentum: momentum,
+      weightDecay: weightDecay, seed: seed, checkpointInterval: checkpointEvery,
+      validationInterval: validateEvery, loaderWorkers: loaderThreads)
+    var reporter = ProgressReporter(interval: logEvery)
+    reporter.line(
+      "training \(configuration.architecture) on \(trainingSet.count) samples "
+        + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)")
+    let result: TrainingRunResult
+    do {
+      result = try runTraining(
+        configuration, in: output,
+        training: LabeledSource(dataset: trainingSet, labelTable: table), validation: validation,
+        modelClasses: modelClasses, resume: resume
+      ) { event in reporter.report(event) }
+      reporter.finish()
+    } catch {
+      reporter.finish()  // end the in-place line before the error is printed
+      throw error
+    }
+    var summary = "done: \(result.steps) steps, checkpoint \(result.checkpointPath)"
+    if let loss = result.lastLoss { summary += ", last loss \(format(loss, 4))" }
+    if let report = result.validation {
+      summary += ", validation mIoU \(format(Float(report.meanIoU * 100), 2))"
+    }
+    print(summary)
+  }
+}
+
+/// Formats a number with `digits` decimals.
+func format(_ value: Float, _ digits: Int) -> String {
+  String(format: "%.\(digits)f", Double(value))
+}
+
+/// Writes training progress to stderr: one line rewritten in place on a terminal, plain lines
+/// every `interval` seconds otherwise.
+struct ProgressReporter {
+  let isTerminal = isatty(2) != 0
+  let interval: Double
+  var lastPrint = Date.distantPast
+  var inPlace = false
+
+  init(interval: Double) { self.interval = interval }
+
+  mutating func line(_ text: String) {
+    if inPlace { write("\n") }
+    inPlace = false
+    write(text + "\n")
+  }
+
+  mutating func report(_ event: TrainingEvent) {
+    switch event {
+    case .resumed(let step, let path): line("resumed at step \(step) from \(path)")
+    case .checkpoint: break
+    case .validation(let step, let report):
+      line("step \(step): validation mIoU \(format(Float(report.meanIoU * 100), 2))")
+    case .step(let p):
+      let now = Date()
+      let text =
+        "step \(p.step)/\(p.totalSteps)  loss \(format(p.loss, 4))  lr \(format(p.learningRate, 5))"
+        + "  \(format(Float(p.imagesPerSecond), 1)) img/s  \(format(Float(p.secondsPerStep), 2)) s/step"
+        + "  left \(duration(p.secondsRemaining))"
+      if isTerminal {
+        write("\r\u{1B}[K" + text)
+        inPlace = true
+      } else if now.timeIntervalSince(lastPrint) >= interval || p.step == p.totalSteps {
+        write(text + "\n")
+        lastPrint = now
+      }
+    }
+  }
+
+  mutating func finish() {
+    if inPlace { write("\n") }
+    inPlace = false
+  }
+
+  func write(_ text: String) {
+    FileHandle.standardError.write(Data(text.utf8))
+  }
+
+  func duration(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    return s >= 3600
+      ? "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m"
+      : "\(s / 60)m\(String(format: "%02d", s % 60))s"
+  }
+}

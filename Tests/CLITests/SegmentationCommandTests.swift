@@ -1,0 +1,253 @@
+import ArgumentParser
+import Foundation
+import Segmentation
+import Taxonomy
+import Testing
+
+@testable import atso_transfer
+
+/// The package's shipped mappings directory (Tests/CLITests/ -> package root).
+private let mappingsDirectory: String = {
+  var url = URL(fileURLWithPath: #filePath)
+  for _ in 0..<3 { url.deleteLastPathComponent() }
+  return url.path + "/mappings"
+}()
+
+/// A temporary folder with a tiny synthetic Cityscapes-layout dataset in `ROOT/city`.
+private struct Workspace {
+  let root: String
+  var city: String { root + "/city" }
+  var spec: String { "cityscapes:\(city):train" }
+  var labels: String { city + "/gtFine/train/synth" }
+
+  init(_ tag: String, count: Int = 3) throws {
+    root = NSTemporaryDirectory() + "cli-seg-\(tag)-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    try SyntheticStreets.writeDataset(
+      domain: .source, root: city, split: "train", count: count, seed: 11, width: 32, height: 16)
+  }
+
+  func remove() { try? FileManager.default.removeItem(atPath: root) }
+
+  /// Trains the tiny U-Net for `steps` steps into `ROOT/<name>`.
+  func train(_ name: String, steps: Int = 2, extra: [String] = []) throws -> String {
+    var command = try AtsoTransfer.parseAsRoot(
+      [
+        "train", "--mappings", mappingsDirectory, "--dataset", spec, "--classes",
+        "cityscapes-19", "--widths", "4,8", "--size", "16x32", "--batch", "2", "--iterations",
+        "\(steps)", "--output", root + "/" + name, "--threads", "1",
+      ] + extra)
+    try command.run()
+    return root + "/" + name + "/checkpoint.safetensors"
+  }
+
+  /// Runs `evaluate` with `arguments` and returns its report.
+  func evaluate(_ arguments: [String]) throws -> EvaluationReport {
+    let command = try #require(
+      try AtsoTransfer.parseAsRoot(["evaluate", "--mappings", mappingsDirectory] + arguments)
+        as? EvaluateCommand)
+    return try command.report()
+  }
+}
+
+/// The error text a command run throws.
+private func errorText(_ body: () throws -> Void) -> String {
+  do {
+    try body()
+    return ""
+  } catch {
+    return "\(error)"
+  }
+}
+
+@Suite("segmentation commands")
+struct SegmentationCommandTests {
+  @Test func trainValidatesOptions() throws {
+    let base = ["train", "--dataset", "camvid:x.txt", "--classes", "camvid-11", "--size", "8x8",
+                "--output", "/tmp/x"]
+    #expect(throws: (any Error).self) { try AtsoTransfer.parseAsRoot(base) }
+    #expect(throws: (any Error).self) {
+      try AtsoTransfer.parseAsRoot(base + ["--iterations", "2", "--epochs", "1"])
+    }
+    #expect(throws: (any Error).self) {
+      try AtsoTransfer.parseAsRoot(base + ["--iterations", "2", "--validate-every", "5"])
+    }
+    #expect(throws: (any Error).self) {
+      try AtsoTransfer.parseAsRoot(base + ["--iterations", "2", "--model", "deeplab", "--widths", "8,16"])
+    }
+    let train = try #require(
+      try AtsoTransfer.parseAsRoot(base + ["--epochs", "3", "--scale", "0.5,2"]) as? TrainCommand)
+    #expect(train.size.size == ImageSize(height: 8, width: 8))
+    #expect(try train.scaleRange() == 0.5...2)
+  }
+
+  @Test func trainWritesARunThatResumes() throws {
+    let w = try Workspace("train")
+    defer { w.remove() }
+    let path = try w.train("run", steps: 2, extra: ["--validate", w.spec])
+    let saved = try Checkpoint.read(from: path)
+    #expect(saved.trainingState?.step == 2)
+    #expect(saved.description.classSetName == "cityscapes-19")
+    #expect(FileManager.default.fileExists(atPath: w.root + "/run/validation.jsonl"))
+    // Resuming a finished run changes nothing; another recipe is refused.
+    _ = try w.train("run", steps: 2, extra: ["--validate", w.spec, "--resume"])
+    #expect(try Checkpoint.read(from: path).tensors == saved.tensors)
+    let text = errorText { _ = try w.train("run", steps: 2, extra: ["--resume", "--seed", "4"]) }
+    #expect(text.contains("seed 0"))
+    #expect(errorText { _ = try w.train("none", extra: ["--resume"]) }.contains("training.json"))
+  }
+
+  @Test func divergenceStopsAndKeepsTheLastGoodCheckpoint() throws {
+    let w = try Workspace("diverge")
+    defer { w.remove() }
+    let text = errorText {
+      _ = try w.train("run", steps: 20, extra: ["--learning-rate", "1e30", "--checkpoint-every", "1"])
+    }
+    #expect(text.contains("training diverged at step"))
+    #expect(text.contains("last good checkpoint: " + w.root + "/run/checkpoint.safetensors"))
+    let saved = try Checkpoint.read(from: w.root + "/run/checkpoint.safetensors")
+    let step = try #require(saved.trainingState?.step)
+    #expect(text.contains("training diverged at step \(step):"))
+  }
+
+  @Test func predictWritesLabelsAtOriginalSizeAndEvaluateMatchesTheAPI() throws {
+    let w = try Workspace("predict")
+    defer { w.remove() }
+    let checkpoint = try w.train("run")
+    var predict = try AtsoTransfer.parseAsRoot([
+      "predict", "--mappings", mappingsDirectory, "--checkpoint", checkpoint, "--dataset", w.spec,
+      "--output", w.root + "/pred", "--confidence", "--overlay", "--flip",
+    ])
+    try predict.run()
+    let dataset = try DatasetSpec(parsing: w.spec).open()
+    for sample in dataset.samples {
+      let label = try ImageFile.readLabel(at: w.root + "/pred/\(sample.id).png")
+      #expect(label.width == 32 && label.height == 16)
+      #expect(label.values.allSatisfy { $0 < 19 })
+      let confidence = try ImageFile.readLabel(at: w.root + "/pred/\(sample.id)_confidence.png")
+      #expect(confidence.values.allSatisfy { $0 >= 255 / 19 })
+      #expect(FileManager.default.fileExists(atPath: w.root + "/pred/\(sample.id)_overlay.png"))
+    }
+
+    let arguments = [
+      "--truth", w.spec, "--predictions", w.root + "/pred", "--prediction-classes",
+      "cityscapes-19", "--json", w.root + "/r.json", "--csv", w.root + "/r.csv",
+    ]
+    let report = try w.evaluate(arguments)
+    var evaluate = try AtsoTransfer.parseAsRoot(
+      ["evaluate", "--mappings", mappingsDirectory] + arguments)
+    try evaluate.run()
+    let library = try MappingLibrary(directory: mappingsDirectory)
+    var matrix = ConfusionMatrix(
+      groundTruth: try library.classSet(named: "cityscapes-34"),
+      prediction: try library.classSet(named: "cityscapes-19"))
+    for sample in dataset.samples {
+      matrix.accumulate(
+        groundTruth: try ImageFile.readLabel(at: try #require(sample.labelPath)).values,
+        prediction: try ImageFile.readLabel(at: w.root + "/pred/\(sample.id).png").values)
+    }
+    let expected = try matrix.reduced(to: "cityscapes-19", using: library).report()
+    #expect(report.meanIoU == expected.meanIoU || (report.meanIoU.isNaN && expected.meanIoU.isNaN))
+    #expect(report.pixelAccuracy == expected.pixelAccuracy)
+    #expect(report.matrix == expected.matrix)
+    #expect(FileManager.default.fileExists(atPath: w.root + "/r.json"))
+    #expect(try String(contentsOfFile: w.root + "/r.csv", encoding: .utf8).hasPrefix("id,name"))
+
+    // Scored in the Cityscapes categories through the mappings.
+    let categories = try w.evaluate([
+      "--truth", w.spec, "--predictions", w.root + "/pred", "--prediction-classes",
+      "cityscapes-19", "--at", "cityscapes-categories",
+    ])
+    #expect(categories.classes.name == "cityscapes-categories")
+
+    // The checkpoint mode runs the network itself.
+    let direct = try w.evaluate(["--checkpoint", checkpoint, "--truth", w.spec, "--size", "16x32"])
+    #expect(direct.evaluatedPixels > 0)
+
+    // Labels in Cityscapes labelIds through the inverse mapping.
+    var labelIDs = try AtsoTransfer.parseAsRoot([
+      "predict", "--mappings", mappingsDirectory, "--checkpoint", checkpoint, "--images",
+      w.city + "/leftImg8bit/train/synth", "--output", w.root + "/ids", "--encoding", "labelid",
+    ])
+    try labelIDs.run()
+    let trainIDs = try ImageFile.readLabel(at: w.root + "/pred/\(dataset.samples[0].id).png")
+    let ids = try ImageFile.readLabel(
+      at: w.root + "/ids/\(dataset.samples[0].id)_leftImg8bit.png")
+    let inverse = try LabelWriter.inverseTable(
+      library.mapping(from: "cityscapes-34", to: "cityscapes-19"))
+    #expect(inverse[0] == 7 && inverse[18] == 33)
+    #expect(ids.values.count == trainIDs.values.count)
+  }
+
+  @Test func evaluateReportsBadInput() throws {
+    let w = try Workspace("errors", count: 2)
+    defer { w.remove() }
+    let dataset = try DatasetSpec(parsing: w.spec).open()
+    let pred = w.root + "/pred"
+    try FileManager.default.createDirectory(atPath: pred, withIntermediateDirectories: true)
+    let first = dataset.samples[0].id
+    let second = dataset.samples[1].id
+    try ImageFile.writePNG(
+      LabelImage(width: 32, height: 16, values: [UInt8](repeating: 0, count: 512)),
+      to: pred + "/\(first).png")
+    let arguments = [
+      "--truth", w.spec, "--predictions", pred, "--prediction-classes", "cityscapes-19",
+    ]
+    #expect(errorText { _ = try w.evaluate(arguments) }.contains("missing prediction"))
+    #expect(errorText { _ = try w.evaluate(arguments) }.contains(second))
+
+    try ImageFile.writePNG(
+      LabelImage(width: 32, height: 16, values: [UInt8](repeating: 100, count: 512)),
+      to: pred + "/\(second).png")
+    let unknown = errorText { _ = try w.evaluate(arguments) }
+    #expect(unknown.contains("label value 100") && unknown.contains("\(second).png"))
+
+    try ImageFile.writePNG(
+      LabelImage(width: 8, height: 4, values: [UInt8](repeating: 1, count: 32)),
+      to: pred + "/\(second).png")
+    let size = errorText { _ = try w.evaluate(arguments) }
+    #expect(size.contains("8x4") && size.contains("32x16"))
+
+    try Data("not a png".utf8).write(to: URL(fileURLWithPath: pred + "/\(second).png"))
+    #expect(errorText { _ = try w.evaluate(arguments) }.contains("\(second).png"))
+
+    #expect(throws: (any Error).self) {
+      try AtsoTransfer.parseAsRoot(["evaluate", "--truth", w.spec, "--predictions", pred])
+    }
+  }
+
+  @Test func mappingApplyRoundTrips() throws {
+    let w = try Workspace("apply", count: 2)
+    defer { w.remove() }
+    for (folder, encoding) in [("train", "trainid"), ("ids", "labelid"), ("pal", "palette")] {
+      var apply = try AtsoTransfer.parseAsRoot([
+        "mapping", "apply", "cityscapes-34:cityscapes-19", "--mappings", mappingsDirectory,
+        "--input", w.labels, "--output", w.root + "/" + folder, "--encoding", encoding,
+      ])
+      try apply.run()
+    }
+    let library = try MappingLibrary(directory: mappingsDirectory)
+    let cs34 = try library.classSet(named: "cityscapes-34")
+    let table = try library.mapping(from: "cityscapes-34", to: "cityscapes-19").lookupTable
+    for name in try FileManager.default.contentsOfDirectory(atPath: w.labels) {
+      let original = try ImageFile.readLabel(at: w.labels + "/" + name)
+      let trainIDs = try ImageFile.readLabel(at: w.root + "/train/" + name)
+      let labelIDs = try ImageFile.readLabel(at: w.root + "/ids/" + name)
+      let palette = try ImageFile.readPalette(at: w.root + "/pal/" + name)
+      #expect(trainIDs.values == original.values.map { table[Int($0)] })
+      #expect(palette.indices == trainIDs)
+      for (a, b) in zip(original.values, labelIDs.values)
+      where cs34.semanticClass(id: Int(a))?.isEvaluated == true {
+        #expect(a == b)
+      }
+    }
+    let text = errorText {
+      var apply = try AtsoTransfer.parseAsRoot([
+        "mapping", "apply", "cityscapes-19:cityscapes-categories", "--mappings",
+        mappingsDirectory, "--input", w.labels, "--output", w.root + "/bad",
+      ])
+      try apply.run()
+    }
+    #expect(text.contains("is not a class of cityscapes-19"))
+  }
+}
