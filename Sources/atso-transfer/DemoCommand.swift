@@ -53,6 +53,11 @@ struct DemoCommand: ParsableCommand {
   @Option(help: "ATSO generations of stage 1.")
   var generations = 2
 
+  @Flag(
+    inversion: .prefixedNo,
+    help: "Re-estimate batch-norm statistics on the target images before labeling (AdaBN).")
+  var adaBn = true
+
   @Option(help: "Kernel threads (default: all cores).")
   var threads: Int?
 
@@ -96,7 +101,7 @@ struct DemoCommand: ParsableCommand {
     let level = LabelLevel(string: Self.superLevel) ?? .fine
     return TransferConfiguration(
       seed: seed, runDirectory: root + "/run", schedules: [.atso], folds: 2,
-      generations: generations,
+      generations: generations, pseudoLabels: PseudoLabelConfiguration(adaptBatchNorm: adaBn),
       stages: [
         StageConfiguration(name: "coarse", method: .schedules, level: level),
         StageConfiguration(
