@@ -364,9 +364,9 @@ public final class SegmentationBackend: TransferBackend {
   public func evaluate(_ request: EvaluationRequest) throws -> Evaluation {
     let set = request.set == .test ? test : reference
     guard let groundTruth = set.labels else {
-      throw TransferError.invalidConfiguration(
-        file: "configuration", key: "backend.reference",
-        reason: "R has no labels, so @R cannot be reported")
+      // Only R can be unlabeled (E is checked at init): @R is then reported as 0, no classes.
+      progress?("R has no labels: @R is reported as 0")
+      return Evaluation(meanIoU: 0, perClassIoU: [])
     }
     let level = try superLevel(request.level)
     let classes = level?.mapping.target ?? classSet

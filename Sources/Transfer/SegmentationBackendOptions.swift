@@ -30,7 +30,7 @@ import Segmentation
 /// | `model.<network>`, `widths.<network>` | per-network overrides (stage `network=<name>`) | |
 ///
 /// The labels of R are read only to report @R (diagnosis): a `?unlabeled` reference spec is
-/// reopened with labels for that purpose when they exist.
+/// reopened with labels for that purpose when they exist; without them @R is reported as 0.
 public struct SegmentationBackendOptions: Sendable, Equatable {
   public var source: DatasetSpec
   public var labeledFraction: Double?
