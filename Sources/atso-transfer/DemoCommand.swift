@@ -159,6 +159,18 @@ struct DemoCommand: ParsableCommand {
     let direct = try backend.evaluate(
       EvaluationRequest(checkpoint: directory + "/models/source.ckpt", set: .test, level: .fine))
     let directSuper = records.first { $0.stage == "coarse" && $0.generation == 0 }?.atE
+    // Direct transfer with AdaBN alone (statistics of all of R, no pseudo label): separates
+    // what self-training adds from what the re-estimated statistics add.
+    let adapted = root + "/direct-adabn.ckpt"
+    try backend.adaptBatchNorm(
+      BatchNormAdaptationRequest(
+        checkpoint: directory + "/models/source.ckpt", units: try backend.referenceUnits(),
+        output: adapted, seed: seed))
+    let adaptedFine = try backend.evaluate(
+      EvaluationRequest(checkpoint: adapted, set: .test, level: .fine))
+    let adaptedSuper = try backend.evaluate(
+      EvaluationRequest(
+        checkpoint: adapted, set: .test, level: LabelLevel(string: Self.superLevel) ?? .fine))
     let staged = records.first { $0.stage == "target-fine" }?.atE
     let coarseFinal = records.first { $0.stage == "target-coarse" }?.atE
     let table = (try? String(contentsOfFile: directory + "/table.md", encoding: .utf8)) ?? ""
@@ -173,13 +185,14 @@ struct DemoCommand: ParsableCommand {
       | model | super-5 | cityscapes-19 |
       |---|---:|---:|
       | direct transfer (source only) | \(percent(directSuper)) | \(percent(direct.meanIoU)) |
+      | direct transfer + AdaBN on R | \(percent(adaptedSuper.meanIoU)) | \(percent(adaptedFine.meanIoU)) |
       | stage 2: target network, super labels | \(percent(coarseFinal)) | |
       | stage 3: fine-tuned on fine labels | | \(percent(staged)) |
 
       Target ground truth: Mapillary Vistas v1.2 -> cityscapes-19 (default mapping), \
       super level: \(Self.superLevel).
       Files: scenes in \(root)/data, run in \(directory) (table.md, table.json, \
-      metrics.jsonl, curves-coarse.png, models/, labels/).
+      metrics.jsonl, curves-coarse.png, models/, labels/), AdaBN baseline \(adapted).
       Took \(String(format: "%.0f", -started.timeIntervalSinceNow)) s.
       """)
   }

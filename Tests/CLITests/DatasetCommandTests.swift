@@ -17,7 +17,7 @@ struct DatasetCommandTests {
       ]) as? DatasetCommand.Synthesize)
     let summary = try synth.write()
     #expect(summary.contains("source: 2 scenes (cityscapes-34)"))
-    #expect(summary.contains("target: 2 scenes (mapillary-v1.2)"))
+    #expect(summary.contains("target: 2 scenes (mapillary-vistas-v1.2)"))
 
     let source = try #require(
       try AtsoTransfer.parseAsRoot([
@@ -34,7 +34,7 @@ struct DatasetCommandTests {
         "--decode", "1",
       ]) as? DatasetCommand.Info)
     let targetText = try target.report()
-    #expect(targetText.contains("class set mapillary-v1.2"))
+    #expect(targetText.contains("class set mapillary-vistas-v1.2"))
     #expect(targetText.contains(" 13:"))  // road in v1.2
   }
 
