@@ -66,21 +66,29 @@ public struct SegmentationBackendOptions: Sendable, Equatable {
 
   /// A one-line-per-key help text for `--help`.
   public static let help = """
-    segmentation backend options (--backend-option key=value):
-      source=SPEC              labeled source S (DatasetSpec, required)
-      labeled-fraction=F       semi-supervised: S = seeded fraction F of source, R = the rest
-      split-seed=N             seed of that split (0)
-      reference=SPEC           unlabeled R (domain transfer; its labels only give @R)
-      test=SPEC                labeled test set E (required)
-      classes=NAME             the network's class set (source's; Cityscapes/Mapillary: cityscapes-19)
-      model=unet|deeplab       network (unet); widths=8,16,32 channel widths
-      size=HxW                 working size (96x128); batch=N images per step (4)
-      source-iterations=N      steps for M0 (200); finetune-iterations=N steps per fine-tuning (100)
-      learning-rate=LR         (0.01); finetune-learning-rate=LR (= learning-rate)
-      momentum=M (0.9); weight-decay=W (0.0001); flip=P (0.5)
-      pseudo-share=P           portion of a fine-tuning batch from pseudo labels (0.5)
-      threads=N                kernel threads; mappings=DIR the mappings/ folder
-      model.NET=..., widths.NET=...   overrides for stage network NET
+    Segmentation backend keys (kind=segmentation, the default):
+    source=SPEC            labeled source S (required)
+    labeled-fraction=F     semi-supervised: S = fraction F of source
+    split-seed=N           seed of that split (0)
+    reference=SPEC         R (domain transfer); labels give @R only
+    test=SPEC              labeled test set E (required)
+    classes=NAME           network class set (cityscapes-19 for
+                           Cityscapes/Mapillary, else the source's)
+    model=unet|deeplab     network (unet)
+    widths=8,16,32         channel widths
+    size=HxW               working size (96x128)
+    batch=N                images per step (4)
+    source-iterations=N    steps for a source model (200)
+    finetune-iterations=N  steps per fine-tuning (100)
+    learning-rate=LR       base rate, poly schedule (0.01)
+    finetune-learning-rate=LR   (= learning-rate)
+    momentum=M             SGD momentum (0.9)
+    weight-decay=W         (0.0001)
+    pseudo-share=P         batch share of pseudo labels (0.5)
+    flip=P                 horizontal flip probability (0.5)
+    threads=N              kernel threads
+    mappings=DIR           the mappings/ folder
+    model.NET=, widths.NET=    overrides for stage network NET
     """
 
   /// Parses and checks the options.

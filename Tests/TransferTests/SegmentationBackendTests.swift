@@ -78,6 +78,9 @@ func segmentationOptions() throws {
   let parsed = try SegmentationBackendOptions(tinyOptions(["widths.target": "2,4"]))
   #expect(parsed.size == ImageSize(height: 32, width: 48))
   #expect(parsed.networkWidths == ["target": [2, 4]])
+  for key in SegmentationBackendOptions.keys where key != "kind" {
+    #expect(SegmentationBackendOptions.help.contains("\(key)="), "\(key) missing from the help")
+  }
 }
 
 @Test("semi-supervised: a seeded labeled fraction of one dataset is S, the rest is R")
