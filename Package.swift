@@ -43,7 +43,9 @@ let package = Package(
     .testTarget(name: "TaxonomyTests", dependencies: ["Taxonomy", "TestSupport"]),
     .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "TestSupport"],
                 resources: [.copy("Fixtures")]),
-    .testTarget(name: "TransferTests", dependencies: ["Transfer", "TestSupport"]),
+    .testTarget(
+      name: "TransferTests",
+      dependencies: ["Transfer", "Segmentation", "Taxonomy", "Tensor", "TestSupport"]),
     .testTarget(name: "MedicalTests", dependencies: ["Medical", "TestSupport"]),
     .testTarget(
       name: "CLITests",

@@ -20,6 +20,12 @@ public struct SourceTrainingRequest: Sendable, Equatable {
   /// Where to write the checkpoint (a file or a directory; a temporary path of the run).
   public var output: String
   public var seed: UInt64
+
+  public init(network: String?, output: String, seed: UInt64) {
+    self.network = network
+    self.output = output
+    self.seed = seed
+  }
 }
 
 /// Fine-tunes a checkpoint on S plus pseudo-labeled units.
@@ -33,6 +39,18 @@ public struct FineTuningRequest: Sendable, Equatable {
   public var level: LabelLevel
   public var output: String
   public var seed: UInt64
+
+  public init(
+    network: String?, initialCheckpoint: String, pseudoLabels: [PseudoLabelSource],
+    level: LabelLevel, output: String, seed: UInt64
+  ) {
+    self.network = network
+    self.initialCheckpoint = initialCheckpoint
+    self.pseudoLabels = pseudoLabels
+    self.level = level
+    self.output = output
+    self.seed = seed
+  }
 }
 
 /// Re-estimates the batch-norm statistics of a checkpoint on the images of `units` (AdaBN).
@@ -41,6 +59,13 @@ public struct BatchNormAdaptationRequest: Sendable, Equatable {
   public var units: [String]
   public var output: String
   public var seed: UInt64
+
+  public init(checkpoint: String, units: [String], output: String, seed: UInt64) {
+    self.checkpoint = checkpoint
+    self.units = units
+    self.output = output
+    self.seed = seed
+  }
 }
 
 /// Filters applied to the predictions before they become pseudo labels.
@@ -72,6 +97,18 @@ public struct PseudoLabelRequest: Sendable, Equatable {
   /// An existing, empty directory (temporary path of the run) that receives the labels.
   public var outputDirectory: String
   public var seed: UInt64
+
+  public init(
+    checkpoint: String, units: [String], level: LabelLevel, options: PseudoLabelOptions,
+    outputDirectory: String, seed: UInt64
+  ) {
+    self.checkpoint = checkpoint
+    self.units = units
+    self.level = level
+    self.options = options
+    self.outputDirectory = outputDirectory
+    self.seed = seed
+  }
 }
 
 /// The two evaluation sets. `reference` (R) is for diagnosis only: no result on R is ever used
@@ -86,6 +123,12 @@ public struct EvaluationRequest: Sendable, Equatable {
   public var checkpoint: String
   public var set: EvaluationSet
   public var level: LabelLevel
+
+  public init(checkpoint: String, set: EvaluationSet, level: LabelLevel) {
+    self.checkpoint = checkpoint
+    self.set = set
+    self.level = level
+  }
 }
 
 /// Measures how often a student agrees with its teacher: the fraction of the non-ignored
@@ -94,6 +137,12 @@ public struct AgreementRequest: Sendable, Equatable {
   public var checkpoint: String
   public var pseudoLabels: [PseudoLabelSource]
   public var level: LabelLevel
+
+  public init(checkpoint: String, pseudoLabels: [PseudoLabelSource], level: LabelLevel) {
+    self.checkpoint = checkpoint
+    self.pseudoLabels = pseudoLabels
+    self.level = level
+  }
 }
 
 /// The result of an evaluation: mean IoU and per-class IoU (nil for a class absent from both

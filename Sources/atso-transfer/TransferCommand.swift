@@ -5,26 +5,28 @@ import Transfer
 /// Errors of the transfer commands that are not about flags.
 struct TransferCommandError: Error, Equatable, CustomStringConvertible {
   var description: String
-
-  static let noBackend = TransferCommandError(
-    description: "no backend: the networks are not wired into the transfer commands yet "
-      + "(TransferBackendFactory.make in Sources/atso-transfer/TransferCommand.swift); "
-      + "use --dry-run to check a configuration, or --backend-option kind=simulation to run "
-      + "the schedules on simulated models")
 }
 
 /// Creates the backend (models, training, prediction, datasets) of a run.
 ///
-/// The real networks are wired in here; the configuration's `backend` entries
-/// (`--backend-option key=value`) name the datasets and training settings. `kind=simulation`
-/// selects ``SimulationBackend`` (options `units=<count>`, `delay-us=<microseconds>`).
+/// The configuration's `backend` entries (`--backend-option key=value`) name the datasets and
+/// training settings. `kind=segmentation` (the default) selects ``SegmentationBackend`` (keys:
+/// ``SegmentationBackendOptions``); `kind=simulation` selects ``SimulationBackend`` (options
+/// `units=<count>`, `delay-us=<microseconds>`).
 enum TransferBackendFactory {
   static func make(for configuration: TransferConfiguration) throws -> any TransferBackend {
     switch configuration.backend["kind"] {
     case "simulation":
       return try SimulationBackend(options: configuration.backend)
-    default:
-      throw TransferCommandError.noBackend
+    case nil, "segmentation":
+      let backend = try SegmentationBackend(configuration: configuration)
+      backend.progress = { line in
+        FileHandle.standardError.write(Data("[segmentation] \(line)\n".utf8))
+      }
+      return backend
+    case let kind?:
+      throw TransferCommandError(
+        description: "unknown backend kind '\(kind)' (expected segmentation or simulation)")
     }
   }
 }
@@ -90,7 +92,10 @@ struct TransferCommand: ParsableCommand {
   @Option(help: "A stage as key=value pairs (repeatable; replaces the stages of --config).")
   var stage: [String] = []
 
-  @Option(help: "A backend option key=value (repeatable), e.g. dataset=gta5.")
+  @Option(
+    help: ArgumentHelp(
+      "A backend option key=value (repeatable), e.g. source=camvid:train.txt.",
+      discussion: SegmentationBackendOptions.help))
   var backendOption: [String] = []
 
   @Flag(help: "Print the resolved configuration and stop (needs no backend).")

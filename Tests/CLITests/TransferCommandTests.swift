@@ -83,13 +83,16 @@ func transferValidation(arguments: [String], message: String) {
   }
 }
 
-@Test("transfer --dry-run needs no backend; a real run says there is none")
+let missingSource = TransferError.invalidConfiguration(
+  file: "configuration", key: "backend.source", reason: "missing (a DatasetSpec)")
+
+@Test("transfer --dry-run needs no backend; a real run without datasets names the missing key")
 func transferRunWithoutBackend() throws {
   let directory = NSTemporaryDirectory() + "cli-nobackend-\(UUID().uuidString)"
   var dry = try parseTransfer(["-o", directory, "--dry-run"])
   try dry.run()
   var command = try parseTransfer(["-o", directory])
-  #expect(throws: TransferCommandError.noBackend) { try command.run() }
+  #expect(throws: missingSource) { try command.run() }
   #expect(!FileManager.default.fileExists(atPath: directory))
 }
 
@@ -108,7 +111,7 @@ func resumeParsing() throws {
   try TransferConfiguration(runDirectory: directory).save(to: directory + "/configuration.json")
   var command = try #require(try AtsoTransfer.parseAsRoot(["resume", directory]) as? ResumeCommand)
   #expect(command.runDirectory == directory)
-  #expect(throws: TransferCommandError.noBackend) { try command.run() }
+  #expect(throws: missingSource) { try command.run() }
   #expect(AtsoTransfer.helpMessage(for: ResumeCommand.self).contains("kill -9"))
   let help = AtsoTransfer.helpMessage(for: TransferCommand.self)
   for flag in [

@@ -1,0 +1,365 @@
+import Foundation
+import Segmentation
+import Taxonomy
+import Tensor
+import Testing
+@testable import Transfer
+
+/// The package's `mappings/` folder.
+let packageMappings: String = {
+  var url = URL(fileURLWithPath: #filePath)
+  for _ in 0..<3 { url.deleteLastPathComponent() }
+  return url.appendingPathComponent("mappings").path
+}()
+
+/// Tiny synthetic domains written once: 6 source scenes (Cityscapes layout), 4 target scenes in
+/// R and 3 in E (Mapillary layout), 32x48 pixels.
+let tinyStreets: String = {
+  let root = NSTemporaryDirectory() + "segbackend-data-\(UUID().uuidString)"
+  do {
+    try SyntheticStreets.writeDataset(
+      domain: .source, root: root + "/source", split: "train", count: 6, seed: 3, width: 48,
+      height: 32)
+    try SyntheticStreets.writeDataset(
+      domain: .target, root: root + "/target", split: "training", count: 4, seed: 3, width: 48,
+      height: 32)
+    try SyntheticStreets.writeDataset(
+      domain: .target, root: root + "/target", split: "validation", count: 3, seed: 3,
+      width: 48, height: 32, firstIndex: 500)
+  } catch {
+    Issue.record("cannot write the tiny scenes: \(error)")
+  }
+  return root
+}()
+
+func tinyOptions(_ extra: [String: String] = [:]) -> [String: String] {
+  var options = [
+    "source": "cityscapes:\(tinyStreets)/source:train",
+    "reference": "mapillary:\(tinyStreets)/target:training?unlabeled",
+    "test": "mapillary:\(tinyStreets)/target:validation",
+    "classes": "cityscapes-19", "widths": "4,8", "size": "32x48", "batch": "2",
+    "source-iterations": "6", "finetune-iterations": "3", "learning-rate": "0.05",
+    "mappings": packageMappings,
+  ]
+  for (key, value) in extra { options[key] = value }
+  return options
+}
+
+func tinyBackend(_ extra: [String: String] = [:]) throws -> SegmentationBackend {
+  try SegmentationBackend(options: SegmentationBackendOptions(tinyOptions(extra)))
+}
+
+/// A trained tiny source model at `directory/source.ckpt`.
+func tinySourceModel(_ backend: SegmentationBackend, in directory: String) throws -> String {
+  let path = directory + "/source.ckpt"
+  try backend.trainSource(SourceTrainingRequest(network: nil, output: path, seed: 5))
+  return path
+}
+
+func scratchDirectory(_ name: String) throws -> String {
+  let path = NSTemporaryDirectory() + "segbackend-\(name)-\(UUID().uuidString)"
+  try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  return path
+}
+
+@Test("options: every key is checked and named in errors")
+func segmentationOptions() throws {
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "configuration", key: "backend.source", reason: "missing (a DatasetSpec)")
+  ) { try SegmentationBackendOptions([:]) }
+  var bad = tinyOptions()
+  bad["iterations"] = "3"
+  #expect(throws: TransferError.self) { try SegmentationBackendOptions(bad) }
+  #expect(throws: TransferError.self) { try SegmentationBackendOptions(tinyOptions(["size": "8x8"])) }
+  #expect(throws: TransferError.self) {
+    try SegmentationBackendOptions(tinyOptions(["labeled-fraction": "0.5"]))
+  }
+  let parsed = try SegmentationBackendOptions(tinyOptions(["widths.target": "2,4"]))
+  #expect(parsed.size == ImageSize(height: 32, width: 48))
+  #expect(parsed.networkWidths == ["target": [2, 4]])
+  for key in SegmentationBackendOptions.keys where key != "kind" {
+    #expect(SegmentationBackendOptions.help.contains("\(key)="), "\(key) missing from the help")
+  }
+}
+
+@Test("semi-supervised: a seeded labeled fraction of one dataset is S, the rest is R")
+func semiSupervisedSplit() throws {
+  var options = tinyOptions(["labeled-fraction": "0.34"])
+  options["reference"] = nil
+  options["test"] = "cityscapes:\(tinyStreets)/source:train"
+  let a = try SegmentationBackend(options: SegmentationBackendOptions(options))
+  let b = try SegmentationBackend(options: SegmentationBackendOptions(options))
+  #expect(a.labeled.count == 2)
+  #expect(a.reference.count == 4)
+  #expect(Set(a.labeled.ids).isDisjoint(with: a.reference.ids))
+  #expect(try a.referenceUnits() == b.referenceUnits())
+  #expect(a.reference.labels != nil)  // diagnosis only: @R
+}
+
+@Test("1-generation ATSO with the real networks: provenance, files and metrics")
+func segmentationEndToEnd() throws {
+  let directory = try scratchDirectory("e2e")
+  let configuration = TransferConfiguration(
+    seed: 4, schedules: [.atso], folds: 2, generations: 1, backend: tinyOptions())
+  let backend = try SegmentationBackend(configuration: configuration)
+  #expect(try backend.referenceUnits().count == 4)
+  let run = try TransferRun.start(
+    configuration: configuration, directory: directory, backend: backend)
+  let records = try run.execute()
+  #expect(records.count == 1 + 2 + 1)  // M0, two fold models, final
+  for record in records {
+    #expect(record.atE >= 0 && record.atE <= 1)
+    #expect(record.atR >= 0 && record.atR <= 1)
+    #expect(record.perClassIoU.test.count == 19)
+  }
+  #expect(records[0].atE > 0)
+  for job in run.plan.jobs {
+    let data = try #require(FileManager.default.contents(atPath: "\(directory)/steps/\(job.id).json"))
+    let step = try JSONDecoder().decode(StepRecord.self, from: data)
+    if let labels = step.labelSet {
+      if labels.isCrossFold {
+        #expect(Set(labels.labelerTrainedOn).isDisjoint(with: labels.units))
+      }
+      for unit in labels.units {
+        let label = try ImageFile.readLabel(at: "\(directory)/\(labels.directory)/\(unit).png")
+        #expect(label.width == 48 && label.height == 32)
+        #expect(label.values.allSatisfy { $0 < 19 })
+      }
+    }
+  }
+  for name in ["table.md", "metrics.jsonl", "models/source.ckpt", "models/fine-atso-final.ckpt"] {
+    #expect(FileManager.default.fileExists(atPath: directory + "/" + name), "\(name) missing")
+  }
+}
+
+@Test("super-level pseudo labels are the arg-max of fine probabilities summed per super class")
+func superPseudoLabels() throws {
+  let backend = try tinyBackend()
+  let directory = try scratchDirectory("super")
+  let checkpoint = try tinySourceModel(backend, in: directory)
+  let units = try backend.referenceUnits()
+  let output = directory + "/labels"
+  try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+  let level = LabelLevel.superClass(mapping: "cityscapes-19--super-5")
+  try backend.generatePseudoLabels(
+    PseudoLabelRequest(
+      checkpoint: checkpoint, units: units, level: level, options: PseudoLabelOptions(),
+      outputDirectory: output, seed: 1))
+  let library = try MappingLibrary(directory: packageMappings)
+  let table = try library.mapping(named: "cityscapes-19-to-super-5").superClassTable
+  let model = try Checkpoint.read(from: checkpoint).makeModel()
+  var differsFromFineArgmax = 0
+  for (i, unit) in units.enumerated() {
+    let written = try ImageFile.readLabel(at: "\(output)/\(unit).png").values
+    let image = backend.reference.images[i]
+    let probabilities = softmaxChannels(model(image.reshaped(to: [1] + image.shape)))
+    for p in 0..<written.count {
+      var sums = [Float](repeating: 0, count: 5)
+      var bestFine = 0
+      for c in 0..<19 {
+        let value = probabilities.scalars[p * 19 + c]
+        if let s = table[c] { sums[s] += value }
+        if value > probabilities.scalars[p * 19 + bestFine] { bestFine = c }
+      }
+      let best = sums.indices.max { sums[$0] < sums[$1] } ?? 0
+      #expect(Int(written[p]) == best, "unit \(unit) pixel \(p)")
+      if table[bestFine] != best { differsFromFineArgmax += 1 }
+    }
+  }
+  // Summing is not the same as mapping the fine arg-max (an untrained net is spread out).
+  #expect(differsFromFineArgmax > 0)
+}
+
+@Test("fine-tuning at a super level trains the pseudo labels through the reduce loss")
+func superLevelUsesReduceLoss() throws {
+  let backend = try tinyBackend()
+  let directory = try scratchDirectory("reduce")
+  let checkpoint = try tinySourceModel(backend, in: directory)
+  let units = try backend.referenceUnits()
+  for (name, level) in [
+    ("fine", LabelLevel.fine), ("super", .superClass(mapping: "super-5")),
+  ] {
+    let labels = directory + "/labels-\(name)"
+    try FileManager.default.createDirectory(atPath: labels, withIntermediateDirectories: true)
+    try backend.generatePseudoLabels(
+      PseudoLabelRequest(
+        checkpoint: checkpoint, units: units, level: level, options: PseudoLabelOptions(),
+        outputDirectory: labels, seed: 2))
+    try backend.fineTune(
+      FineTuningRequest(
+        network: nil, initialCheckpoint: checkpoint,
+        pseudoLabels: [PseudoLabelSource(directory: labels, units: units, level: level)],
+        level: level, output: directory + "/\(name).ckpt", seed: 3))
+    let summary = try #require(backend.trainingLog.last)
+    #expect(summary.kind == "finetune" && summary.steps == 3)
+    #expect(summary.crossEntropyPixels > 0)
+    if name == "fine" {
+      #expect(summary.reducePixels == 0)
+    } else {
+      #expect(summary.reducePixels > 0)
+      let model = try Checkpoint.read(from: directory + "/super.ckpt").makeModel()
+      #expect(model.classCount == 19)  // still predicts fine classes
+      let e = try backend.evaluate(
+        EvaluationRequest(checkpoint: directory + "/super.ckpt", set: .test, level: level))
+      #expect(e.perClassIoU.count == 5)
+    }
+  }
+}
+
+@Test("confidence and class-balanced thresholds leave ignore pixels")
+func thresholdOptions() throws {
+  let backend = try tinyBackend()
+  let directory = try scratchDirectory("cbst")
+  let checkpoint = try tinySourceModel(backend, in: directory)
+  let units = try backend.referenceUnits()
+  // A threshold at the median confidence of the model on R.
+  let confidences = try backend.decisions(
+    checkpoint, images: backend.reference.images, level: nil
+  ).flatMap(\.confidences).sorted()
+  let median = Double(confidences[confidences.count / 2])
+  for (name, options) in [
+    ("plain", PseudoLabelOptions()),
+    ("threshold", PseudoLabelOptions(confidenceThreshold: median, ignoreIndex: 250)),
+    ("cbst", PseudoLabelOptions(classBalancedPortion: 0.5)),
+  ] {
+    let output = directory + "/" + name
+    try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+    try backend.generatePseudoLabels(
+      PseudoLabelRequest(
+        checkpoint: checkpoint, units: units, level: .fine, options: options,
+        outputDirectory: output, seed: 1))
+    let values = try units.flatMap { try ImageFile.readLabel(at: "\(output)/\($0).png").values }
+    let ignored = values.filter { $0 == options.ignoreIndex }.count
+    if name == "plain" {
+      #expect(ignored == 0)
+    } else {
+      #expect(ignored > 0, "\(name): no ignore pixel")
+      #expect(ignored < values.count, "\(name): everything ignored")
+    }
+    if name == "cbst" {
+      // Roughly half of every predicted class is kept.
+      #expect(Double(ignored) / Double(values.count) > 0.3)
+    }
+  }
+}
+
+@Test("AdaBN changes batch-norm statistics and nothing else")
+func adaBNChangesOnlyStatistics() throws {
+  let backend = try tinyBackend()
+  let directory = try scratchDirectory("adabn")
+  let checkpoint = try tinySourceModel(backend, in: directory)
+  let output = directory + "/adapted.ckpt"
+  try backend.adaptBatchNorm(
+    BatchNormAdaptationRequest(
+      checkpoint: checkpoint, units: try backend.referenceUnits(), output: output, seed: 1))
+  let before = try Checkpoint.read(from: checkpoint)
+  let after = try Checkpoint.read(from: output)
+  #expect(before.names == after.names)
+  var statistics = 0
+  for name in before.names {
+    let a = try #require(before.tensors[name])
+    let b = try #require(after.tensors[name])
+    if name.hasSuffix("running_mean") || name.hasSuffix("running_variance") {
+      statistics += 1
+      #expect(a != b, "\(name) unchanged")
+    } else {
+      #expect(a == b, "\(name) changed")
+    }
+  }
+  #expect(statistics > 0)
+  // The adapted means are the batch means of the first layer's convolution outputs: check
+  // the first running mean against a direct computation on the R images.
+  let name = try #require(before.names.first { $0.hasSuffix("running_mean") })
+  var model = try Checkpoint.read(from: checkpoint).makeModel()
+  var parameters = model.parameters
+  for n in before.names where n.hasSuffix("running_mean") || n.hasSuffix("running_variance") {
+    parameters[n] = Tensor(repeating: 0, shape: parameters[n]?.shape ?? [])
+  }
+  model.parameters = parameters
+  let images = backend.reference.images
+  var all: [Float] = []
+  for image in images { all += image.scalars }
+  _ = model.trainingForward(Tensor(shape: [images.count] + images[0].shape, scalars: all))
+  // batch = 2, 4 images: the average of two half-batch means equals the full-batch mean.
+  let expected = try #require(model.parameters[name]).scalars.map { $0 / 0.1 }
+  let adapted = try #require(after.tensors[name]).scalars
+  for (x, y) in zip(expected, adapted) { #expect(abs(x - y) <= 1e-3 * max(1, abs(x))) }
+}
+
+/// A backend that throws after `limit` calls, to interrupt a run with the real networks.
+final class InterruptingBackend: TransferBackend {
+  struct Interrupted: Error, Equatable {}
+  let inner: any TransferBackend
+  let limit: Int
+  var calls = 0
+
+  init(_ inner: any TransferBackend, limit: Int) {
+    self.inner = inner
+    self.limit = limit
+  }
+
+  func tick() throws {
+    calls += 1
+    if calls > limit { throw Interrupted() }
+  }
+
+  func referenceUnits() throws -> [String] { try inner.referenceUnits() }
+  func trainSource(_ r: SourceTrainingRequest) throws {
+    try tick()
+    try inner.trainSource(r)
+  }
+  func fineTune(_ r: FineTuningRequest) throws {
+    try tick()
+    try inner.fineTune(r)
+  }
+  func adaptBatchNorm(_ r: BatchNormAdaptationRequest) throws {
+    try tick()
+    try inner.adaptBatchNorm(r)
+  }
+  func generatePseudoLabels(_ r: PseudoLabelRequest) throws {
+    try tick()
+    try inner.generatePseudoLabels(r)
+  }
+  func evaluate(_ r: EvaluationRequest) throws -> Evaluation {
+    try tick()
+    return try inner.evaluate(r)
+  }
+  func agreement(_ r: AgreementRequest) throws -> Double {
+    try tick()
+    return try inner.agreement(r)
+  }
+}
+
+@Test("resume after an interruption gives the same final metrics with the real networks")
+func segmentationResume() throws {
+  var configuration = TransferConfiguration(
+    seed: 8, schedules: [.atso], folds: 2, generations: 1, backend: tinyOptions())
+  configuration.pseudoLabels.adaptBatchNorm = true
+  configuration.stages = [
+    StageConfiguration(name: "coarse", method: .schedules, level: .superClass(mapping: "super-5")),
+    StageConfiguration(
+      name: "fine", method: .train, level: .fine, initialization: .previousStage,
+      labels: .relabel),
+  ]
+  let straight = try scratchDirectory("straight")
+  try TransferRun.start(
+    configuration: configuration, directory: straight,
+    backend: SegmentationBackend(configuration: configuration)
+  ).execute()
+  let interrupted = try scratchDirectory("interrupted")
+  let failing = InterruptingBackend(try SegmentationBackend(configuration: configuration), limit: 9)
+  let first = try TransferRun.start(
+    configuration: configuration, directory: interrupted, backend: failing)
+  #expect(throws: InterruptingBackend.Interrupted()) { try first.execute() }
+  let resumed = try TransferRun(
+    resuming: interrupted, backend: SegmentationBackend(configuration: configuration))
+  try resumed.execute()
+  #expect(!resumed.executedJobs.isEmpty)
+  #expect(resumed.executedJobs.count < resumed.plan.jobs.count)
+  for name in ["metrics.jsonl", "table.md"] {
+    let a = FileManager.default.contents(atPath: straight + "/" + name)
+    let b = FileManager.default.contents(atPath: interrupted + "/" + name)
+    #expect(a != nil && a == b, "\(name) differs after resume")
+  }
+}
