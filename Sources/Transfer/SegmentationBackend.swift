@@ -186,9 +186,9 @@ public final class SegmentationBackend: TransferBackend {
     let widths = network.flatMap { options.networkWidths[$0] } ?? options.widths
     switch kind {
     case "deeplab":
-      return .deepLab(DeepLab.Configuration(widths: widths, classCount: classCount))
+      return .deepLab(configuration: DeepLab.Configuration(widths: widths, classCount: classCount))
     default:
-      return .unet(UNet.Configuration(widths: widths, classCount: classCount))
+      return .unet(configuration: UNet.Configuration(widths: widths, classCount: classCount))
     }
   }
 

@@ -243,9 +243,9 @@ struct TrainCommand: ParsableCommand {
   func architecture(classCount: Int) throws -> ModelArchitecture {
     switch model {
     case .unet:
-      .unet(.init(widths: try widthList(), classCount: classCount))
+      .unet(configuration: .init(widths: try widthList(), classCount: classCount))
     case .deeplab:
-      .deepLab(.init(widths: try widthList(), asppChannels: asppChannels, classCount: classCount))
+      .deepLab(configuration: .init(widths: try widthList(), asppChannels: asppChannels, classCount: classCount))
     }
   }
 

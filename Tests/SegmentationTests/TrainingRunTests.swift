@@ -25,7 +25,7 @@ private func tinyConfiguration(steps: Int, checkpointInterval: Int = 100)
   -> TrainingRunConfiguration
 {
   TrainingRunConfiguration(
-    architecture: .unet(.init(widths: [4, 8], classCount: 19)), classSetName: "cityscapes-19",
+    architecture: .unet(configuration: .init(widths: [4, 8], classCount: 19)), classSetName: "cityscapes-19",
     ignoreIndex: 255,
     augmentation: AugmentationConfig(
       workingSize: ImageSize(height: 16, width: 32), scaleRange: 0.75...1.25,
