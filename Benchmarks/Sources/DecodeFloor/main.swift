@@ -43,8 +43,9 @@ final class Totals: @unchecked Sendable {
 }
 let totals = Totals()
 let paths = files
+let threadCount = threads
 let start = DispatchTime.now().uptimeNanoseconds
-DispatchQueue.concurrentPerform(iterations: threads) { worker in
+DispatchQueue.concurrentPerform(iterations: threadCount) { worker in
   var pixels = 0
   var failures: [String] = []
   var i = worker
@@ -53,9 +54,9 @@ DispatchQueue.concurrentPerform(iterations: threads) { worker in
       let label = try ImageFile.readLabel(at: paths[i])
       pixels += label.values.count
     } catch {
-      failures.append(error.description)
+      failures.append("\(error)")
     }
-    i += threads
+    i += threadCount
   }
   totals.lock.lock()
   totals.pixels += pixels
