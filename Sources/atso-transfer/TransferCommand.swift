@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Medical
 import Transfer
 
 /// Errors of the transfer commands that are not about flags.
@@ -23,6 +24,7 @@ enum TransferBackendFactory {
     switch configuration.backend["kind"] {
     case "simulation":
       return try SimulationBackend(options: configuration.backend)
+    case "volume": return try VolumeBackend(options: configuration.backend)
     default:
       throw TransferCommandError.noBackend
     }
