@@ -50,7 +50,8 @@ public struct VolumeBackendOptions: Sendable, Equatable {
       .invalidConfiguration(file: "configuration", key: "backend.\(key)", reason: reason)
     }
     for key in options.keys.sorted() where key != "kind" && !Self.keys.contains(key) {
-      throw fail(key, "unknown volume option (expected one of \(Self.keys.sorted().joined(separator: ", ")))")
+      let known = Self.keys.sorted().joined(separator: ", ")
+      throw fail(key, "unknown volume option (expected one of \(known))")
     }
     func integer(_ key: String, _ value: Int, minimum: Int) throws -> Int {
       guard let text = options[key] else { return value }
@@ -170,6 +171,8 @@ public final class VolumeBackend: TransferBackend {
   let casesByName: [String: MedicalCase]
   /// Windowed images and ground truth, read once.
   private var loaded: [String: (image: Volume<Float>, labels: Volume<UInt8>)] = [:]
+  /// Fused predictions by checkpoint, case and level (see ``predict(_:checkpoint:_:level:)``).
+  private var predictions: [String: (labels: [UInt8], confidences: [Float])] = [:]
 
   /// Reads the dataset(s) and splits them.
   ///
@@ -333,14 +336,22 @@ public final class VolumeBackend: TransferBackend {
     try networks.write(to: request.output, classSetName: classSetName)
   }
 
-  /// The fused prediction of a case at a level.
-  func predict(_ networks: ViewNetworks, _ unit: String, level: LabelLevel) throws -> (
-    labels: [UInt8], confidences: [Float]
-  ) {
+  /// The fused prediction of a case at a level by the model at `checkpoint`.
+  ///
+  /// Predictions are kept in memory per (checkpoint path, case, level): the run never rewrites
+  /// a checkpoint path once written, so evaluating a teacher on R and labeling R with it predict
+  /// once.
+  func predict(_ networks: ViewNetworks, checkpoint: String, _ unit: String, level: LabelLevel)
+    throws -> (labels: [UInt8], confidences: [Float])
+  {
+    let key = "\(checkpoint)|\(unit)|\(level)"
+    if let hit = predictions[key] { return hit }
     let tables = try levelTables(level)
-    return networks.predict(
+    let result = networks.predict(
       CaseSlicer(image: try load(unit).image), superClassOfFine: tables.superClassOfFine,
       levelClassCount: tables.classCount)
+    predictions[key] = result
+    return result
   }
 
   public func generatePseudoLabels(_ request: PseudoLabelRequest) throws {
@@ -350,7 +361,8 @@ public final class VolumeBackend: TransferBackend {
     var predictions: [(unit: String, labels: [UInt8], confidences: [Float])] = []
     var estimator = ClassBalancedThresholdEstimator(classCount: classes)
     for unit in request.units {
-      let (labels, confidences) = try predict(networks, unit, level: request.level)
+      let (labels, confidences) = try predict(
+        networks, checkpoint: request.checkpoint, unit, level: request.level)
       if request.options.classBalancedPortion != nil {
         try estimator.add(classes: labels, confidences: confidences, ignoreIndex: ignore)
       }
@@ -381,7 +393,7 @@ public final class VolumeBackend: TransferBackend {
     let tables = try levelTables(level)
     var evaluation = DiceEvaluation(classCount: tables.classCount)
     for unit in units {
-      let prediction = try predict(networks, unit, level: level).labels
+      let prediction = try predict(networks, checkpoint: checkpoint, unit, level: level).labels
       evaluation.add(
         prediction: prediction, groundTruth: try groundTruth(unit, lookup: tables.lookup))
     }
@@ -410,7 +422,9 @@ public final class VolumeBackend: TransferBackend {
     for source in request.pseudoLabels {
       for unit in source.units {
         let labels = try NIfTI.readLabels(pseudoLabelPath(source.directory, unit)).voxels
-        let prediction = try predict(networks, unit, level: request.level).labels
+        let prediction = try predict(
+          networks, checkpoint: request.checkpoint, unit, level: request.level
+        ).labels
         guard labels.count == prediction.count else {
           throw TransferError.fileOperation(
             path: pseudoLabelPath(source.directory, unit), reason: "label size differs from image")

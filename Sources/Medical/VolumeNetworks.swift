@@ -132,7 +132,8 @@ extension ViewNetworks {
   /// Trains each view's network on slices of `cases`.
   ///
   /// Every step draws one case and `batchSize` slices of it (without replacement when the case
-  /// has enough slices), along the view being trained, with SGD (momentum 0.9) and the poly
+  /// has enough slices) among those that hold a foreground voxel (class other than 0 and the
+  /// ignore label; all slices of a case without one), along the view being trained, with SGD (momentum 0.9) and the poly
   /// schedule from `learningRate` over `iterations` steps. A fresh optimizer starts for each
   /// call, so fine-tuning a teacher starts from its weights only.
   /// - Throws: `ModelError` for a label the loss does not accept or a diverged step.
@@ -149,16 +150,28 @@ extension ViewNetworks {
       var trainer = Trainer(
         model: self[view], configuration: configuration,
         generator: SeededGenerator(seed: generator.next()))
+      // Slices holding a labeled foreground voxel, per case (all slices if there is none).
+      let candidates = cases.map { item -> [Int] in
+        let slices = item.slicer.batch(view, neighbours: 0)
+        let pixels = slices.labels.count / max(1, slices.indices.count)
+        let foreground = slices.indices.filter { s in
+          slices.labels[(s * pixels)..<((s + 1) * pixels)].contains {
+            $0 != 0 && $0 != settings.ignoreIndex
+          }
+        }
+        return foreground.isEmpty ? slices.indices : foreground
+      }
       for _ in 0..<settings.iterations {
-        let chosen = cases[Int(generator.next() % UInt64(cases.count))]
-        let count = chosen.slicer.sliceCount(view)
-        var indices = Array(0..<count)
+        let pick = Int(generator.next() % UInt64(cases.count))
+        let chosen = cases[pick]
+        let count = candidates[pick].count
+        var indices = candidates[pick]
         indices.shuffle(using: &generator)
         if count >= settings.batchSize {
           indices = Array(indices.prefix(settings.batchSize))
         } else {
           while indices.count < settings.batchSize {
-            indices.append(Int(generator.next() % UInt64(count)))
+            indices.append(candidates[pick][Int(generator.next() % UInt64(count))])
           }
         }
         let slices = chosen.slicer.batch(view, indices: indices, neighbours: neighbours)

@@ -11,6 +11,6 @@ struct AtsoTransfer: ParsableCommand {
     version: "0.1.0",
     subcommands: [
       TransferCommand.self, ResumeCommand.self, MappingCommand.self, NiftiInfo.self,
-      MedicalDice.self, DatasetCommand.self,
+      MedicalDice.self, DatasetCommand.self, PredictVolume.self,
     ])
 }
