@@ -131,9 +131,9 @@ public struct ViewTrainingSettings: Sendable, Equatable {
 extension ViewNetworks {
   /// Trains each view's network on slices of `cases`.
   ///
-  /// Every step draws one case and `batchSize` slices of it (without replacement when the case
-  /// has enough slices) among those that hold a foreground voxel (class other than 0 and the
-  /// ignore label; all slices of a case without one), along the view being trained, with SGD (momentum 0.9) and the poly
+  /// Every step draws one case and a block of `batchSize` consecutive slices of it around a
+  /// slice that holds a foreground voxel (class other than 0 and the ignore label; any slice of
+  /// a case without one), along the view being trained, with SGD (momentum 0.9) and the poly
   /// schedule from `learningRate` over `iterations` steps. A fresh optimizer starts for each
   /// call, so fine-tuning a teacher starts from its weights only.
   /// - Throws: `ModelError` for a label the loss does not accept or a diverged step.
@@ -146,7 +146,7 @@ extension ViewNetworks {
         loss: settings.loss, ignoreIndex: settings.ignoreIndex,
         schedule: PolySchedule(
           baseLearningRate: settings.learningRate, totalSteps: settings.iterations),
-        momentum: 0.9, weightDecay: 1e-4, maxGradientNorm: 10, classSetName: "volume")
+        momentum: 0.9, weightDecay: 0, maxGradientNorm: 10, classSetName: "volume")
       var trainer = Trainer(
         model: self[view], configuration: configuration,
         generator: SeededGenerator(seed: generator.next()))
@@ -164,16 +164,11 @@ extension ViewNetworks {
       for _ in 0..<settings.iterations {
         let pick = Int(generator.next() % UInt64(cases.count))
         let chosen = cases[pick]
-        let count = candidates[pick].count
-        var indices = candidates[pick]
-        indices.shuffle(using: &generator)
-        if count >= settings.batchSize {
-          indices = Array(indices.prefix(settings.batchSize))
-        } else {
-          while indices.count < settings.batchSize {
-            indices.append(candidates[pick][Int(generator.next() % UInt64(count))])
-          }
-        }
+        // A block of consecutive slices around a random foreground slice.
+        let count = chosen.slicer.sliceCount(view)
+        let center = candidates[pick][Int(generator.next() % UInt64(candidates[pick].count))]
+        let first = min(max(0, center - settings.batchSize / 2), max(0, count - settings.batchSize))
+        let indices = (0..<settings.batchSize).map { min(first + $0, count - 1) }
         let slices = chosen.slicer.batch(view, indices: indices, neighbours: neighbours)
         try trainer.trainStep(Batch(images: slices.images, labels: slices.labels))
       }
