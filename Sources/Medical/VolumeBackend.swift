@@ -125,7 +125,8 @@ public struct VolumeSplit: Sendable, Equatable, Codable {
     let shuffled = cases.sorted().shuffled(using: &generator)
     let test = Array(shuffled.prefix(testCount))
     let rest = Array(shuffled.dropFirst(testCount))
-    let labeledCount = min(rest.count, max(1, Int((labeledFraction * Double(rest.count)).rounded())))
+    let wanted = Int((labeledFraction * Double(rest.count)).rounded())
+    let labeledCount = min(rest.count, max(1, wanted))
     return VolumeSplit(
       labeled: rest.prefix(labeledCount).sorted(), reference: rest.dropFirst(labeledCount).sorted(),
       test: test.sorted())

@@ -49,7 +49,9 @@ struct PredictVolume: ParsableCommand {
     if isDirectory.boolValue {
       try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
       let names = try FileManager.default.contentsOfDirectory(atPath: input).sorted()
-      jobs = names.filter { !$0.hasPrefix(".") && ($0.hasSuffix(".nii") || $0.hasSuffix(".nii.gz")) }
+      jobs = names.filter {
+        !$0.hasPrefix(".") && ($0.hasSuffix(".nii") || $0.hasSuffix(".nii.gz"))
+      }
         .map { (input + "/" + $0, output + "/" + $0) }
     }
     for (image, destination) in jobs {

@@ -74,8 +74,9 @@ struct VolumeBackendTests {
     #expect(throws: TransferError.self) {
       try VolumeBackendOptions(["dataset": "x", "labeled-fraction": "1.5"])
     }
-    #expect(throws: TransferError.self) { try VolumeBackendOptions(["dataset": "x", "widths": "8"]) }
-    #expect(throws: TransferError.self) { try VolumeBackendOptions(["dataset": "x", "epochz": "1"]) }
+    for bad in [["dataset": "x", "widths": "8"], ["dataset": "x", "epochz": "1"]] {
+      #expect(throws: TransferError.self) { try VolumeBackendOptions(bad) }
+    }
   }
 
   @Test("ATSO on synthetic volumes: case-level folds, fused views, Dice, NIfTI labels, resume")
@@ -108,7 +109,8 @@ struct VolumeBackendTests {
     // other fold, and its pseudo label is a volume on the case's grid.
     let folds = run.split.folds
     #expect(Set(folds.flatMap { $0 }) == Set(backend.split.reference))
-    let labelDirectories = try FileManager.default.contentsOfDirectory(atPath: directory + "/labels")
+    let labelDirectories = try FileManager.default.contentsOfDirectory(
+      atPath: directory + "/labels")
     #expect(!labelDirectories.isEmpty)
     for name in labelDirectories {
       let files = try FileManager.default.contentsOfDirectory(atPath: directory + "/labels/" + name)
@@ -160,7 +162,8 @@ struct VolumeBackendTests {
     try backend.generatePseudoLabels(
       PseudoLabelRequest(
         checkpoint: directory + "/m0", units: backend.split.reference, level: level,
-        options: PseudoLabelOptions(confidenceThreshold: 0.5), outputDirectory: directory + "/labels",
+        options: PseudoLabelOptions(confidenceThreshold: 0.5),
+        outputDirectory: directory + "/labels",
         seed: 2))
     for unit in backend.split.reference {
       let labels = try NIfTI.readLabels(directory + "/labels/\(unit).nii.gz").voxels
