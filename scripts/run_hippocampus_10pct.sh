@@ -10,6 +10,6 @@ exec "$BIN" transfer --run-directory "$RUN" --seed 1 \
   --schedules self-learning,stso,atso --folds 2 --generations 1 \
   --backend-option kind=volume --backend-option dataset="$DATA" \
   --backend-option labeled-fraction=0.1 --backend-option test-cases=40 \
-  --backend-option widths=8,16 --backend-option iterations=${ITERATIONS:-400} \
-  --backend-option fine-tune-iterations=${FINE_TUNE_ITERATIONS:-150} \
+  --backend-option widths=8,16 --backend-option iterations=${ITERATIONS:-1000} \
+  --backend-option fine-tune-iterations=${FINE_TUNE_ITERATIONS:-300} \
   --backend-option batch-size=8 --backend-option learning-rate=0.05
