@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Medical
 import Transfer
 
 /// Errors of the transfer commands that are not about flags.
@@ -24,9 +25,11 @@ enum TransferBackendFactory {
         FileHandle.standardError.write(Data("[segmentation] \(line)\n".utf8))
       }
       return backend
+    case "volume":
+      return try VolumeBackend(options: configuration.backend)
     case let kind?:
       throw TransferCommandError(
-        description: "unknown backend kind '\(kind)' (expected segmentation or simulation)")
+        description: "unknown backend kind '\(kind)' (expected segmentation, volume or simulation)")
     }
   }
 }

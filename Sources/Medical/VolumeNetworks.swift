@@ -1,0 +1,250 @@
+import Foundation
+import Segmentation
+import Tensor
+
+/// Three 2-D networks, one per ``AnatomicalView``, that segment a volume slice by slice.
+///
+/// Each network sees one slice with `neighbours` slices on either side as input channels
+/// (``CaseSlicer/batch(_:indices:neighbours:)``). The three label volumes are fused voxel by
+/// voxel with ``ViewFusion/majorityVote(axial:coronal:sagittal:probabilities:classCount:)``.
+///
+/// On disk the set is a directory holding `axial.safetensors`, `coronal.safetensors` and
+/// `sagittal.safetensors` (``Checkpoint`` files, each with its `.json` description).
+public struct ViewNetworks: Sendable, Equatable {
+  /// The networks in ``AnatomicalView/allCases`` order (axial, coronal, sagittal).
+  public var networks: [UNet]
+  /// The slices on either side of a slice given as extra channels.
+  public var neighbours: Int { (networks[0].configuration.inputChannels - 1) / 2 }
+  /// The number of fine classes predicted.
+  public var classCount: Int { networks[0].configuration.classCount }
+
+  /// Three He-initialised U-Nets.
+  ///
+  /// - Precondition: `neighbours >= 0`, at least two positive widths, `classCount > 0`.
+  public init(
+    widths: [Int], classCount: Int, neighbours: Int, using generator: inout SeededGenerator
+  ) {
+    precondition(neighbours >= 0, "neighbours must be non-negative")
+    let configuration = UNet.Configuration(
+      inputChannels: 2 * neighbours + 1, widths: widths, classCount: classCount)
+    networks = AnatomicalView.allCases.map { _ in UNet(configuration, using: &generator) }
+  }
+
+  public init(networks: [UNet]) {
+    precondition(networks.count == 3, "one network per view")
+    self.networks = networks
+  }
+
+  /// The network of `view`.
+  public subscript(view: AnatomicalView) -> UNet {
+    get { networks[AnatomicalView.allCases.firstIndex(of: view) ?? 0] }
+    set { networks[AnatomicalView.allCases.firstIndex(of: view) ?? 0] = newValue }
+  }
+
+  /// The file of `view`'s network in a set directory.
+  public static func file(_ view: AnatomicalView, in directory: String) -> String {
+    directory + "/\(view.rawValue).safetensors"
+  }
+
+  /// Writes the three checkpoints into `directory` (created if needed).
+  ///
+  /// - Throws: ``MedicalError/unreadableFile(path:reason:)`` when the directory cannot be made,
+  ///   and the checkpoint writing errors (as `ModelError`).
+  public func write(to directory: String, classSetName: String) throws {
+    do {
+      try FileManager.default.createDirectory(
+        atPath: directory, withIntermediateDirectories: true)
+    } catch {
+      throw MedicalError.unreadableFile(path: directory, reason: "cannot create: \(error)")
+    }
+    for view in AnatomicalView.allCases {
+      try Checkpoint(model: self[view], classSetName: classSetName)
+        .write(to: Self.file(view, in: directory))
+    }
+  }
+
+  /// Reads the three checkpoints of a set directory.
+  ///
+  /// - Throws: `ModelError` for a missing or malformed file, or a network that is not a U-Net;
+  ///   ``MedicalError/badDimensions(path:dimensions:)`` when the three networks disagree on
+  ///   their inputs or classes.
+  public static func read(from directory: String) throws -> ViewNetworks {
+    var networks: [UNet] = []
+    for view in AnatomicalView.allCases {
+      let path = file(view, in: directory)
+      let checkpoint = try Checkpoint.read(from: path)
+      guard case .unet(let configuration) = checkpoint.description.architecture else {
+        throw ModelError.checkpointMismatch(path: path, reason: "not a U-Net")
+      }
+      var generator = SeededGenerator(seed: 0)
+      var network = UNet(configuration, using: &generator)
+      try checkpoint.restore(into: &network, path: path)
+      networks.append(network)
+    }
+    let first = networks[0].configuration
+    for network in networks where network.configuration.inputChannels != first.inputChannels
+      || network.configuration.classCount != first.classCount
+    {
+      throw MedicalError.badDimensions(
+        path: directory,
+        dimensions: networks.map { [$0.configuration.inputChannels, $0.configuration.classCount] }
+          .flatMap { $0 })
+    }
+    return ViewNetworks(networks: networks)
+  }
+}
+
+/// A case ready for training: its slicer holds the image and a label volume at the training
+/// level (ground truth or a pseudo label, `ignoreIndex` where unknown).
+public struct TrainingCase: Sendable {
+  public var name: String
+  public var slicer: CaseSlicer
+
+  public init(name: String, slicer: CaseSlicer) {
+    self.name = name
+    self.slicer = slicer
+  }
+}
+
+/// How the three networks are trained.
+public struct ViewTrainingSettings: Sendable, Equatable {
+  /// SGD steps per view.
+  public var iterations: Int
+  /// Slices per step (all from one case, drawn at random).
+  public var batchSize: Int
+  public var learningRate: Float
+  public var loss: TrainingLoss
+  public var ignoreIndex: UInt8
+
+  public init(
+    iterations: Int, batchSize: Int, learningRate: Float, loss: TrainingLoss = .crossEntropy(),
+    ignoreIndex: UInt8 = 255
+  ) {
+    self.iterations = iterations
+    self.batchSize = batchSize
+    self.learningRate = learningRate
+    self.loss = loss
+    self.ignoreIndex = ignoreIndex
+  }
+}
+
+extension ViewNetworks {
+  /// Trains each view's network on slices of `cases`.
+  ///
+  /// Every step draws one case and a block of `batchSize` consecutive slices of it around a
+  /// slice that holds a foreground voxel (class other than 0 and the ignore label; any slice of
+  /// a case without one), along the view being trained, with SGD (momentum 0.9) and the poly
+  /// schedule from `learningRate` over `iterations` steps. A fresh optimizer starts for each
+  /// call, so fine-tuning a teacher starts from its weights only.
+  /// - Throws: `ModelError` for a label the loss does not accept or a diverged step.
+  public mutating func train(
+    on cases: [TrainingCase], settings: ViewTrainingSettings, using generator: inout SeededGenerator
+  ) throws {
+    guard !cases.isEmpty, settings.iterations > 0 else { return }
+    for view in AnatomicalView.allCases {
+      let configuration = TrainerConfiguration(
+        loss: settings.loss, ignoreIndex: settings.ignoreIndex,
+        schedule: PolySchedule(
+          baseLearningRate: settings.learningRate, totalSteps: settings.iterations),
+        momentum: 0.9, weightDecay: 0, maxGradientNorm: 10, classSetName: "volume")
+      var trainer = Trainer(
+        model: self[view], configuration: configuration,
+        generator: SeededGenerator(seed: generator.next()))
+      // Slices holding a labeled foreground voxel, per case (all slices if there is none).
+      let candidates = cases.map { item -> [Int] in
+        let slices = item.slicer.batch(view, neighbours: 0)
+        let pixels = slices.labels.count / max(1, slices.indices.count)
+        let foreground = slices.indices.filter { s in
+          slices.labels[(s * pixels)..<((s + 1) * pixels)].contains {
+            $0 != 0 && $0 != settings.ignoreIndex
+          }
+        }
+        return foreground.isEmpty ? slices.indices : foreground
+      }
+      for _ in 0..<settings.iterations {
+        let pick = Int(generator.next() % UInt64(cases.count))
+        let chosen = cases[pick]
+        // A block of consecutive slices around a random foreground slice.
+        let count = chosen.slicer.sliceCount(view)
+        let center = candidates[pick][Int(generator.next() % UInt64(candidates[pick].count))]
+        let first = min(max(0, center - settings.batchSize / 2), max(0, count - settings.batchSize))
+        let indices = (0..<settings.batchSize).map { min(first + $0, count - 1) }
+        let slices = chosen.slicer.batch(view, indices: indices, neighbours: neighbours)
+        try trainer.trainStep(Batch(images: slices.images, labels: slices.labels))
+      }
+      self[view] = trainer.model
+    }
+  }
+
+  /// Re-estimates the batch-norm running statistics of each view on the slices of `slicers`
+  /// (AdaBN): forward passes in training mode, no parameter update.
+  public mutating func adaptBatchNorm(
+    on slicers: [CaseSlicer], batchSize: Int, using generator: inout SeededGenerator
+  ) {
+    for view in AnatomicalView.allCases {
+      var network = self[view]
+      for slicer in slicers.shuffled(using: &generator) {
+        let count = slicer.sliceCount(view)
+        for start in stride(from: 0, to: count, by: max(1, batchSize)) {
+          let indices = Array(start..<min(count, start + max(1, batchSize)))
+          _ = network.trainingForward(
+            slicer.batch(view, indices: indices, neighbours: neighbours).images)
+        }
+      }
+      self[view] = network
+    }
+  }
+
+  /// Segments one case: each view's prediction, its class probabilities summed per class of the
+  /// level (`superClassOfFine`, or the fine classes), fused by majority vote.
+  ///
+  /// - Parameters:
+  ///   - superClassOfFine: the class at the level of every fine class (`nil`: none), or `nil`
+  ///     to predict fine classes.
+  ///   - levelClassCount: the classes at the level.
+  /// - Returns: fused labels and the confidence of each voxel's label (its probability averaged
+  ///   over the three views), both in the image's storage order.
+  public func predict(
+    _ slicer: CaseSlicer, superClassOfFine: [Int?]?, levelClassCount: Int
+  ) -> (labels: [UInt8], confidences: [Float]) {
+    var labels: [[UInt8]] = []
+    var probabilities: [[Float]] = []
+    for view in AnatomicalView.allCases {
+      let slices = slicer.batch(view, neighbours: neighbours)
+      let fine = softmaxChannels(self[view](slices.images))
+      let pixels = fine.count / classCount
+      var level = [Float](repeating: 0, count: pixels * levelClassCount)
+      fine.scalars.withUnsafeBufferPointer { p in
+        for i in 0..<pixels {
+          for f in 0..<classCount {
+            let target = superClassOfFine.map { f < $0.count ? $0[f] : nil } ?? f
+            guard let target, target < levelClassCount else { continue }
+            level[i * levelClassCount + target] += p[i * classCount + f]
+          }
+        }
+      }
+      let volume = slicer.assemble(level, view: view, channels: levelClassCount)
+      let voxels = volume.count / levelClassCount
+      var argmax = [UInt8](repeating: 0, count: voxels)
+      for v in 0..<voxels {
+        var best = 0
+        for c in 1..<levelClassCount
+        where volume[v * levelClassCount + c] > volume[v * levelClassCount + best] {
+          best = c
+        }
+        argmax[v] = UInt8(best)
+      }
+      labels.append(argmax)
+      probabilities.append(volume)
+    }
+    let fused = ViewFusion.majorityVote(
+      axial: labels[0], coronal: labels[1], sagittal: labels[2], probabilities: probabilities,
+      classCount: levelClassCount)
+    var confidences = [Float](repeating: 0, count: fused.count)
+    for v in fused.indices {
+      let c = v * levelClassCount + Int(fused[v])
+      confidences[v] = (probabilities[0][c] + probabilities[1][c] + probabilities[2][c]) / 3
+    }
+    return (fused, confidences)
+  }
+}

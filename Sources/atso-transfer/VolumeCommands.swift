@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Medical
+
+/// `atso-transfer predict-volume`: segments NIfTI images with a three-view model of a volume run.
+struct PredictVolume: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "predict-volume",
+    abstract: "Segment NIfTI volumes with a three-view model (axial, coronal, sagittal U-Nets).",
+    discussion: """
+      A volume model is a directory with axial.safetensors, coronal.safetensors and \
+      sagittal.safetensors, e.g. RUN/models/<id>.ckpt of a run made with
+        atso-transfer transfer --backend-option kind=volume \
+      --backend-option dataset=/path/to/Task04_Hippocampus ...
+      Each view's network labels every slice (with its neighbouring slices as channels); the \
+      three label volumes are fused voxel by voxel by majority vote (all three disagree: highest \
+      summed probability). Intensities are windowed as in training (--window). The output is a \
+      uint8 label map on the image's grid. Given folders, every .nii/.nii.gz image is labeled \
+      into the output folder under the same name; score them with
+        atso-transfer medical-dice --predictions OUT --labels labelsTr --classes 3
+      """)
+
+  @Option(help: "The model directory (three view checkpoints).")
+  var model: String
+
+  @Option(help: "A NIfTI image, or a folder of them.")
+  var input: String
+
+  @Option(help: "The output label map (.nii.gz), or a folder when --input is a folder.")
+  var output: String
+
+  @Option(help: "Intensity window: mri (0.5-99.5 percentiles) or ct (-100..240 HU).")
+  var window: String = "mri"
+
+  func validate() throws {
+    guard ["mri", "ct"].contains(window) else {
+      throw ValidationError("--window must be mri or ct, got '\(window)'")
+    }
+  }
+
+  func run() throws {
+    let networks = try ViewNetworks.read(from: model)
+    let intensity: IntensityWindow = window == "ct" ? .ct : .mri
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
+      throw MedicalError.unreadableFile(path: input, reason: "no such file or folder")
+    }
+    var jobs: [(String, String)] = [(input, output)]
+    if isDirectory.boolValue {
+      try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+      let names = try FileManager.default.contentsOfDirectory(atPath: input).sorted()
+      jobs = names.filter {
+        !$0.hasPrefix(".") && ($0.hasSuffix(".nii") || $0.hasSuffix(".nii.gz"))
+      }
+        .map { (input + "/" + $0, output + "/" + $0) }
+    }
+    for (image, destination) in jobs {
+      let volume = try NIfTI.readImage(image).windowed(intensity)
+      let labels = networks.predict(
+        CaseSlicer(image: volume), superClassOfFine: nil, levelClassCount: networks.classCount
+      ).labels
+      try NIfTI.write(Volume(geometry: volume.geometry, voxels: labels), to: destination)
+      print("\(destination)")
+    }
+  }
+}
