@@ -40,7 +40,15 @@ enum LabelEvaluation {
     var known = [Bool](repeating: false, count: 256)
     for c in classes.classes { known[c.id] = true }
     known[classes.ignoreIndex] = true
-    if let bad = label.values.first(where: { !known[Int($0)] }) {
+    // One tight pass marks the values present; the class check then looks at 256 flags, not
+    // at every pixel through a closure.
+    var present = [Bool](repeating: false, count: 256)
+    label.values.withUnsafeBufferPointer { values in
+      present.withUnsafeMutableBufferPointer { flags in
+        for v in values { flags[Int(v)] = true }
+      }
+    }
+    if let bad = (0..<256).first(where: { present[$0] && !known[$0] }) {
       throw SegmentationCommandError(
         description: "\(path): \(role) label value \(bad) is not a class of \(classes.name) "
           + "(nor its ignore value \(classes.ignoreIndex))")
