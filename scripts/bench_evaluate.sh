@@ -88,7 +88,7 @@ PY
 
 awk -v n="$N" -v ours="$ours" -v floor="$floor" -v cs="$cs" -v f="$frames" 'BEGIN {
   printf "frames: %d pairs of 1024x2048 labelIds PNGs\n", n
-  printf "cityscapesscripts (pure Python, %d frames): %8.1f ms/frame\n", f, 1000 * cs / f
+  printf "cityscapesscripts (PyPI, no C module, %d fr): %8.1f ms/frame\n", f, 1000 * cs / f
   printf "atso-transfer evaluate (2 threads):        %8.1f ms/frame  (%.2f s)\n", 1000 * ours / n, ours
   printf "decode floor (libpng, 2 threads):          %8.1f ms/frame  (%.2f s)\n", 1000 * floor / n, floor
   printf "ratios: cityscapesscripts/ours %.1fx (vs its compiled path at 74 ms/frame: %.1fx), ours/floor %.2fx\n",
