@@ -7,7 +7,7 @@
 # Needs python3 with pip (a venv with cityscapesscripts and Pillow is made in $VENV, default
 # ../venv-cs next to the package). cityscapesscripts' evaluation is timed on at most
 # $CS_FRAMES frames (default 20) and reported per frame, because the PyPI package ships without
-# its compiled fast path (the sdist lacks addToConfusionMatrix.pyx), so it runs its pure-Python
+# its compiled fast path (the sdist lacks addToConfusionMatrix.pyx), so it runs its NumPy
 # loop. Prints the three figures and the ratios.
 set -euo pipefail
 N=${1:-200}

@@ -1,7 +1,7 @@
 import Foundation
 
 /// An 8-bit RGB raster, row-major, 3 bytes per pixel (`pixels.count == width * height * 3`).
-public struct RGBImage: Sendable, Equatable {
+public struct PlotCanvas: Sendable, Equatable {
   public let width: Int
   public let height: Int
   public var pixels: [UInt8]
@@ -204,8 +204,8 @@ public struct LinePlot: Sendable {
 
   /// Renders the plot. The x axis has a tick at every integer; the y axis spans the data,
   /// rounded out to multiples of a "nice" step (1, 2 or 5 times a power of ten).
-  public func render(width: Int, height: Int) -> RGBImage {
-    var image = RGBImage(width: width, height: height)
+  public func render(width: Int, height: Int) -> PlotCanvas {
+    var image = PlotCanvas(width: width, height: height)
     let left = 60
     let right = 150
     let top = 30

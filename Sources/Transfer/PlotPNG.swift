@@ -3,7 +3,7 @@
 /// The image data is a zlib stream of stored (uncompressed) deflate blocks (RFC 1950/1951) with
 /// filter type 0 on every row, so the file is about `3 * width * height` bytes. Chunks carry a
 /// CRC-32 (ISO 3309, polynomial 0xEDB88320) and the zlib stream an Adler-32.
-public func encodePNG(_ image: RGBImage) -> [UInt8] {
+public func encodePNG(_ image: PlotCanvas) -> [UInt8] {
   var raw: [UInt8] = []
   raw.reserveCapacity((image.width * 3 + 1) * image.height)
   for row in 0..<image.height {

@@ -99,7 +99,7 @@ public struct ResultsTable: Sendable, Equatable {
 
   /// The line plot of a `schedules` stage: mean IoU (%) against generation, one color per
   /// schedule, solid for @E and dashed for @R.
-  public func curves(stage name: String, width: Int = 640, height: Int = 400) -> RGBImage {
+  public func curves(stage name: String, width: Int = 640, height: Int = 400) -> PlotCanvas {
     var series: [LinePlot.Series] = []
     if let stage = stages.first(where: { $0.name == name }) {
       for schedule in schedules {

@@ -69,7 +69,7 @@ public final class TransferRun {
   package var faultInjection: ((String) throws -> Void)?
   /// Encodes the curve plots; defaults to the built-in stored-block encoder (``encodePNG(_:)``),
   /// replaceable by a compressing codec.
-  public var pngEncoder: (RGBImage) throws -> [UInt8] = encodePNG
+  public var pngEncoder: (PlotCanvas) throws -> [UInt8] = encodePNG
   /// The jobs executed (not skipped) by this object, in order.
   public private(set) var executedJobs: [String] = []
 

@@ -76,7 +76,7 @@ func checksums() {
 
 @Test("the PNG encoder round-trips pixels, across several stored blocks")
 func pngRoundTrip() throws {
-  var image = RGBImage(width: 150, height: 160, color: RGB(1, 2, 3))
+  var image = PlotCanvas(width: 150, height: 160, color: RGB(1, 2, 3))
   image.set(x: 149, y: 159, RGB(250, 0, 7))
   image.set(x: 0, y: 0, RGB(9, 8, 7))
   let decoded = try decodeStoredPNG(encodePNG(image))
@@ -158,7 +158,7 @@ func fontGlyphs() {
   for (character, rows) in BitmapFont.glyphs {
     #expect(rows.count == 7 && rows.allSatisfy { $0.count == 5 }, "glyph \(character)")
   }
-  var image = RGBImage(width: 20, height: 10)
+  var image = PlotCanvas(width: 20, height: 10)
   #expect(image.text("1%", x: 1, y: 1, .black) == 12)
   #expect(image.pixel(x: 3, y: 1) == .black)  // the top of the "1"
 }
