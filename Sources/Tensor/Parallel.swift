@@ -2,14 +2,14 @@ import Dispatch
 
 /// Parallel-loop helpers shared by the kernels of this module.
 ///
-/// Every kernel runs on ``kernelWidth`` workers: the OpenBLAS thread count at call time
+/// Every kernel runs on ``kernelWidth`` workers: the kernel thread count at call time
 /// (``BLASThreads/count``), so that one knob (`OPENBLAS_NUM_THREADS` or ``BLASThreads/set(_:)``)
 /// sets the parallelism of the whole toolkit. Work is split into coarse, contiguous blocks with
 /// `DispatchQueue.concurrentPerform`; the split depends only on the sizes and the width, so a
 /// kernel gives bit-identical results for the same inputs and width. Reductions use fixed chunk
 /// sizes that do not depend on the width at all, unless their documentation says otherwise.
 
-/// The number of workers a kernel uses: OpenBLAS's thread count, at least 1.
+/// The number of workers a kernel uses: ``BLASThreads/count``, at least 1.
 package var kernelWidth: Int { max(1, BLASThreads.count) }
 
 /// Runs `body(chunk)` for every `chunk` in `0..<chunks`, on up to `width` workers; worker `t`
@@ -47,16 +47,11 @@ package func parallelChunkBlocks(
   }
 }
 
-/// Runs `body` with OpenBLAS limited to one thread, then restores the previous count.
-///
-/// Kernels that call ``sgemm`` from inside a parallel loop use it, so that BLAS threads are
-/// never nested inside the loop's workers.
+/// Runs `body`, which calls ``sgemm`` from inside a parallel loop. OpenBLAS is pinned to one
+/// thread (see ``BLASThreads``), so BLAS threads are never nested inside the loop's workers and
+/// no global setting is changed here.
 package func withSingleThreadedBLAS<R>(_ body: () -> R) -> R {
-  let previous = BLASThreads.count
-  if previous <= 1 { return body() }
-  BLASThreads.set(1)
-  defer { BLASThreads.set(previous) }
-  return body()
+  body()
 }
 
 extension Tensor {
