@@ -202,7 +202,11 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     }
     var gradients = model.backward(cache, logitsGradient: logitsGradient)
     var squares = 0.0
-    for (_, g) in gradients { for v in g.scalars { squares += Double(v) * Double(v) } }
+    // Sum in name order: a Dictionary's iteration order changes from process to process, and the
+    // norm decides the clipping scale, so an unordered sum made runs differ across processes.
+    for name in gradients.keys.sorted() {
+      for v in gradients[name]?.scalars ?? [] { squares += Double(v) * Double(v) }
+    }
     let norm = Float(squares.squareRoot())
     guard norm.isFinite else {
       let culprit = gradients.keys.sorted().first { name in
