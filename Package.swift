@@ -46,7 +46,9 @@ let package = Package(
     .testTarget(
       name: "TransferTests",
       dependencies: ["Transfer", "Segmentation", "Taxonomy", "Tensor", "TestSupport"]),
-    .testTarget(name: "MedicalTests", dependencies: ["Medical", "TestSupport"]),
+    .testTarget(
+      name: "MedicalTests",
+      dependencies: ["Medical", "Transfer", "Segmentation", "Tensor", "TestSupport"]),
     .testTarget(
       name: "CLITests",
       dependencies: [

@@ -154,10 +154,10 @@ public struct VolumeSplit: Sendable, Equatable, Codable {
 /// neighbouring slices as channels; their predictions are fused by majority vote. Pseudo labels
 /// are `.nii.gz` uint8 volumes of the fused prediction, one per case (`<case>.nii.gz`).
 ///
-/// **Scores are Dice, not IoU.** ``evaluate(_:)`` returns in ``Evaluation/meanIoU`` the mean
-/// Dice over the foreground classes of the level, each class's Dice being averaged over the
-/// cases where it is defined (``DiceEvaluation/meanDicePerClass``); ``Evaluation/perClassIoU``
-/// holds that per-class Dice (background first). The run's tables therefore read as Dice.
+/// **Scores are Dice, not IoU.** ``evaluate(_:)`` returns the metric ``EvaluationMetric/meanDice``:
+/// the mean Dice over the foreground classes of the level, each class's Dice being averaged over
+/// the cases where it is defined (``DiceEvaluation/meanDicePerClass``); ``Evaluation/perClass``
+/// holds that per-class Dice (background first). The run's tables and plots name the metric.
 ///
 /// At a super-class level `super:<mapping>` (e.g. `super:msd-hippocampus-to-hippocampus`), the
 /// networks still predict fine classes; S's labels are mapped to the super classes, training uses
@@ -169,6 +169,8 @@ public final class VolumeBackend: TransferBackend {
   public let classCount: Int
   /// The fine class set name recorded in checkpoints.
   public let classSetName: String
+  /// The fine class names (`dataset.json` labels, by id).
+  public let classNames: [String]
   let casesByName: [String: MedicalCase]
   /// Windowed images and ground truth, read once.
   private var loaded: [String: (image: Volume<Float>, labels: Volume<UInt8>)] = [:]
@@ -193,6 +195,7 @@ public final class VolumeBackend: TransferBackend {
     }
     classCount = source.classNames.count
     classSetName = source.name
+    classNames = source.classNames
     var cases: [String: MedicalCase] = [:]
     for item in source.cases { cases[item.name] = item }
     if let targetRoot = options.target {
@@ -401,7 +404,7 @@ public final class VolumeBackend: TransferBackend {
     return evaluation
   }
 
-  /// Mean foreground Dice (in the `meanIoU` slot) and per-class Dice; see the type's notes.
+  /// Mean foreground Dice and per-class Dice; see the type's notes.
   public func evaluate(_ request: EvaluationRequest) throws -> Evaluation {
     let units = request.set == .test ? split.test : split.reference
     let evaluation = try dice(checkpoint: request.checkpoint, units: units, level: request.level)
@@ -413,7 +416,7 @@ public final class VolumeBackend: TransferBackend {
     let perClass = dice.meanDicePerClass
     let foreground = perClass.dropFirst().compactMap { $0 }
     let mean = foreground.isEmpty ? 0 : foreground.reduce(0, +) / Double(foreground.count)
-    return Evaluation(meanIoU: mean, perClassIoU: perClass)
+    return Evaluation(metric: .meanDice, score: mean, perClass: perClass)
   }
 
   public func agreement(_ request: AgreementRequest) throws -> Double {
@@ -437,5 +440,95 @@ public final class VolumeBackend: TransferBackend {
       }
     }
     return total == 0 ? 1 : Double(agree) / Double(total)
+  }
+
+  // MARK: Previews
+
+  /// The class set of a level, for colours and names: the mapping's target at a super level,
+  /// else the dataset's labels (background black, the others from the fallback palette).
+  func levelClassSet(_ level: LabelLevel) throws -> ClassSet {
+    if case .superClass(let name) = level {
+      let directory = try MappingLibrary.locateDirectory(explicit: options.mappings)
+      return try MappingLibrary(directory: directory).mapping(named: name).target
+    }
+    return try ClassSet(
+      name: classSetName,
+      classes: classNames.enumerated().map { id, name in
+        SemanticClass(
+          id: id, name: name, color: id == 0 ? LabelColor(red: 0, green: 0, blue: 0) : nil)
+      })
+  }
+
+  /// Draws `request.count` test cases spread over E: for each, the axial slice (canonical RAS
+  /// orientation, shown radiologically: patient right on the left, anterior up) with the most
+  /// ground-truth foreground, its ground truth and each model's fused prediction.
+  public func writePreviews(_ request: PreviewRequest) throws -> Bool {
+    let picks = evenlySpacedIndices(count: request.count, total: split.test.count)
+      .map { split.test[$0] }
+    guard !picks.isEmpty else { return false }
+    let tables = try levelTables(request.level)
+    let classes = try levelClassSet(request.level)
+    let colors = classColors(classes)
+    let networks = try request.models.map { try ViewNetworks.read(from: $0.checkpoint) }
+    var slices: [(caption: String, image: [Float], maps: [[UInt8]], width: Int, height: Int)] = []
+    for unit in picks {
+      let image = try load(unit).image
+      let reorientation = Reorientation(image.geometry)
+      let canonicalShape = reorientation.canonicalShape
+      let truth = reorientation.toCanonical(try groundTruth(unit, lookup: tables.lookup))
+      let predicted = try zip(request.models, networks).map { model, network in
+        reorientation.toCanonical(
+          try predict(network, checkpoint: model.checkpoint, unit, level: request.level).labels)
+      }
+      let volume = reorientation.toCanonical(image.voxels)
+      let (nx, ny, nz) = (canonicalShape[0], canonicalShape[1], canonicalShape[2])
+      let plane = nx * ny
+      let foreground = (0..<nz).map { z in
+        truth[(z * plane)..<((z + 1) * plane)].reduce(0) { $0 + ($1 != 0 && $1 != 255 ? 1 : 0) }
+      }
+      let z = foreground.indices.max { foreground[$0] < foreground[$1] } ?? nz / 2
+      // Display pixel (row r, column c) = voxel (nx - 1 - c, ny - 1 - r, z).
+      func slice<T>(_ values: [T]) -> [T] {
+        (0..<ny).flatMap { r in
+          (0..<nx).map { c in values[z * plane + (ny - 1 - r) * nx + (nx - 1 - c)] }
+        }
+      }
+      slices.append(
+        ("\(unit) AXIAL \(z + 1)/\(nz)", slice(volume), [slice(truth)] + predicted.map(slice),
+          nx, ny))
+    }
+    // Panels share one size: smaller slices are centred on black.
+    let width = slices.map(\.width).max() ?? 1
+    let height = slices.map(\.height).max() ?? 1
+    var sheet = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + request.models.map(\.title))
+    var shown: [[UInt8]] = []
+    for item in slices {
+      let (dx, dy) = ((width - item.width) / 2, (height - item.height) / 2)
+      func padded(_ pixels: [UInt8]) -> RGBImage {
+        var out = [UInt8](repeating: 0, count: 3 * width * height)
+        for r in 0..<item.height {
+          let source = 3 * r * item.width
+          let target = 3 * ((r + dy) * width + dx)
+          out.replaceSubrange(target..<(target + 3 * item.width), with: pixels[source..<(source + 3 * item.width)])
+        }
+        return RGBImage(width: width, height: height, pixels: out)
+      }
+      let gray = item.image.flatMap { v -> [UInt8] in
+        let g = UInt8(max(0, min(255, (v * 255).rounded())))
+        return [g, g, g]
+      }
+      shown += item.maps
+      sheet.addRow(
+        caption: item.caption,
+        panels: [padded(gray)]
+          + item.maps.map {
+            padded(
+              ContactSheet.colorize($0, width: item.width, height: item.height, colors: colors)
+                .pixels)
+          })
+    }
+    sheet.legend = ContactSheet.legend(for: shown, classes: classes, colors: colors)
+    try writePNG(sheet.render(), to: request.output)
+    return true
   }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Segmentation
 
 /// An 8-bit RGB raster, row-major, 3 bytes per pixel (`pixels.count == width * height * 3`).
 public struct PlotCanvas: Sendable, Equatable {
@@ -18,6 +19,9 @@ public struct PlotCanvas: Sendable, Equatable {
       pixels[3 * i + 2] = color.blue
     }
   }
+
+  /// The canvas as an image for Segmentation's codecs.
+  public var image: RGBImage { RGBImage(width: width, height: height, pixels: pixels) }
 
   /// The color at (x, y); `x` is the column, `y` the row from the top.
   public func pixel(x: Int, y: Int) -> RGB {

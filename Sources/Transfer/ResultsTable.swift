@@ -4,7 +4,8 @@ import Foundation
 ///
 /// A cell is the mean over the cell's models: one for self-learning and STSO, the K fold models
 /// for an ATSO generation, the merged model for ATSO's `final` row. Generation 0 is the stage's
-/// initial model (M0), shared by all schedules. Values are mean IoU in percent.
+/// initial model (M0), shared by all schedules. Values are the records' metric (mean IoU for
+/// images, mean foreground Dice for volumes) in percent.
 public struct ResultsTable: Sendable, Equatable {
   /// One cell: the mean @R and @E of `models` models.
   public struct Cell: Codable, Sendable, Equatable {
@@ -24,11 +25,13 @@ public struct ResultsTable: Sendable, Equatable {
     public var rows: [Row]
   }
 
+  public var metric: EvaluationMetric
   public var schedules: [ScheduleKind]
   public var stages: [StageTable]
 
   /// Builds the table from metrics records, for the configuration's stages and schedules.
   public init(records: [MetricsRecord], configuration: TransferConfiguration) {
+    metric = records.first?.metric ?? .meanIoU
     schedules = configuration.schedules
     stages = configuration.stages.map { stage in
       let stageRecords = records.filter { $0.stage == stage.name }
@@ -68,7 +71,7 @@ public struct ResultsTable: Sendable, Equatable {
 
   /// The table as Markdown: one section per stage, `-` for an empty cell.
   public func markdown() -> String {
-    var text = "# Results (mean IoU, %)\n"
+    var text = "# Results (\(metric.title), %)\n"
     for stage in stages {
       text += "\n## Stage \(stage.name) (\(stage.method.rawValue), level \(stage.level))\n\n"
       let header = schedules.flatMap { ["\(Self.title($0)) @R", "\(Self.title($0)) @E"] }
@@ -89,15 +92,16 @@ public struct ResultsTable: Sendable, Equatable {
   public func json() throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    return try encoder.encode(JSONForm(schedules: schedules, stages: stages))
+    return try encoder.encode(JSONForm(metric: metric, schedules: schedules, stages: stages))
   }
 
   struct JSONForm: Codable {
+    var metric: EvaluationMetric
     var schedules: [ScheduleKind]
     var stages: [StageTable]
   }
 
-  /// The line plot of a `schedules` stage: mean IoU (%) against generation, one color per
+  /// The line plot of a `schedules` stage: the metric (%) against generation, one color per
   /// schedule, solid for @E and dashed for @R.
   public func curves(stage name: String, width: Int = 640, height: Int = 400) -> PlotCanvas {
     var series: [LinePlot.Series] = []
@@ -120,7 +124,8 @@ public struct ResultsTable: Sendable, Equatable {
       }
     }
     let plot = LinePlot(
-      title: "STAGE \(name): MIOU (%) PER GENERATION", xLabel: "GENERATION", yLabel: "MIOU %",
+      title: "STAGE \(name): \(metric.rawValue) (%) PER GENERATION".uppercased(),
+      xLabel: "GENERATION", yLabel: "\(metric.rawValue) %".uppercased(),
       series: series)
     return plot.render(width: width, height: height)
   }

@@ -366,25 +366,20 @@ public final class SegmentationBackend: TransferBackend {
     guard let groundTruth = set.labels else {
       // Only R can be unlabeled (E is checked at init): @R is then reported as 0, no classes.
       progress?("R has no labels: @R is reported as 0")
-      return Evaluation(meanIoU: 0, perClassIoU: [])
+      return Evaluation(score: 0, perClass: [])
     }
     let level = try superLevel(request.level)
     let classes = level?.mapping.target ?? classSet
     let predicted = try decisions(request.checkpoint, images: set.images, level: level)
     var matrix = ConfusionMatrix(classes: classes)
     for (truth, prediction) in zip(groundTruth, predicted) {
-      let mapped =
-        level.map { level in
-          truth.map { $0 == 255 ? 255 : level.table[Int($0)].map { UInt8($0) } ?? 255 }
-        } ?? truth
-      matrix.accumulate(groundTruth: mapped, prediction: prediction.classes)
+      matrix.accumulate(groundTruth: Self.truth(truth, at: level), prediction: prediction.classes)
     }
     let report = try matrix.report()
     let perClass: [Double?] = report.perClass.filter(\.isEvaluated).map {
       $0.iou.isNaN ? nil : $0.iou
     }
-    return Evaluation(
-      meanIoU: report.meanIoU.isNaN ? 0 : report.meanIoU, perClassIoU: perClass)
+    return Evaluation(score: report.meanIoU.isNaN ? 0 : report.meanIoU, perClass: perClass)
   }
 
   public func agreement(_ request: AgreementRequest) throws -> Double {
@@ -408,5 +403,58 @@ public final class SegmentationBackend: TransferBackend {
       }
     }
     return total == 0 ? 1 : Double(same) / Double(total)
+  }
+
+  /// Model-class ground truth at a level (255 stays 255; fine classes without a super class
+  /// become 255).
+  static func truth(_ labels: [UInt8], at level: SuperLevel?) -> [UInt8] {
+    guard let level else { return labels }
+    return labels.map { $0 == 255 ? 255 : level.table[Int($0)].map { UInt8($0) } ?? 255 }
+  }
+
+  /// Draws `request.count` test images spread over E: the image, its ground truth and each
+  /// model's predictions at the request's level, in the level's class colours.
+  public func writePreviews(_ request: PreviewRequest) throws -> Bool {
+    let picks = evenlySpacedIndices(count: request.count, total: test.count)
+    guard !picks.isEmpty, let truths = test.labels else { return false }
+    let level = try superLevel(request.level)
+    let classes = level?.mapping.target ?? classSet
+    let colors = classColors(classes)
+    let images = picks.map { test.images[$0] }
+    let predictions = try request.models.map { model in
+      try decisions(model.checkpoint, images: images, level: level).map(\.classes)
+    }
+    let (height, width) = (options.size.height, options.size.width)
+    var sheet = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + request.models.map(\.title))
+    var shown: [[UInt8]] = []
+    for (row, index) in picks.enumerated() {
+      let truth = Self.truth(truths[index], at: level)
+      let maps = [truth] + predictions.map { $0[row] }
+      shown += maps
+      sheet.addRow(
+        caption: test.ids[index],
+        panels: [Self.displayImage(test.images[index])]
+          + maps.map { ContactSheet.colorize($0, width: width, height: height, colors: colors) })
+    }
+    sheet.legend = ContactSheet.legend(for: shown, classes: classes, colors: colors)
+    try writePNG(sheet.render(), to: request.output)
+    progress?("predictions of \(request.models.count) models on \(picks.count) test images")
+    return true
+  }
+
+  /// The 8-bit picture of a normalised `[h, w, 3]` image (the evaluation normalisation undone).
+  static func displayImage(_ image: Tensor) -> RGBImage {
+    let normalization = AugmentationConfig.evaluation(workingSize: nil).normalization
+    let (h, w) = (image.shape[0], image.shape[1])
+    var pixels = [UInt8](repeating: 0, count: 3 * h * w)
+    for i in 0..<(h * w) {
+      for c in 0..<3 {
+        let value =
+          (image.scalars[3 * i + c] * normalization.standardDeviation[c] + normalization.mean[c])
+          * 255
+        pixels[3 * i + c] = UInt8(max(0, min(255, value.rounded())))
+      }
+    }
+    return RGBImage(width: w, height: h, pixels: pixels)
   }
 }

@@ -138,7 +138,7 @@ public final class SimulationBackend: TransferBackend {
     let value =
       request.set == .test
       ? model.quality : units.map(model.score).reduce(0, +) / Double(units.count)
-    return Evaluation(meanIoU: value, perClassIoU: [value, value * 0.9, nil])
+    return Evaluation(score: value, perClass: [value, value * 0.9, nil])
   }
 
   public func agreement(_ request: AgreementRequest) throws -> Double {
@@ -154,4 +154,7 @@ public final class SimulationBackend: TransferBackend {
     }
     return count == 0 ? 1 : total / Double(count)
   }
+
+  /// Simulated models have no images to draw: writes nothing.
+  public func writePreviews(_ request: PreviewRequest) throws -> Bool { false }
 }

@@ -145,15 +145,34 @@ public struct AgreementRequest: Sendable, Equatable {
   }
 }
 
-/// The result of an evaluation: mean IoU and per-class IoU (nil for a class absent from both
-/// prediction and ground truth).
-public struct Evaluation: Sendable, Equatable, Codable {
-  public var meanIoU: Double
-  public var perClassIoU: [Double?]
+/// The score a backend reports: tables, plots and metrics name it.
+public enum EvaluationMetric: String, Sendable, Equatable, Codable, CaseIterable {
+  /// Mean intersection over union over the evaluated classes (images).
+  case meanIoU = "mIoU"
+  /// Mean Dice over the foreground classes (medical volumes).
+  case meanDice = "Dice"
 
-  public init(meanIoU: Double, perClassIoU: [Double?]) {
-    self.meanIoU = meanIoU
-    self.perClassIoU = perClassIoU
+  /// The readable name, e.g. in a table title.
+  public var title: String {
+    switch self {
+    case .meanIoU: "mean IoU"
+    case .meanDice: "mean foreground Dice"
+    }
+  }
+}
+
+/// The result of an evaluation: a score in [0, 1] and its per-class values (nil for a class
+/// absent from both prediction and ground truth).
+public struct Evaluation: Sendable, Equatable, Codable {
+  /// What ``score`` and ``perClass`` measure.
+  public var metric: EvaluationMetric
+  public var score: Double
+  public var perClass: [Double?]
+
+  public init(metric: EvaluationMetric = .meanIoU, score: Double, perClass: [Double?]) {
+    self.metric = metric
+    self.score = score
+    self.perClass = perClass
   }
 }
 
@@ -178,4 +197,7 @@ public protocol TransferBackend {
   func evaluate(_ request: EvaluationRequest) throws -> Evaluation
   /// The student-teacher agreement in [0, 1] (see ``AgreementRequest``).
   func agreement(_ request: AgreementRequest) throws -> Double
+  /// Draws the predictions of a few models on a few units of E into `request.output` (see
+  /// ``PreviewRequest``). Returns false, writing nothing, if the backend has nothing to draw.
+  func writePreviews(_ request: PreviewRequest) throws -> Bool
 }

@@ -191,15 +191,28 @@ public struct TransferConfiguration: Codable, Sendable, Equatable {
   public var stages: [StageConfiguration]
   /// Options passed through to the backend (datasets, network, epochs...), uninterpreted here.
   public var backend: [String: String]
+  /// How many test images (or cases) `predictions.png` shows at the end of the run (0: none).
+  public var previews: Int
 
   public static let defaultStages = [StageConfiguration(name: "fine", method: .schedules)]
+
+  /// Backend options that say where the data lies (dataset specifications, folders). They are
+  /// part of job identities (a resumed run on other data recomputes) but not of job seeds, so a
+  /// run gives the same results wherever its data is.
+  public static let locationKeys: Set<String> = [
+    "source", "reference", "test", "dataset", "target", "mappings",
+  ]
+
+  /// Backend options that change the speed, not the results (`threads`): in neither identities
+  /// nor seeds, so a run can be resumed with another value.
+  public static let speedKeys: Set<String> = ["threads"]
 
   public init(
     seed: UInt64 = 0, runDirectory: String? = nil,
     schedules: [ScheduleKind] = ScheduleKind.allCases, folds: Int = 2, generations: Int = 3,
     pseudoLabels: PseudoLabelConfiguration = PseudoLabelConfiguration(),
     stages: [StageConfiguration] = TransferConfiguration.defaultStages,
-    backend: [String: String] = [:]
+    backend: [String: String] = [:], previews: Int = 4
   ) {
     self.seed = seed
     self.runDirectory = runDirectory
@@ -209,10 +222,12 @@ public struct TransferConfiguration: Codable, Sendable, Equatable {
     self.pseudoLabels = pseudoLabels
     self.stages = stages
     self.backend = backend
+    self.previews = previews
   }
 
   enum CodingKeys: String, CodingKey, CaseIterable {
     case seed, runDirectory, schedules, folds, generations, pseudoLabels, stages, backend
+    case previews
   }
 
   public init(from decoder: any Decoder) throws {
@@ -231,6 +246,7 @@ public struct TransferConfiguration: Codable, Sendable, Equatable {
       try c.decodeIfPresent([StageConfiguration].self, forKey: .stages)
       ?? TransferConfiguration.defaultStages
     backend = try c.decodeIfPresent([String: String].self, forKey: .backend) ?? [:]
+    previews = try c.decodeIfPresent(Int.self, forKey: .previews) ?? 4
   }
 
   /// Checks ranges and the consistency of the stages.
@@ -247,6 +263,7 @@ public struct TransferConfiguration: Codable, Sendable, Equatable {
     }
     if generations < 1 { throw fail("generations", "must be at least 1, got \(generations)") }
     if folds < 2 { throw fail("folds", "ATSO needs K >= 2 folds, got \(folds)") }
+    if !(0...32).contains(previews) { throw fail("previews", "must be in 0...32, got \(previews)") }
     let p = pseudoLabels
     if let t = p.confidenceThreshold, !(0...1).contains(t) {
       throw fail("pseudoLabels.confidenceThreshold", "must be in [0, 1], got \(t)")

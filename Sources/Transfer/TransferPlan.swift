@@ -48,7 +48,8 @@ public struct TransferJob: Sendable, Equatable {
   public var id: String
   /// A hash of the job's content (inputs, recursively); identical computations share it.
   public var identity: String
-  /// `derivedSeed(runSeed:identity:)`: independent of execution order.
+  /// `derivedSeed(runSeed:identity:)` of the identity without data locations: independent of
+  /// execution order and of where the data lies.
   public var seed: UInt64
   public var action: JobAction
 }
@@ -89,10 +90,28 @@ public struct TransferPlan: Sendable {
   ///
   /// - Throws: `TransferError.foldLeak` if an ATSO label set would come from a model trained on
   ///   its units (cannot happen with a validated configuration; checked anyway).
+  ///
+  /// Job identities hash every backend option except ``TransferConfiguration/speedKeys``, so a
+  /// resumed run whose options were edited recomputes what they affect. Job seeds hash the same
+  /// texts without ``TransferConfiguration/locationKeys`` either: the same configuration on data
+  /// in another folder draws the same random numbers (and gives the same results).
   public init(configuration: TransferConfiguration, split: FoldSplit) throws {
-    var builder = PlanBuilder(configuration: configuration)
+    let options = configuration.backend.filter {
+      !TransferConfiguration.speedKeys.contains($0.key)
+    }
+    var builder = PlanBuilder(configuration: configuration, backend: options)
     try builder.build(split: split)
-    jobs = builder.jobs
+    var seeding = PlanBuilder(
+      configuration: configuration,
+      backend: options.filter { !TransferConfiguration.locationKeys.contains($0.key) })
+    try seeding.build(split: split)
+    precondition(
+      seeding.jobs.map(\.id) == builder.jobs.map(\.id), "the seed plan differs from the plan")
+    jobs = zip(builder.jobs, seeding.jobs).map { job, seeded in
+      var job = job
+      job.seed = derivedSeed(runSeed: configuration.seed, identity: seeded.identity)
+      return job
+    }
     entries = builder.entries
   }
 }
@@ -105,6 +124,8 @@ private struct BranchState {
 
 private struct PlanBuilder {
   let configuration: TransferConfiguration
+  /// The backend options that enter identities.
+  let backend: [String: String]
   var jobs: [TransferJob] = []
   var entries: [ReportEntry] = []
   /// identity -> index in `jobs`.
@@ -112,7 +133,10 @@ private struct PlanBuilder {
   /// model or label set id -> identity.
   var identities: [String: String] = [:]
 
-  init(configuration: TransferConfiguration) { self.configuration = configuration }
+  init(configuration: TransferConfiguration, backend: [String: String]) {
+    self.configuration = configuration
+    self.backend = backend
+  }
 
   mutating func build(split: FoldSplit) throws {
     var branches: [ScheduleKind: BranchState] = [:]
@@ -151,7 +175,7 @@ private struct PlanBuilder {
   /// The backend options, part of the identity of every source model (and so of every job):
   /// a resumed run whose options were edited recomputes everything.
   var backendIdentity: String {
-    configuration.backend.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+    backend.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
       .joined(separator: ",")
   }
 

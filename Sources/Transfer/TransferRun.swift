@@ -1,4 +1,5 @@
 import Foundation
+import Segmentation
 
 /// The results of one evaluation job, stored in its completion record.
 public struct EvaluationResult: Codable, Sendable, Equatable {
@@ -35,12 +36,14 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
   public var generation: Int?
   public var fold: Int?
   public var model: String
-  /// Mean IoU on the reference set R (diagnosis only).
+  /// What `atR`, `atE` and `perClass` measure (mean IoU for images, Dice for volumes).
+  public var metric: EvaluationMetric
+  /// The score on the reference set R (diagnosis only).
   public var atR: Double
-  /// Mean IoU on the test set E.
+  /// The score on the test set E.
   public var atE: Double
   public var agreement: Double?
-  public var perClassIoU: PerClass
+  public var perClass: PerClass
 }
 
 /// A transfer run bound to a run directory: plans, executes and resumes.
@@ -54,6 +57,7 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
 /// steps/<job>.json     completion records (StepRecord)
 /// metrics.jsonl        one MetricsRecord per line, regenerated from the records
 /// table.md, table.json, curves-<stage>.png   the results, written at the end
+/// predictions.png      a few test units: image, ground truth, predictions (see writePreviews)
 /// ```
 /// Every file is written under a `.partial` name and renamed; a job's record is written after
 /// its outputs are in place. `resume` removes every `.partial`, trusts exactly the jobs whose
@@ -67,9 +71,6 @@ public final class TransferRun {
   let backend: any TransferBackend
   /// Test hook: called with `"after-output:<job id>"` between a job's outputs and its record.
   package var faultInjection: ((String) throws -> Void)?
-  /// Encodes the curve plots; defaults to the built-in stored-block encoder (``encodePNG(_:)``),
-  /// replaceable by a compressing codec.
-  public var pngEncoder: (PlotCanvas) throws -> [UInt8] = encodePNG
   /// The jobs executed (not skipped) by this object, in order.
   public private(set) var executedJobs: [String] = []
 
@@ -162,10 +163,52 @@ public final class TransferRun {
     try writeAtomically(try table.json(), to: directory + "/table.json")
     for stage in configuration.stages where stage.method == .schedules {
       let plot = table.curves(stage: stage.name)
-      try writeAtomically(
-        Data(try pngEncoder(plot)), to: directory + "/curves-\(stage.name).png")
+      try writePNG(plot, to: directory + "/curves-\(stage.name).png")
     }
+    try writePreviews()
     return records
+  }
+
+  // MARK: Previews
+
+  /// The models of `predictions.png` and their level: the first stage's source model (source
+  /// only), then for each schedule the last model of the last stage.
+  func previewModels() -> (models: [PreviewModel], level: LabelLevel) {
+    let last = configuration.stages[configuration.stages.count - 1]
+    var models: [PreviewModel] = []
+    var seen: Set<String> = []
+    func add(_ entry: ReportEntry?, title: String) {
+      guard let entry, seen.insert(entry.model).inserted,
+        let job = plan.jobs.first(where: { $0.id == entry.evaluationJob }),
+        case .evaluate(let model, _, _) = job.action
+      else { return }
+      models.append(PreviewModel(title: title, checkpoint: path(model.checkpoint)))
+    }
+    add(
+      plan.entries.first { $0.stage == configuration.stages[0].name && $0.generation == 0 },
+      title: "SOURCE ONLY")
+    for schedule in configuration.schedules {
+      let entry = plan.entries.last { $0.stage == last.name && $0.schedule == schedule }
+      let generation = entry?.generation.map { "G\($0)" } ?? "FINAL"
+      let stage = configuration.stages.count > 1 ? " \(last.name)" : ""
+      add(entry, title: "\(ResultsTable.title(schedule))\(stage) \(generation)".uppercased())
+    }
+    return (models, last.level)
+  }
+
+  /// Writes `predictions.png` (``TransferConfiguration/previews`` units of E: image, ground
+  /// truth and the ``previewModels()``' predictions), unless the count is 0 or the backend has
+  /// nothing to draw. Regenerated on every `execute` from the finished checkpoints.
+  func writePreviews() throws {
+    let target = path("predictions.png")
+    try removeIfPresent(target + partialSuffix)
+    guard configuration.previews > 0 else { return }
+    let (models, level) = previewModels()
+    let written = try backend.writePreviews(
+      PreviewRequest(
+        models: models, level: level, count: configuration.previews,
+        output: target + partialSuffix))
+    if written { try renameReplacing(target + partialSuffix, to: target) }
   }
 
   // MARK: Jobs
@@ -287,9 +330,9 @@ public final class TransferRun {
       return MetricsRecord(
         stage: entry.stage, level: entry.level, schedule: entry.schedule,
         generation: entry.generation, fold: entry.fold, model: entry.model,
-        atR: result.reference.meanIoU, atE: result.test.meanIoU, agreement: result.agreement,
-        perClassIoU: .init(
-          reference: result.reference.perClassIoU, test: result.test.perClassIoU))
+        metric: result.test.metric, atR: result.reference.score, atE: result.test.score,
+        agreement: result.agreement,
+        perClass: .init(reference: result.reference.perClass, test: result.test.perClass))
     }
   }
 
@@ -303,6 +346,17 @@ public final class TransferRun {
     }
     try writeAtomically(data, to: path("metrics.jsonl"))
   }
+}
+
+/// Encodes a canvas as an RGB PNG (libpng, through Segmentation's codec) and writes it atomically.
+package func writePNG(_ canvas: PlotCanvas, to path: String) throws {
+  let bytes: [UInt8]
+  do {
+    bytes = try PNGCodec.encodeRGB(canvas.image, path: path)
+  } catch {
+    throw TransferError.fileOperation(path: path, reason: "cannot encode the PNG: \(error)")
+  }
+  try writeAtomically(Data(bytes), to: path)
 }
 
 /// Encodes a value as sorted-keys JSON and writes it atomically.

@@ -184,15 +184,15 @@ struct DemoCommand: ParsableCommand {
 
       | model | super-5 | cityscapes-19 |
       |---|---:|---:|
-      | direct transfer (source only) | \(percent(directSuper)) | \(percent(direct.meanIoU)) |
-      | direct transfer + AdaBN on R | \(percent(adaptedSuper.meanIoU)) | \(percent(adaptedFine.meanIoU)) |
+      | direct transfer (source only) | \(percent(directSuper)) | \(percent(direct.score)) |
+      | direct transfer + AdaBN on R | \(percent(adaptedSuper.score)) | \(percent(adaptedFine.score)) |
       | stage 2: target network, super labels | \(percent(coarseFinal)) | |
       | stage 3: fine-tuned on fine labels | | \(percent(staged)) |
 
       Target ground truth: Mapillary Vistas v1.2 -> cityscapes-19 (default mapping), \
       super level: \(Self.superLevel).
       Files: scenes in \(root)/data, run in \(directory) (table.md, table.json, \
-      metrics.jsonl, curves-coarse.png, models/, labels/), AdaBN baseline \(adapted).
+      metrics.jsonl, curves-coarse.png, predictions.png, models/, labels/), AdaBN baseline \(adapted).
       Took \(String(format: "%.0f", -started.timeIntervalSinceNow)) s.
       """)
   }

@@ -46,8 +46,10 @@ struct TransferCommand: ParsableCommand {
       overrides the file. The resolved configuration is saved as RUN/configuration.json with the \
       fold split (folds.json); checkpoints go to RUN/models, pseudo labels to RUN/labels, one \
       completion record per step to RUN/steps, evaluations to RUN/metrics.jsonl, and at the end \
-      RUN/table.md, RUN/table.json and RUN/curves-<stage>.png. A run killed at any moment is \
-      continued with `atso-transfer resume RUN`.
+      RUN/table.md, RUN/table.json, RUN/curves-<stage>.png and RUN/predictions.png (a few test \
+      images: image, ground truth, and the predictions of the source model and of each \
+      schedule's last model, in the class colours). A run killed at any moment is continued \
+      with `atso-transfer resume RUN`.
 
       A stage (--stage, repeatable) is comma-separated key=value pairs: name, method \
       (schedules or train), level (fine or super:<mapping>), initialization (source or \
@@ -92,6 +94,9 @@ struct TransferCommand: ParsableCommand {
   @Option(help: "The void label of filtered pixels (0...255).")
   var ignoreIndex: Int?
 
+  @Option(help: "Test images (or cases) drawn in RUN/predictions.png (0...32, 0: none; 4).")
+  var previews: Int?
+
   @Option(help: "A stage as key=value pairs (repeatable; replaces the stages of --config).")
   var stage: [String] = []
 
@@ -126,6 +131,7 @@ struct TransferCommand: ParsableCommand {
     }
     if let adaBn { resolved.pseudoLabels.adaptBatchNorm = adaBn }
     if let ignoreIndex { resolved.pseudoLabels.ignoreIndex = ignoreIndex }
+    if let previews { resolved.previews = previews }
     if !stage.isEmpty { resolved.stages = try stage.map(Self.parseStage) }
     for option in backendOption {
       let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
@@ -207,6 +213,7 @@ struct TransferCommand: ParsableCommand {
     try run.execute()
     let table = (try? String(contentsOfFile: directory + "/table.md", encoding: .utf8)) ?? ""
     print(table)
+    printResultFiles(directory)
   }
 }
 
@@ -236,5 +243,17 @@ struct ResumeCommand: ParsableCommand {
     let transfer = try TransferRun(resuming: runDirectory, backend: backend)
     try transfer.execute()
     print((try? String(contentsOfFile: runDirectory + "/table.md", encoding: .utf8)) ?? "")
+    printResultFiles(runDirectory)
   }
+}
+
+/// Prints the result files of a finished run that exist.
+func printResultFiles(_ directory: String) {
+  let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+  let results = names.filter {
+    ($0.hasPrefix("table.") || $0.hasPrefix("curves-") || $0 == "predictions.png"
+      || $0 == "metrics.jsonl") && !$0.hasSuffix(".partial")
+  }
+  guard !results.isEmpty else { return }
+  print("Results in \(directory): " + results.joined(separator: ", "))
 }

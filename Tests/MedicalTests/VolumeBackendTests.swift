@@ -1,6 +1,8 @@
 import Foundation
 import Medical
+import Segmentation
 import Tensor
+import Transfer
 import Testing
 @testable import Transfer
 
@@ -103,8 +105,16 @@ struct VolumeBackendTests {
     }
     // Scores are Dice per fine class (background first) on whole cases of R and E.
     let m0 = try #require(records.first { $0.generation == 0 })
-    #expect(m0.perClassIoU.test.count == 3 && m0.perClassIoU.reference.count == 3)
-    #expect(m0.perClassIoU.test[0].map { $0 > 0.5 } == true, "background Dice \(m0)")
+    #expect(m0.perClass.test.count == 3 && m0.perClass.reference.count == 3)
+    #expect(m0.perClass.test[0].map { $0 > 0.5 } == true, "background Dice \(m0)")
+    #expect(records.allSatisfy { $0.metric == .meanDice })
+    let table = try String(contentsOfFile: directory + "/table.md", encoding: .utf8)
+    #expect(table.hasPrefix("# Results (mean foreground Dice, %)"), "\(table.prefix(60))")
+    // predictions.png: the test cases' axial slices with the most foreground.
+    let sheet = try PNGCodec.decodeRGB(
+      Array(try #require(FileManager.default.contents(atPath: directory + "/predictions.png"))),
+      path: "predictions.png")
+    #expect(sheet.width > 100 && sheet.height > 100)
     // Case-level folds: every fold unit is a whole case of R, each labeled by the model of the
     // other fold, and its pseudo label is a volume on the case's grid.
     let folds = run.split.folds
@@ -178,10 +188,10 @@ struct VolumeBackendTests {
         ], level: level, output: directory + "/m1", seed: 3))
     let evaluation = try backend.evaluate(
       EvaluationRequest(checkpoint: directory + "/m1", set: .test, level: level))
-    #expect(evaluation.perClassIoU.count == 2)
-    #expect(evaluation.meanIoU > 0.3, "super-class Dice \(evaluation.meanIoU)")
+    #expect(evaluation.perClass.count == 2)
+    #expect(evaluation.score > 0.3, "super-class Dice \(evaluation.score)")
     let fine = try backend.evaluate(
       EvaluationRequest(checkpoint: directory + "/m1", set: .test, level: .fine))
-    #expect(fine.perClassIoU.count == 3)
+    #expect(fine.perClass.count == 3)
   }
 }

@@ -58,7 +58,7 @@ func configurationRoundTrip() throws {
       TransferError.invalidConfiguration(
         file: "run.json", key: "generation",
         reason: "unknown key (expected one of seed, runDirectory, schedules, folds, generations, "
-          + "pseudoLabels, stages, backend)")
+          + "pseudoLabels, stages, backend, previews)")
     ),
     (
       #"{"schedules": []}"#,

@@ -123,6 +123,11 @@ final class FakeBackend: TransferBackend {
       units: request.pseudoLabels.flatMap(\.units).sorted())
     return result
   }
+
+  /// Not counted as a call (the simulation draws nothing).
+  func writePreviews(_ request: PreviewRequest) throws -> Bool {
+    try simulation.writePreviews(request)
+  }
 }
 
 /// A fresh temporary directory for one test.

@@ -8,7 +8,7 @@ func record(
 ) -> MetricsRecord {
   MetricsRecord(
     stage: stage, level: .fine, schedule: schedule, generation: generation, fold: fold,
-    model: "m", atR: r, atE: e, agreement: nil, perClassIoU: .init(reference: [r], test: [e]))
+    model: "m", metric: .meanIoU, atR: r, atE: e, agreement: nil, perClass: .init(reference: [r], test: [e]))
 }
 
 @Test("Table 1 in Markdown and JSON: means over ATSO's fold models, '-' for empty cells")

@@ -120,6 +120,28 @@ func jobSeeds() throws {
   #expect(c.jobs.first?.seed != a.jobs.first?.seed)
 }
 
+@Test("data locations change job identities, not seeds; threads change neither")
+func jobSeedsIgnoreLocations() throws {
+  var configuration = TransferConfiguration(seed: 9, schedules: [.atso, .stso], folds: 2)
+  configuration.backend = ["source": "camvid:/a/train.txt", "test": "camvid:/a/val.txt", "size": "32x48"]
+  let split = try FoldSplit(units: sevenUnits, count: 2, runSeed: 9)
+  let a = try TransferPlan(configuration: configuration, split: split)
+  var moved = configuration
+  moved.backend["source"] = "camvid:/elsewhere/train.txt"
+  moved.backend["mappings"] = "/opt/mappings"
+  let b = try TransferPlan(configuration: moved, split: split)
+  #expect(a.jobs.map(\.seed) == b.jobs.map(\.seed))
+  #expect(zip(a.jobs, b.jobs).allSatisfy { $0.identity != $1.identity })
+  var threaded = configuration
+  threaded.backend["threads"] = "7"
+  let c = try TransferPlan(configuration: threaded, split: split)
+  #expect(a.jobs.map(\.identity) == c.jobs.map(\.identity) && a.jobs.map(\.seed) == c.jobs.map(\.seed))
+  var resized = configuration
+  resized.backend["size"] = "64x96"
+  let d = try TransferPlan(configuration: resized, split: split)
+  #expect(zip(a.jobs, d.jobs).allSatisfy { $0.seed != $1.seed && $0.identity != $1.identity })
+}
+
 @Test("staged transfer: ATSO at the super-class level, then the target network, then fine")
 func stagedTransfer() throws {
   let level = LabelLevel.superClass(mapping: "coarse-3")

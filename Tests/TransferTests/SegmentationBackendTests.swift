@@ -111,7 +111,7 @@ func segmentationEndToEnd() throws {
   for record in records {
     #expect(record.atE >= 0 && record.atE <= 1)
     #expect(record.atR >= 0 && record.atR <= 1)
-    #expect(record.perClassIoU.test.count == 19)
+    #expect(record.perClass.test.count == 19)
   }
   #expect(records[0].atE > 0)
   for job in run.plan.jobs {
@@ -130,6 +130,37 @@ func segmentationEndToEnd() throws {
   }
   for name in ["table.md", "metrics.jsonl", "models/source.ckpt", "models/fine-atso-final.ckpt"] {
     #expect(FileManager.default.fileExists(atPath: directory + "/" + name), "\(name) missing")
+  }
+  // predictions.png: the 3 test images (fewer than the default 4), each with its picture,
+  // ground truth and the predictions of M0 and of ATSO's final model, in the class colours.
+  let (models, level) = run.previewModels()
+  #expect(models.map(\.title) == ["SOURCE ONLY", "ATSO FINAL"])
+  #expect(models.map(\.checkpoint) == ["source", "fine-atso-final"].map { "\(directory)/models/\($0).ckpt" })
+  #expect(level == .fine)
+  let sheet = try PNGCodec.decodeRGB(
+    Array(try #require(FileManager.default.contents(atPath: directory + "/predictions.png"))),
+    path: "predictions.png")
+  var expected = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + models.map(\.title))
+  let colors = classColors(backend.classSet)
+  let truths = try #require(backend.test.labels)
+  let blank = RGBImage(width: 48, height: 32, pixels: [UInt8](repeating: 0, count: 48 * 32 * 3))
+  for truth in truths {
+    expected.addRow(
+      caption: "",
+      panels: [blank, ContactSheet.colorize(truth, width: 48, height: 32, colors: colors), blank,
+        blank])
+  }
+  let layout = expected.layout
+  #expect(sheet.height > layout.height)  // plus the legend lines
+  for (row, truth) in truths.enumerated() {
+    let origin = layout.panelOrigin(row: row, column: 1)
+    for (i, value) in truth.enumerated() where i % 7 == 0 {
+      let (y, x) = (i / 48, i % 48)
+      let p = 3 * ((origin.y + layout.up * y) * sheet.width + origin.x + layout.up * x)
+      #expect(
+        RGB(sheet.pixels[p], sheet.pixels[p + 1], sheet.pixels[p + 2]) == colors[Int(value)],
+        "row \(row) pixel \(i)")
+    }
   }
 }
 
@@ -202,7 +233,7 @@ func superLevelUsesReduceLoss() throws {
       #expect(model.classCount == 19)  // still predicts fine classes
       let e = try backend.evaluate(
         EvaluationRequest(checkpoint: directory + "/super.ckpt", set: .test, level: level))
-      #expect(e.perClassIoU.count == 5)
+      #expect(e.perClass.count == 5)
     }
   }
 }
@@ -329,6 +360,7 @@ final class InterruptingBackend: TransferBackend {
     try tick()
     return try inner.agreement(r)
   }
+  func writePreviews(_ r: PreviewRequest) throws -> Bool { try inner.writePreviews(r) }
 }
 
 @Test("resume after an interruption gives the same final metrics with the real networks")
