@@ -148,6 +148,7 @@ public struct MappingLibrary: Sendable {
       var directory = URL(fileURLWithPath: start).standardizedFileURL.path
       while true {
         let candidate = joinPath(directory, "mappings")
+        if searched.contains(candidate) { break }  // the rest of this path was searched
         searched.append(candidate)
         if fileExists(joinPath(candidate, markerFile)) { return candidate }
         let parent = directoryName(of: directory)

@@ -63,6 +63,19 @@ import Testing
       #expect(searched.first?.hasSuffix("/elsewhere/mappings") == true)
       #expect(searched.last == "/mappings")
     }
+    // The executable beside the working directory: each place is listed once.
+    do {
+      _ = try MappingLibrary.locateDirectory(
+        explicit: nil, environment: [:], currentDirectory: root + "/elsewhere",
+        executablePath: root + "/elsewhere/tool")
+    } catch {
+      guard case .mappingsDirectoryNotFound(let searched) = error else {
+        Issue.record("unexpected error \(error)")
+        return
+      }
+      #expect(Set(searched).count == searched.count, "\(searched)")
+      #expect(searched.last == "/mappings")
+    }
   }
 
   @Test func libraryPathFindingAndNames() throws {
