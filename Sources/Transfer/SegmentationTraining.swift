@@ -248,7 +248,7 @@ func decide(
 /// by the average of the batch statistics of `images` (in batches of `batch`, in order, in
 /// training mode so that each layer sees inputs normalised by the new statistics of the layers
 /// below). Nothing but the `running_mean`/`running_variance` buffers changes.
-func adaptedBatchNorm<M: SegmentationModel>(
+public func adaptedBatchNorm<M: SegmentationModel>(
   _ model: M, images: [Tensor], batch: Int
 ) -> M {
   let names = model.parameterNames.filter {

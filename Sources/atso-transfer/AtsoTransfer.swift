@@ -12,6 +12,7 @@ struct AtsoTransfer: ParsableCommand {
     subcommands: [
       TransferCommand.self, ResumeCommand.self, MappingCommand.self, NiftiInfo.self,
       MedicalDice.self, DatasetCommand.self, TrainCommand.self,
-      EvaluateCommand.self, PredictCommand.self, DemoCommand.self, PredictVolume.self,
+      EvaluateCommand.self, PredictCommand.self, AdaptBNCommand.self, DemoCommand.self,
+      PredictVolume.self,
     ])
 }

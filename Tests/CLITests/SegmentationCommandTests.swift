@@ -62,6 +62,43 @@ private func errorText(_ body: () throws -> Void) -> String {
 
 @Suite("segmentation commands")
 struct SegmentationCommandTests {
+  @Test func adaptBNChangesOnlyTheRunningStatistics() throws {
+    let w = try Workspace("adabn")
+    defer { w.remove() }
+    let checkpoint = try w.train("run")
+    // Other images: the target domain (other lighting), unlabeled.
+    let target = w.root + "/target"
+    try SyntheticStreets.writeDataset(
+      domain: .target, root: target, split: "training", count: 3, seed: 5, width: 32, height: 16)
+    let output = w.root + "/adapted.safetensors"
+    var command = try AtsoTransfer.parseAsRoot([
+      "adapt-bn", "--checkpoint", checkpoint, "--dataset", "mapillary:\(target):training?unlabeled",
+      "--size", "16x32", "--output", output, "--batch", "2", "--threads", "1",
+    ])
+    try command.run()
+    let before = try Checkpoint.read(from: checkpoint)
+    let after = try Checkpoint.read(from: output)
+    #expect(after.description.classSetName == before.description.classSetName)
+    #expect(after.description.architecture == before.description.architecture)
+    var changed = 0
+    for name in before.names {
+      let a = try #require(before.tensors[name])
+      let b = try #require(after.tensors[name], "\(name) missing")
+      if name.hasSuffix("running_mean") || name.hasSuffix("running_variance") {
+        if a != b { changed += 1 }
+      } else {
+        #expect(a == b, "\(name) changed")
+      }
+    }
+    #expect(changed > 0)
+    #expect(throws: (any Error).self) {
+      try AtsoTransfer.parseAsRoot([
+        "adapt-bn", "--checkpoint", checkpoint, "--dataset", w.spec, "--size", "16x32",
+        "--output", checkpoint,
+      ])
+    }
+  }
+
   @Test func trainValidatesOptions() throws {
     let base = ["train", "--dataset", "camvid:x.txt", "--classes", "camvid-11", "--size", "8x8",
                 "--output", "/tmp/x"]
