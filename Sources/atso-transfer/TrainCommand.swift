@@ -24,6 +24,8 @@ struct SizeArgument: ExpressibleByArgument, Equatable {
 }
 
 /// The network families of `--model`.
+extension WeightInitialization: ExpressibleByArgument {}
+
 enum ModelKind: String, ExpressibleByArgument, CaseIterable {
   case unet, deeplab
 }
@@ -165,6 +167,14 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "The seed of the initialisation, data order and augmentation.")
   var seed: UInt64 = 0
 
+  @Option(
+    help: """
+      Convolution initialisation: he (N(0, 2/fan_in), biases 0) or pytorch (PyTorch's \
+      nn.Conv2d default, U(+-1/sqrt(fan_in)) for weights and biases, as the \
+      shared/bench/torch_camvid_train.py recipe).
+      """)
+  var initialization: WeightInitialization = .he
+
   @Option(help: "Compute threads (OpenBLAS and the kernels); default: OpenBLAS's.")
   var threads: Int?
 
@@ -287,7 +297,8 @@ struct TrainCommand: ParsableCommand {
         flipProbability: flip, ignoreIndex: ignore),
       batchSize: batch, totalSteps: steps, baseLearningRate: learningRate, momentum: momentum,
       weightDecay: weightDecay, seed: seed, checkpointInterval: checkpointEvery,
-      validationInterval: validateEvery, loaderWorkers: loaderThreads)
+      validationInterval: validateEvery, loaderWorkers: loaderThreads,
+      initialization: initialization)
     var reporter = ProgressReporter(interval: logEvery)
     reporter.line(
       "training \(configuration.architecture) on \(trainingSet.count) samples "

@@ -78,6 +78,46 @@ func referenceUNetSize() {
   #expect(logits.shape == [1, 16, 24, 19])
 }
 
+@Test("initialisation schemes: PyTorch's uniform bounds and He's standard deviation")
+func weightInitialization() throws {
+  var rng = SeededGenerator(seed: 2)
+  let he = UNet(using: &rng)
+  var pytorch = he
+  var draw = SeededGenerator(seed: 3)
+  pytorch.initialize(.pytorch, using: &draw)
+  let before = he.parameters
+  let after = pytorch.parameters
+  var convolutions = 0
+  for (name, tensor) in after {
+    let original = try #require(before[name])
+    if name.hasSuffix("weight") && tensor.rank == 4 {
+      convolutions += 1
+      let fanIn = Float(tensor.shape[0] * tensor.shape[1] * tensor.shape[2])
+      let bound = 1 / fanIn.squareRoot()
+      #expect(tensor.scalars.allSatisfy { abs($0) <= bound }, "\(name)")
+      let heStd = (original.scalars.map { Double($0 * $0) }.reduce(0, +)
+        / Double(original.count)).squareRoot()
+      let std = (tensor.scalars.map { Double($0 * $0) }.reduce(0, +) / Double(tensor.count))
+        .squareRoot()
+      if tensor.count >= 1000 {
+        #expect(abs(std / (Double(bound) / 3.0.squareRoot()) - 1) < 0.1, "\(name): \(std)")
+        #expect(abs(heStd / Double((2 / fanIn).squareRoot()) - 1) < 0.1, "\(name): \(heStd)")
+      }
+    } else if name == "head.bias" {
+      #expect(original.scalars.allSatisfy { $0 == 0 })
+      #expect(tensor.scalars.contains { $0 != 0 } && tensor.scalars.allSatisfy { abs($0) <= 0.25 })
+    } else {
+      #expect(tensor == original, "\(name): batch-norm tensors are left alone")
+    }
+  }
+  #expect(convolutions == 15)  // 7 blocks of two 3x3 convolutions and the 1x1 head
+  // Seeded: the same generator gives the same weights.
+  var again = he
+  var same = SeededGenerator(seed: 3)
+  again.initialize(.pytorch, using: &same)
+  #expect(again.parameters == after)
+}
+
 @Test("U-Net gradients match finite differences at spot-checked parameters")
 func unetGradients() {
   var rng = SeededGenerator(seed: 2)

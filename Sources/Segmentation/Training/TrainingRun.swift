@@ -33,6 +33,8 @@ public struct TrainingRunConfiguration: Sendable, Codable, Equatable {
   public var validationInterval: Int
   /// The data loader's background threads (results do not depend on it).
   public var loaderWorkers: Int
+  /// How the convolutions are initialised (``WeightInitialization/he`` unless set).
+  public var initialization: WeightInitialization
 
   /// Creates a configuration.
   public init(
@@ -40,7 +42,7 @@ public struct TrainingRunConfiguration: Sendable, Codable, Equatable {
     augmentation: AugmentationConfig, batchSize: Int, totalSteps: Int,
     baseLearningRate: Float = 0.01, momentum: Float = 0.9, weightDecay: Float = 5e-4,
     seed: UInt64 = 0, checkpointInterval: Int = 100, validationInterval: Int = 0,
-    loaderWorkers: Int = 1
+    loaderWorkers: Int = 1, initialization: WeightInitialization = .he
   ) {
     self.architecture = architecture
     self.classSetName = classSetName
@@ -55,6 +57,33 @@ public struct TrainingRunConfiguration: Sendable, Codable, Equatable {
     self.checkpointInterval = checkpointInterval
     self.validationInterval = validationInterval
     self.loaderWorkers = loaderWorkers
+    self.initialization = initialization
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case architecture, classSetName, ignoreIndex, augmentation, batchSize, totalSteps
+    case baseLearningRate, momentum, weightDecay, seed, checkpointInterval, validationInterval
+    case loaderWorkers, initialization
+  }
+
+  /// Decodes a configuration; `initialization` may be absent (files written before it existed).
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    architecture = try c.decode(ModelArchitecture.self, forKey: .architecture)
+    classSetName = try c.decode(String.self, forKey: .classSetName)
+    ignoreIndex = try c.decode(UInt8.self, forKey: .ignoreIndex)
+    augmentation = try c.decode(AugmentationConfig.self, forKey: .augmentation)
+    batchSize = try c.decode(Int.self, forKey: .batchSize)
+    totalSteps = try c.decode(Int.self, forKey: .totalSteps)
+    baseLearningRate = try c.decode(Float.self, forKey: .baseLearningRate)
+    momentum = try c.decode(Float.self, forKey: .momentum)
+    weightDecay = try c.decode(Float.self, forKey: .weightDecay)
+    seed = try c.decode(UInt64.self, forKey: .seed)
+    checkpointInterval = try c.decode(Int.self, forKey: .checkpointInterval)
+    validationInterval = try c.decode(Int.self, forKey: .validationInterval)
+    loaderWorkers = try c.decode(Int.self, forKey: .loaderWorkers)
+    initialization =
+      try c.decodeIfPresent(WeightInitialization.self, forKey: .initialization) ?? .he
   }
 
   /// The number of steps of `epochs` passes over `sampleCount` samples (incomplete last batches
@@ -189,7 +218,10 @@ public func runTraining(
   progress: (TrainingEvent) throws -> Void = { _ in }
 ) throws -> TrainingRunResult {
   var generator = SeededGenerator(seed: configuration.seed)
-  let model = configuration.architecture.makeModel(using: &generator)
+  var model = configuration.architecture.makeModel(using: &generator)
+  if configuration.initialization != .he {
+    model.initialize(configuration.initialization, using: &generator)
+  }
   return try runTraining(
     model, configuration, in: directory, training: training, validation: validation,
     modelClasses: modelClasses, resume: resume, generator: generator, progress: progress)
