@@ -338,8 +338,9 @@ public enum ImageOps {
 ///
 /// Applied in this order: resize to ``workingSize`` (bilinear image, antialiased when reducing
 /// unless ``antialias`` is off; nearest-neighbour label), random
-/// scale by a factor drawn from ``scaleRange``, random crop to ``cropSize`` (padding the image
-/// with the mean pixel and the label with ``ignoreIndex`` when the scaled image is smaller),
+/// scale by a factor drawn from ``scaleRange`` (plain bilinear), random crop to ``cropSize``
+/// (when the scaled image is smaller, it is placed at a random offset and padded: the image
+/// with the mean pixel, the label with ``ignoreIndex``),
 /// horizontal flip with ``flipProbability``, Gaussian blur with ``blurProbability`` and a sigma
 /// drawn from ``blurSigmaRange``, then ``normalization``.
 public struct AugmentationConfig: Sendable, Equatable, Codable {
@@ -436,30 +437,37 @@ public struct Augmenter: Sendable, Equatable {
     var label = sample.label?.values
     var size = original
 
-    func resize(to target: ImageSize) {
+    func resize(to target: ImageSize, antialias: Bool) {
       guard target != size else { return }
-      image = ImageOps.resizeBilinear(image, to: target, antialias: config.antialias)
+      image = ImageOps.resizeBilinear(image, to: target, antialias: antialias)
       if let l = label { label = ImageOps.resizeNearest(l, from: size, to: target) }
       size = target
     }
 
-    if let working = config.workingSize { resize(to: working) }
+    if let working = config.workingSize { resize(to: working, antialias: config.antialias) }
 
     let scaleDraw = generator.nextUniform()
     let range = config.scaleRange
     let scale = range.lowerBound + (range.upperBound - range.lowerBound) * scaleDraw
     if scale != 1 {
+      // Plain bilinear, as PyTorch's F.interpolate: the factors are mild (e.g. 0.75...1.25).
       resize(
         to: ImageSize(
           height: max(1, Int((Float(size.height) * scale).rounded())),
-          width: max(1, Int((Float(size.width) * scale).rounded()))))
+          width: max(1, Int((Float(size.width) * scale).rounded()))),
+        antialias: false)
     }
 
     let topDraw = generator.next()
     let leftDraw = generator.next()
     if let crop = config.cropSize {
-      let top = size.height > crop.height ? Int(topDraw % UInt64(size.height - crop.height + 1)) : 0
-      let left = size.width > crop.width ? Int(leftDraw % UInt64(size.width - crop.width + 1)) : 0
+      // A window inside a larger image, or a random placement of a smaller one in the padding.
+      func offset(_ draw: UInt64, _ length: Int, _ window: Int) -> Int {
+        length >= window
+          ? Int(draw % UInt64(length - window + 1)) : -Int(draw % UInt64(window - length + 1))
+      }
+      let top = offset(topDraw, size.height, crop.height)
+      let left = offset(leftDraw, size.width, crop.width)
       image = ImageOps.cropped(
         image, top: top, left: left, size: crop, fill: config.normalization.meanPixel)
       if let l = label {

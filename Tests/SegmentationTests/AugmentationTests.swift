@@ -117,6 +117,7 @@ struct AugmentationTests {
       ignoreIndex: 250)
     var generator = SeededGenerator(seed: 5)
     var flips = 0
+    var padTops: Set<Int> = []
     for _ in 0..<20 {
       let out = Augmenter(config).apply(sample, using: &generator)
       #expect(out.image.shape == [12, 7, 3])
@@ -131,11 +132,18 @@ struct AugmentationTests {
           #expect(abs(out.image.scalars[3 * i + 2] * 255 - 200) < 1e-3)
         }
       }
-      // Rows 8...11 are padding (the source has 8 rows).
-      #expect(label[(8 * 7)...].allSatisfy { $0 == 250 })
-      if label[0] != 250 && label[1] != 250 && label[0] > label[1] { flips += 1 }
+      // 4 of the 12 rows are padding (the source has 8 rows), above and below at a random
+      // offset: the 8 image rows are contiguous.
+      let rows = (0..<12).filter { r in label[(r * 7)..<(r * 7 + 7)].allSatisfy { $0 == 250 } }
+      #expect(rows.count == 4)
+      let top = rows.filter { $0 < 4 }.count
+      #expect(rows == Array(0..<top) + Array((8 + top)..<12), "\(rows)")
+      padTops.insert(top)
+      let first = top * 7
+      if label[first] > label[first + 1] { flips += 1 }
     }
     #expect(flips > 0 && flips < 20)
+    #expect(padTops.count > 1, "the image is placed at random offsets in the padding")
   }
 
   @Test("random scale resizes label with nearest, image with bilinear; draws are seeded")
