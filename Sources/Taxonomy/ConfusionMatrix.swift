@@ -55,61 +55,18 @@ public struct ConfusionMatrix: Sendable, Equatable {
 
   /// Counts every pixel pair of two label arrays (accumulates).
   ///
-  /// One pass at memory speed: two 256-entry tables turn raw values into row and column
-  /// positions, then `histogram[row * columnCount + column] += 1` (over four interleaved
-  /// copies of the histogram). Run images in parallel into separate matrices and ``merge(_:)``
-  /// them.
+  /// One pass at memory speed through a ``RawPairHistogram`` (runs of one value pair counted
+  /// eight pixels at a time), then the 256 x 256 bins are folded into the class rows and
+  /// columns. Run images in parallel into separate matrices and ``merge(_:)`` them.
   /// - Precondition: `groundTruth.count == prediction.count`.
   public mutating func accumulate(groundTruth: [UInt8], prediction: [UInt8]) {
-    precondition(
-      groundTruth.count == prediction.count,
-      "label arrays differ in size: \(groundTruth.count) vs \(prediction.count)")
-    var rowOf = [Int32](repeating: Int32(voidRow), count: 256)
-    for (position, semanticClass) in groundTruthClasses.classes.enumerated() {
-      rowOf[semanticClass.id] = Int32(position)
-    }
-    var columnOf = [Int32](repeating: Int32(voidColumn), count: 256)
-    for (position, semanticClass) in predictionClasses.classes.enumerated() {
-      columnOf[semanticClass.id] = Int32(position)
-    }
-    let columns = Int32(columnCount)
-    // Flat index of each raw (gt, pred) byte pair: rowOf[gt] * columns + columnOf[pred].
-    let flatOfRow = rowOf.map { $0 * columns }
-    // Four interleaved sub-histograms (pixel i -> copy i % 4): label maps come in runs of one
-    // value, and consecutive increments of one counter would wait on each other.
-    let bins = counts.count
-    var partial = [Int64](repeating: 0, count: 4 * bins)
-    partial.withUnsafeMutableBufferPointer { histogram in
-      flatOfRow.withUnsafeBufferPointer { rowBase in
-        columnOf.withUnsafeBufferPointer { columnIndex in
-          groundTruth.withUnsafeBufferPointer { gt in
-            prediction.withUnsafeBufferPointer { pred in
-              let n = gt.count
-              var i = 0
-              while i + 4 <= n {
-                histogram[Int(rowBase[Int(gt[i])] + columnIndex[Int(pred[i])])] &+= 1
-                histogram[bins + Int(rowBase[Int(gt[i + 1])] + columnIndex[Int(pred[i + 1])])] &+= 1
-                histogram[
-                  2 * bins + Int(rowBase[Int(gt[i + 2])] + columnIndex[Int(pred[i + 2])])] &+= 1
-                histogram[
-                  3 * bins + Int(rowBase[Int(gt[i + 3])] + columnIndex[Int(pred[i + 3])])] &+= 1
-                i += 4
-              }
-              while i < n {
-                histogram[Int(rowBase[Int(gt[i])] + columnIndex[Int(pred[i])])] &+= 1
-                i += 1
-              }
-            }
-          }
-        }
-      }
-    }
-    for bin in 0..<bins {
-      counts[bin] &+=
-        partial[bin] &+ partial[bins + bin] &+ partial[2 * bins + bin]
-        &+ partial[3 * bins + bin]
-    }
+    var histogram = RawPairHistogram()
+    histogram.add(groundTruth: groundTruth, prediction: prediction)
+    accumulate(histogram)
   }
+
+  /// Adds `count` to the flat bin `index` (row-major).
+  mutating func addCount(_ count: Int64, at index: Int) { counts[index] &+= count }
 
   /// Adds the counts of `other` (for parallel accumulation).
   /// - Precondition: both matrices use the same class sets.

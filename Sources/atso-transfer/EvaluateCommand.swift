@@ -37,9 +37,6 @@ enum LabelEvaluation {
   /// Reads one label file and checks its values against a class set.
   static func readChecked(_ path: String, classes: ClassSet, role: String) throws -> LabelImage {
     let label = try ImageFile.readLabel(at: path)
-    var known = [Bool](repeating: false, count: 256)
-    for c in classes.classes { known[c.id] = true }
-    known[classes.ignoreIndex] = true
     // One tight pass marks the values present; the class check then looks at 256 flags, not
     // at every pixel through a closure.
     var present = [Bool](repeating: false, count: 256)
@@ -48,12 +45,20 @@ enum LabelEvaluation {
         for v in values { flags[Int(v)] = true }
       }
     }
+    try check(present, path: path, classes: classes, role: role)
+    return label
+  }
+
+  /// Throws if a value flagged in `present` is neither a class of `classes` nor its ignore value.
+  static func check(_ present: [Bool], path: String, classes: ClassSet, role: String) throws {
+    var known = [Bool](repeating: false, count: 256)
+    for c in classes.classes { known[c.id] = true }
+    known[classes.ignoreIndex] = true
     if let bad = (0..<256).first(where: { present[$0] && !known[$0] }) {
       throw SegmentationCommandError(
         description: "\(path): \(role) label value \(bad) is not a class of \(classes.name) "
           + "(nor its ignore value \(classes.ignoreIndex))")
     }
-    return label
   }
 
   /// Accumulates every pair into one matrix (ground truth rows in `truthClasses`, prediction
@@ -70,20 +75,30 @@ enum LabelEvaluation {
     let width = max(1, min(workers, pairs.count))
     DispatchQueue.concurrentPerform(iterations: width) { worker in
       var partial = ConfusionMatrix(groundTruth: truthClasses, prediction: predictionClasses)
+      // One raw-pair histogram per image (reused): its bins tell which values occur, so each
+      // file's values are checked without another pass over its pixels.
+      var histogram = RawPairHistogram()
       var index = worker
       while index < pairs.count {
         let pair = pairs[index]
         do {
-          let truth = try readChecked(pair.truth, classes: truthClasses, role: "ground-truth")
-          let prediction = try readChecked(
-            pair.prediction, classes: predictionClasses, role: "prediction")
+          let truth = try ImageFile.readLabel(at: pair.truth)
+          let prediction = try ImageFile.readLabel(at: pair.prediction)
           guard truth.width == prediction.width, truth.height == prediction.height else {
             throw SegmentationCommandError(
               description: "\(pair.prediction): prediction is \(prediction.width)x"
                 + "\(prediction.height) but the ground truth \(pair.truth) is "
                 + "\(truth.width)x\(truth.height)")
           }
-          partial.accumulate(groundTruth: truth.values, prediction: prediction.values)
+          histogram.removeAll()
+          histogram.add(groundTruth: truth.values, prediction: prediction.values)
+          try check(
+            histogram.groundTruthValues, path: pair.truth, classes: truthClasses,
+            role: "ground-truth")
+          try check(
+            histogram.predictionValues, path: pair.prediction, classes: predictionClasses,
+            role: "prediction")
+          partial.accumulate(histogram)
         } catch {
           collector.fail(index, error)
           return

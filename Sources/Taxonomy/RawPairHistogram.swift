@@ -1,0 +1,125 @@
+/// Pixel counts of raw (ground-truth value, predicted value) byte pairs: 256 x 256 bins.
+///
+/// The fast first step of scoring label maps: one pass over the two arrays at memory speed,
+/// independent of the class sets. Label maps are made of long runs of one (truth, prediction)
+/// pair, so the pass counts runs: eight pixels at a time are compared with the current pair as
+/// two 64-bit words, and a bin is touched only when the pair changes. Which values occur (to
+/// refuse values that are not classes) and the ``ConfusionMatrix`` both follow from the bins.
+public struct RawPairHistogram: Sendable, Equatable {
+  /// `counts[truth << 8 | prediction]`.
+  public private(set) var counts: [UInt64]
+
+  /// An empty histogram.
+  public init() { counts = [UInt64](repeating: 0, count: 65536) }
+
+  /// The count of pixels with ground truth `truth` predicted as `prediction`.
+  public subscript(truth: UInt8, prediction: UInt8) -> UInt64 {
+    counts[Int(truth) << 8 | Int(prediction)]
+  }
+
+  /// Sets every bin to 0 (reuse one histogram for many images).
+  public mutating func removeAll() {
+    counts.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+  }
+
+  /// Counts every pixel pair of two label arrays (accumulates).
+  /// - Precondition: `groundTruth.count == prediction.count`.
+  public mutating func add(groundTruth: [UInt8], prediction: [UInt8]) {
+    precondition(
+      groundTruth.count == prediction.count,
+      "label arrays differ in size: \(groundTruth.count) vs \(prediction.count)")
+    guard !groundTruth.isEmpty else { return }
+    groundTruth.withUnsafeBufferPointer { gt in
+      prediction.withUnsafeBufferPointer { pr in
+        counts.withUnsafeMutableBufferPointer { bins in
+          let n = gt.count
+          let gtBytes = UnsafeRawPointer(gt.baseAddress!)
+          let prBytes = UnsafeRawPointer(pr.baseAddress!)
+          let spread: UInt64 = 0x0101_0101_0101_0101
+          var key = Int(gt[0]) << 8 | Int(pr[0])
+          var gtWord = UInt64(gt[0]) &* spread
+          var prWord = UInt64(pr[0]) &* spread
+          var run: UInt64 = 0
+          var i = 0
+          while i + 8 <= n {
+            if gtBytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) == gtWord
+              && prBytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) == prWord
+            {
+              run &+= 8
+              i += 8
+              continue
+            }
+            for j in i..<(i + 8) {
+              let k = Int(gt[j]) << 8 | Int(pr[j])
+              if k == key {
+                run &+= 1
+              } else {
+                bins[key] &+= run
+                key = k
+                run = 1
+              }
+            }
+            gtWord = UInt64(key >> 8) &* spread
+            prWord = UInt64(key & 255) &* spread
+            i += 8
+          }
+          while i < n {
+            let k = Int(gt[i]) << 8 | Int(pr[i])
+            if k == key {
+              run &+= 1
+            } else {
+              bins[key] &+= run
+              key = k
+              run = 1
+            }
+            i += 1
+          }
+          bins[key] &+= run
+        }
+      }
+    }
+  }
+
+  /// Which ground-truth values (index) occur in at least one pixel.
+  public var groundTruthValues: [Bool] {
+    counts.withUnsafeBufferPointer { bins in
+      (0..<256).map { row in (0..<256).contains { bins[row << 8 | $0] != 0 } }
+    }
+  }
+
+  /// Which predicted values (index) occur in at least one pixel.
+  public var predictionValues: [Bool] {
+    var present = [Bool](repeating: false, count: 256)
+    counts.withUnsafeBufferPointer { bins in
+      for row in 0..<256 {
+        for column in 0..<256 where bins[row << 8 | column] != 0 { present[column] = true }
+      }
+    }
+    return present
+  }
+}
+
+extension ConfusionMatrix {
+  /// Adds the counts of a raw-pair histogram: value pairs go to the rows and columns of their
+  /// classes (values that are no class to the void row or column).
+  public mutating func accumulate(_ histogram: RawPairHistogram) {
+    var rowOf = [Int](repeating: voidRow, count: 256)
+    for (position, semanticClass) in groundTruthClasses.classes.enumerated() {
+      rowOf[semanticClass.id] = position
+    }
+    var columnOf = [Int](repeating: voidColumn, count: 256)
+    for (position, semanticClass) in predictionClasses.classes.enumerated() {
+      columnOf[semanticClass.id] = position
+    }
+    let columns = columnCount
+    histogram.counts.withUnsafeBufferPointer { bins in
+      for truth in 0..<256 {
+        let rowBase = rowOf[truth] * columns
+        for prediction in 0..<256 {
+          let count = bins[truth << 8 | prediction]
+          if count != 0 { addCount(Int64(count), at: rowBase + columnOf[prediction]) }
+        }
+      }
+    }
+  }
+}

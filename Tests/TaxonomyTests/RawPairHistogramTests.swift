@@ -1,0 +1,56 @@
+import Tensor
+import Testing
+@testable import Taxonomy
+
+/// Label maps of runs of random length (1...40) of random pairs, some values repeated often.
+private func runs(count: Int, seed: UInt64) -> (truth: [UInt8], prediction: [UInt8]) {
+  var generator = SeededGenerator(seed: seed)
+  var truth: [UInt8] = []
+  var prediction: [UInt8] = []
+  while truth.count < count {
+    let length = min(count - truth.count, 1 + Int(generator.next() % 40))
+    let t = UInt8(generator.next() % 6 == 0 ? 255 : generator.next() % 8)
+    let p = UInt8(generator.next() % 3 == 0 ? t : UInt8(generator.next() % 256))
+    truth += [UInt8](repeating: t, count: length)
+    prediction += [UInt8](repeating: p, count: length)
+  }
+  return (truth, prediction)
+}
+
+@Test("raw pair counts equal a naive count, for runs and any length (not a multiple of 8)")
+func rawPairHistogramMatchesNaive() {
+  for (count, seed) in [(0, 1), (1, 2), (7, 3), (8, 4), (9, 5), (1000, 6), (4099, 7)] as [(Int, UInt64)] {
+    var (truth, prediction) = runs(count: count, seed: seed)
+    if count > 20 {  // isolated changes inside runs and in the tail
+      truth[count / 2] = 3
+      prediction[count - 1] = 200
+    }
+    var naive = [UInt64](repeating: 0, count: 65536)
+    for (t, p) in zip(truth, prediction) { naive[Int(t) << 8 | Int(p)] += 1 }
+    var histogram = RawPairHistogram()
+    histogram.add(groundTruth: truth, prediction: prediction)
+    #expect(histogram.counts == naive, "\(count) pixels")
+    #expect(histogram.groundTruthValues == (0..<256).map { v in truth.contains(UInt8(v)) })
+    #expect(histogram.predictionValues == (0..<256).map { v in prediction.contains(UInt8(v)) })
+    histogram.add(groundTruth: truth, prediction: prediction)
+    #expect(histogram.counts == naive.map { 2 * $0 })
+    histogram.removeAll()
+    #expect(histogram.counts.allSatisfy { $0 == 0 })
+  }
+}
+
+@Test("the confusion matrix from a raw histogram puts unknown values in the void row/column")
+func confusionFromRawHistogram() throws {
+  let classes = try abcd()
+  let (truth, prediction) = runs(count: 5000, seed: 9)
+  var matrix = ConfusionMatrix(classes: classes)
+  matrix.accumulate(groundTruth: truth, prediction: prediction)
+  var expected = [Int64](repeating: 0, count: matrix.counts.count)
+  for (t, p) in zip(truth, prediction) {
+    let row = classes.position(ofID: Int(t)) ?? matrix.voidRow
+    let column = classes.position(ofID: Int(p)) ?? matrix.voidColumn
+    expected[row * matrix.columnCount + column] += 1
+  }
+  #expect(matrix.counts == expected)
+  #expect(matrix.total == 5000)
+}
