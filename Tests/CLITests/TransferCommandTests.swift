@@ -89,9 +89,9 @@ let missingSource = TransferError.invalidConfiguration(
 @Test("transfer --dry-run needs no backend; a real run without datasets names the missing key")
 func transferRunWithoutBackend() throws {
   let directory = NSTemporaryDirectory() + "cli-nobackend-\(UUID().uuidString)"
-  var dry = try parseTransfer(["-o", directory, "--dry-run"])
+  let dry = try parseTransfer(["-o", directory, "--dry-run"])
   try dry.run()
-  var command = try parseTransfer(["-o", directory])
+  let command = try parseTransfer(["-o", directory])
   #expect(throws: missingSource) { try command.run() }
   #expect(!FileManager.default.fileExists(atPath: directory))
 }
@@ -109,7 +109,7 @@ func resumeParsing() throws {
   }
   try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
   try TransferConfiguration(runDirectory: directory).save(to: directory + "/configuration.json")
-  var command = try #require(try AtsoTransfer.parseAsRoot(["resume", directory]) as? ResumeCommand)
+  let command = try #require(try AtsoTransfer.parseAsRoot(["resume", directory]) as? ResumeCommand)
   #expect(command.runDirectory == directory)
   #expect(throws: missingSource) { try command.run() }
   #expect(AtsoTransfer.helpMessage(for: ResumeCommand.self).contains("kill -9"))

@@ -39,7 +39,7 @@ func killNineAndResume() throws {
   try configuration.save(to: file)
 
   let reference = root + "/reference"
-  var command = try #require(
+  let command = try #require(
     try AtsoTransfer.parseAsRoot(["transfer", "--config", file, "-o", reference])
       as? TransferCommand)
   try command.run()

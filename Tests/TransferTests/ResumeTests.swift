@@ -22,7 +22,8 @@ func referenceRun() throws -> ReferenceRun {
   let (run, backend, _) = try runFresh(resumeConfiguration, name: "reference")
   var files: [String: Data] = [:]
   for name in resultFiles {
-    files[name] = try #require(FileManager.default.contents(atPath: run.directory + "/" + name))
+    let data: Data? = FileManager.default.contents(atPath: run.directory + "/" + name)
+    files[name] = try #require(data, "\(name) missing")
   }
   return ReferenceRun(directory: run.directory, calls: backend.calls, files: files)
 }
