@@ -8,7 +8,10 @@ import Testing
 
 /// Writes a tiny Decathlon dataset: `count` cases of 16x16x12 with a bright ellipsoid blob whose
 /// lower half is class 1 and upper half class 2, at a case-dependent position, plus noise.
-func makeBlobDataset(count: Int, seed: UInt64) throws -> String {
+/// `prefix` names the cases; `brightness` scales the blob intensities (another "scanner").
+func makeBlobDataset(
+  count: Int, seed: UInt64, prefix: String = "blob", brightness: Float = 1
+) throws -> String {
   let root = temporaryDirectory("blobs")
   let manager = FileManager.default
   try manager.createDirectory(atPath: root + "/imagesTr", withIntermediateDirectories: true)
@@ -31,14 +34,14 @@ func makeBlobDataset(count: Int, seed: UInt64) throws -> String {
           let noise = Float(generator.next() % 1000) / 1000 * 0.3
           if d <= 1 {
             labels[i] = Double(z) < center[2] ? 1 : 2
-            image[i] = (labels[i] == 1 ? 0.7 : 1.0) + noise
+            image[i] = (labels[i] == 1 ? 0.7 : 1.0) * brightness + noise
           } else {
             image[i] = noise
           }
         }
       }
     }
-    let name = String(format: "blob_%03d", c)
+    let name = prefix + String(format: "_%03d", c)
     try NIfTI.write(
       Volume(geometry: geometry, voxels: image), to: root + "/imagesTr/\(name).nii.gz")
     try NIfTI.write(
@@ -152,6 +155,55 @@ struct VolumeBackendTests {
     #expect(resumed.executedJobs.allSatisfy { $0.contains("final") })
     let again = try String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8)
     #expect(again == metrics)
+  }
+
+  @Test("transfer setting: S from one dataset, R and E from another; AdaBN and CBST labels")
+  func transferSetting() throws {
+    let source = try makeBlobDataset(count: 3, seed: 3)
+    let target = try makeBlobDataset(count: 5, seed: 4, prefix: "dim", brightness: 0.6)
+    let options = [
+      "kind": "volume", "dataset": source, "target": target, "labeled-fraction": "1",
+      "test-cases": "2", "widths": "4,8", "iterations": "40", "fine-tune-iterations": "10",
+      "batch-size": "4", "learning-rate": "0.05",
+    ]
+    var configuration = TransferConfiguration(
+      seed: 6, schedules: [.atso], folds: 2, generations: 1, backend: options, previews: 1)
+    configuration.pseudoLabels.adaptBatchNorm = true
+    configuration.pseudoLabels.classBalancedPortion = 0.5
+    let backend = try VolumeBackend(options: options)
+    #expect(backend.split.labeled == ["blob_000", "blob_001", "blob_002"])
+    #expect(backend.split.reference.count == 3 && backend.split.test.count == 2)
+    #expect((backend.split.reference + backend.split.test).allSatisfy { $0.hasPrefix("dim_") })
+    let directory = temporaryDirectory("transfer")
+    let run = try TransferRun.start(
+      configuration: configuration, directory: directory, backend: backend)
+    let records = try run.execute()
+    #expect(records.count == 1 + 2 + 1)
+    // Every label set came from an AdaBN copy whose statistics are exactly its units' images.
+    var adapted = 0
+    for step in try FileManager.default.contentsOfDirectory(atPath: directory + "/steps") {
+      let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/steps/" + step))
+      let record = try JSONDecoder().decode(StepRecord.self, from: data)
+      if let model = record.model, let units = model.batchNormAdaptedOn {
+        adapted += 1
+        #expect(Set(units).isSubset(of: Set(backend.split.reference)))
+      }
+      if let labels = record.labelSet {
+        #expect(labels.labeler.hasSuffix("-adabn"), "\(labels.id) labeled by \(labels.labeler)")
+        // Class-balanced thresholds leave low-confidence voxels as ignore (255).
+        var ignored = 0
+        var total = 0
+        for unit in labels.units {
+          let volume = try NIfTI.readLabels(directory + "/\(labels.directory)/\(unit).nii.gz")
+          ignored += volume.voxels.filter { $0 == 255 }.count
+          total += volume.voxels.count
+          #expect(volume.voxels.allSatisfy { $0 <= 2 || $0 == 255 })
+        }
+        #expect(ignored > 0 && ignored < total, "\(labels.id): \(ignored) of \(total) ignored")
+      }
+    }
+    #expect(adapted == 4)  // two folds of generation 1, two for the final labels
+    #expect(FileManager.default.fileExists(atPath: directory + "/predictions.png"))
   }
 
   @Test("super-class level: reduce loss fine-tuning and Dice of the merged structure")
