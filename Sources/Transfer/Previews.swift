@@ -137,7 +137,7 @@ public struct ContactSheet: Sendable {
     let columnWidth = max(panelWidth, columns.map { BitmapFont.width(of: $0) }.max() ?? 0)
     let width = max(
       2 * Layout.margin + columns.count * columnWidth + max(0, columns.count - 1) * Layout.gap,
-      2 * Layout.margin + legendWidth(wrapAt: nil))
+      2 * Layout.margin + legendWidth)
     let legendLines = legendRows(width: width - 2 * Layout.margin).count
     let height =
       Layout.margin + Layout.line + rows.count * (Layout.line + panelHeight + Layout.gap)
@@ -188,9 +188,8 @@ public struct ContactSheet: Sendable {
 
   func entryWidth(_ name: String) -> Int { BitmapFont.height + 4 + BitmapFont.width(of: name) + 12 }
 
-  func legendWidth(wrapAt: Int?) -> Int {
-    min(legend.map { entryWidth($0.name) }.reduce(0, +), wrapAt ?? 640)
-  }
+  /// The legend's width on one line, at most 640 pixels (longer legends wrap).
+  var legendWidth: Int { min(legend.map { entryWidth($0.name) }.reduce(0, +), 640) }
 
   /// The legend entries broken into lines of at most `width` pixels.
   func legendRows(width: Int) -> [[(name: String, color: RGB)]] {
