@@ -3,7 +3,9 @@
 /// The fast first step of scoring label maps: one pass over the two arrays at memory speed,
 /// independent of the class sets. Label maps are made of long runs of one (truth, prediction)
 /// pair, so the pass counts runs: eight pixels at a time are compared with the current pair as
-/// two 64-bit words, and a bin is touched only when the pair changes. Which values occur (to
+/// two 64-bit words, the run's length inside them is the count of trailing equal bytes, and a
+/// bin is touched only when the pair changes; stretches of noise (runs under 4 pixels) are
+/// counted pixel by pixel. Which values occur (to
 /// refuse values that are not classes) and the ``ConfusionMatrix`` both follow from the bins.
 public struct RawPairHistogram: Sendable, Equatable {
   /// `counts[truth << 8 | prediction]`.
@@ -41,27 +43,46 @@ public struct RawPairHistogram: Sendable, Equatable {
           var prWord = UInt64(pr[0]) &* spread
           var run: UInt64 = 0
           var i = 0
+          @inline(__always) func differences(at offset: Int) -> UInt64 {
+            (UInt64(littleEndian: gtBytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+              ^ gtWord)
+              | (UInt64(littleEndian: prBytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                ^ prWord)
+          }
           while i + 8 <= n {
-            if gtBytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) == gtWord
-              && prBytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) == prWord
-            {
+            // Byte k of `x` is non-zero where pixel i + k differs from the current pair (little
+            // endian), so its trailing zero bytes continue the run.
+            let x = differences(at: i)
+            if x == 0 {
               run &+= 8
               i += 8
               continue
             }
-            for j in i..<(i + 8) {
-              let k = Int(gt[j]) << 8 | Int(pr[j])
-              if k == key {
-                run &+= 1
-              } else {
-                bins[key] &+= run
-                key = k
-                run = 1
-              }
+            let same = x.trailingZeroBitCount >> 3
+            if same > 0 {
+              run &+= UInt64(same)
+              i += same
+              continue
             }
+            // Pixel i starts a new pair.
+            bins[key] &+= run
+            key = Int(gt[i]) << 8 | Int(pr[i])
             gtWord = UInt64(key >> 8) &* spread
             prWord = UInt64(key & 255) &* spread
-            i += 8
+            let next = differences(at: i)
+            let length = next == 0 ? 8 : next.trailingZeroBitCount >> 3
+            if length >= 4 {
+              run = UInt64(length)
+              i += length
+            } else {
+              // Noise (runs shorter than 4): count these 8 pixels one by one, no run kept.
+              for j in i..<(i + 8) { bins[Int(gt[j]) << 8 | Int(pr[j])] &+= 1 }
+              i += 8
+              key = Int(gt[i - 1]) << 8 | Int(pr[i - 1])
+              gtWord = UInt64(key >> 8) &* spread
+              prWord = UInt64(key & 255) &* spread
+              run = 0
+            }
           }
           while i < n {
             let k = Int(gt[i]) << 8 | Int(pr[i])

@@ -25,6 +25,13 @@ func rawPairHistogramMatchesNaive() {
       truth[count / 2] = 3
       prediction[count - 1] = 200
     }
+    if count > 1000 {  // a stretch of salt-and-pepper noise (a new pair at every pixel)
+      var generator = SeededGenerator(seed: seed)
+      for i in 100..<600 {
+        truth[i] = UInt8(generator.next() % 256)
+        prediction[i] = UInt8(generator.next() % 256)
+      }
+    }
     var naive = [UInt64](repeating: 0, count: 65536)
     for (t, p) in zip(truth, prediction) { naive[Int(t) << 8 | Int(p)] += 1 }
     var histogram = RawPairHistogram()
