@@ -234,7 +234,8 @@ public final class SegmentationBackend: TransferBackend {
   public func trainSource(_ request: SourceTrainingRequest) throws {
     let start = Date()
     var generator = SeededGenerator(seed: request.seed)
-    let model = architecture(network: request.network).makeModel(using: &generator)
+    var model = architecture(network: request.network).makeModel(using: &generator)
+    if options.initialization != .he { model.initialize(options.initialization, using: &generator) }
     let (trained, summary) = try trainModel(
       model, labeled: labeledItems, pseudo: [], settings: settings, seed: generator.next(),
       kind: "source")

@@ -25,6 +25,7 @@ import Segmentation
 /// | `momentum`, `weight-decay` | SGD settings | `0.9`, `0.0001` |
 /// | `pseudo-share` | portion of each fine-tuning batch drawn from the pseudo-labeled units | `0.5` |
 /// | `flip` | horizontal flip probability in training | `0.5` |
+/// | `initialization` | convolution initialisation of new networks: `he` or `pytorch` | `he` |
 /// | `threads` | kernel (OpenBLAS) threads | unchanged |
 /// | `mappings` | the `mappings/` directory | located by ``MappingLibrary/locateDirectory`` |
 /// | `model.<network>`, `widths.<network>` | per-network overrides (stage `network=<name>`) | |
@@ -50,6 +51,7 @@ public struct SegmentationBackendOptions: Sendable, Equatable {
   public var weightDecay: Float
   public var pseudoShare: Double
   public var flipProbability: Float
+  public var initialization: WeightInitialization
   public var threads: Int?
   public var mappings: String?
   /// Per-network overrides: `network name -> (model, widths)`.
@@ -61,7 +63,7 @@ public struct SegmentationBackendOptions: Sendable, Equatable {
     "kind", "source", "labeled-fraction", "split-seed", "reference", "test", "classes", "model",
     "widths", "size", "batch", "source-iterations", "finetune-iterations", "learning-rate",
     "finetune-learning-rate", "momentum", "weight-decay", "pseudo-share", "flip", "threads",
-    "mappings",
+    "mappings", "initialization",
   ]
 
   /// A one-line-per-key help text for `--help`.
@@ -86,6 +88,7 @@ public struct SegmentationBackendOptions: Sendable, Equatable {
     weight-decay=W         (0.0001)
     pseudo-share=P         batch share of pseudo labels (0.5)
     flip=P                 horizontal flip probability (0.5)
+    initialization=he|pytorch   conv init of new networks (he)
     threads=N              kernel threads
     mappings=DIR           the mappings/ folder
     model.NET=, widths.NET=    overrides for stage network NET
@@ -170,6 +173,11 @@ public struct SegmentationBackendOptions: Sendable, Equatable {
     weightDecay = try number("weight-decay", Float(1e-4), { $0 >= 0 }, "non-negative")
     pseudoShare = try number("pseudo-share", 0.5, { $0 >= 0 && $0 <= 1 }, "in [0, 1]")
     flipProbability = try number("flip", Float(0.5), { $0 >= 0 && $0 <= 1 }, "in [0, 1]")
+    let initializationText = options["initialization"] ?? "he"
+    guard let initialization = WeightInitialization(rawValue: initializationText) else {
+      throw fail("initialization", "'\(initializationText)' is not he or pytorch")
+    }
+    self.initialization = initialization
     threads = options["threads"] == nil ? nil : try number("threads", 1, { $0 >= 1 }, "a count")
     mappings = options["mappings"]
     networkModels = [:]

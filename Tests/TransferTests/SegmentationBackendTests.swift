@@ -78,6 +78,11 @@ func segmentationOptions() throws {
   let parsed = try SegmentationBackendOptions(tinyOptions(["widths.target": "2,4"]))
   #expect(parsed.size == ImageSize(height: 32, width: 48))
   #expect(parsed.networkWidths == ["target": [2, 4]])
+  #expect(parsed.initialization == .he)
+  #expect(try SegmentationBackendOptions(tinyOptions(["initialization": "pytorch"])).initialization == .pytorch)
+  #expect(throws: TransferError.invalidConfiguration(
+    file: "configuration", key: "backend.initialization", reason: "'xavier' is not he or pytorch")
+  ) { try SegmentationBackendOptions(tinyOptions(["initialization": "xavier"])) }
   for key in SegmentationBackendOptions.keys where key != "kind" {
     #expect(SegmentationBackendOptions.help.contains("\(key)="), "\(key) missing from the help")
   }
