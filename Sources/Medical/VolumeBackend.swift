@@ -468,7 +468,7 @@ public final class VolumeBackend: TransferBackend {
     guard !picks.isEmpty else { return false }
     let tables = try levelTables(request.level)
     let classes = try levelClassSet(request.level)
-    let colors = classColors(classes)
+    let colors = classes.displayColors
     let networks = try request.models.map { try ViewNetworks.read(from: $0.checkpoint) }
     var slices: [(caption: String, image: [Float], maps: [[UInt8]], width: Int, height: Int)] = []
     for unit in picks {
@@ -523,7 +523,7 @@ public final class VolumeBackend: TransferBackend {
         panels: [padded(gray)]
           + item.maps.map {
             padded(
-              ContactSheet.colorize($0, width: item.width, height: item.height, colors: colors)
+              LabelImage(width: item.width, height: item.height, values: $0).colorized(colors)
                 .pixels)
           })
     }

@@ -38,22 +38,6 @@ public func evenlySpacedIndices(count: Int, total: Int) -> [Int] {
   return (0..<count).map { $0 * total / count }
 }
 
-/// The colours of a class set's ids: the class set's own colours, a fixed fallback palette for
-/// classes without one, black for ignored pixels (255 and every id without a class).
-public func classColors(_ classes: ClassSet) -> [RGB] {
-  var colors = [RGB](repeating: .black, count: 256)
-  for (index, semantic) in classes.classes.enumerated() where (0..<255).contains(semantic.id) {
-    if let c = semantic.color {
-      colors[semantic.id] = RGB(c.red, c.green, c.blue)
-    } else {
-      // Well-spread hues from the golden angle; never black.
-      let hue = Double(index) * 137.508
-      colors[semantic.id] = RGB(hue: hue.truncatingRemainder(dividingBy: 360))
-    }
-  }
-  return colors
-}
-
 /// A contact sheet: a grid of equally sized panels (one row per unit, one column per kind of
 /// picture) with column titles, a caption per row, and a legend of the classes shown.
 ///
@@ -78,29 +62,15 @@ public struct ContactSheet: Sendable {
     rows.append((caption, panels))
   }
 
-  /// Colourises a label map with `colors` (256 entries).
-  public static func colorize(_ labels: [UInt8], width: Int, height: Int, colors: [RGB])
-    -> RGBImage
-  {
-    var pixels = [UInt8](repeating: 0, count: 3 * labels.count)
-    for (i, value) in labels.enumerated() {
-      let c = colors[Int(value)]
-      pixels[3 * i] = c.red
-      pixels[3 * i + 1] = c.green
-      pixels[3 * i + 2] = c.blue
-    }
-    return RGBImage(width: width, height: height, pixels: pixels)
-  }
-
   /// The legend entries of the ids present in `labels` (ids of `classes` only), in id order.
-  public static func legend(for labels: [[UInt8]], classes: ClassSet, colors: [RGB])
+  public static func legend(for labels: [[UInt8]], classes: ClassSet, colors: [PaletteColor])
     -> [(name: String, color: RGB)]
   {
     var present = [Bool](repeating: false, count: 256)
     for map in labels { for value in map { present[Int(value)] = true } }
     return classes.classes.filter { (0..<255).contains($0.id) && present[$0.id] }
       .sorted { $0.id < $1.id }
-      .map { ($0.name, colors[$0.id]) }
+      .map { ($0.name, RGB(colors[$0.id])) }
   }
 
   /// Where things go: the panel scale and the origin of every panel.
@@ -212,23 +182,6 @@ public struct ContactSheet: Sendable {
 }
 
 extension RGB {
-  /// A saturated colour of `hue` degrees (HSV with s = 0.75, v = 0.9).
-  init(hue: Double) {
-    let s = 0.75
-    let v = 0.9
-    let h = hue / 60
-    let c = v * s
-    let x = c * (1 - abs(h.truncatingRemainder(dividingBy: 2) - 1))
-    let (r, g, b): (Double, Double, Double) =
-      switch Int(h) {
-      case 0: (c, x, 0)
-      case 1: (x, c, 0)
-      case 2: (0, c, x)
-      case 3: (0, x, c)
-      case 4: (x, 0, c)
-      default: (c, 0, x)
-      }
-    let m = v - c
-    self.init(UInt8((r + m) * 255), UInt8((g + m) * 255), UInt8((b + m) * 255))
-  }
+  /// The colour of a palette entry.
+  public init(_ color: PaletteColor) { self.init(color.red, color.green, color.blue) }
 }

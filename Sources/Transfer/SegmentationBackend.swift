@@ -420,12 +420,13 @@ public final class SegmentationBackend: TransferBackend {
     guard !picks.isEmpty, let truths = test.labels else { return false }
     let level = try superLevel(request.level)
     let classes = level?.mapping.target ?? classSet
-    let colors = classColors(classes)
+    let colors = classes.displayColors
     let images = picks.map { test.images[$0] }
     let predictions = try request.models.map { model in
       try decisions(model.checkpoint, images: images, level: level).map(\.classes)
     }
     let (height, width) = (options.size.height, options.size.width)
+    let normalization = AugmentationConfig.evaluation(workingSize: nil).normalization
     var sheet = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + request.models.map(\.title))
     var shown: [[UInt8]] = []
     for (row, index) in picks.enumerated() {
@@ -434,8 +435,8 @@ public final class SegmentationBackend: TransferBackend {
       shown += maps
       sheet.addRow(
         caption: test.ids[index],
-        panels: [Self.displayImage(test.images[index])]
-          + maps.map { ContactSheet.colorize($0, width: width, height: height, colors: colors) })
+        panels: [normalization.rgbImage(from: test.images[index])]
+          + maps.map { LabelImage(width: width, height: height, values: $0).colorized(colors) })
     }
     sheet.legend = ContactSheet.legend(for: shown, classes: classes, colors: colors)
     try writePNG(sheet.render(), to: request.output)
@@ -443,19 +444,4 @@ public final class SegmentationBackend: TransferBackend {
     return true
   }
 
-  /// The 8-bit picture of a normalised `[h, w, 3]` image (the evaluation normalisation undone).
-  static func displayImage(_ image: Tensor) -> RGBImage {
-    let normalization = AugmentationConfig.evaluation(workingSize: nil).normalization
-    let (h, w) = (image.shape[0], image.shape[1])
-    var pixels = [UInt8](repeating: 0, count: 3 * h * w)
-    for i in 0..<(h * w) {
-      for c in 0..<3 {
-        let value =
-          (image.scalars[3 * i + c] * normalization.standardDeviation[c] + normalization.mean[c])
-          * 255
-        pixels[3 * i + c] = UInt8(max(0, min(255, value.rounded())))
-      }
-    }
-    return RGBImage(width: w, height: h, pixels: pixels)
-  }
 }

@@ -198,11 +198,13 @@ public final class TransferRun {
 
   /// Writes `predictions.png` (``TransferConfiguration/previews`` units of E: image, ground
   /// truth and the ``previewModels()``' predictions), unless the count is 0 or the backend has
-  /// nothing to draw. Regenerated on every `execute` from the finished checkpoints.
+  /// nothing to draw. A complete file (written atomically) is kept when this `execute` ran no
+  /// job: it was drawn from the same checkpoints.
   func writePreviews() throws {
     let target = path("predictions.png")
     try removeIfPresent(target + partialSuffix)
     guard configuration.previews > 0 else { return }
+    if executedJobs.isEmpty && FileManager.default.fileExists(atPath: target) { return }
     let (models, level) = previewModels()
     let written = try backend.writePreviews(
       PreviewRequest(

@@ -43,14 +43,8 @@ struct LabelWriter {
     return table
   }
 
-  /// The RGB colour of every class id (black for ids without a colour).
-  var colors: [PaletteColor] {
-    var colors = [PaletteColor](repeating: PaletteColor(0, 0, 0), count: 256)
-    for c in classes.classes {
-      if let color = c.color { colors[c.id] = PaletteColor(color.red, color.green, color.blue) }
-    }
-    return colors
-  }
+  /// The RGB colour of every pixel value (``ClassSet/displayColors``).
+  var colors: [PaletteColor] { classes.displayColors }
 
   func write(_ labels: LabelImage, to path: String) throws {
     switch encoding {
@@ -67,17 +61,7 @@ struct LabelWriter {
     }
   }
 
-  func colorImage(_ labels: LabelImage) -> RGBImage {
-    let colors = colors
-    var pixels = [UInt8](repeating: 0, count: labels.values.count * 3)
-    for (i, v) in labels.values.enumerated() {
-      let c = colors[Int(v)]
-      pixels[3 * i] = c.red
-      pixels[3 * i + 1] = c.green
-      pixels[3 * i + 2] = c.blue
-    }
-    return RGBImage(width: labels.width, height: labels.height, pixels: pixels)
-  }
+  func colorImage(_ labels: LabelImage) -> RGBImage { labels.colorized(colors) }
 }
 
 /// `atso-transfer predict`: label maps from a checkpoint.

@@ -20,7 +20,7 @@ func previewClassColors() throws {
       SemanticClass(id: 0, name: "road", color: LabelColor(red: 128, green: 64, blue: 128)),
       SemanticClass(id: 1, name: "a"), SemanticClass(id: 2, name: "b"),
     ])
-  let colors = classColors(classes)
+  let colors = classes.displayColors.map(RGB.init)
   #expect(colors[0] == RGB(128, 64, 128))
   #expect(colors[1] != .black && colors[2] != .black && colors[1] != colors[2])
   #expect(colors[3] == .black && colors[255] == .black)
@@ -35,7 +35,8 @@ func contactSheetLayout() throws {
       SemanticClass(id: 1, name: "car", color: LabelColor(red: 0, green: 0, blue: 142)),
       SemanticClass(id: 2, name: "unused", color: LabelColor(red: 1, green: 2, blue: 3)),
     ])
-  let colors = classColors(classes)
+  let palette = classes.displayColors
+  let colors = palette.map(RGB.init)
   // 4x3 label maps: left half sky, right half car (row 0), all car (row 1).
   let a: [UInt8] = [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]
   let b = [UInt8](repeating: 1, count: 12)
@@ -43,11 +44,11 @@ func contactSheetLayout() throws {
   var sheet = ContactSheet(columns: ["IMAGE", "TRUTH", "MODEL"])
   sheet.addRow(
     caption: "first",
-    panels: [photo] + [a, b].map { ContactSheet.colorize($0, width: 4, height: 3, colors: colors) })
+    panels: [photo] + [a, b].map { LabelImage(width: 4, height: 3, values: $0).colorized(palette) })
   sheet.addRow(
     caption: "second",
-    panels: [photo] + [b, a].map { ContactSheet.colorize($0, width: 4, height: 3, colors: colors) })
-  sheet.legend = ContactSheet.legend(for: [a, b], classes: classes, colors: colors)
+    panels: [photo] + [b, a].map { LabelImage(width: 4, height: 3, values: $0).colorized(palette) })
+  sheet.legend = ContactSheet.legend(for: [a, b], classes: classes, colors: palette)
   #expect(sheet.legend.map(\.name) == ["sky", "car"])
   let canvas = sheet.render()
   let layout = sheet.layout

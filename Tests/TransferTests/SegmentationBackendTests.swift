@@ -146,13 +146,14 @@ func segmentationEndToEnd() throws {
     Array(try #require(FileManager.default.contents(atPath: directory + "/predictions.png"))),
     path: "predictions.png")
   var expected = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + models.map(\.title))
-  let colors = classColors(backend.classSet)
+  let palette = backend.classSet.displayColors
+  let colors = palette.map(RGB.init)
   let truths = try #require(backend.test.labels)
   let blank = RGBImage(width: 48, height: 32, pixels: [UInt8](repeating: 0, count: 48 * 32 * 3))
   for truth in truths {
     expected.addRow(
       caption: "",
-      panels: [blank, ContactSheet.colorize(truth, width: 48, height: 32, colors: colors), blank,
+      panels: [blank, LabelImage(width: 48, height: 32, values: truth).colorized(palette), blank,
         blank])
   }
   let layout = expected.layout
@@ -167,6 +168,12 @@ func segmentationEndToEnd() throws {
         "row \(row) pixel \(i)")
     }
   }
+  // Resuming the finished run runs no job and keeps the previews (same checkpoints).
+  let counting = InterruptingBackend(backend, limit: .max)
+  let resumed = try TransferRun(resuming: directory, backend: counting)
+  try resumed.execute()
+  #expect(counting.calls == 0 && counting.previewCalls == 0)
+  #expect(FileManager.default.fileExists(atPath: directory + "/predictions.png"))
 }
 
 @Test("super-level pseudo labels are the arg-max of fine probabilities summed per super class")
@@ -365,7 +372,11 @@ final class InterruptingBackend: TransferBackend {
     try tick()
     return try inner.agreement(r)
   }
-  func writePreviews(_ r: PreviewRequest) throws -> Bool { try inner.writePreviews(r) }
+  var previewCalls = 0
+  func writePreviews(_ r: PreviewRequest) throws -> Bool {
+    previewCalls += 1
+    return try inner.writePreviews(r)
+  }
 }
 
 @Test("resume after an interruption gives the same final metrics with the real networks")
