@@ -101,22 +101,20 @@ public struct RawPairHistogram: Sendable, Equatable {
     }
   }
 
-  /// Which ground-truth values (index) occur in at least one pixel.
-  public var groundTruthValues: [Bool] {
-    counts.withUnsafeBufferPointer { bins in
-      (0..<256).map { row in (0..<256).contains { bins[row << 8 | $0] != 0 } }
-    }
-  }
-
-  /// Which predicted values (index) occur in at least one pixel.
-  public var predictionValues: [Bool] {
-    var present = [Bool](repeating: false, count: 256)
+  /// Which ground-truth and which predicted values (index) occur in at least one pixel (one
+  /// scan of the bins).
+  public var presentValues: (groundTruth: [Bool], prediction: [Bool]) {
+    var truth = [Bool](repeating: false, count: 256)
+    var prediction = [Bool](repeating: false, count: 256)
     counts.withUnsafeBufferPointer { bins in
       for row in 0..<256 {
-        for column in 0..<256 where bins[row << 8 | column] != 0 { present[column] = true }
+        for column in 0..<256 where bins[row << 8 | column] != 0 {
+          truth[row] = true
+          prediction[column] = true
+        }
       }
     }
-    return present
+    return (truth, prediction)
   }
 }
 

@@ -92,11 +92,11 @@ enum LabelEvaluation {
           }
           histogram.removeAll()
           histogram.add(groundTruth: truth.values, prediction: prediction.values)
+          let present = histogram.presentValues
           try check(
-            histogram.groundTruthValues, path: pair.truth, classes: truthClasses,
-            role: "ground-truth")
+            present.groundTruth, path: pair.truth, classes: truthClasses, role: "ground-truth")
           try check(
-            histogram.predictionValues, path: pair.prediction, classes: predictionClasses,
+            present.prediction, path: pair.prediction, classes: predictionClasses,
             role: "prediction")
           partial.accumulate(histogram)
         } catch {
