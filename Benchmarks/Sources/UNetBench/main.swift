@@ -109,8 +109,10 @@ var result: [String: Any] = [
   "impl": "atso-transfer", "res": "\(options.height)x\(options.width)", "batch": options.batch,
   "threads": BLASThreads.count, "steps": options.steps, "warmup": options.warmup,
   "params": model.trainableScalarCount, "fwd_gflop_per_img": forwardFLOPs * 1e-9,
-  "openblas_coretype": ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto",
+  "openblas_coretype": BLASLibrary.loaded.userCore ?? "unset",
+  "blas_core": BLASLibrary.loaded.core, "blas": BLASLibrary.loaded.summary,
 ]
+log("# " + BLASLibrary.loaded.summary)
 
 if options.mode != "infer" {
   var trainer = Trainer(
