@@ -22,9 +22,11 @@ let package = Package(
     .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
     // OpenBLAS (Debian's libopenblas0), loaded with dlopen at first use after choosing its core.
     .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]),
+    // Convolution kernels for AVX-512 and AVX2 + FMA, chosen at run time (cpuid).
+    .target(name: "CKernels", dependencies: ["COpenBLAS"]),
 
     // The toolkit, from the bottom up.
-    .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+    .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"]),
     .target(name: "Taxonomy", dependencies: ["CJSONC"]),
     .target(name: "Segmentation", dependencies: ["Tensor", "Taxonomy", "CPNG", "CJPEGShim"]),
     .target(name: "Transfer", dependencies: ["Segmentation", "Tensor", "Taxonomy"]),

@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 import Synchronization
 
@@ -27,6 +28,8 @@ final class KernelThreadSetting: Sendable {
   let value: Atomic<Int>
 
   init() {
+    // Freed tensors stay in the heap for the next step (no page faults in the steady state).
+    atso_keep_freed_memory()
     // OPENBLAS_NUM_THREADS (or OpenBLAS's default, the core count) sets the initial width.
     let initial = max(1, Int(atso_blas_get_num_threads()))
     atso_blas_set_num_threads(1)

@@ -28,7 +28,7 @@ public struct BatchNormStatistics: Sendable, Equatable {
 ///
 /// `accumulate(rows, sums)` adds the sums of `quantities` quantities of the rows `rows` into
 /// `sums` (`quantities * c` zero-initialized scalars, quantity-major). Returns the totals.
-private func channelSums(
+package func channelSums(
   rows: Int, c: Int, quantities: Int,
   _ accumulate: @Sendable (Range<Int>, UnsafeMutablePointer<Float>) -> Void
 ) -> [Double] {

@@ -1,4 +1,6 @@
-/// 2-D convolution on channels-last tensors: im2col + GEMM (OpenBLAS `sgemm`).
+import CKernels
+
+/// 2-D convolution on channels-last tensors.
 ///
 /// Layout: `input` is `[n, h, w, c]`, `weight` is `[r, s, c, k]` (kernel height, kernel width,
 /// input channels, output channels), `bias` is `[k]`, the output is `[n, outH, outW, k]` with
@@ -6,19 +8,55 @@
 /// outH = (h + 2 * padding - dilation * (r - 1) - 1) / stride + 1
 /// outW = (w + 2 * padding - dilation * (s - 1) - 1) / stride + 1
 /// ```
-/// Every output pixel is one row of the im2col matrix `col` (`r * s * c` columns, ordered like the
-/// weight's first three axes), so the forward pass is `out = col * W` with `W` viewed as
-/// `(r * s * c) x k`, the weight gradient is `col^T * dY` and the input gradient is
-/// `col2im(dY * W^T)`. A 1x1 convolution with stride 1 and no padding needs no im2col: `col` is
-/// the input itself.
+/// Two implementations, chosen by ``KernelISA``:
+/// - **Vector kernels** (AVX-512 or AVX2 + FMA, `Sources/CKernels`): a direct convolution over
+///   a zero-padded copy of the input. A tile of up to 24 output pixels of one row x up to 64
+///   output channels keeps its sums in registers over all `r * s * c` products (the weights are
+///   packed once per call into blocks of whole vectors); the weight gradient is tiled the other
+///   way, `c` input channels x 64 output channels of one tap, summed over the pixels in order.
+/// - **Portable** (CPUs without AVX2): im2col + OpenBLAS `sgemm`. Every output pixel is one row
+///   of the im2col matrix `col` (`r * s * c` columns), `out = col * W`, `dW = col^T * dY`,
+///   `dX = col2im(dY * W^T)`; a 1x1 convolution with stride 1 and no padding uses the input as
+///   `col`.
+/// With stride 1 and a square kernel the input gradient is the forward convolution of `dY` with
+/// the flipped, transposed kernel (``flippedTransposed(_:)``); otherwise `col2im(dY * W^T)`.
 ///
-/// Threads: the rows of each image are cut into fixed, cache-sized chunks; ``kernelWidth``
-/// workers take contiguous blocks of chunks (forward) or of whole images (backward, so that the
-/// col2im scatter-adds never race). Each worker builds the im2col matrix of one chunk at a time in
-/// its own buffer and calls a single-threaded ``sgemm`` on it (OpenBLAS is set to one thread for
-/// the duration of the call: its multi-threaded GEMM rounds differently). The backward pass of a
-/// single image therefore runs on one core. Weight and bias gradients are accumulated per image
-/// and summed in image order, so results do not depend on the thread count.
+/// Threads: forward passes split output rows among ``kernelWidth`` workers; weight gradients
+/// split weight tiles (vector) or images (portable, partial sums added in image order). Every
+/// output scalar is summed in one fixed order that depends on the sizes and the instruction set
+/// only, so results do not depend on the thread count. The two instruction sets round
+/// differently (different summation orders), so results differ between CPUs in the last bits.
+
+/// The instruction set of the convolution kernels.
+public enum KernelISA: String, Sendable, CaseIterable {
+  /// im2col + OpenBLAS `sgemm` (any CPU).
+  case portable
+  /// AVX2 + FMA vector kernels, 8 floats per register.
+  case avx2
+  /// AVX-512F vector kernels, 16 floats per register.
+  case avx512
+
+  /// The widest set this CPU supports; the environment variable `ATSO_KERNEL_ISA` (`avx2` or
+  /// `portable`) lowers it, for comparisons.
+  public static let best: KernelISA = {
+    switch atso_best_isa() {
+    case ATSO_ISA_AVX512: .avx512
+    case ATSO_ISA_AVX2: .avx2
+    default: .portable
+    }
+  }()
+
+  /// Whether this CPU can run the set.
+  public var isSupported: Bool { atso_isa_supported(cValue) != 0 }
+
+  var cValue: atso_isa {
+    switch self {
+    case .portable: ATSO_ISA_NONE
+    case .avx2: ATSO_ISA_AVX2
+    case .avx512: ATSO_ISA_AVX512
+    }
+  }
+}
 
 /// The sizes of one convolution.
 package struct ConvGeometry: Sendable, Equatable {
@@ -58,6 +96,13 @@ package struct ConvGeometry: Sendable, Equatable {
   package var isPointwise: Bool { r == 1 && s == 1 && stride == 1 && padding == 0 }
   /// The output shape `[n, outH, outW, k]`.
   package var outputShape: [Int] { [n, outH, outW, k] }
+  /// The sizes as the vector kernels read them.
+  var cShape: atso_conv_shape {
+    atso_conv_shape(
+      n: Int32(n), h: Int32(h), w: Int32(w), c: Int32(c), r: Int32(r), s: Int32(s), k: Int32(k),
+      stride: Int32(stride), padding: Int32(padding), dilation: Int32(dilation),
+      out_h: Int32(outH), out_w: Int32(outW))
+  }
 
   /// Scalars of one forward im2col chunk (1 MiB of `Float`).
   package static let forwardChunkFloats = 1 << 18
@@ -158,7 +203,7 @@ package struct ConvGeometry: Sendable, Equatable {
   }
 }
 
-/// Computes a 2-D convolution, channels-last, as im2col followed by GEMM.
+/// Computes a 2-D convolution, channels-last.
 ///
 /// `input` is `[n, h, w, c]`, `weight` is `[r, s, c, k]`, `bias` (if any) is `[k]`; the result is
 /// `[n, outH, outW, k]` with `outH = (h + 2 * padding - dilation * (r - 1) - 1) / stride + 1`
@@ -177,10 +222,31 @@ public func conv2dForward(
   _ input: Tensor, weight: Tensor, bias: Tensor?,
   stride: Int = 1, padding: Int = 0, dilation: Int = 1
 ) -> Tensor {
+  conv2dForward(
+    input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
+    isa: .best)
+}
+
+/// ``conv2dForward(_:weight:bias:stride:padding:dilation:)`` with the kernels of `isa`.
+///
+/// - Precondition: `isa.isSupported`, and the shapes of the public function.
+package func conv2dForward(
+  _ input: Tensor, weight: Tensor, bias: Tensor?,
+  stride: Int = 1, padding: Int = 0, dilation: Int = 1, isa: KernelISA
+) -> Tensor {
   let g = ConvGeometry(
     input: input.shape, weight: weight.shape, stride: stride, padding: padding,
     dilation: dilation)
   if let bias { precondition(bias.shape == [g.k], "conv2d bias \(bias.shape) != [\(g.k)]") }
+  precondition(isa.isSupported, "this CPU cannot run the \(isa) kernels")
+  if isa == .portable { return im2colForward(g, input: input, weight: weight, bias: bias) }
+  return vectorForward(g, input: input, weight: weight, bias: bias, isa: isa)
+}
+
+/// The portable forward pass: im2col + single-threaded `sgemm` per chunk of rows.
+private func im2colForward(_ g: ConvGeometry, input: Tensor, weight: Tensor, bias: Tensor?)
+  -> Tensor
+{
   let biasScalars = bias?.scalars ?? []
   let width = kernelWidth
   // At least 8 chunks when there are enough rows, so that every worker gets some; the split
@@ -245,13 +311,28 @@ public func conv2dForward(
 /// bias   = sum of dY over n, outH, outW [k]   (nil unless hasBias)
 /// ```
 /// When `computeInputGradient` is false (a network's first layer) `input` is an empty `[0]`
-/// tensor and the dY * W^T and col2im work is skipped. With stride 1 and a square kernel the input
-/// gradient is computed as a forward convolution of `dY` with the flipped, transposed kernel
-/// (see ``flippedTransposed(_:)``), otherwise as `col2im(dY * W^T)`.
+/// tensor and that work is skipped. With stride 1 and a square kernel the input gradient is
+/// computed as a forward convolution of `dY` with the flipped, transposed kernel (see
+/// ``flippedTransposed(_:)``), otherwise as `col2im(dY * W^T)`.
 /// - Precondition: shapes match the forward call.
 public func conv2dBackward(
   outputGradient: Tensor, input: Tensor, weight: Tensor, hasBias: Bool,
   stride: Int = 1, padding: Int = 0, dilation: Int = 1, computeInputGradient: Bool = true
+) -> (input: Tensor, weight: Tensor, bias: Tensor?) {
+  conv2dBackward(
+    outputGradient: outputGradient, input: input, weight: weight, hasBias: hasBias,
+    stride: stride, padding: padding, dilation: dilation,
+    computeInputGradient: computeInputGradient, isa: .best)
+}
+
+/// ``conv2dBackward(outputGradient:input:weight:hasBias:stride:padding:dilation:computeInputGradient:)``
+/// with the kernels of `isa`.
+///
+/// - Precondition: `isa.isSupported`, and the shapes of the public function.
+package func conv2dBackward(
+  outputGradient: Tensor, input: Tensor, weight: Tensor, hasBias: Bool,
+  stride: Int = 1, padding: Int = 0, dilation: Int = 1, computeInputGradient: Bool = true,
+  isa: KernelISA
 ) -> (input: Tensor, weight: Tensor, bias: Tensor?) {
   let g = ConvGeometry(
     input: input.shape, weight: weight.shape, stride: stride, padding: padding,
@@ -259,73 +340,107 @@ public func conv2dBackward(
   precondition(
     outputGradient.shape == g.outputShape,
     "conv2d output gradient \(outputGradient.shape) != \(g.outputShape)")
-  let width = kernelWidth
-  let imageRows = g.outH * g.outW
-  let chunk = g.chunkRows(floats: ConvGeometry.backwardChunkFloats)
+  precondition(isa.isSupported, "this CPU cannot run the \(isa) kernels")
   // Stride 1 with a square kernel: the input gradient is itself a forward convolution of dY
   // with the flipped, transposed kernel, which avoids the thin dY * W^T GEMM and col2im.
   let transposedPadding = dilation * (g.r - 1) - padding
   let viaTransposedConv =
-    computeInputGradient && stride == 1 && g.r == g.s && !g.isPointwise
-    && transposedPadding >= 0
-  let scatterInputGradient = computeInputGradient && !viaTransposedConv
+    computeInputGradient && stride == 1 && g.r == g.s && transposedPadding >= 0
+    && (isa != .portable || !g.isPointwise)
+  let scatter = computeInputGradient && !viaTransposedConv
+  var result: (input: Tensor, weight: Tensor, bias: Tensor?)
+  if isa == .portable {
+    result = im2colBackward(
+      g, outputGradient: outputGradient, input: input, weight: weight, hasBias: hasBias,
+      weightGradient: true, scatterInputGradient: scatter)
+  } else {
+    let parameters = vectorWeightGradient(
+      g, outputGradient: outputGradient, input: input, hasBias: hasBias, isa: isa)
+    let inputGradient =
+      scatter
+      ? im2colBackward(
+        g, outputGradient: outputGradient, input: input, weight: weight, hasBias: false,
+        weightGradient: false, scatterInputGradient: true
+      ).input : Tensor.zeros([0])
+    result = (inputGradient, parameters.weight, parameters.bias)
+  }
+  if viaTransposedConv {
+    result.input = conv2dForward(
+      outputGradient, weight: flippedTransposed(weight), bias: nil, stride: 1,
+      padding: transposedPadding, dilation: dilation, isa: isa)
+  }
+  return result
+}
+
+/// The portable backward pass: im2col + `sgemm` per chunk of rows, one image per worker.
+/// Computes the weight and bias gradients if `weightGradient`, the input gradient by col2im if
+/// `scatterInputGradient` (else `input` is `[0]`).
+private func im2colBackward(
+  _ g: ConvGeometry, outputGradient: Tensor, input: Tensor, weight: Tensor, hasBias: Bool,
+  weightGradient: Bool, scatterInputGradient: Bool
+) -> (input: Tensor, weight: Tensor, bias: Tensor?) {
+  let width = kernelWidth
+  let imageRows = g.outH * g.outW
+  let chunk = g.chunkRows(floats: ConvGeometry.backwardChunkFloats)
   var inputGradient = Tensor.zeros(scatterInputGradient ? input.shape : [0])
   // partials[b] holds image b's weight gradient (patch * k) followed by its bias gradient (k).
   let weightSize = g.patch * g.k
   let partialSize = weightSize + g.k
-  var partials = [Float](repeating: 0, count: g.n * partialSize)
+  var partials = [Float](repeating: 0, count: weightGradient ? g.n * partialSize : 0)
   inputGradient.scalars.withUnsafeMutableBufferPointer { dxb in
     partials.withUnsafeMutableBufferPointer { pb in
       input.scalars.withUnsafeBufferPointer { xb in
         weight.scalars.withUnsafeBufferPointer { wb in
           outputGradient.scalars.withUnsafeBufferPointer { dyb in
             guard let xBase = xb.baseAddress, let wBase = wb.baseAddress,
-              let dyBase = dyb.baseAddress, let pBase = pb.baseAddress
+              let dyBase = dyb.baseAddress
             else { return }
             let x = SharedReads(base: xBase)
             let wt = SharedReads(base: wBase)
             let dy = SharedReads(base: dyBase)
-            let partial = DisjointWrites(base: pBase)
+            let partial = weightGradient ? pb.baseAddress.map { DisjointWrites(base: $0) } : nil
             // An empty array may still have a base address: test the flag, not the pointer.
             let dx = scatterInputGradient ? dxb.baseAddress.map { DisjointWrites(base: $0) } : nil
-            let needsCol = !g.isPointwise
+            let needsCol = !g.isPointwise && weightGradient
             let run = {
               parallelChunkBlocks(g.n, width: width) { images in
                 let col = UnsafeMutablePointer<Float>.allocate(
                   capacity: needsCol ? chunk * g.patch : 1)
                 defer { col.deallocate() }
                 let dcol = UnsafeMutablePointer<Float>.allocate(
-                  capacity: dx != nil && needsCol ? chunk * g.patch : 1)
+                  capacity: dx != nil && !g.isPointwise ? chunk * g.patch : 1)
                 defer { dcol.deallocate() }
                 for b in images {
-                  let dW = partial.base + b * partialSize  // image b's [patch, k], then [k]
-                  let dB = dW + weightSize
                   var r0 = b * imageRows
                   while r0 < (b + 1) * imageRows {
                     let r1 = min((b + 1) * imageRows, r0 + chunk)
                     let m = r1 - r0
                     let dyChunk = dy.base + r0 * g.k
                     // Weight gradient: dW += col^T * dY.
-                    let a: UnsafePointer<Float>
-                    if needsCol {
-                      g.im2col(x.base, col, rows: r0..<r1)
-                      a = UnsafePointer(col)
-                    } else {
-                      a = x.base + r0 * g.c
-                    }
-                    sgemm(
-                      transposeA: true, transposeB: false, m: g.patch, n: g.k, k: m,
-                      alpha: 1, a: a, lda: g.patch, b: dyChunk, ldb: g.k,
-                      beta: 1, c: dW, ldc: g.k)
-                    if hasBias {
-                      for i in 0..<m {
-                        let row = dyChunk + i * g.k
-                        for j in 0..<g.k { dB[j] += row[j] }
+                    if let partial {
+                      let dW = partial.base + b * partialSize  // image b's [patch, k], then [k]
+                      let dB = dW + weightSize
+                      let a: UnsafePointer<Float>
+                      if needsCol {
+                        g.im2col(x.base, col, rows: r0..<r1)
+                        a = UnsafePointer(col)
+                      } else {
+                        a = x.base + r0 * g.c
+                      }
+                      sgemm(
+                        transposeA: true, transposeB: false, m: g.patch, n: g.k, k: m,
+                        alpha: 1, a: a, lda: g.patch, b: dyChunk, ldb: g.k,
+                        beta: 1, c: dW, ldc: g.k)
+                      if hasBias {
+                        for i in 0..<m {
+                          let row = dyChunk + i * g.k
+                          for j in 0..<g.k { dB[j] += row[j] }
+                        }
                       }
                     }
                     // Input gradient: dcol = dY * W^T, scattered back by col2im.
                     if let dx {
-                      if needsCol {
+                      if !g.isPointwise {
                         sgemm(
                           transposeA: false, transposeB: true, m: m, n: g.patch, k: g.k,
                           alpha: 1, a: dyChunk, lda: g.k, b: wt.base, ldb: g.k,
@@ -349,6 +464,7 @@ public func conv2dBackward(
       }
     }
   }
+  guard weightGradient else { return (inputGradient, Tensor.zeros([0]), nil) }
   // Sum the per-image partials in image order, in parallel over blocks of scalars.
   let gradients = Tensor.filled(shape: [partialSize]) { out in
     partials.withUnsafeBufferPointer { pb in
@@ -366,17 +482,102 @@ public func conv2dBackward(
       }
     }
   }
-  if viaTransposedConv {
-    inputGradient = conv2dForward(
-      outputGradient, weight: flippedTransposed(weight), bias: nil, stride: 1,
-      padding: transposedPadding, dilation: dilation)
-  }
   return (
     input: inputGradient,
     weight: Tensor(shape: weight.shape, scalars: Array(gradients.scalars[0..<weightSize])),
     bias: hasBias
       ? Tensor(shape: [g.k], scalars: Array(gradients.scalars[weightSize..<partialSize])) : nil
   )
+}
+
+/// The vector forward pass: packed weights, then output rows split among the workers
+/// (`atso_conv_forward_rows`, which pads the input rows it reads in a small ring of its own).
+private func vectorForward(
+  _ g: ConvGeometry, input: Tensor, weight: Tensor, bias: Tensor?, isa: KernelISA
+) -> Tensor {
+  let shape = g.cShape
+  let packed = packedWeights(shape, weight, isa: isa)
+  let rows = g.n * g.outH
+  let biasScalars = bias?.scalars ?? []
+  return Tensor.filled(shape: g.outputShape) { out in
+    guard let outBase = out.baseAddress else { return }
+    let y = DisjointWrites(base: outBase)
+    input.scalars.withUnsafeBufferPointer { xb in
+      packed.withUnsafeBufferPointer { wb in
+        biasScalars.withUnsafeBufferPointer { bb in
+          guard let xBase = xb.baseAddress, let wBase = wb.baseAddress else { return }
+          let x = SharedReads(base: xBase)
+          let w = SharedReads(base: wBase)
+          let b = bias == nil ? nil : bb.baseAddress.map { SharedReads(base: $0) }
+          parallelChunkBlocks(rows) { block in
+            withUnsafePointer(to: shape) { s in
+              atso_conv_forward_rows(
+                s, isa.cValue, x.base, w.base, b?.base, y.base, nil, Int32(block.lowerBound),
+                Int32(block.upperBound))
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// The weights packed for the vector kernels of `isa`.
+private func packedWeights(_ shape: atso_conv_shape, _ weight: Tensor, isa: KernelISA) -> [Float] {
+  withUnsafePointer(to: shape) { s in
+    let count = atso_conv_packed_size(s, isa.cValue)
+    return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+      weight.scalars.withUnsafeBufferPointer { wb in
+        if let base = buffer.baseAddress, let w = wb.baseAddress {
+          atso_conv_pack(s, isa.cValue, w, base)
+        }
+      }
+      initialized = count
+    }
+  }
+}
+
+/// The vector weight gradient (weight tiles split among the workers, each summed over all
+/// pixels in order) and the bias gradient (``channelSums(rows:c:quantities:_:)``).
+private func vectorWeightGradient(
+  _ g: ConvGeometry, outputGradient: Tensor, input: Tensor, hasBias: Bool, isa: KernelISA
+) -> (weight: Tensor, bias: Tensor?) {
+  let shape = g.cShape
+  let tiles = withUnsafePointer(to: shape) { Int(atso_conv_weight_tiles($0, isa.cValue)) }
+  let rows = g.n * g.outH
+  var dw = Tensor.zeros([g.r, g.s, g.c, g.k])
+  dw.scalars.withUnsafeMutableBufferPointer { dwb in
+    input.scalars.withUnsafeBufferPointer { xb in
+      outputGradient.scalars.withUnsafeBufferPointer { dyb in
+        guard let dwBase = dwb.baseAddress, let xBase = xb.baseAddress,
+          let dyBase = dyb.baseAddress
+        else { return }
+        let out = DisjointWrites(base: dwBase)  // tiles own disjoint parts of dw
+        let x = SharedReads(base: xBase)
+        let dy = SharedReads(base: dyBase)
+        parallelChunkBlocks(tiles) { block in
+          withUnsafePointer(to: shape) { s in
+            atso_conv_weight_gradient(
+              s, isa.cValue, x.base, dy.base, out.base, Int32(block.lowerBound),
+              Int32(block.upperBound), 0, Int32(rows))
+          }
+        }
+      }
+    }
+  }
+  guard hasBias else { return (dw, nil) }
+  let k = g.k
+  let sums = outputGradient.scalars.withUnsafeBufferPointer { dyb -> [Double] in
+    guard let dyBase = dyb.baseAddress else { return [Double](repeating: 0, count: k) }
+    let dy = SharedReads(base: dyBase)
+    return channelSums(rows: g.rows, c: k, quantities: 1) { range, s in
+      for p in range {
+        let row = dy.base + p * k
+        for j in 0..<k { s[j] += row[j] }
+      }
+    }
+  }
+  return (dw, Tensor(shape: [k], scalars: sums.map { Float($0) }))
 }
 
 /// The kernel of the transposed convolution: `w'[r - 1 - ky, s - 1 - kx, k, c] = w[ky, kx, c, k]`.

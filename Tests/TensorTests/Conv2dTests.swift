@@ -21,7 +21,13 @@ let convCases: [ConvCase] = [
   ConvCase(n: 2, c: 4, h: 3, w: 5, k: 3, r: 1, s: 1),
   ConvCase(n: 1, c: 3, h: 5, w: 7, k: 2, r: 1, s: 1, stride: 2, padding: 1),
   ConvCase(n: 2, c: 2, h: 6, w: 5, k: 2, r: 3, s: 1, stride: 1, padding: 2),
+  // Vector-kernel shapes: several channel blocks, a partial last vector, tile remainders.
+  ConvCase(n: 2, c: 5, h: 4, w: 27, k: 37, stride: 1, padding: 1),
+  ConvCase(n: 1, c: 3, h: 5, w: 19, k: 70, r: 1, s: 1),
 ]
+
+/// The instruction sets this CPU can run: every test runs each of them.
+let supportedISAs = KernelISA.allCases.filter(\.isSupported)
 
 /// Direct-loop convolution in `Double` (independent of im2col), NHWC / [r, s, c, k].
 func directConv(
@@ -57,25 +63,28 @@ func directConv(
   return out
 }
 
-@Test("conv2d backward matches finite differences (input, weight, bias)", arguments: convCases)
-func conv2dGradients(_ cc: ConvCase) {
+@Test(
+  "conv2d backward matches finite differences (input, weight, bias)",
+  arguments: convCases, supportedISAs)
+func conv2dGradients(_ cc: ConvCase, isa: KernelISA) {
   var rng = SeededGenerator(seed: 7)
   let x = randomTensor([cc.n, cc.h, cc.w, cc.c], &rng)
   let weight = randomTensor([cc.r, cc.s, cc.c, cc.k], &rng, scale: 0.5)
   let bias = randomTensor([cc.k], &rng)
   let y = conv2dForward(
-    x, weight: weight, bias: bias, stride: cc.stride, padding: cc.padding, dilation: cc.dilation)
+    x, weight: weight, bias: bias, stride: cc.stride, padding: cc.padding, dilation: cc.dilation,
+    isa: isa)
   let reference = directConv(
     x, weight, bias, stride: cc.stride, padding: cc.padding, dilation: cc.dilation)
   expectClose(y, reference, relativeTolerance: 1e-5, "forward vs direct loops")
   let dy = randomTensor(y.shape, &rng)
   let grads = conv2dBackward(
     outputGradient: dy, input: x, weight: weight, hasBias: true, stride: cc.stride,
-    padding: cc.padding, dilation: cc.dilation)
+    padding: cc.padding, dilation: cc.dilation, isa: isa)
   func forward(_ x: Tensor, _ weight: Tensor, _ bias: Tensor) -> Tensor {
     conv2dForward(
       x, weight: weight, bias: bias, stride: cc.stride, padding: cc.padding,
-      dilation: cc.dilation)
+      dilation: cc.dilation, isa: isa)
   }
   expectClose(
     grads.input, numericalGradient(at: x, weights: dy) { forward($0, weight, bias) }, "input")
@@ -89,7 +98,7 @@ func conv2dGradients(_ cc: ConvCase) {
   // Without the input gradient, the weight gradient is unchanged.
   let firstLayer = conv2dBackward(
     outputGradient: dy, input: x, weight: weight, hasBias: false, stride: cc.stride,
-    padding: cc.padding, dilation: cc.dilation, computeInputGradient: false)
+    padding: cc.padding, dilation: cc.dilation, computeInputGradient: false, isa: isa)
   #expect(firstLayer.input.shape == [0])
   #expect(firstLayer.bias == nil)
   #expect(firstLayer.weight == grads.weight)
@@ -136,21 +145,22 @@ func directConvBackward(
 
 @Test(
   "conv2d on a shape with several im2col chunks per image matches direct loops",
-  arguments: [(1, 1, 1), (2, 1, 1), (1, 2, 2)])
-func conv2dMultiChunk(stride: Int, padding: Int, dilation: Int) {
+  arguments: [(1, 1, 1), (2, 1, 1), (1, 2, 2)], supportedISAs)
+func conv2dMultiChunk(geometry: (stride: Int, padding: Int, dilation: Int), isa: KernelISA) {
+  let (stride, padding, dilation) = geometry
   var rng = SeededGenerator(seed: 11)
   // patch = 3 * 3 * 96 = 864 columns: 296 rows per forward chunk, 600 per backward chunk.
   let x = randomTensor([3, 26, 29, 96], &rng)
   let weight = randomTensor([3, 3, 96, 5], &rng, scale: 0.1)
   let bias = randomTensor([5], &rng)
   let y = conv2dForward(
-    x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
+    x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, isa: isa)
   let reference = directConv(x, weight, bias, stride: stride, padding: padding, dilation: dilation)
   expectClose(y, reference, relativeTolerance: 1e-5, "forward")
   let dy = randomTensor(y.shape, &rng)
   let grads = conv2dBackward(
     outputGradient: dy, input: x, weight: weight, hasBias: true, stride: stride,
-    padding: padding, dilation: dilation)
+    padding: padding, dilation: dilation, isa: isa)
   let direct = directConvBackward(
     dy, x, weight, stride: stride, padding: padding, dilation: dilation)
   expectClose(grads.input, direct.input, relativeTolerance: 1e-5, "input gradient")

@@ -1,0 +1,275 @@
+// The convolution kernels, written once and compiled once per instruction set: the including
+// file defines the vector macros below and ISA_NAME, then includes this file inside a
+// `#pragma clang attribute` that enables the instruction set for every function.
+//
+//   vec, VLEN            the register type and its floats
+//   V_ZERO() V_LOAD(p) V_STORE(p, a) V_SET1(x) V_FMA(a, b, c) = a * b + c (fused) V_ADD(a, b)
+//   V_LOAD_N(p, n) V_STORE_N(p, a, n)   the first n floats (1...VLEN), zeros elsewhere
+//   ACC_MAX              accumulator registers a tile may use; VMAX: vectors per block
+//   FWD_CASES(X)         X(R, V) for every forward tile: R pixels x V vectors of channels
+//   DW_CASES(X)          X(CI, V) for every weight-gradient tile: CI input channels x V vectors
+//
+// Tiles keep their accumulators in registers for the whole reduction; the loops over R, V and
+// CI have constant trip counts after inlining, so the compiler unrolls them completely.
+
+#define UNROLL _Pragma("clang loop unroll(full)")
+
+// Forward tile: R consecutive output pixels of one row x V vectors of output channels.
+//   x      (padded) input row of tap (0, 0) at the tile's first pixel, channel 0
+//   pstep  floats between the inputs of consecutive output pixels (stride * c)
+//   toff   floats from x to each tap's first element; taps of them
+//   w      packed weights of the block: [taps][c][V * VLEN]
+//   bias   the block's first bias or NULL; out the tile's first output; ostep = k
+//   last   floats of the block's last vector that exist (1...VLEN)
+//   stats  NULL or the row's sums [k] (squares follow at + k), at the block's first channel
+static inline __attribute__((always_inline)) void ISA_NAME(fwd_tile)(
+    const int R, const int V, const float *x, ptrdiff_t pstep, const ptrdiff_t *toff, int taps,
+    int c, const float *w, const float *bias, float *out, ptrdiff_t ostep, int last,
+    float *stats, ptrdiff_t k) {
+  vec acc[ACC_MAX][VMAX];
+  vec b0[VMAX];
+  UNROLL for (int v = 0; v < V; v++) {
+    if (!bias) b0[v] = V_ZERO();
+    else if (v == V - 1) b0[v] = V_LOAD_N(bias + v * VLEN, last);
+    else b0[v] = V_LOAD(bias + v * VLEN);
+  }
+  UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < V; v++) acc[r][v] = b0[v];
+  for (int t = 0; t < taps; t++) {
+    // Pixel r's input is base[r / 3] + (r % 3) * pstep: one pointer per three pixels, each
+    // advanced by one channel per step, so that the addresses are independent (a single pointer
+    // plus r * pstep makes the compiler chain the additions, which then bound the loop).
+    const float *base[(ACC_MAX + 2) / 3];
+    UNROLL for (int i = 0; i < (R + 2) / 3; i++) base[i] = x + toff[t] + 3 * i * pstep;
+    const float *wt = w + (ptrdiff_t)t * c * V * VLEN;
+    for (int ci = 0; ci < c; ci++) {
+      vec wv[VMAX];
+      UNROLL for (int v = 0; v < V; v++) wv[v] = V_LOAD(wt + v * VLEN);
+      wt += V * VLEN;
+      UNROLL for (int r = 0; r < R; r++) {
+        vec xb = V_SET1(*(base[r / 3] + (r % 3) * pstep));
+        UNROLL for (int v = 0; v < V; v++) acc[r][v] = V_FMA(xb, wv[v], acc[r][v]);
+      }
+      // The empty asm makes each pointer opaque, so the compiler keeps them apart.
+      UNROLL for (int i = 0; i < (R + 2) / 3; i++) {
+        base[i] += 1;
+        __asm__("" : "+r"(base[i]));
+      }
+    }
+  }
+  UNROLL for (int r = 0; r < R; r++) {
+    UNROLL for (int v = 0; v < V - 1; v++) V_STORE(out + r * ostep + v * VLEN, acc[r][v]);
+    V_STORE_N(out + r * ostep + (V - 1) * VLEN, acc[r][V - 1], last);
+  }
+  if (stats) {
+    UNROLL for (int v = 0; v < V; v++) {
+      vec s = V_ZERO(), q = V_ZERO();
+      UNROLL for (int r = 0; r < R; r++) {
+        s = V_ADD(s, acc[r][v]);
+        q = V_FMA(acc[r][v], acc[r][v], q);
+      }
+      int n = v == V - 1 ? last : VLEN;
+      V_STORE_N(stats + v * VLEN, V_ADD(V_LOAD_N(stats + v * VLEN, n), s), n);
+      V_STORE_N(stats + k + v * VLEN, V_ADD(V_LOAD_N(stats + k + v * VLEN, n), q), n);
+    }
+  }
+}
+
+// Weight-gradient tile: CI input channels x V vectors of output channels of one tap, summed
+// over `pixels` consecutive output pixels of one row.
+//   x      input at the first pixel's tap position, channel ci0; xstep = stride * c
+//   dy     output gradient at the first pixel, the block's first channel; dystep = k
+//   dw     dw[tap][ci0][block's first channel], rows of dwstep = k floats; accumulates
+static inline __attribute__((always_inline)) void ISA_NAME(dw_tile)(
+    const int CI, const int V, const float *x, ptrdiff_t xstep, const float *dy, ptrdiff_t dystep,
+    int pixels, float *dw, ptrdiff_t dwstep, int last) {
+  vec acc[ACC_MAX][VMAX];
+  UNROLL for (int i = 0; i < CI; i++) {
+    UNROLL for (int v = 0; v < V - 1; v++) acc[i][v] = V_LOAD(dw + i * dwstep + v * VLEN);
+    acc[i][V - 1] = V_LOAD_N(dw + i * dwstep + (V - 1) * VLEN, last);
+  }
+  for (int p = 0; p < pixels; p++) {
+    vec g[VMAX];
+    UNROLL for (int v = 0; v < V - 1; v++) g[v] = V_LOAD(dy + v * VLEN);
+    g[V - 1] = V_LOAD_N(dy + (V - 1) * VLEN, last);
+    UNROLL for (int i = 0; i < CI; i++) {
+      vec xb = V_SET1(x[i]);
+      UNROLL for (int v = 0; v < V; v++) acc[i][v] = V_FMA(xb, g[v], acc[i][v]);
+    }
+    x += xstep;
+    dy += dystep;
+  }
+  UNROLL for (int i = 0; i < CI; i++) {
+    UNROLL for (int v = 0; v < V - 1; v++) V_STORE(dw + i * dwstep + v * VLEN, acc[i][v]);
+    V_STORE_N(dw + i * dwstep + (V - 1) * VLEN, acc[i][V - 1], last);
+  }
+}
+
+static void ISA_NAME(fwd_dispatch)(int R, int V, const float *x, ptrdiff_t pstep,
+                                   const ptrdiff_t *toff, int taps, int c, const float *w,
+                                   const float *bias, float *out, ptrdiff_t ostep, int last,
+                                   float *stats, ptrdiff_t k) {
+  switch (V * 64 + R) {
+#define X(R_, V_)                                                                            \
+  case (V_)*64 + (R_):                                                                       \
+    ISA_NAME(fwd_tile)(R_, V_, x, pstep, toff, taps, c, w, bias, out, ostep, last, stats, k); \
+    break;
+    FWD_CASES(X)
+#undef X
+    default: __builtin_trap();
+  }
+}
+
+static void ISA_NAME(dw_dispatch)(int CI, int V, const float *x, ptrdiff_t xstep,
+                                  const float *dy, ptrdiff_t dystep, int pixels, float *dw,
+                                  ptrdiff_t dwstep, int last) {
+  switch (V * 64 + CI) {
+#define X(CI_, V_)                                                                      \
+  case (V_)*64 + (CI_):                                                                 \
+    ISA_NAME(dw_tile)(CI_, V_, x, xstep, dy, dystep, pixels, dw, dwstep, last); \
+    break;
+    DW_CASES(X)
+#undef X
+    default: __builtin_trap();
+  }
+}
+
+// Output-channel blocks: ceil(k / VLEN) vectors split into ceil(vectors / VMAX) blocks of
+// nearly equal size (the first ones one vector larger).
+static void ISA_NAME(block)(int k, int j, int *first_vector, int *vectors, int *blocks) {
+  int nvec = (k + VLEN - 1) / VLEN;
+  int nb = (nvec + VMAX - 1) / VMAX;
+  int base = nvec / nb, extra = nvec % nb;
+  if (blocks) *blocks = nb;
+  if (first_vector) *first_vector = j * base + (j < extra ? j : extra);
+  if (vectors) *vectors = base + (j < extra ? 1 : 0);
+}
+
+static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const float *x, const float *packed,
+                                   const float *bias, float *out, float *statistics,
+                                   int row_begin, int row_end) {
+  const int p = g->padding, wp = g->w + 2 * p, taps = g->r * g->s;
+  const ptrdiff_t pitch = (ptrdiff_t)wp * g->c;  // floats per (padded) input row
+  // With padding, the input rows a tile reads are copied once into a small ring of zero-padded
+  // rows (slot = input row % slots, which holds every row of one output row's window), and rows
+  // outside the image read a zero row: the kernel never tests borders and never writes a
+  // padded copy of the whole input.
+  const int slots = (g->r - 1) * g->dilation + 1;
+  float *ring = NULL;
+  int slot_row[slots];
+  if (p > 0) {
+    ring = (float *)malloc(sizeof(float) * (size_t)(slots + 1) * pitch);
+    if (!ring) abort();
+    memset(ring + (ptrdiff_t)slots * pitch, 0, sizeof(float) * (size_t)pitch);
+    for (int i = 0; i < slots; i++) slot_row[i] = -1;
+  }
+  const float *rows[g->r];
+  ptrdiff_t toff[taps];
+  int nb;
+  ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
+  const int nvec = (g->k + VLEN - 1) / VLEN;
+  const int tail = g->k - (nvec - 1) * VLEN;
+  for (int row = row_begin; row < row_end; row++) {
+    const int b = row / g->out_h, oy = row % g->out_h;
+    for (int ky = 0; ky < g->r; ky++) {
+      const int iy = oy * g->stride - p + ky * g->dilation;
+      if (p == 0) {
+        rows[ky] = x + ((ptrdiff_t)b * g->h + iy) * pitch;
+      } else if (iy < 0 || iy >= g->h) {
+        rows[ky] = ring + (ptrdiff_t)slots * pitch;
+      } else {
+        const int slot = iy % slots;
+        float *dst = ring + (ptrdiff_t)slot * pitch;
+        if (slot_row[slot] != b * g->h + iy) {
+          const size_t pad = sizeof(float) * (size_t)p * g->c;
+          memset(dst, 0, pad);
+          memcpy(dst + (ptrdiff_t)p * g->c, x + ((ptrdiff_t)b * g->h + iy) * g->w * g->c,
+                 sizeof(float) * (size_t)g->w * g->c);
+          memset(dst + (ptrdiff_t)(p + g->w) * g->c, 0, pad);
+          slot_row[slot] = b * g->h + iy;
+        }
+        rows[ky] = dst;
+      }
+    }
+    for (int ky = 0; ky < g->r; ky++)
+      for (int kx = 0; kx < g->s; kx++)
+        toff[ky * g->s + kx] = (rows[ky] - rows[0]) + (ptrdiff_t)kx * g->dilation * g->c;
+    float *orow = out + (ptrdiff_t)row * g->out_w * g->k;
+    float *srow = statistics ? statistics + (ptrdiff_t)row * 2 * g->k : NULL;
+    if (srow)
+      for (int i = 0; i < 2 * g->k; i++) srow[i] = 0;
+    for (int j = 0; j < nb; j++) {
+      int first, v;
+      ISA_NAME(block)(g->k, j, &first, &v, NULL);
+      const int rmax = ACC_MAX / v;
+      const int last = j == nb - 1 ? tail : VLEN;
+      const float *wblock = packed + (ptrdiff_t)taps * g->c * VLEN * first;
+      for (int ox = 0; ox < g->out_w; ox += rmax) {
+        int r = g->out_w - ox < rmax ? g->out_w - ox : rmax;
+        ISA_NAME(fwd_dispatch)(
+            r, v, rows[0] + (ptrdiff_t)ox * g->stride * g->c, (ptrdiff_t)g->stride * g->c, toff,
+            taps, g->c, wblock, bias ? bias + first * VLEN : NULL,
+            orow + (ptrdiff_t)ox * g->k + first * VLEN, g->k, last,
+            srow ? srow + first * VLEN : NULL, g->k);
+      }
+    }
+  }
+  free(ring);
+}
+
+// Weight tiles, in order: block j, then tap, then input-channel block.
+static int ISA_NAME(dw_tiles)(const atso_conv_shape *g) {
+  int nb, total = 0;
+  ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
+  for (int j = 0; j < nb; j++) {
+    int v;
+    ISA_NAME(block)(g->k, j, NULL, &v, NULL);
+    int cimax = ACC_MAX / v;
+    total += g->r * g->s * ((g->c + cimax - 1) / cimax);
+  }
+  return total;
+}
+
+static void ISA_NAME(weight_gradient)(const atso_conv_shape *g, const float *x, const float *dy,
+                                      float *dw, int tile_begin, int tile_end, int row_begin,
+                                      int row_end) {
+  int nb;
+  ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
+  const int nvec = (g->k + VLEN - 1) / VLEN;
+  const int tail = g->k - (nvec - 1) * VLEN;
+  const int taps = g->r * g->s;
+  for (int row = row_begin; row < row_end; row++) {
+    const int b = row / g->out_h, oy = row % g->out_h;
+    int tile = 0;
+    for (int j = 0; j < nb && tile < tile_end; j++) {
+      int first, v;
+      ISA_NAME(block)(g->k, j, &first, &v, NULL);
+      const int cimax = ACC_MAX / v;
+      const int nci = (g->c + cimax - 1) / cimax;
+      const int last = j == nb - 1 ? tail : VLEN;
+      for (int t = 0; t < taps; t++) {
+        if (tile + nci <= tile_begin) {
+          tile += nci;
+          continue;
+        }
+        const int ky = t / g->s, kx = t % g->s;
+        const int iy = oy * g->stride - g->padding + ky * g->dilation;
+        // Output columns whose input column ox * stride - padding + kx * dilation is inside.
+        const int shift = kx * g->dilation - g->padding;
+        int lo = shift >= 0 ? 0 : (-shift + g->stride - 1) / g->stride;
+        int hi = (g->w - 1 - shift) >= 0 ? (g->w - 1 - shift) / g->stride + 1 : 0;
+        if (hi > g->out_w) hi = g->out_w;
+        for (int i = 0; i < nci; i++, tile++) {
+          if (tile < tile_begin || tile >= tile_end) continue;
+          if (iy < 0 || iy >= g->h || hi <= lo) continue;
+          const int ci0 = i * (g->c / nci) + (i < g->c % nci ? i : g->c % nci);
+          const int ci = g->c / nci + (i < g->c % nci ? 1 : 0);
+          const float *xp = x + (((ptrdiff_t)b * g->h + iy) * g->w + (ptrdiff_t)lo * g->stride + shift) * g->c + ci0;
+          const float *dyp = dy + ((ptrdiff_t)row * g->out_w + lo) * g->k + first * VLEN;
+          float *dwp = dw + ((ptrdiff_t)t * g->c + ci0) * g->k + first * VLEN;
+          ISA_NAME(dw_dispatch)(ci, v, xp, (ptrdiff_t)g->stride * g->c, dyp, g->k, hi - lo, dwp,
+                                g->k, last);
+        }
+      }
+    }
+  }
+}
