@@ -88,6 +88,62 @@ double atso_fma_peak(atso_isa isa, double seconds) {
   DISPATCH(return atso_fma_peak_avx512(seconds), return atso_fma_peak_avx2(seconds))
 }
 
+#define EW(name, args)                          \
+  switch (isa) {                                \
+    case ATSO_ISA_AVX512: name##_avx512 args; return; \
+    case ATSO_ISA_AVX2: name##_avx2 args; return;     \
+    default: name##_portable args; return;      \
+  }
+
+void atso_affine_channels(atso_isa isa, const float *z, float *y, const float *a, const float *b,
+                          int c, long r0, long r1, int relu) {
+  EW(atso_affine_channels, (z, y, a, b, c, r0, r1, relu))
+}
+
+void atso_channel_moments(atso_isa isa, const float *x, int c, long r0, long r1,
+                          const float *shift, float *s1, float *s2) {
+  EW(atso_channel_moments, (x, c, r0, r1, shift, s1, s2))
+}
+
+void atso_bn_backward_sums(atso_isa isa, const float *dy, const float *y, const float *x,
+                           const float *mean, const float *inv, int c, long r0, long r1,
+                           float *s1, float *s2) {
+  EW(atso_bn_backward_sums, (dy, y, x, mean, inv, c, r0, r1, s1, s2))
+}
+
+void atso_bn_backward_apply(atso_isa isa, const float *dy, const float *y, const float *x,
+                            const float *mean, const float *k1, const float *k2, const float *k3,
+                            float *dx, int c, long r0, long r1) {
+  EW(atso_bn_backward_apply, (dy, y, x, mean, k1, k2, k3, dx, c, r0, r1))
+}
+
+void atso_copy_channels(atso_isa isa, const float *src, int src_c, int src_offset, float *dst,
+                        int dst_c, int dst_offset, int count, long p0, long p1) {
+  EW(atso_copy_channels, (src, src_c, src_offset, dst, dst_c, dst_offset, count, p0, p1))
+}
+
+void atso_max_pool_rows(atso_isa isa, const float *x, int h, int w, int c, int size, int stride,
+                        int out_h, int out_w, float *out, int32_t *argmax, long row0, long row1) {
+  EW(atso_max_pool_rows, (x, h, w, c, size, stride, out_h, out_w, out, argmax, row0, row1))
+}
+
+void atso_resize_rows(atso_isa isa, const float *x, int h, int w, int c, int height, int width,
+                      const int32_t *ty0, const int32_t *ty1, const float *wy0, const float *wy1,
+                      const int32_t *tx0, const int32_t *tx1, const float *wx0, const float *wx1,
+                      float *out, long row0, long row1) {
+  EW(atso_resize_rows,
+     (x, h, w, c, height, width, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, out, row0, row1))
+}
+
+void atso_resize_backward_image(atso_isa isa, const float *dy, int h, int w, int c, int height,
+                                int width, const int32_t *ty0, const int32_t *ty1,
+                                const float *wy0, const float *wy1, const int32_t *tx0,
+                                const int32_t *tx1, const float *wx0, const float *wx1, float *dx,
+                                long b, int c0, int c1) {
+  EW(atso_resize_backward_image,
+     (dy, h, w, c, height, width, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, dx, b, c0, c1))
+}
+
 #if defined(__GLIBC__)
 #include <limits.h>
 #include <malloc.h>

@@ -29,5 +29,6 @@ typedef __m256 vec;
 
 #include "conv_template.h"
 #include "exports_template.h"
+#include "elementwise_template.h"
 
 #pragma clang attribute pop

@@ -35,5 +35,6 @@ typedef __m512 vec;
 
 #include "conv_template.h"
 #include "exports_template.h"
+#include "elementwise_template.h"
 
 #pragma clang attribute pop

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Batch normalization over the channels of NHWC tensors (Ioffe and Szegedy, 2015).
 ///
 /// Statistics are per channel over `n`, `h` and `w`: the tensor is viewed as `rows x c` with
@@ -73,28 +75,24 @@ private func batchNormTraining(
     guard let xBase = xb.baseAddress else { return input }
     let x = SharedReads(base: xBase)
     // Pass 1: mean.
+    let isa = KernelISA.best.cValue
     let sums = channelSums(rows: rows, c: c, quantities: 1) { range, s in
-      for r in range {
-        let row = x.base + r * c
-        for j in 0..<c { s[j] += row[j] }
-      }
+      atso_channel_moments(isa, x.base, Int32(c), range.lowerBound, range.upperBound, nil, s, nil)
     }
     for j in 0..<c { mean[j] = Float(sums[j] / Double(rows)) }
     // Pass 2: biased variance around the mean.
     let m = mean
     let squares = m.withUnsafeBufferPointer { mb -> [Double] in
       let mu = SharedReads(base: mb.baseAddress ?? xBase)
-      return channelSums(rows: rows, c: c, quantities: 1) { range, s in
-        for r in range {
-          let row = x.base + r * c
-          for j in 0..<c {
-            let d = row[j] - mu.base[j]
-            s[j] += d * d
-          }
-        }
+      return channelSums(rows: rows, c: c, quantities: 2) { range, s in
+        // s[0..<c] collects the sums of x - mean (discarded), s[c..<2c] those of squares.
+        atso_channel_moments(
+          isa, x.base, Int32(c), range.lowerBound, range.upperBound, mu.base, s, s + c)
       }
     }
-    for j in 0..<c { inverse[j] = Float(1 / (squares[j] / Double(rows) + Double(epsilon)).squareRoot()) }
+    for j in 0..<c {
+      inverse[j] = Float(1 / (squares[c + j] / Double(rows) + Double(epsilon)).squareRoot())
+    }
     // Pass 3: y = x * a + b with a = scale * inverse, b = offset - mean * a.
     var a = [Float](repeating: 0, count: c)
     var b = [Float](repeating: 0, count: c)
@@ -125,16 +123,11 @@ private func affinePerChannel(
         let sa = SharedReads(base: aBase)
         let sb = SharedReads(base: bBase)
         let chunks = (rows + batchNormChunkRows - 1) / batchNormChunkRows
+        let isa = KernelISA.best.cValue
         parallelChunks(chunks) { i in
-          for r in (i * batchNormChunkRows)..<min(rows, (i + 1) * batchNormChunkRows) {
-            let src = x.base + r * c
-            let dst = y.base + r * c
-            if relu {
-              for j in 0..<c { dst[j] = max(0, src[j] * sa.base[j] + sb.base[j]) }
-            } else {
-              for j in 0..<c { dst[j] = src[j] * sa.base[j] + sb.base[j] }
-            }
-          }
+          atso_affine_channels(
+            isa, x.base, y.base, sa.base, sb.base, Int32(c), i * batchNormChunkRows,
+            min(rows, (i + 1) * batchNormChunkRows), relu ? 1 : 0)
         }
       }
     }
@@ -244,27 +237,12 @@ private func batchNormBackwardImpl(
             let mu = SharedReads(base: meanBase)
             let inv = SharedReads(base: iBase)
             // Sums of dz and dz * xhat, with dz = dy (masked by output > 0 after a ReLU).
+            let isa = KernelISA.best.cValue
             let sums = channelSums(rows: rows, c: c, quantities: 2) { range, s in
-              let sx = s + c  // sums of dz * xhat follow the sums of dz
-              for r in range {
-                let xr = x.base + r * c
-                let dyr = dy.base + r * c
-                if let y {
-                  let yr = y.base + r * c
-                  for j in 0..<c {
-                    let (g, v) = (dyr[j], yr[j])  // load both: a select, not a branch
-                    let dz = v > 0 ? g : 0
-                    s[j] += dz
-                    sx[j] += dz * ((xr[j] - mu.base[j]) * inv.base[j])
-                  }
-                } else {
-                  for j in 0..<c {
-                    let dz = dyr[j]
-                    s[j] += dz
-                    sx[j] += dz * ((xr[j] - mu.base[j]) * inv.base[j])
-                  }
-                }
-              }
+              // The sums of dz * xhat follow the sums of dz.
+              atso_bn_backward_sums(
+                isa, dy.base, y?.base, x.base, mu.base, inv.base, Int32(c), range.lowerBound,
+                range.upperBound, s, s + c)
             }
             // dx = scale * inv / rows * (rows * dz - sum(dz) - xhat * sum(dz * xhat))
             //    = k1 * dz + k2 * (x - mean) + k3   per channel.
@@ -291,24 +269,10 @@ private func batchNormBackwardImpl(
                     let dx = DisjointWrites(base: outBase)
                     let chunks = (rows + batchNormChunkRows - 1) / batchNormChunkRows
                     parallelChunks(chunks) { i in
-                      for r in (i * batchNormChunkRows)..<min(rows, (i + 1) * batchNormChunkRows) {
-                        let xr = x.base + r * c
-                        let dyr = dy.base + r * c
-                        let dxr = dx.base + r * c
-                        if let y {
-                          let yr = y.base + r * c
-                          for j in 0..<c {
-                            let (g, v) = (dyr[j], yr[j])
-                            let dz = v > 0 ? g : 0
-                            dxr[j] = a1.base[j] * dz + a2.base[j] * (xr[j] - mu.base[j]) + a3.base[j]
-                          }
-                        } else {
-                          for j in 0..<c {
-                            dxr[j] =
-                              a1.base[j] * dyr[j] + a2.base[j] * (xr[j] - mu.base[j]) + a3.base[j]
-                          }
-                        }
-                      }
+                      atso_bn_backward_apply(
+                        isa, dy.base, y?.base, x.base, mu.base, a1.base, a2.base, a3.base,
+                        dx.base, Int32(c), i * batchNormChunkRows,
+                        min(rows, (i + 1) * batchNormChunkRows))
                     }
                   }
                 }

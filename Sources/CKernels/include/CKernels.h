@@ -68,6 +68,45 @@ int atso_conv_weight_tiles(const atso_conv_shape *shape, atso_isa isa);
 /// (2 per lane per FMA). Run one per core at once for the machine's limit.
 double atso_fma_peak(atso_isa isa, double seconds);
 
+/// Channel-wise kernels on [rows][c] (NHWC) tensors, for any `isa` (ATSO_ISA_NONE runs the
+/// baseline build). Single-threaded over the given range; sums run over the rows in order.
+
+/// y = z * a + b per channel, then max(0, y) if `relu`, for rows [r0, r1).
+void atso_affine_channels(atso_isa isa, const float *z, float *y, const float *a, const float *b,
+                          int c, long r0, long r1, int relu);
+/// Accumulates s1[j] += x - shift[j] and (if s2) s2[j] += (x - shift[j])^2 over rows [r0, r1);
+/// `shift` may be NULL (0).
+void atso_channel_moments(atso_isa isa, const float *x, int c, long r0, long r1,
+                          const float *shift, float *s1, float *s2);
+/// Batch-norm backward sums over rows [r0, r1), with dz = dy, or 0 where y <= 0 if `y` (the
+/// post-ReLU output) is given: accumulates s1[j] += dz and s2[j] += dz * (x - mean) * inv.
+void atso_bn_backward_sums(atso_isa isa, const float *dy, const float *y, const float *x,
+                           const float *mean, const float *inv, int c, long r0, long r1,
+                           float *s1, float *s2);
+/// dx = k1 * dz + k2 * (x - mean) + k3 per channel for rows [r0, r1) (dz as above).
+void atso_bn_backward_apply(atso_isa isa, const float *dy, const float *y, const float *x,
+                            const float *mean, const float *k1, const float *k2, const float *k3,
+                            float *dx, int c, long r0, long r1);
+/// dst[p][dst_offset + j] = src[p][src_offset + j] for j < count and pixels [p0, p1).
+void atso_copy_channels(atso_isa isa, const float *src, int src_c, int src_offset, float *dst,
+                        int dst_c, int dst_offset, int count, long p0, long p1);
+/// Max pooling of output rows [row0, row1) (row = b * out_h + oy) of x ([n][h][w][c]) with
+/// size x size windows: the maximum and the offset in x of the first maximum, per output.
+void atso_max_pool_rows(atso_isa isa, const float *x, int h, int w, int c, int size, int stride,
+                        int out_h, int out_w, float *out, int32_t *argmax, long row0, long row1);
+/// Bilinear resizing of output rows [row0, row1) (row = b * height + oy) with per-row taps
+/// (ty0, ty1) and weights (wy0, wy1) and per-column taps and weights.
+void atso_resize_rows(atso_isa isa, const float *x, int h, int w, int c, int height, int width,
+                      const int32_t *ty0, const int32_t *ty1, const float *wy0, const float *wy1,
+                      const int32_t *tx0, const int32_t *tx1, const float *wx0, const float *wx1,
+                      float *out, long row0, long row1);
+/// The gradient of atso_resize_rows for image b, channels [c0, c1): accumulates into dx.
+void atso_resize_backward_image(atso_isa isa, const float *dy, int h, int w, int c, int height,
+                                int width, const int32_t *ty0, const int32_t *ty1,
+                                const float *wy0, const float *wy1, const int32_t *tx0,
+                                const int32_t *tx1, const float *wx0, const float *wx1, float *dx,
+                                long b, int c0, int c1);
+
 /// Makes glibc's malloc keep freed memory for reuse: large blocks come from the heap instead of
 /// fresh mmap()s (M_MMAP_MAX = 0) and free memory at its top is kept up to 2 GiB
 /// (M_TRIM_THRESHOLD). A training step allocates and frees the same large tensors every step;
