@@ -144,19 +144,49 @@ static void ISA_NAME(block)(int k, int j, int *first_vector, int *vectors, int *
   if (vectors) *vectors = base + (j < extra ? 1 : 0);
 }
 
-static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const float *x, const float *packed,
-                                   const float *bias, float *out, float *statistics,
-                                   int row_begin, int row_end) {
+// Copies input row iy of image b, every input's channels side by side, into `dst` (a padded
+// row of (w + 2p) pixels of c channels, zero in the padding).
+__attribute__((no_builtin("memcpy"))) static void ISA_NAME(fill_row)(
+    const atso_conv_shape *g, const atso_conv_input *inputs, int ninputs, int b, int iy,
+    float *dst) {
+  const int p = g->padding;
+  memset(dst, 0, sizeof(float) * (size_t)p * g->c);
+  memset(dst + (ptrdiff_t)(p + g->w) * g->c, 0, sizeof(float) * (size_t)p * g->c);
+  float *d = dst + (ptrdiff_t)p * g->c;
+  const ptrdiff_t pixel0 = ((ptrdiff_t)b * g->h + iy) * g->w;
+  if (ninputs == 1) {
+    memcpy(d, inputs[0].data + pixel0 * g->c, sizeof(float) * (size_t)g->w * g->c);
+    return;
+  }
+  int offset = 0;
+  for (int i = 0; i < ninputs; i++) {
+    const int ci = inputs[i].channels;
+    const float *src = inputs[i].data + pixel0 * ci;
+    for (int x = 0; x < g->w; x++) {
+      const float *s = src + (ptrdiff_t)x * ci;
+      float *o = d + (ptrdiff_t)x * g->c + offset;
+      for (int j = 0; j < ci; j++) o[j] = s[j];
+    }
+    offset += ci;
+  }
+}
+
+static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const atso_conv_input *inputs,
+                                   int ninputs, const float *packed, const float *bias,
+                                   const atso_conv_output *outputs, int noutputs,
+                                   float *statistics, int row_begin, int row_end) {
   const int p = g->padding, wp = g->w + 2 * p, taps = g->r * g->s;
   const ptrdiff_t pitch = (ptrdiff_t)wp * g->c;  // floats per (padded) input row
-  // With padding, the input rows a tile reads are copied once into a small ring of zero-padded
-  // rows (slot = input row % slots, which holds every row of one output row's window), and rows
-  // outside the image read a zero row: the kernel never tests borders and never writes a
-  // padded copy of the whole input.
+  // With padding (or several inputs), the input rows a tile reads are copied once into a small
+  // ring of zero-padded rows (slot = input row % slots, which holds every row of one output
+  // row's window; the inputs' channels side by side), and rows outside the image read a zero
+  // row: the kernel never tests borders, and neither a padded copy of the input nor the
+  // concatenation of several inputs is ever written out.
+  const int ring_rows = p > 0 || ninputs > 1;
   const int slots = (g->r - 1) * g->dilation + 1;
   float *ring = NULL;
   int slot_row[slots];
-  if (p > 0) {
+  if (ring_rows) {
     ring = (float *)malloc(sizeof(float) * (size_t)(slots + 1) * pitch);
     if (!ring) abort();
     memset(ring + (ptrdiff_t)slots * pitch, 0, sizeof(float) * (size_t)pitch);
@@ -164,27 +194,19 @@ static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const float *x, con
   }
   const float *rows[g->r];
   ptrdiff_t toff[taps];
-  int nb;
-  ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
-  const int nvec = (g->k + VLEN - 1) / VLEN;
-  const int tail = g->k - (nvec - 1) * VLEN;
   for (int row = row_begin; row < row_end; row++) {
     const int b = row / g->out_h, oy = row % g->out_h;
     for (int ky = 0; ky < g->r; ky++) {
       const int iy = oy * g->stride - p + ky * g->dilation;
-      if (p == 0) {
-        rows[ky] = x + ((ptrdiff_t)b * g->h + iy) * pitch;
+      if (!ring_rows) {
+        rows[ky] = inputs[0].data + ((ptrdiff_t)b * g->h + iy) * pitch;
       } else if (iy < 0 || iy >= g->h) {
         rows[ky] = ring + (ptrdiff_t)slots * pitch;
       } else {
         const int slot = iy % slots;
         float *dst = ring + (ptrdiff_t)slot * pitch;
         if (slot_row[slot] != b * g->h + iy) {
-          const size_t pad = sizeof(float) * (size_t)p * g->c;
-          memset(dst, 0, pad);
-          memcpy(dst + (ptrdiff_t)p * g->c, x + ((ptrdiff_t)b * g->h + iy) * g->w * g->c,
-                 sizeof(float) * (size_t)g->w * g->c);
-          memset(dst + (ptrdiff_t)(p + g->w) * g->c, 0, pad);
+          ISA_NAME(fill_row)(g, inputs, ninputs, b, iy, dst);
           slot_row[slot] = b * g->h + iy;
         }
         rows[ky] = dst;
@@ -193,45 +215,59 @@ static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const float *x, con
     for (int ky = 0; ky < g->r; ky++)
       for (int kx = 0; kx < g->s; kx++)
         toff[ky * g->s + kx] = (rows[ky] - rows[0]) + (ptrdiff_t)kx * g->dilation * g->c;
-    float *orow = out + (ptrdiff_t)row * g->out_w * g->k;
     float *srow = statistics ? statistics + (ptrdiff_t)row * 2 * g->k : NULL;
     if (srow)
       for (int i = 0; i < 2 * g->k; i++) srow[i] = 0;
-    for (int j = 0; j < nb; j++) {
-      int first, v;
-      ISA_NAME(block)(g->k, j, &first, &v, NULL);
-      const int rmax = ACC_MAX / v;
-      const int last = j == nb - 1 ? tail : VLEN;
-      const float *wblock = packed + (ptrdiff_t)taps * g->c * VLEN * first;
-      for (int ox = 0; ox < g->out_w; ox += rmax) {
-        int r = g->out_w - ox < rmax ? g->out_w - ox : rmax;
-        ISA_NAME(fwd_dispatch)(
-            r, v, rows[0] + (ptrdiff_t)ox * g->stride * g->c, (ptrdiff_t)g->stride * g->c, toff,
-            taps, g->c, wblock, bias ? bias + first * VLEN : NULL,
-            orow + (ptrdiff_t)ox * g->k + first * VLEN, g->k, last,
-            srow ? srow + first * VLEN : NULL, g->k);
+    const float *wout = packed;  // the packed weights of output o
+    int kout = 0;                // output o's first channel
+    for (int o = 0; o < noutputs; o++) {
+      const int ko = outputs[o].channels;
+      int nb;
+      ISA_NAME(block)(ko, 0, NULL, NULL, &nb);
+      const int nvec = (ko + VLEN - 1) / VLEN;
+      const int tail = ko - (nvec - 1) * VLEN;
+      float *orow = outputs[o].data + (ptrdiff_t)row * g->out_w * ko;
+      for (int j = 0; j < nb; j++) {
+        int first, v;
+        ISA_NAME(block)(ko, j, &first, &v, NULL);
+        const int rmax = ACC_MAX / v;
+        const int last = j == nb - 1 ? tail : VLEN;
+        const float *wblock = wout + (ptrdiff_t)taps * g->c * VLEN * first;
+        const int k0 = kout + first * VLEN;
+        for (int ox = 0; ox < g->out_w; ox += rmax) {
+          int r = g->out_w - ox < rmax ? g->out_w - ox : rmax;
+          ISA_NAME(fwd_dispatch)(
+              r, v, rows[0] + (ptrdiff_t)ox * g->stride * g->c, (ptrdiff_t)g->stride * g->c,
+              toff, taps, g->c, wblock, bias ? bias + k0 : NULL,
+              orow + (ptrdiff_t)ox * ko + first * VLEN, ko, last, srow ? srow + k0 : NULL, g->k);
+        }
       }
+      wout += (ptrdiff_t)taps * g->c * VLEN * nvec;
+      kout += ko;
     }
   }
   free(ring);
 }
 
-// Weight tiles, in order: block j, then tap, then input-channel block.
-static int ISA_NAME(dw_tiles)(const atso_conv_shape *g) {
+// Weight tiles, in order: output-channel block j, then tap, then input, then block of that
+// input's channels.
+static int ISA_NAME(dw_tiles)(const atso_conv_shape *g, const atso_conv_input *inputs,
+                              int ninputs) {
   int nb, total = 0;
   ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
   for (int j = 0; j < nb; j++) {
     int v;
     ISA_NAME(block)(g->k, j, NULL, &v, NULL);
-    int cimax = ACC_MAX / v;
-    total += g->r * g->s * ((g->c + cimax - 1) / cimax);
+    const int cimax = ACC_MAX / v;
+    for (int i = 0; i < ninputs; i++)
+      total += g->r * g->s * ((inputs[i].channels + cimax - 1) / cimax);
   }
   return total;
 }
 
-static void ISA_NAME(weight_gradient)(const atso_conv_shape *g, const float *x, const float *dy,
-                                      float *dw, int tile_begin, int tile_end, int row_begin,
-                                      int row_end) {
+static void ISA_NAME(weight_gradient)(const atso_conv_shape *g, const atso_conv_input *inputs,
+                                      int ninputs, const float *dy, float *dw, int tile_begin,
+                                      int tile_end, int row_begin, int row_end) {
   int nb;
   ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
   const int nvec = (g->k + VLEN - 1) / VLEN;
@@ -244,13 +280,8 @@ static void ISA_NAME(weight_gradient)(const atso_conv_shape *g, const float *x, 
       int first, v;
       ISA_NAME(block)(g->k, j, &first, &v, NULL);
       const int cimax = ACC_MAX / v;
-      const int nci = (g->c + cimax - 1) / cimax;
       const int last = j == nb - 1 ? tail : VLEN;
-      for (int t = 0; t < taps; t++) {
-        if (tile + nci <= tile_begin) {
-          tile += nci;
-          continue;
-        }
+      for (int t = 0; t < taps && tile < tile_end; t++) {
         const int ky = t / g->s, kx = t % g->s;
         const int iy = oy * g->stride - g->padding + ky * g->dilation;
         // Output columns whose input column ox * stride - padding + kx * dilation is inside.
@@ -258,16 +289,28 @@ static void ISA_NAME(weight_gradient)(const atso_conv_shape *g, const float *x, 
         int lo = shift >= 0 ? 0 : (-shift + g->stride - 1) / g->stride;
         int hi = (g->w - 1 - shift) >= 0 ? (g->w - 1 - shift) / g->stride + 1 : 0;
         if (hi > g->out_w) hi = g->out_w;
-        for (int i = 0; i < nci; i++, tile++) {
-          if (tile < tile_begin || tile >= tile_end) continue;
-          if (iy < 0 || iy >= g->h || hi <= lo) continue;
-          const int ci0 = i * (g->c / nci) + (i < g->c % nci ? i : g->c % nci);
-          const int ci = g->c / nci + (i < g->c % nci ? 1 : 0);
-          const float *xp = x + (((ptrdiff_t)b * g->h + iy) * g->w + (ptrdiff_t)lo * g->stride + shift) * g->c + ci0;
-          const float *dyp = dy + ((ptrdiff_t)row * g->out_w + lo) * g->k + first * VLEN;
-          float *dwp = dw + ((ptrdiff_t)t * g->c + ci0) * g->k + first * VLEN;
-          ISA_NAME(dw_dispatch)(ci, v, xp, (ptrdiff_t)g->stride * g->c, dyp, g->k, hi - lo, dwp,
-                                g->k, last);
+        int coffset = 0;  // input i's first channel
+        for (int in = 0; in < ninputs; in++) {
+          const int cin = inputs[in].channels;
+          const int nci = (cin + cimax - 1) / cimax;
+          if (tile + nci <= tile_begin || iy < 0 || iy >= g->h || hi <= lo) {
+            tile += nci;
+            coffset += cin;
+            continue;
+          }
+          for (int i = 0; i < nci; i++, tile++) {
+            if (tile < tile_begin || tile >= tile_end) continue;
+            const int ci0 = i * (cin / nci) + (i < cin % nci ? i : cin % nci);
+            const int ci = cin / nci + (i < cin % nci ? 1 : 0);
+            const float *xp =
+                inputs[in].data +
+                (((ptrdiff_t)b * g->h + iy) * g->w + (ptrdiff_t)lo * g->stride + shift) * cin + ci0;
+            const float *dyp = dy + ((ptrdiff_t)row * g->out_w + lo) * g->k + first * VLEN;
+            float *dwp = dw + ((ptrdiff_t)t * g->c + coffset + ci0) * g->k + first * VLEN;
+            ISA_NAME(dw_dispatch)(ci, v, xp, (ptrdiff_t)g->stride * cin, dyp, g->k, hi - lo, dwp,
+                                  g->k, last);
+          }
+          coffset += cin;
         }
       }
     }

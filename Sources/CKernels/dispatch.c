@@ -52,36 +52,46 @@ int atso_isa_vector_floats(atso_isa isa) {
     default: abort();                    \
   }
 
-size_t atso_conv_packed_size(const atso_conv_shape *g, atso_isa isa) {
-  DISPATCH(return atso_conv_packed_size_avx512(g), return atso_conv_packed_size_avx2(g))
+size_t atso_conv_packed_size(const atso_conv_shape *g, atso_isa isa, const int *output_channels,
+                             int outputs) {
+  DISPATCH(return atso_conv_packed_size_avx512(g, output_channels, outputs),
+           return atso_conv_packed_size_avx2(g, output_channels, outputs))
 }
 
-void atso_conv_pack(const atso_conv_shape *g, atso_isa isa, const float *weight, float *packed) {
-  DISPATCH(atso_conv_pack_avx512(g, weight, packed); return,
-           atso_conv_pack_avx2(g, weight, packed); return)
+void atso_conv_pack(const atso_conv_shape *g, atso_isa isa, const float *weight,
+                    const int *output_channels, int outputs, float *packed) {
+  DISPATCH(atso_conv_pack_avx512(g, weight, output_channels, outputs, packed); return,
+           atso_conv_pack_avx2(g, weight, output_channels, outputs, packed); return)
 }
 
-void atso_conv_forward_rows(const atso_conv_shape *g, atso_isa isa, const float *x,
-                            const float *packed, const float *bias, float *out,
-                            float *statistics, int row_begin, int row_end) {
-  DISPATCH(atso_conv_forward_rows_avx512(g, x, packed, bias, out, statistics, row_begin, row_end);
+void atso_conv_forward_rows(const atso_conv_shape *g, atso_isa isa, const atso_conv_input *inputs,
+                            int ninputs, const float *packed, const float *bias,
+                            const atso_conv_output *outputs, int noutputs, float *statistics,
+                            int row_begin, int row_end) {
+  DISPATCH(atso_conv_forward_rows_avx512(g, inputs, ninputs, packed, bias, outputs, noutputs,
+                                         statistics, row_begin, row_end);
            return,
-           atso_conv_forward_rows_avx2(g, x, packed, bias, out, statistics, row_begin, row_end);
+           atso_conv_forward_rows_avx2(g, inputs, ninputs, packed, bias, outputs, noutputs,
+                                       statistics, row_begin, row_end);
            return)
 }
 
-void atso_conv_weight_gradient(const atso_conv_shape *g, atso_isa isa, const float *x,
-                               const float *dy, float *dw, int tile_begin, int tile_end,
-                               int row_begin, int row_end) {
-  DISPATCH(atso_conv_weight_gradient_avx512(g, x, dy, dw, tile_begin, tile_end, row_begin,
-                                            row_end);
+void atso_conv_weight_gradient(const atso_conv_shape *g, atso_isa isa,
+                               const atso_conv_input *inputs, int ninputs, const float *dy,
+                               float *dw, int tile_begin, int tile_end, int row_begin,
+                               int row_end) {
+  DISPATCH(atso_conv_weight_gradient_avx512(g, inputs, ninputs, dy, dw, tile_begin, tile_end,
+                                            row_begin, row_end);
            return,
-           atso_conv_weight_gradient_avx2(g, x, dy, dw, tile_begin, tile_end, row_begin, row_end);
+           atso_conv_weight_gradient_avx2(g, inputs, ninputs, dy, dw, tile_begin, tile_end,
+                                          row_begin, row_end);
            return)
 }
 
-int atso_conv_weight_tiles(const atso_conv_shape *g, atso_isa isa) {
-  DISPATCH(return atso_conv_weight_tiles_avx512(g), return atso_conv_weight_tiles_avx2(g))
+int atso_conv_weight_tiles(const atso_conv_shape *g, atso_isa isa, const atso_conv_input *inputs,
+                           int ninputs) {
+  DISPATCH(return atso_conv_weight_tiles_avx512(g, inputs, ninputs),
+           return atso_conv_weight_tiles_avx2(g, inputs, ninputs))
 }
 
 double atso_fma_peak(atso_isa isa, double seconds) {
@@ -143,6 +153,8 @@ void atso_resize_backward_image(atso_isa isa, const float *dy, int h, int w, int
   EW(atso_resize_backward_image,
      (dy, h, w, c, height, width, ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1, dx, b, c0, c1))
 }
+
+void atso_exp_inplace(atso_isa isa, float *x, long n) { EW(atso_exp_inplace, (x, n)) }
 
 #if defined(__GLIBC__)
 #include <limits.h>

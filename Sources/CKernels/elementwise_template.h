@@ -128,7 +128,7 @@ void ISA_NAME(atso_bn_backward_apply)(const float *restrict dy, const float *res
 
 // Copies `count` channels of every pixel in [p0, p1): dst[p][dst_offset + j] = src[p][src_offset
 // + j], with src_c / dst_c channels per pixel (concatenation and its split).
-void ISA_NAME(atso_copy_channels)(const float *restrict src, int src_c, int src_offset,
+__attribute__((no_builtin("memcpy"))) void ISA_NAME(atso_copy_channels)(const float *restrict src, int src_c, int src_offset,
                                   float *restrict dst, int dst_c, int dst_offset, int count,
                                   long p0, long p1) {
   for (long p = p0; p < p1; p++) {
@@ -216,4 +216,32 @@ void ISA_NAME(atso_resize_backward_image)(const float *restrict dy, int h, int w
       for (int j = c0; j < c1; j++) p11[j] += w11 * g[j];
     }
   }
+}
+
+// e^x with a degree-6 polynomial on [-ln 2 / 2, ln 2 / 2] after x = n ln 2 + r (the constants of
+// Cephes' expf; relative error below 2e-7). Inputs are clamped to [-87.33, 88.37], so the result
+// is a normal float (the softmax never needs smaller values).
+static inline float ISA_NAME(exp_poly)(float x) {
+  x = x > 88.3762626647949f ? 88.3762626647949f : x;
+  x = x < -87.3365447504f ? -87.3365447504f : x;
+  float t = x * 1.44269504088896341f;
+  float n = (float)(int32_t)(t + (t >= 0 ? 0.5f : -0.5f));
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// x[i] = e^x[i] for i < n.
+void ISA_NAME(atso_exp_inplace)(float *restrict x, long n) {
+  for (long i = 0; i < n; i++) x[i] = ISA_NAME(exp_poly)(x[i]);
 }

@@ -1,41 +1,52 @@
 // The entry points of one instruction set, called by dispatch.c (declared in kernels.h).
-size_t ISA_NAME(atso_conv_packed_size)(const atso_conv_shape *g) {
-  return (size_t)g->r * g->s * g->c * VLEN * ((g->k + VLEN - 1) / VLEN);
+size_t ISA_NAME(atso_conv_packed_size)(const atso_conv_shape *g, const int *output_channels,
+                                      int outputs) {
+  size_t vectors = 0;
+  for (int o = 0; o < outputs; o++) vectors += (size_t)(output_channels[o] + VLEN - 1) / VLEN;
+  return (size_t)g->r * g->s * g->c * VLEN * vectors;
 }
 
-void ISA_NAME(atso_conv_pack)(const atso_conv_shape *g, const float *weight, float *packed) {
-  int nb;
-  ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
+void ISA_NAME(atso_conv_pack)(const atso_conv_shape *g, const float *weight,
+                              const int *output_channels, int outputs, float *packed) {
   const int taps = g->r * g->s;
-  for (int j = 0; j < nb; j++) {
-    int first, v;
-    ISA_NAME(block)(g->k, j, &first, &v, NULL);
-    float *dst = packed + (ptrdiff_t)taps * g->c * VLEN * first;
-    for (int t = 0; t < taps; t++) {
-      for (int ci = 0; ci < g->c; ci++)
-        for (int l = 0; l < v * VLEN; l++) {
-          const int co = first * VLEN + l;
-          float value = 0;
-          if (co < g->k) value = weight[((ptrdiff_t)t * g->c + ci) * g->k + co];
-          *dst++ = value;
-        }
+  int kout = 0;
+  for (int o = 0; o < outputs; o++) {
+    const int ko = output_channels[o];
+    int nb;
+    ISA_NAME(block)(ko, 0, NULL, NULL, &nb);
+    for (int j = 0; j < nb; j++) {
+      int first, v;
+      ISA_NAME(block)(ko, j, &first, &v, NULL);
+      for (int t = 0; t < taps; t++)
+        for (int ci = 0; ci < g->c; ci++)
+          for (int l = 0; l < v * VLEN; l++) {
+            const int co = first * VLEN + l;
+            *packed++ = co < ko ? weight[((ptrdiff_t)t * g->c + ci) * g->k + kout + co] : 0;
+          }
     }
+    kout += ko;
   }
 }
 
-void ISA_NAME(atso_conv_forward_rows)(const atso_conv_shape *g, const float *x,
-                                      const float *packed, const float *bias, float *out,
+void ISA_NAME(atso_conv_forward_rows)(const atso_conv_shape *g, const atso_conv_input *inputs,
+                                      int ninputs, const float *packed, const float *bias,
+                                      const atso_conv_output *outputs, int noutputs,
                                       float *statistics, int row_begin, int row_end) {
-  ISA_NAME(forward_rows)(g, x, packed, bias, out, statistics, row_begin, row_end);
+  ISA_NAME(forward_rows)(g, inputs, ninputs, packed, bias, outputs, noutputs, statistics,
+                         row_begin, row_end);
 }
 
-void ISA_NAME(atso_conv_weight_gradient)(const atso_conv_shape *g, const float *x,
-                                         const float *dy, float *dw, int tile_begin,
+void ISA_NAME(atso_conv_weight_gradient)(const atso_conv_shape *g, const atso_conv_input *inputs,
+                                         int ninputs, const float *dy, float *dw, int tile_begin,
                                          int tile_end, int row_begin, int row_end) {
-  ISA_NAME(weight_gradient)(g, x, dy, dw, tile_begin, tile_end, row_begin, row_end);
+  ISA_NAME(weight_gradient)(g, inputs, ninputs, dy, dw, tile_begin, tile_end, row_begin,
+                            row_end);
 }
 
-int ISA_NAME(atso_conv_weight_tiles)(const atso_conv_shape *g) { return ISA_NAME(dw_tiles)(g); }
+int ISA_NAME(atso_conv_weight_tiles)(const atso_conv_shape *g, const atso_conv_input *inputs,
+                                     int ninputs) {
+  return ISA_NAME(dw_tiles)(g, inputs, ninputs);
+}
 
 double ISA_NAME(atso_fma_peak)(double seconds) {
   vec acc[16];

@@ -7,16 +7,21 @@
 
 double atso_seconds(void);
 
-#define ATSO_DECLARE(suffix)                                                                  \
-  size_t atso_conv_packed_size_##suffix(const atso_conv_shape *g);                            \
-  void atso_conv_pack_##suffix(const atso_conv_shape *g, const float *weight, float *packed);  \
-  void atso_conv_forward_rows_##suffix(const atso_conv_shape *g, const float *x,              \
-                                       const float *packed, const float *bias, float *out,    \
-                                       float *statistics, int row_begin, int row_end);        \
-  void atso_conv_weight_gradient_##suffix(const atso_conv_shape *g, const float *x,           \
-                                          const float *dy, float *dw, int tile_begin,        \
-                                          int tile_end, int row_begin, int row_end);          \
-  int atso_conv_weight_tiles_##suffix(const atso_conv_shape *g);                              \
+#define ATSO_DECLARE(suffix)                                                                   \
+  size_t atso_conv_packed_size_##suffix(const atso_conv_shape *g, const int *output_channels,  \
+                                        int outputs);                                          \
+  void atso_conv_pack_##suffix(const atso_conv_shape *g, const float *weight,                  \
+                               const int *output_channels, int outputs, float *packed);        \
+  void atso_conv_forward_rows_##suffix(const atso_conv_shape *g, const atso_conv_input *inputs, \
+                                       int ninputs, const float *packed, const float *bias,     \
+                                       const atso_conv_output *outputs, int noutputs,           \
+                                       float *statistics, int row_begin, int row_end);          \
+  void atso_conv_weight_gradient_##suffix(const atso_conv_shape *g,                             \
+                                          const atso_conv_input *inputs, int ninputs,           \
+                                          const float *dy, float *dw, int tile_begin,           \
+                                          int tile_end, int row_begin, int row_end);            \
+  int atso_conv_weight_tiles_##suffix(const atso_conv_shape *g, const atso_conv_input *inputs,  \
+                                      int ninputs);                                             \
   double atso_fma_peak_##suffix(double seconds);
 
 ATSO_DECLARE(avx512)
@@ -48,7 +53,8 @@ ATSO_DECLARE(avx2)
       const float *dy, int h, int w, int c, int height, int width, const int32_t *ty0,         \
       const int32_t *ty1, const float *wy0, const float *wy1, const int32_t *tx0,              \
       const int32_t *tx1, const float *wx0, const float *wx1, float *dx, long b, int c0,       \
-      int c1);
+      int c1);                                                                                \
+  void atso_exp_inplace_##suffix(float *x, long n);
 
 ATSO_DECLARE_ELEMENTWISE(avx512)
 ATSO_DECLARE_ELEMENTWISE(avx2)

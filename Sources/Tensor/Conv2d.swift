@@ -234,13 +234,41 @@ package func conv2dForward(
   _ input: Tensor, weight: Tensor, bias: Tensor?,
   stride: Int = 1, padding: Int = 0, dilation: Int = 1, isa: KernelISA
 ) -> Tensor {
+  conv2dForward(
+    concatenating: [input], weight: weight, bias: bias, stride: stride, padding: padding,
+    dilation: dilation, isa: isa)
+}
+
+/// The convolution of the channel concatenation of `inputs` (``concatChannels(_:)``), without
+/// writing that concatenation: the vector kernels read the parts side by side.
+///
+/// - Precondition: the parts agree in `[n, h, w]`; `weight` is `[r, s, sum of their c, k]`.
+package func conv2dForward(
+  concatenating inputs: [Tensor], weight: Tensor, bias: Tensor?,
+  stride: Int = 1, padding: Int = 0, dilation: Int = 1, isa: KernelISA = .best
+) -> Tensor {
   let g = ConvGeometry(
-    input: input.shape, weight: weight.shape, stride: stride, padding: padding,
+    input: concatenatedShape(inputs), weight: weight.shape, stride: stride, padding: padding,
     dilation: dilation)
   if let bias { precondition(bias.shape == [g.k], "conv2d bias \(bias.shape) != [\(g.k)]") }
   precondition(isa.isSupported, "this CPU cannot run the \(isa) kernels")
-  if isa == .portable { return im2colForward(g, input: input, weight: weight, bias: bias) }
-  return vectorForward(g, input: input, weight: weight, bias: bias, isa: isa)
+  if isa == .portable {
+    let input = inputs.count == 1 ? inputs[0] : concatChannels(inputs)
+    return im2colForward(g, input: input, weight: weight, bias: bias)
+  }
+  return vectorForward(g, inputs: inputs, weight: weight, bias: bias, isa: isa, outputs: [g.k])[0]
+}
+
+/// The shape of the channel concatenation of `parts`, checking that they agree.
+private func concatenatedShape(_ parts: [Tensor]) -> [Int] {
+  precondition(!parts.isEmpty && parts[0].rank == 4, "conv2d input must be [n, h, w, c]")
+  let lead = Array(parts[0].shape.dropLast())
+  for part in parts {
+    precondition(
+      part.rank == 4 && Array(part.shape.dropLast()) == lead,
+      "conv2d inputs \(parts.map(\.shape)) differ in [n, h, w]")
+  }
+  return lead + [parts.reduce(0) { $0 + $1.shape[3] }]
 }
 
 /// The portable forward pass: im2col + single-threaded `sgemm` per chunk of rows.
@@ -334,13 +362,29 @@ package func conv2dBackward(
   stride: Int = 1, padding: Int = 0, dilation: Int = 1, computeInputGradient: Bool = true,
   isa: KernelISA
 ) -> (input: Tensor, weight: Tensor, bias: Tensor?) {
+  let g = conv2dBackward(
+    outputGradient: outputGradient, concatenating: [input], weight: weight, hasBias: hasBias,
+    stride: stride, padding: padding, dilation: dilation,
+    computeInputGradient: computeInputGradient, isa: isa)
+  return (computeInputGradient ? g.inputs[0] : Tensor.zeros([0]), g.weight, g.bias)
+}
+
+/// The gradients of ``conv2dForward(concatenating:weight:bias:stride:padding:dilation:isa:)``:
+/// one input gradient per part (none when `computeInputGradient` is false), the weight and the
+/// bias gradient.
+package func conv2dBackward(
+  outputGradient: Tensor, concatenating inputs: [Tensor], weight: Tensor, hasBias: Bool,
+  stride: Int = 1, padding: Int = 0, dilation: Int = 1, computeInputGradient: Bool = true,
+  isa: KernelISA = .best
+) -> (inputs: [Tensor], weight: Tensor, bias: Tensor?) {
   let g = ConvGeometry(
-    input: input.shape, weight: weight.shape, stride: stride, padding: padding,
+    input: concatenatedShape(inputs), weight: weight.shape, stride: stride, padding: padding,
     dilation: dilation)
   precondition(
     outputGradient.shape == g.outputShape,
     "conv2d output gradient \(outputGradient.shape) != \(g.outputShape)")
   precondition(isa.isSupported, "this CPU cannot run the \(isa) kernels")
+  let parts = inputs.map { $0.shape[3] }
   // Stride 1 with a square kernel: the input gradient is itself a forward convolution of dY
   // with the flipped, transposed kernel, which avoids the thin dY * W^T GEMM and col2im.
   let transposedPadding = dilation * (g.r - 1) - padding
@@ -348,28 +392,44 @@ package func conv2dBackward(
     computeInputGradient && stride == 1 && g.r == g.s && transposedPadding >= 0
     && (isa != .portable || !g.isPointwise)
   let scatter = computeInputGradient && !viaTransposedConv
-  var result: (input: Tensor, weight: Tensor, bias: Tensor?)
+  var inputGradients: [Tensor] = []
+  let parameters: (weight: Tensor, bias: Tensor?)
   if isa == .portable {
-    result = im2colBackward(
+    let input = inputs.count == 1 ? inputs[0] : concatChannels(inputs)
+    let r = im2colBackward(
       g, outputGradient: outputGradient, input: input, weight: weight, hasBias: hasBias,
       weightGradient: true, scatterInputGradient: scatter)
+    parameters = (r.weight, r.bias)
+    if scatter { inputGradients = parts.count == 1 ? [r.input] : splitChannels(r.input, sizes: parts) }
   } else {
-    let parameters = vectorWeightGradient(
-      g, outputGradient: outputGradient, input: input, hasBias: hasBias, isa: isa)
-    let inputGradient =
-      scatter
-      ? im2colBackward(
+    parameters = vectorWeightGradient(
+      g, outputGradient: outputGradient, inputs: inputs, hasBias: hasBias, isa: isa)
+    if scatter {
+      let input = inputs.count == 1 ? inputs[0] : concatChannels(inputs)
+      let dx = im2colBackward(
         g, outputGradient: outputGradient, input: input, weight: weight, hasBias: false,
         weightGradient: false, scatterInputGradient: true
-      ).input : Tensor.zeros([0])
-    result = (inputGradient, parameters.weight, parameters.bias)
+      ).input
+      inputGradients = parts.count == 1 ? [dx] : splitChannels(dx, sizes: parts)
+    }
   }
   if viaTransposedConv {
-    result.input = conv2dForward(
-      outputGradient, weight: flippedTransposed(weight), bias: nil, stride: 1,
-      padding: transposedPadding, dilation: dilation, isa: isa)
+    let flipped = flippedTransposed(weight)
+    if isa == .portable {
+      let dx = conv2dForward(
+        outputGradient, weight: flipped, bias: nil, stride: 1, padding: transposedPadding,
+        dilation: dilation, isa: isa)
+      inputGradients = parts.count == 1 ? [dx] : splitChannels(dx, sizes: parts)
+    } else {
+      // One output per part: the kernel writes each part's gradient in place.
+      let tg = ConvGeometry(
+        input: outputGradient.shape, weight: flipped.shape, stride: 1,
+        padding: transposedPadding, dilation: dilation)
+      inputGradients = vectorForward(
+        tg, inputs: [outputGradient], weight: flipped, bias: nil, isa: isa, outputs: parts)
+    }
   }
-  return result
+  return (inputGradients, parameters.weight, parameters.bias)
 }
 
 /// The portable backward pass: im2col + `sgemm` per chunk of rows, one image per worker.
@@ -491,29 +551,28 @@ private func im2colBackward(
 }
 
 /// The vector forward pass: packed weights, then output rows split among the workers
-/// (`atso_conv_forward_rows`, which pads the input rows it reads in a small ring of its own).
+/// (`atso_conv_forward_rows`, which pads the input rows it reads, and lays the inputs side by
+/// side, in a small ring of its own). Returns one tensor per entry of `outputs` (its channels).
 private func vectorForward(
-  _ g: ConvGeometry, input: Tensor, weight: Tensor, bias: Tensor?, isa: KernelISA
-) -> Tensor {
+  _ g: ConvGeometry, inputs: [Tensor], weight: Tensor, bias: Tensor?, isa: KernelISA,
+  outputs: [Int]
+) -> [Tensor] {
   let shape = g.cShape
-  let packed = packedWeights(shape, weight, isa: isa)
+  let packed = packedWeights(shape, weight, outputs: outputs, isa: isa)
   let rows = g.n * g.outH
   let biasScalars = bias?.scalars ?? []
-  return Tensor.filled(shape: g.outputShape) { out in
-    guard let outBase = out.baseAddress else { return }
-    let y = DisjointWrites(base: outBase)
-    input.scalars.withUnsafeBufferPointer { xb in
+  return withConvInputs(inputs) { sources in
+    withNewConvOutputs(outputs.map { [g.n, g.outH, g.outW, $0] }) { sinks in
       packed.withUnsafeBufferPointer { wb in
         biasScalars.withUnsafeBufferPointer { bb in
-          guard let xBase = xb.baseAddress, let wBase = wb.baseAddress else { return }
-          let x = SharedReads(base: xBase)
+          guard let wBase = wb.baseAddress else { return }
           let w = SharedReads(base: wBase)
           let b = bias == nil ? nil : bb.baseAddress.map { SharedReads(base: $0) }
           parallelChunkBlocks(rows) { block in
             withUnsafePointer(to: shape) { s in
               atso_conv_forward_rows(
-                s, isa.cValue, x.base, w.base, b?.base, y.base, nil, Int32(block.lowerBound),
-                Int32(block.upperBound))
+                s, isa.cValue, sources.base, Int32(inputs.count), w.base, b?.base, sinks.base,
+                Int32(outputs.count), nil, Int32(block.lowerBound), Int32(block.upperBound))
             }
           }
         }
@@ -522,14 +581,62 @@ private func vectorForward(
   }
 }
 
-/// The weights packed for the vector kernels of `isa`.
-private func packedWeights(_ shape: atso_conv_shape, _ weight: Tensor, isa: KernelISA) -> [Float] {
-  withUnsafePointer(to: shape) { s in
-    let count = atso_conv_packed_size(s, isa.cValue)
+/// Calls `body` with the C descriptions of `inputs` (valid during the call).
+private func withConvInputs<R>(
+  _ inputs: [Tensor], _ body: (SharedReads<atso_conv_input>) -> R
+) -> R {
+  var sources: [atso_conv_input] = []
+  func visit(_ i: Int) -> R {
+    guard i < inputs.count else {
+      return sources.withUnsafeBufferPointer { b in
+        guard let base = b.baseAddress else {
+          preconditionFailure("a convolution needs at least one input")
+        }
+        return body(SharedReads(base: base))
+      }
+    }
+    return inputs[i].scalars.withUnsafeBufferPointer { xb in
+      sources.append(atso_conv_input(data: xb.baseAddress, channels: Int32(inputs[i].shape[3])))
+      return visit(i + 1)
+    }
+  }
+  return visit(0)
+}
+
+/// New tensors of `shapes` (`[n, h, w, c_i]`), whose scalars `body` must all write through the C
+/// descriptions it receives (valid during the call).
+private func withNewConvOutputs(
+  _ shapes: [[Int]], _ body: (SharedReads<atso_conv_output>) -> Void
+) -> [Tensor] {
+  var sinks: [atso_conv_output] = []
+  func level(_ i: Int) -> [[Float]] {
+    guard i < shapes.count else {
+      sinks.withUnsafeBufferPointer { b in b.baseAddress.map { body(SharedReads(base: $0)) } }
+      return []
+    }
+    let count = shapes[i].reduce(1, *)
+    var rest: [[Float]] = []
+    let scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+      sinks.append(atso_conv_output(data: buffer.baseAddress, channels: Int32(shapes[i][3])))
+      rest = level(i + 1)
+      initialized = count
+    }
+    return [scalars] + rest
+  }
+  return zip(shapes, level(0)).map { Tensor(shape: $0, scalars: $1) }
+}
+
+/// The weights packed for the vector kernels of `isa`, for outputs of `outputs` channels.
+private func packedWeights(
+  _ shape: atso_conv_shape, _ weight: Tensor, outputs: [Int], isa: KernelISA
+) -> [Float] {
+  let channels = outputs.map { Int32($0) }
+  return withUnsafePointer(to: shape) { s in
+    let count = atso_conv_packed_size(s, isa.cValue, channels, Int32(channels.count))
     return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
       weight.scalars.withUnsafeBufferPointer { wb in
         if let base = buffer.baseAddress, let w = wb.baseAddress {
-          atso_conv_pack(s, isa.cValue, w, base)
+          atso_conv_pack(s, isa.cValue, w, channels, Int32(channels.count), base)
         }
       }
       initialized = count
@@ -540,26 +647,25 @@ private func packedWeights(_ shape: atso_conv_shape, _ weight: Tensor, isa: Kern
 /// The vector weight gradient (weight tiles split among the workers, each summed over all
 /// pixels in order) and the bias gradient (``channelSums(rows:c:quantities:_:)``).
 private func vectorWeightGradient(
-  _ g: ConvGeometry, outputGradient: Tensor, input: Tensor, hasBias: Bool, isa: KernelISA
+  _ g: ConvGeometry, outputGradient: Tensor, inputs: [Tensor], hasBias: Bool, isa: KernelISA
 ) -> (weight: Tensor, bias: Tensor?) {
   let shape = g.cShape
-  let tiles = withUnsafePointer(to: shape) { Int(atso_conv_weight_tiles($0, isa.cValue)) }
   let rows = g.n * g.outH
   var dw = Tensor.zeros([g.r, g.s, g.c, g.k])
-  dw.scalars.withUnsafeMutableBufferPointer { dwb in
-    input.scalars.withUnsafeBufferPointer { xb in
+  withConvInputs(inputs) { sources in
+    let tiles = withUnsafePointer(to: shape) {
+      Int(atso_conv_weight_tiles($0, isa.cValue, sources.base, Int32(inputs.count)))
+    }
+    dw.scalars.withUnsafeMutableBufferPointer { dwb in
       outputGradient.scalars.withUnsafeBufferPointer { dyb in
-        guard let dwBase = dwb.baseAddress, let xBase = xb.baseAddress,
-          let dyBase = dyb.baseAddress
-        else { return }
+        guard let dwBase = dwb.baseAddress, let dyBase = dyb.baseAddress else { return }
         let out = DisjointWrites(base: dwBase)  // tiles own disjoint parts of dw
-        let x = SharedReads(base: xBase)
         let dy = SharedReads(base: dyBase)
         parallelChunkBlocks(tiles) { block in
           withUnsafePointer(to: shape) { s in
             atso_conv_weight_gradient(
-              s, isa.cValue, x.base, dy.base, out.base, Int32(block.lowerBound),
-              Int32(block.upperBound), 0, Int32(rows))
+              s, isa.cValue, sources.base, Int32(inputs.count), dy.base, out.base,
+              Int32(block.lowerBound), Int32(block.upperBound), 0, Int32(rows))
           }
         }
       }
@@ -570,11 +676,9 @@ private func vectorWeightGradient(
   let sums = outputGradient.scalars.withUnsafeBufferPointer { dyb -> [Double] in
     guard let dyBase = dyb.baseAddress else { return [Double](repeating: 0, count: k) }
     let dy = SharedReads(base: dyBase)
+    let isa = isa.cValue
     return channelSums(rows: g.rows, c: k, quantities: 1) { range, s in
-      for p in range {
-        let row = dy.base + p * k
-        for j in 0..<k { s[j] += row[j] }
-      }
+      atso_channel_moments(isa, dy.base, Int32(k), range.lowerBound, range.upperBound, nil, s, nil)
     }
   }
   return (dw, Tensor(shape: [k], scalars: sums.map { Float($0) }))

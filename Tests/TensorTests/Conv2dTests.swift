@@ -187,3 +187,25 @@ func matmulDirect() {
   }
   expectClose(matmul(a, b), expected, relativeTolerance: 1e-5, "matmul")
 }
+
+@Test(
+  "a convolution of concatenated parts equals the convolution of their concatenation, bit for bit",
+  arguments: supportedISAs)
+func conv2dConcatenatedParts(isa: KernelISA) {
+  var rng = SeededGenerator(seed: 13)
+  let parts = [randomTensor([2, 7, 9, 5], &rng), randomTensor([2, 7, 9, 11], &rng)]
+  let whole = concatChannels(parts)
+  let weight = randomTensor([3, 3, 16, 20], &rng, scale: 0.3)
+  let bias = randomTensor([20], &rng)
+  let y = conv2dForward(
+    concatenating: parts, weight: weight, bias: bias, padding: 1, isa: isa)
+  #expect(y == conv2dForward(whole, weight: weight, bias: bias, padding: 1, isa: isa))
+  let dy = randomTensor(y.shape, &rng)
+  let split = conv2dBackward(
+    outputGradient: dy, concatenating: parts, weight: weight, hasBias: true, padding: 1, isa: isa)
+  let joined = conv2dBackward(
+    outputGradient: dy, input: whole, weight: weight, hasBias: true, padding: 1, isa: isa)
+  #expect(split.inputs == splitChannels(joined.input, sizes: [5, 11]))
+  #expect(split.weight == joined.weight)
+  #expect(split.bias == joined.bias)
+}

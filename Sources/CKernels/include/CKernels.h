@@ -33,35 +33,53 @@ typedef struct {
   int out_h, out_w;      // (h + 2 * padding - dilation * (r - 1) - 1) / stride + 1, likewise w
 } atso_conv_shape;
 
-/// Floats of the packed weights of `shape` for `isa` (output channels padded to whole vectors).
-size_t atso_conv_packed_size(const atso_conv_shape *shape, atso_isa isa);
-/// Packs `weight` ([r][s][c][k], row-major) for atso_conv_forward_rows: blocks of up to four
-/// vectors of output channels, each [r][s][c][block width], zero-padded past k.
+/// One input of a convolution. The input channels of a convolution are the concatenation of
+/// its inputs' channels (each [n][h][w][channels]), in order; shape->c is their sum.
+typedef struct {
+  const float *data;
+  int channels;
+} atso_conv_input;
+
+/// One output of a convolution: its output channels, in order, are split among its outputs
+/// (each [n][out_h][out_w][channels]); shape->k is their sum.
+typedef struct {
+  float *data;
+  int channels;
+} atso_conv_output;
+
+/// Floats of the packed weights of `shape` for `isa` and outputs of `output_channels` channels.
+size_t atso_conv_packed_size(const atso_conv_shape *shape, atso_isa isa,
+                             const int *output_channels, int outputs);
+/// Packs `weight` ([r][s][c][k], row-major) for atso_conv_forward_rows: per output, blocks of up
+/// to four vectors of its channels, each [r][s][c][block width], zero-padded past the output's
+/// channels.
 void atso_conv_pack(const atso_conv_shape *shape, atso_isa isa, const float *weight,
-                    float *packed);
+                    const int *output_channels, int outputs, float *packed);
 
 /// Forward convolution of output rows [row_begin, row_end) (row = b * out_h + oy):
 /// out[b][oy][ox][0..<k] = bias + sum over ky, kx, ci of x[...] * w[ky][kx][ci][...], zero
-/// outside the image. Overwrites those rows of `out` ([n][out_h][out_w][k]). `bias` ([k]) may be
-/// NULL. Allocates a few padded input rows (malloc) for the duration of the call.
-/// `statistics` (NULL, or [rows][2][k] for all n * out_h rows) receives, per output row, the
-/// sums of the outputs and of their squares per channel (for batch normalisation).
-void atso_conv_forward_rows(const atso_conv_shape *shape, atso_isa isa, const float *x,
-                            const float *packed, const float *bias, float *out,
+/// outside the image, x being the inputs side by side. Overwrites those rows of the outputs.
+/// `bias` ([k]) may be NULL. `statistics` (NULL, or [n * out_h][2][k]) receives per output row
+/// the sums of the outputs and of their squares per channel (for batch normalisation).
+/// Allocates a few padded input rows (malloc) for the duration of the call.
+void atso_conv_forward_rows(const atso_conv_shape *shape, atso_isa isa,
+                            const atso_conv_input *inputs, int ninputs, const float *packed,
+                            const float *bias, const atso_conv_output *outputs, int noutputs,
                             float *statistics, int row_begin, int row_end);
 
 /// The weight gradient of a convolution, for weight tiles [tile_begin, tile_end) out of
-/// atso_conv_weight_tiles(shape, isa), summing over output rows [row_begin, row_end)
-/// (row = b * out_h + oy):
-/// dw[ky][kx][ci][co] += sum over pixels of x[b][iy][ix][ci] * dy[b][oy][ox][co].
-/// `x` is the unpadded input. Accumulates into `dw` ([r][s][c][k]); each tile's sum runs over
-/// the rows and pixels in order, so the result does not depend on how tiles are split among
-/// callers.
-void atso_conv_weight_gradient(const atso_conv_shape *shape, atso_isa isa, const float *x,
-                               const float *dy, float *dw, int tile_begin, int tile_end,
-                               int row_begin, int row_end);
+/// atso_conv_weight_tiles, summing over output rows [row_begin, row_end) (row = b * out_h + oy):
+/// dw[ky][kx][ci][co] += sum over pixels of x[b][iy][ix][ci] * dy[b][oy][ox][co], x being the
+/// (unpadded) inputs side by side. Accumulates into `dw` ([r][s][c][k]); each tile's sum runs
+/// over the rows and pixels in order, so the result does not depend on how tiles are split
+/// among callers.
+void atso_conv_weight_gradient(const atso_conv_shape *shape, atso_isa isa,
+                               const atso_conv_input *inputs, int ninputs, const float *dy,
+                               float *dw, int tile_begin, int tile_end, int row_begin,
+                               int row_end);
 /// The number of weight tiles of atso_conv_weight_gradient.
-int atso_conv_weight_tiles(const atso_conv_shape *shape, atso_isa isa);
+int atso_conv_weight_tiles(const atso_conv_shape *shape, atso_isa isa,
+                           const atso_conv_input *inputs, int ninputs);
 
 /// Measures the float FMA rate of one thread on registers only (no memory), for `seconds`:
 /// 16 independent chains of fused multiply-adds on `isa`'s widest registers. Returns FLOP/s
@@ -106,6 +124,10 @@ void atso_resize_backward_image(atso_isa isa, const float *dy, int h, int w, int
                                 const float *wy0, const float *wy1, const int32_t *tx0,
                                 const int32_t *tx1, const float *wx0, const float *wx1, float *dx,
                                 long b, int c0, int c1);
+
+/// x[i] = e^x[i] for i < n (a polynomial after range reduction, relative error below 2e-7;
+/// inputs clamped to [-87.33, 88.37]).
+void atso_exp_inplace(atso_isa isa, float *x, long n);
 
 /// Makes glibc's malloc keep freed memory for reuse: large blocks come from the heap instead of
 /// fresh mmap()s (M_MMAP_MAX = 0) and free memory at its top is kept up to 2 GiB
