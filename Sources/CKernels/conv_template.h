@@ -19,13 +19,24 @@
 //   pstep  floats between the inputs of consecutive output pixels (stride * c)
 //   toff   floats from x to each tap's first element; taps of them
 //   w      packed weights of the block: [taps][c][V * VLEN]
-//   bias   the block's first bias or NULL; out the tile's first output; ostep = k
+//   out    the tile's first output; ostep = that output's channels
 //   last   floats of the block's last vector that exist (1...VLEN)
-//   stats  NULL or the row's sums [k] (squares follow at + k), at the block's first channel
+//   e      bias, ReLU and statistics, their pointers at the block's first channel: the stored
+//          value is max(0, sum + bias) with relu; stats (if not NULL) receives the row's sums of
+//          (value - shift) and (squares, at + k) of their squares
+typedef struct {
+  const float *bias, *shift;
+  float *stats;
+  ptrdiff_t k;
+  int relu;
+} ISA_NAME(epilogue);
+
 static inline __attribute__((always_inline)) void ISA_NAME(fwd_tile)(
     const int R, const int V, const float *x, ptrdiff_t pstep, const ptrdiff_t *toff, int taps,
-    int c, const float *w, const float *bias, float *out, ptrdiff_t ostep, int last,
-    float *stats, ptrdiff_t k) {
+    int c, const float *w, float *out, ptrdiff_t ostep, int last, const ISA_NAME(epilogue) *e) {
+  const float *bias = e->bias;
+  float *stats = e->stats;
+  const ptrdiff_t k = e->k;
   vec acc[ACC_MAX][VMAX];
   vec b0[VMAX];
   UNROLL for (int v = 0; v < V; v++) {
@@ -56,6 +67,9 @@ static inline __attribute__((always_inline)) void ISA_NAME(fwd_tile)(
       }
     }
   }
+  if (e->relu)
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < V; v++)
+      acc[r][v] = V_MAX(acc[r][v], V_ZERO());
   UNROLL for (int r = 0; r < R; r++) {
     UNROLL for (int v = 0; v < V - 1; v++) V_STORE(out + r * ostep + v * VLEN, acc[r][v]);
     V_STORE_N(out + r * ostep + (V - 1) * VLEN, acc[r][V - 1], last);
@@ -63,9 +77,13 @@ static inline __attribute__((always_inline)) void ISA_NAME(fwd_tile)(
   if (stats) {
     UNROLL for (int v = 0; v < V; v++) {
       vec s = V_ZERO(), q = V_ZERO();
+      const vec m = !e->shift         ? V_ZERO()
+                    : v == V - 1      ? V_LOAD_N(e->shift + v * VLEN, last)
+                                      : V_LOAD(e->shift + v * VLEN);
       UNROLL for (int r = 0; r < R; r++) {
-        s = V_ADD(s, acc[r][v]);
-        q = V_FMA(acc[r][v], acc[r][v], q);
+        vec d = V_SUB(acc[r][v], m);
+        s = V_ADD(s, d);
+        q = V_FMA(d, d, q);
       }
       int n = v == V - 1 ? last : VLEN;
       V_STORE_N(stats + v * VLEN, V_ADD(V_LOAD_N(stats + v * VLEN, n), s), n);
@@ -106,12 +124,12 @@ static inline __attribute__((always_inline)) void ISA_NAME(dw_tile)(
 
 static void ISA_NAME(fwd_dispatch)(int R, int V, const float *x, ptrdiff_t pstep,
                                    const ptrdiff_t *toff, int taps, int c, const float *w,
-                                   const float *bias, float *out, ptrdiff_t ostep, int last,
-                                   float *stats, ptrdiff_t k) {
+                                   float *out, ptrdiff_t ostep, int last,
+                                   const ISA_NAME(epilogue) *e) {
   switch (V * 64 + R) {
-#define X(R_, V_)                                                                            \
-  case (V_)*64 + (R_):                                                                       \
-    ISA_NAME(fwd_tile)(R_, V_, x, pstep, toff, taps, c, w, bias, out, ostep, last, stats, k); \
+#define X(R_, V_)                                                                   \
+  case (V_)*64 + (R_):                                                              \
+    ISA_NAME(fwd_tile)(R_, V_, x, pstep, toff, taps, c, w, out, ostep, last, e);    \
     break;
     FWD_CASES(X)
 #undef X
@@ -172,9 +190,14 @@ __attribute__((no_builtin("memcpy"))) static void ISA_NAME(fill_row)(
 }
 
 static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const atso_conv_input *inputs,
-                                   int ninputs, const float *packed, const float *bias,
-                                   const atso_conv_output *outputs, int noutputs,
-                                   float *statistics, int row_begin, int row_end) {
+                                   int ninputs, const float *packed,
+                                   const atso_conv_epilogue *epilogue,
+                                   const atso_conv_output *outputs, int noutputs, int row_begin,
+                                   int row_end) {
+  const float *bias = epilogue ? epilogue->bias : NULL;
+  const float *shift = epilogue ? epilogue->shift : NULL;
+  float *statistics = epilogue ? epilogue->statistics : NULL;
+  const int relu = epilogue ? epilogue->relu : 0;
   const int p = g->padding, wp = g->w + 2 * p, taps = g->r * g->s;
   const ptrdiff_t pitch = (ptrdiff_t)wp * g->c;  // floats per (padded) input row
   // With padding (or several inputs), the input rows a tile reads are copied once into a small
@@ -236,10 +259,11 @@ static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const atso_conv_inp
         const int k0 = kout + first * VLEN;
         for (int ox = 0; ox < g->out_w; ox += rmax) {
           int r = g->out_w - ox < rmax ? g->out_w - ox : rmax;
-          ISA_NAME(fwd_dispatch)(
-              r, v, rows[0] + (ptrdiff_t)ox * g->stride * g->c, (ptrdiff_t)g->stride * g->c,
-              toff, taps, g->c, wblock, bias ? bias + k0 : NULL,
-              orow + (ptrdiff_t)ox * ko + first * VLEN, ko, last, srow ? srow + k0 : NULL, g->k);
+          const ISA_NAME(epilogue) e = {bias ? bias + k0 : NULL, shift ? shift + k0 : NULL,
+                                        srow ? srow + k0 : NULL, g->k, relu};
+          ISA_NAME(fwd_dispatch)(r, v, rows[0] + (ptrdiff_t)ox * g->stride * g->c,
+                                 (ptrdiff_t)g->stride * g->c, toff, taps, g->c, wblock,
+                                 orow + (ptrdiff_t)ox * ko + first * VLEN, ko, last, &e);
         }
       }
       wout += (ptrdiff_t)taps * g->c * VLEN * nvec;

@@ -65,14 +65,14 @@ void atso_conv_pack(const atso_conv_shape *g, atso_isa isa, const float *weight,
 }
 
 void atso_conv_forward_rows(const atso_conv_shape *g, atso_isa isa, const atso_conv_input *inputs,
-                            int ninputs, const float *packed, const float *bias,
-                            const atso_conv_output *outputs, int noutputs, float *statistics,
-                            int row_begin, int row_end) {
-  DISPATCH(atso_conv_forward_rows_avx512(g, inputs, ninputs, packed, bias, outputs, noutputs,
-                                         statistics, row_begin, row_end);
+                            int ninputs, const float *packed, const atso_conv_epilogue *epilogue,
+                            const atso_conv_output *outputs, int noutputs, int row_begin,
+                            int row_end) {
+  DISPATCH(atso_conv_forward_rows_avx512(g, inputs, ninputs, packed, epilogue, outputs, noutputs,
+                                         row_begin, row_end);
            return,
-           atso_conv_forward_rows_avx2(g, inputs, ninputs, packed, bias, outputs, noutputs,
-                                       statistics, row_begin, row_end);
+           atso_conv_forward_rows_avx2(g, inputs, ninputs, packed, epilogue, outputs, noutputs,
+                                       row_begin, row_end);
            return)
 }
 

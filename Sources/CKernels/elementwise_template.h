@@ -139,7 +139,7 @@ __attribute__((no_builtin("memcpy"))) void ISA_NAME(atso_copy_channels)(const fl
 }
 
 // Max pooling of output rows [row0, row1) (row = b * out_h + oy), size x size windows with
-// `stride`: out and argmax (offset of the first maximum in x) per output scalar.
+// `stride`: out and (unless argmax is NULL) the offset of the first maximum in x, per output.
 void ISA_NAME(atso_max_pool_rows)(const float *restrict x, int h, int w, int c, int size,
                                   int stride, int out_h, int out_w, float *restrict out,
                                   int32_t *restrict argmax, long row0, long row1) {
@@ -147,23 +147,33 @@ void ISA_NAME(atso_max_pool_rows)(const float *restrict x, int h, int w, int c, 
     const long b = row / out_h, oy = row % out_h;
     for (int ox = 0; ox < out_w; ox++) {
       float *o = out + (row * out_w + ox) * c;
-      int32_t *a = argmax + (row * out_w + ox) * c;
       const long first = ((b * h + oy * stride) * w + (long)ox * stride) * c;
-      for (int j = 0; j < c; j++) {
-        o[j] = x[first + j];
-        a[j] = (int32_t)(first + j);
-      }
-      for (int ky = 0; ky < size; ky++)
-        for (int kx = 0; kx < size; kx++) {
-          if (ky == 0 && kx == 0) continue;
-          const long q = ((b * h + oy * stride + ky) * w + (long)ox * stride + kx) * c;
-          for (int j = 0; j < c; j++) {
-            float v = x[q + j];
-            int better = v > o[j];  // ties keep the first maximum
-            o[j] = better ? v : o[j];
-            a[j] = better ? (int32_t)(q + j) : a[j];
+      for (int j = 0; j < c; j++) o[j] = x[first + j];
+      if (argmax) {
+        int32_t *a = argmax + (row * out_w + ox) * c;
+        for (int j = 0; j < c; j++) a[j] = (int32_t)(first + j);
+        for (int ky = 0; ky < size; ky++)
+          for (int kx = 0; kx < size; kx++) {
+            if (ky == 0 && kx == 0) continue;
+            const long q = ((b * h + oy * stride + ky) * w + (long)ox * stride + kx) * c;
+            for (int j = 0; j < c; j++) {
+              float v = x[q + j], m = o[j];
+              int better = v > m;  // ties keep the first maximum
+              o[j] = better ? v : m;
+              a[j] = better ? (int32_t)(q + j) : a[j];
+            }
           }
-        }
+      } else {
+        for (int ky = 0; ky < size; ky++)
+          for (int kx = 0; kx < size; kx++) {
+            if (ky == 0 && kx == 0) continue;
+            const long q = ((b * h + oy * stride + ky) * w + (long)ox * stride + kx) * c;
+            for (int j = 0; j < c; j++) {
+              float v = x[q + j], m = o[j];
+              o[j] = v > m ? v : m;
+            }
+          }
+      }
     }
   }
 }

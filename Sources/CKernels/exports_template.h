@@ -29,11 +29,12 @@ void ISA_NAME(atso_conv_pack)(const atso_conv_shape *g, const float *weight,
 }
 
 void ISA_NAME(atso_conv_forward_rows)(const atso_conv_shape *g, const atso_conv_input *inputs,
-                                      int ninputs, const float *packed, const float *bias,
+                                      int ninputs, const float *packed,
+                                      const atso_conv_epilogue *epilogue,
                                       const atso_conv_output *outputs, int noutputs,
-                                      float *statistics, int row_begin, int row_end) {
-  ISA_NAME(forward_rows)(g, inputs, ninputs, packed, bias, outputs, noutputs, statistics,
-                         row_begin, row_end);
+                                      int row_begin, int row_end) {
+  ISA_NAME(forward_rows)(g, inputs, ninputs, packed, epilogue, outputs, noutputs, row_begin,
+                         row_end);
 }
 
 void ISA_NAME(atso_conv_weight_gradient)(const atso_conv_shape *g, const atso_conv_input *inputs,

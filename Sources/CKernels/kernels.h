@@ -13,9 +13,10 @@ double atso_seconds(void);
   void atso_conv_pack_##suffix(const atso_conv_shape *g, const float *weight,                  \
                                const int *output_channels, int outputs, float *packed);        \
   void atso_conv_forward_rows_##suffix(const atso_conv_shape *g, const atso_conv_input *inputs, \
-                                       int ninputs, const float *packed, const float *bias,     \
+                                       int ninputs, const float *packed,                        \
+                                       const atso_conv_epilogue *epilogue,                      \
                                        const atso_conv_output *outputs, int noutputs,           \
-                                       float *statistics, int row_begin, int row_end);          \
+                                       int row_begin, int row_end);                             \
   void atso_conv_weight_gradient_##suffix(const atso_conv_shape *g,                             \
                                           const atso_conv_input *inputs, int ninputs,           \
                                           const float *dy, float *dw, int tile_begin,           \

@@ -93,14 +93,61 @@ private func batchNormTraining(
     for j in 0..<c {
       inverse[j] = Float(1 / (squares[c + j] / Double(rows) + Double(epsilon)).squareRoot())
     }
-    // Pass 3: y = x * a + b with a = scale * inverse, b = offset - mean * a.
-    var a = [Float](repeating: 0, count: c)
-    var b = [Float](repeating: 0, count: c)
-    for j in 0..<c {
-      a[j] = scale.scalars[j] * inverse[j]
-      b[j] = offset.scalars[j] - mean[j] * a[j]
-    }
-    return affinePerChannel(x: x, rows: rows, c: c, shape: input.shape, a: a, b: b, relu: relu)
+    return affinePerChannel(
+      x: x, rows: rows, c: c, shape: input.shape,
+      a: normalizingScale(scale: scale, inverse: inverse),
+      b: normalizingOffset(offset: offset, mean: mean, scale: scale, inverse: inverse), relu: relu)
+  }
+  return (
+    output,
+    BatchNormStatistics(
+      mean: Tensor(shape: [c], scalars: mean),
+      inverseStandardDeviation: Tensor(shape: [c], scalars: inverse))
+  )
+}
+
+/// `a = scale * inverse` of `y = x * a + b`.
+private func normalizingScale(scale: Tensor, inverse: [Float]) -> [Float] {
+  (0..<inverse.count).map { scale.scalars[$0] * inverse[$0] }
+}
+
+/// `b = offset - mean * a` of `y = x * a + b`.
+private func normalizingOffset(offset: Tensor, mean: [Float], scale: Tensor, inverse: [Float])
+  -> [Float]
+{
+  (0..<mean.count).map { offset.scalars[$0] - mean[$0] * (scale.scalars[$0] * inverse[$0]) }
+}
+
+/// Batch normalisation in training mode (then a ReLU if `relu`) with statistics gathered
+/// elsewhere, as the convolution kernel gathers them while storing its output
+/// (``conv2dForwardWithMoments(concatenating:weight:stride:padding:dilation:shift:isa:)``):
+/// per channel `j`, `sums[j]` and `squares[j]` are the sums of `x - shift[j]` and of its square
+/// over the `n * h * w` values, so
+/// ```
+/// mean = shift + sums / m        variance = squares / m - (sums / m)^2   (biased, >= 0)
+/// ```
+/// Otherwise the same as ``batchNormReLUTrainingForward(_:scale:offset:epsilon:)``.
+package func batchNormTrainingForward(
+  _ input: Tensor, sums: [Double], squares: [Double], shift: Tensor, scale: Tensor,
+  offset: Tensor, epsilon: Float = 1e-5, relu: Bool
+) -> (output: Tensor, statistics: BatchNormStatistics) {
+  let (rows, c) = batchNormSizes(input, [("scale", scale), ("offset", offset), ("shift", shift)])
+  precondition(rows >= 1, "batch norm training needs at least one value per channel")
+  precondition(sums.count == c && squares.count == c, "batch norm moments of \(sums.count) channels")
+  var mean = [Float](repeating: 0, count: c)
+  var inverse = [Float](repeating: 0, count: c)
+  for j in 0..<c {
+    let centred = sums[j] / Double(rows)
+    let variance = max(0, squares[j] / Double(rows) - centred * centred)
+    mean[j] = Float(Double(shift.scalars[j]) + centred)
+    inverse[j] = Float(1 / (variance + Double(epsilon)).squareRoot())
+  }
+  let output = input.scalars.withUnsafeBufferPointer { xb -> Tensor in
+    guard let xBase = xb.baseAddress else { return input }
+    return affinePerChannel(
+      x: SharedReads(base: xBase), rows: rows, c: c, shape: input.shape,
+      a: normalizingScale(scale: scale, inverse: inverse),
+      b: normalizingOffset(offset: offset, mean: mean, scale: scale, inverse: inverse), relu: relu)
   }
   return (
     output,

@@ -243,9 +243,13 @@ package func conv2dForward(
 /// writing that concatenation: the vector kernels read the parts side by side.
 ///
 /// - Precondition: the parts agree in `[n, h, w]`; `weight` is `[r, s, sum of their c, k]`.
+/// With `relu`, returns `max(0, conv)` (fused into the kernel's epilogue).
+///
+/// - Precondition: the parts agree in `[n, h, w]`; `weight` is `[r, s, sum of their c, k]`.
 package func conv2dForward(
   concatenating inputs: [Tensor], weight: Tensor, bias: Tensor?,
-  stride: Int = 1, padding: Int = 0, dilation: Int = 1, isa: KernelISA = .best
+  stride: Int = 1, padding: Int = 0, dilation: Int = 1, relu: Bool = false,
+  isa: KernelISA = .best
 ) -> Tensor {
   let g = ConvGeometry(
     input: concatenatedShape(inputs), weight: weight.shape, stride: stride, padding: padding,
@@ -254,9 +258,60 @@ package func conv2dForward(
   precondition(isa.isSupported, "this CPU cannot run the \(isa) kernels")
   if isa == .portable {
     let input = inputs.count == 1 ? inputs[0] : concatChannels(inputs)
-    return im2colForward(g, input: input, weight: weight, bias: bias)
+    let z = im2colForward(g, input: input, weight: weight, bias: bias)
+    return relu ? reluForward(z) : z
   }
-  return vectorForward(g, inputs: inputs, weight: weight, bias: bias, isa: isa, outputs: [g.k])[0]
+  return vectorForward(
+    g, inputs: inputs, weight: weight, bias: bias, isa: isa, outputs: [g.k], relu: relu
+  ).outputs[0]
+}
+
+/// The convolution (no bias) of the concatenation of `inputs` and, per output channel `j`, the
+/// sums over all output pixels of `z - shift[j]` and of `(z - shift[j])^2`, in `Double`: the
+/// batch-norm statistics of the output, gathered by the kernel as it stores it (per output row,
+/// then the rows in order). `shift` (a running mean) keeps the two sums from cancelling.
+///
+/// - Precondition: as ``conv2dForward(concatenating:weight:bias:stride:padding:dilation:relu:isa:)``;
+///   `shift` is `[k]`.
+package func conv2dForwardWithMoments(
+  concatenating inputs: [Tensor], weight: Tensor, stride: Int = 1, padding: Int = 0,
+  dilation: Int = 1, shift: Tensor, isa: KernelISA = .best
+) -> (output: Tensor, sums: [Double], squares: [Double]) {
+  let g = ConvGeometry(
+    input: concatenatedShape(inputs), weight: weight.shape, stride: stride, padding: padding,
+    dilation: dilation)
+  precondition(shift.shape == [g.k], "conv2d statistics shift \(shift.shape) != [\(g.k)]")
+  precondition(isa.isSupported, "this CPU cannot run the \(isa) kernels")
+  let k = g.k
+  if isa == .portable {
+    let input = inputs.count == 1 ? inputs[0] : concatChannels(inputs)
+    let z = im2colForward(g, input: input, weight: weight, bias: nil)
+    let moments = z.scalars.withUnsafeBufferPointer { zb -> [Double] in
+      shift.scalars.withUnsafeBufferPointer { mb -> [Double] in
+        guard let zBase = zb.baseAddress, let mBase = mb.baseAddress else {
+          return [Double](repeating: 0, count: 2 * k)
+        }
+        let x = SharedReads(base: zBase)
+        let m = SharedReads(base: mBase)
+        return channelSums(rows: g.rows, c: k, quantities: 2) { range, sums in
+          atso_channel_moments(
+            ATSO_ISA_NONE, x.base, Int32(k), range.lowerBound, range.upperBound, m.base, sums,
+            sums + k)
+        }
+      }
+    }
+    return (z, Array(moments[0..<k]), Array(moments[k..<(2 * k)]))
+  }
+  let result = vectorForward(
+    g, inputs: inputs, weight: weight, bias: nil, isa: isa, outputs: [k], shift: shift.scalars)
+  // Rows of [2][k] partial sums, added in row order.
+  var totals = [Double](repeating: 0, count: 2 * k)
+  result.statistics.withUnsafeBufferPointer { sb in
+    for row in 0..<(g.n * g.outH) {
+      for j in 0..<(2 * k) { totals[j] += Double(sb[row * 2 * k + j]) }
+    }
+  }
+  return (result.outputs[0], Array(totals[0..<k]), Array(totals[k..<(2 * k)]))
 }
 
 /// The shape of the channel concatenation of `parts`, checking that they agree.
@@ -426,7 +481,8 @@ package func conv2dBackward(
         input: outputGradient.shape, weight: flipped.shape, stride: 1,
         padding: transposedPadding, dilation: dilation)
       inputGradients = vectorForward(
-        tg, inputs: [outputGradient], weight: flipped, bias: nil, isa: isa, outputs: parts)
+        tg, inputs: [outputGradient], weight: flipped, bias: nil, isa: isa, outputs: parts
+      ).outputs
     }
   }
   return (inputGradients, parameters.weight, parameters.bias)
@@ -552,33 +608,47 @@ private func im2colBackward(
 
 /// The vector forward pass: packed weights, then output rows split among the workers
 /// (`atso_conv_forward_rows`, which pads the input rows it reads, and lays the inputs side by
-/// side, in a small ring of its own). Returns one tensor per entry of `outputs` (its channels).
+/// side, in a small ring of its own). Returns one tensor per entry of `outputs` (its channels)
+/// and, when `shift` is given, the per-row statistics `[rows][2][k]` of the output.
 private func vectorForward(
   _ g: ConvGeometry, inputs: [Tensor], weight: Tensor, bias: Tensor?, isa: KernelISA,
-  outputs: [Int]
-) -> [Tensor] {
+  outputs: [Int], relu: Bool = false, shift: [Float]? = nil
+) -> (outputs: [Tensor], statistics: [Float]) {
   let shape = g.cShape
   let packed = packedWeights(shape, weight, outputs: outputs, isa: isa)
   let rows = g.n * g.outH
   let biasScalars = bias?.scalars ?? []
-  return withConvInputs(inputs) { sources in
-    withNewConvOutputs(outputs.map { [g.n, g.outH, g.outW, $0] }) { sinks in
-      packed.withUnsafeBufferPointer { wb in
-        biasScalars.withUnsafeBufferPointer { bb in
-          guard let wBase = wb.baseAddress else { return }
-          let w = SharedReads(base: wBase)
-          let b = bias == nil ? nil : bb.baseAddress.map { SharedReads(base: $0) }
-          parallelChunkBlocks(rows) { block in
-            withUnsafePointer(to: shape) { s in
-              atso_conv_forward_rows(
-                s, isa.cValue, sources.base, Int32(inputs.count), w.base, b?.base, sinks.base,
-                Int32(outputs.count), nil, Int32(block.lowerBound), Int32(block.upperBound))
+  let shiftScalars = shift ?? []
+  var statistics = [Float](repeating: 0, count: shift == nil ? 0 : rows * 2 * g.k)
+  let results = statistics.withUnsafeMutableBufferPointer { statisticsBuffer in
+    let stats = shift == nil ? nil : statisticsBuffer.baseAddress.map { DisjointWrites(base: $0) }
+    return withConvInputs(inputs) { sources in
+      withNewConvOutputs(outputs.map { [g.n, g.outH, g.outW, $0] }) { sinks in
+        packed.withUnsafeBufferPointer { wb in
+          biasScalars.withUnsafeBufferPointer { bb in
+            shiftScalars.withUnsafeBufferPointer { mb in
+              guard let wBase = wb.baseAddress else { return }
+              let w = SharedReads(base: wBase)
+              let b = bias == nil ? nil : bb.baseAddress.map { SharedReads(base: $0) }
+              let m = shift == nil ? nil : mb.baseAddress.map { SharedReads(base: $0) }
+              parallelChunkBlocks(rows) { block in
+                // Each worker's rows own their rows of the statistics.
+                var epilogue = atso_conv_epilogue(
+                  bias: b?.base, relu: relu ? 1 : 0, statistics: stats?.base, shift: m?.base)
+                withUnsafePointer(to: shape) { s in
+                  atso_conv_forward_rows(
+                    s, isa.cValue, sources.base, Int32(inputs.count), w.base, &epilogue,
+                    sinks.base, Int32(outputs.count), Int32(block.lowerBound),
+                    Int32(block.upperBound))
+                }
+              }
             }
           }
         }
       }
     }
   }
+  return (results, statistics)
 }
 
 /// Calls `body` with the C descriptions of `inputs` (valid during the call).

@@ -42,10 +42,23 @@ package func parallelImagesAndChannels(
 public func maxPool2dForward(_ x: Tensor, size: Int, stride: Int) -> (
   output: Tensor, argmax: [Int32]
 ) {
+  let result = maxPool(x, size: size, stride: stride, argmax: true)
+  return (result.output, result.argmax)
+}
+
+/// Max pooling for inference: ``maxPool2dForward(_:size:stride:)`` without the argmax.
+public func maxPool2d(_ x: Tensor, size: Int, stride: Int) -> Tensor {
+  maxPool(x, size: size, stride: stride, argmax: false).output
+}
+
+/// Max pooling, with the argmax of every output if `argmax` (else an empty array).
+private func maxPool(_ x: Tensor, size: Int, stride: Int, argmax withArgmax: Bool) -> (
+  output: Tensor, argmax: [Int32]
+) {
   let d = poolSizes(x.shape, size: size, stride: stride)
   let (n, h, w, c, outH, outW) = (d[0], d[1], d[2], d[3], d[4], d[5])
   precondition(x.count < Int(Int32.max), "max pooling input too large for Int32 indices")
-  let outCount = n * outH * outW * c
+  let outCount = withArgmax ? n * outH * outW * c : 0
   // Every entry is written by the kernel below.
   var argmax = [Int32](unsafeUninitializedCapacity: outCount) { _, initialized in
     initialized = outCount
@@ -53,17 +66,15 @@ public func maxPool2dForward(_ x: Tensor, size: Int, stride: Int) -> (
   let output = Tensor.filled(shape: [n, outH, outW, c]) { out in
     x.scalars.withUnsafeBufferPointer { xb in
       argmax.withUnsafeMutableBufferPointer { ab in
-        guard let outBase = out.baseAddress, let xBase = xb.baseAddress,
-          let aBase = ab.baseAddress
-        else { return }
+        guard let outBase = out.baseAddress, let xBase = xb.baseAddress else { return }
         let src = SharedReads(base: xBase)
         let dst = DisjointWrites(base: outBase)
-        let idx = DisjointWrites(base: aBase)
+        let idx = withArgmax ? ab.baseAddress.map { DisjointWrites(base: $0) } : nil
         let isa = KernelISA.best.cValue
         parallelChunkBlocks(n * outH) { rows in  // row = b * outH + oy
           atso_max_pool_rows(
             isa, src.base, Int32(h), Int32(w), Int32(c), Int32(size), Int32(stride), Int32(outH),
-            Int32(outW), dst.base, idx.base, rows.lowerBound, rows.upperBound)
+            Int32(outW), dst.base, idx?.base, rows.lowerBound, rows.upperBound)
         }
       }
     }

@@ -209,3 +209,53 @@ func conv2dConcatenatedParts(isa: KernelISA) {
   #expect(split.weight == joined.weight)
   #expect(split.bias == joined.bias)
 }
+
+@Test("the fused ReLU epilogue equals ReLU after the convolution, bit for bit", arguments: supportedISAs)
+func conv2dReLUEpilogue(isa: KernelISA) {
+  var rng = SeededGenerator(seed: 14)
+  let x = randomTensor([2, 6, 7, 4], &rng)
+  let weight = randomTensor([3, 3, 4, 19], &rng, scale: 0.4)
+  let bias = randomTensor([19], &rng)
+  let plain = conv2dForward(x, weight: weight, bias: bias, padding: 1, isa: isa)
+  let fused = conv2dForward(
+    concatenating: [x], weight: weight, bias: bias, padding: 1, relu: true, isa: isa)
+  #expect(fused == reluForward(plain))
+}
+
+@Test(
+  "batch-norm moments gathered by the convolution kernel match a two-pass computation",
+  arguments: supportedISAs)
+func conv2dMoments(isa: KernelISA) {
+  var rng = SeededGenerator(seed: 15)
+  // A large mean: with the shift (a running mean near it) the sums do not cancel.
+  let x = Tensor.randomNormal(shape: [3, 5, 9, 6], mean: 40, standardDeviation: 1, using: &rng)
+  let weight = randomTensor([3, 3, 6, 21], &rng, scale: 0.2)
+  let z = conv2dForward(x, weight: weight, bias: nil, padding: 1, isa: isa)
+  // The reference mean and biased variance per channel, in Double.
+  let k = 21
+  let count = z.count / k
+  var mean = [Double](repeating: 0, count: k)
+  var variance = [Double](repeating: 0, count: k)
+  for (i, v) in z.scalars.enumerated() { mean[i % k] += Double(v) / Double(count) }
+  for (i, v) in z.scalars.enumerated() {
+    variance[i % k] += (Double(v) - mean[i % k]) * (Double(v) - mean[i % k]) / Double(count)
+  }
+  let shift = Tensor(shape: [k], scalars: mean.map { Float($0) + 0.5 })
+  let fused = conv2dForwardWithMoments(
+    concatenating: [x], weight: weight, padding: 1, shift: shift, isa: isa)
+  #expect(fused.output == z)
+  for j in 0..<k {
+    let centred = fused.sums[j] / Double(count)
+    let m = Double(shift.scalars[j]) + centred
+    let v = fused.squares[j] / Double(count) - centred * centred
+    #expect(abs(m - mean[j]) <= 1e-5 * max(1, abs(mean[j])), "mean of channel \(j)")
+    #expect(abs(v - variance[j]) <= 1e-4 * variance[j], "variance of channel \(j)")
+  }
+  let scale = randomTensor([k], &rng)
+  let offset = randomTensor([k], &rng)
+  let a = batchNormTrainingForward(
+    z, sums: fused.sums, squares: fused.squares, shift: shift, scale: scale, offset: offset,
+    relu: true)
+  let b = batchNormReLUTrainingForward(z, scale: scale, offset: offset)
+  expectClose(a.output, b.output, relativeTolerance: 1e-4, "normalised output")
+}

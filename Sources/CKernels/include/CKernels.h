@@ -56,16 +56,28 @@ size_t atso_conv_packed_size(const atso_conv_shape *shape, atso_isa isa,
 void atso_conv_pack(const atso_conv_shape *shape, atso_isa isa, const float *weight,
                     const int *output_channels, int outputs, float *packed);
 
+/// What the forward kernel does with its sums before and after storing them. Every pointer
+/// may be NULL.
+typedef struct {
+  /// [k]: added to the sums.
+  const float *bias;
+  /// Stores max(0, value) instead of the value.
+  int relu;
+  /// [n * out_h][2][k]: per output row, the sums over its pixels of (value - shift) and of
+  /// their squares, per channel (for batch normalisation).
+  float *statistics;
+  /// [k]: subtracted before the statistics (a running mean, so that they do not cancel).
+  const float *shift;
+} atso_conv_epilogue;
+
 /// Forward convolution of output rows [row_begin, row_end) (row = b * out_h + oy):
-/// out[b][oy][ox][0..<k] = bias + sum over ky, kx, ci of x[...] * w[ky][kx][ci][...], zero
-/// outside the image, x being the inputs side by side. Overwrites those rows of the outputs.
-/// `bias` ([k]) may be NULL. `statistics` (NULL, or [n * out_h][2][k]) receives per output row
-/// the sums of the outputs and of their squares per channel (for batch normalisation).
-/// Allocates a few padded input rows (malloc) for the duration of the call.
+/// out[b][oy][ox][0..<k] = sum over ky, kx, ci of x[...] * w[ky][kx][ci][...], zero outside the
+/// image, x being the inputs side by side, then the epilogue (NULL: none). Overwrites those rows
+/// of the outputs. Allocates a few padded input rows (malloc) for the duration of the call.
 void atso_conv_forward_rows(const atso_conv_shape *shape, atso_isa isa,
                             const atso_conv_input *inputs, int ninputs, const float *packed,
-                            const float *bias, const atso_conv_output *outputs, int noutputs,
-                            float *statistics, int row_begin, int row_end);
+                            const atso_conv_epilogue *epilogue, const atso_conv_output *outputs,
+                            int noutputs, int row_begin, int row_end);
 
 /// The weight gradient of a convolution, for weight tiles [tile_begin, tile_end) out of
 /// atso_conv_weight_tiles, summing over output rows [row_begin, row_end) (row = b * out_h + oy):
@@ -109,7 +121,8 @@ void atso_bn_backward_apply(atso_isa isa, const float *dy, const float *y, const
 void atso_copy_channels(atso_isa isa, const float *src, int src_c, int src_offset, float *dst,
                         int dst_c, int dst_offset, int count, long p0, long p1);
 /// Max pooling of output rows [row0, row1) (row = b * out_h + oy) of x ([n][h][w][c]) with
-/// size x size windows: the maximum and the offset in x of the first maximum, per output.
+/// size x size windows: the maximum and (unless `argmax` is NULL) the offset in x of the first
+/// maximum, per output.
 void atso_max_pool_rows(atso_isa isa, const float *x, int h, int w, int c, int size, int stride,
                         int out_h, int out_w, float *out, int32_t *argmax, long row0, long row1);
 /// Bilinear resizing of output rows [row0, row1) (row = b * height + oy) with per-row taps

@@ -190,11 +190,26 @@ public struct ConvBNReLU: ParameterContainer, Equatable {
   /// Inference: convolution, then batch norm with the running statistics, then ReLU.
   public func callAsFunction(_ input: Tensor) -> Tensor { self(concatenating: [input]) }
 
-  /// Inference on the channel concatenation of `inputs`.
+  /// Inference on the channel concatenation of `inputs`: the batch norm (running statistics)
+  /// folded into the convolution, `max(0, conv(x, W * a) + b)` with, per output channel,
+  /// `a = scale / sqrt(runningVariance + epsilon)` and `b = offset - runningMean * a`, in one
+  /// kernel (no batch-norm pass, no intermediate tensor).
   public func callAsFunction(concatenating inputs: [Tensor]) -> Tensor {
-    batchNormReLUInferenceForward(
-      conv(concatenating: inputs), scale: norm.scale, offset: norm.offset,
-      runningMean: norm.runningMean, runningVariance: norm.runningVariance, epsilon: norm.epsilon)
+    precondition(conv.bias == nil, "the convolution of a ConvBNReLU has no bias")
+    let k = conv.outputChannels
+    var a = [Float](repeating: 0, count: k)
+    var b = [Float](repeating: 0, count: k)
+    for j in 0..<k {
+      a[j] = norm.scale.scalars[j] / (norm.runningVariance.scalars[j] + norm.epsilon).squareRoot()
+      b[j] = norm.offset.scalars[j] - norm.runningMean.scalars[j] * a[j]
+    }
+    var folded = conv.weight
+    folded.scalars.withUnsafeMutableBufferPointer { w in
+      for i in w.indices { w[i] *= a[i % k] }  // [r, s, c, k]: the output channel is i % k
+    }
+    return conv2dForward(
+      concatenating: inputs, weight: folded, bias: Tensor(shape: [k], scalars: b),
+      stride: conv.stride, padding: conv.padding, dilation: conv.dilation, relu: true)
   }
 
   /// Training: batch statistics, running statistics updated; returns the output and the cache.
@@ -206,9 +221,15 @@ public struct ConvBNReLU: ParameterContainer, Equatable {
   public mutating func trainingForward(concatenating inputs: [Tensor])
     -> (output: Tensor, cache: Cache)
   {
-    let convOutput = conv(concatenating: inputs)
-    let (output, statistics) = batchNormReLUTrainingForward(
-      convOutput, scale: norm.scale, offset: norm.offset, epsilon: norm.epsilon)
+    precondition(conv.bias == nil, "the convolution of a ConvBNReLU has no bias")
+    // The kernel gathers the batch statistics as it stores the convolution's output, around the
+    // running mean (which keeps the sums from cancelling).
+    let (convOutput, sums, squares) = conv2dForwardWithMoments(
+      concatenating: inputs, weight: conv.weight, stride: conv.stride, padding: conv.padding,
+      dilation: conv.dilation, shift: norm.runningMean)
+    let (output, statistics) = batchNormTrainingForward(
+      convOutput, sums: sums, squares: squares, shift: norm.runningMean, scale: norm.scale,
+      offset: norm.offset, epsilon: norm.epsilon, relu: true)
     let count = convOutput.count / max(1, convOutput.shape.last ?? 1)
     updateRunningStatistics(
       runningMean: &norm.runningMean, runningVariance: &norm.runningVariance,

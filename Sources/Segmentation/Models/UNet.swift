@@ -94,11 +94,11 @@ public struct UNet: SegmentationModel, Equatable {
     var skips: [Tensor] = []
     var x = images
     for (i, encoder) in encoders.enumerated() {
-      if i > 0 { x = maxPool2dForward(x, size: 2, stride: 2).output }
+      if i > 0 { x = maxPool2d(x, size: 2, stride: 2) }
       x = encoder(x)
       skips.append(x)
     }
-    x = bottleneck(maxPool2dForward(x, size: 2, stride: 2).output)
+    x = bottleneck(maxPool2d(x, size: 2, stride: 2))
     for i in decoders.indices.reversed() {
       let skip = skips[i]
       let up = resizeBilinearForward(x, height: skip.shape[1], width: skip.shape[2])
