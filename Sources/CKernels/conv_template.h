@@ -235,9 +235,16 @@ static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const atso_conv_inp
         rows[ky] = dst;
       }
     }
+    // With dilation 1 the s taps of one kernel row read s adjacent pixels: s * c consecutive
+    // floats, matching the packed weights' [ky][kx][ci] order, so they run as one tap of s * c
+    // channels (fewer, longer reduction loops).
+    const int merged = g->dilation == 1;
+    const int ntaps = merged ? g->r : taps;
+    const int tap_c = merged ? g->s * g->c : g->c;
     for (int ky = 0; ky < g->r; ky++)
-      for (int kx = 0; kx < g->s; kx++)
-        toff[ky * g->s + kx] = (rows[ky] - rows[0]) + (ptrdiff_t)kx * g->dilation * g->c;
+      for (int kx = 0; kx < (merged ? 1 : g->s); kx++)
+        toff[ky * (merged ? 1 : g->s) + kx] =
+            (rows[ky] - rows[0]) + (ptrdiff_t)kx * g->dilation * g->c;
     float *srow = statistics ? statistics + (ptrdiff_t)row * 2 * g->k : NULL;
     if (srow)
       for (int i = 0; i < 2 * g->k; i++) srow[i] = 0;
@@ -262,7 +269,7 @@ static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const atso_conv_inp
           const ISA_NAME(epilogue) e = {bias ? bias + k0 : NULL, shift ? shift + k0 : NULL,
                                         srow ? srow + k0 : NULL, g->k, relu};
           ISA_NAME(fwd_dispatch)(r, v, rows[0] + (ptrdiff_t)ox * g->stride * g->c,
-                                 (ptrdiff_t)g->stride * g->c, toff, taps, g->c, wblock,
+                                 (ptrdiff_t)g->stride * g->c, toff, ntaps, tap_c, wblock,
                                  orow + (ptrdiff_t)ox * ko + first * VLEN, ko, last, &e);
         }
       }

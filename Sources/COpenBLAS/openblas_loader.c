@@ -12,6 +12,8 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,23 @@ static get_threads_fn p_get_num_threads;
 static string_fn p_get_corename;
 static string_fn p_get_config;
 static atso_blas_status status;
+static int default_threads = 1;
+
+// The thread count OpenBLAS would have chosen: OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or
+// OMP_NUM_THREADS if set (in that order, as OpenBLAS reads them), else the CPUs this process
+// may run on.
+static int requested_threads(void) {
+  static const char *const names[] = {"OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
+                                      "OMP_NUM_THREADS"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const char *value = getenv(names[i]);
+    if (value && atoi(value) > 0) return atoi(value);
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void *required_symbol(void *handle, const char *name) {
@@ -54,6 +73,13 @@ static void load(void) {
     if (*c->requested) setenv("OPENBLAS_CORETYPE", c->requested, 1);
     else unsetenv("OPENBLAS_CORETYPE");
   }
+  // The toolkit runs OpenBLAS single-threaded inside its own workers: loaded with one thread,
+  // OpenBLAS starts no threads of its own (they would spin, waiting for work that never comes).
+  default_threads = requested_threads();
+  const char *user_threads = getenv("OPENBLAS_NUM_THREADS");
+  char saved_threads[32] = "";
+  if (user_threads) snprintf(saved_threads, sizeof saved_threads, "%s", user_threads);
+  setenv("OPENBLAS_NUM_THREADS", "1", 1);
   static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
   void *handle = NULL;
   const char *error = NULL;
@@ -65,6 +91,8 @@ static void load(void) {
     if (*c->user) setenv("OPENBLAS_CORETYPE", c->user, 1);
     else unsetenv("OPENBLAS_CORETYPE");
   }
+  if (user_threads) setenv("OPENBLAS_NUM_THREADS", saved_threads, 1);
+  else unsetenv("OPENBLAS_NUM_THREADS");
   if (!handle) {
     fprintf(stderr,
             "atso: cannot load OpenBLAS (libopenblas.so.0): %s\n"
@@ -113,6 +141,11 @@ const char *atso_blas_config(void) {
 int atso_blas_get_num_threads(void) {
   atso_blas_load();
   return p_get_num_threads();
+}
+
+int atso_blas_default_threads(void) {
+  atso_blas_load();
+  return default_threads;
 }
 
 void atso_blas_set_num_threads(int n) {

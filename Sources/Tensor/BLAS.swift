@@ -30,8 +30,9 @@ final class KernelThreadSetting: Sendable {
   init() {
     // Freed tensors stay in the heap for the next step (no page faults in the steady state).
     atso_keep_freed_memory()
-    // OPENBLAS_NUM_THREADS (or OpenBLAS's default, the core count) sets the initial width.
-    let initial = max(1, Int(atso_blas_get_num_threads()))
+    // OPENBLAS_NUM_THREADS (else the cores this process may use) sets the initial width;
+    // OpenBLAS itself is loaded single-threaded.
+    let initial = max(1, Int(atso_blas_default_threads()))
     atso_blas_set_num_threads(1)
     value = Atomic(initial)
   }
@@ -40,9 +41,10 @@ final class KernelThreadSetting: Sendable {
 let kernelThreadSetting = KernelThreadSetting()
 
 /// The number of threads the kernels use (parallel loops over coarse chunks; OpenBLAS runs
-/// single-threaded inside them). Its initial value is OpenBLAS's own (`OPENBLAS_NUM_THREADS`, else
-/// the core count). The corresponding C calls are `openblas_get_num_threads` (read once) and
-/// `openblas_set_num_threads` (pinned to 1).
+/// single-threaded inside them). Its initial value is `OPENBLAS_NUM_THREADS` (or
+/// `GOTO_NUM_THREADS`, `OMP_NUM_THREADS`, as OpenBLAS reads them) if set, else the number of
+/// CPUs the process may run on. OpenBLAS is loaded with `OPENBLAS_NUM_THREADS=1`, so it starts
+/// no threads of its own; `openblas_set_num_threads(1)` pins it there.
 public enum BLASThreads {
   /// The number of threads a kernel uses.
   public static var count: Int { kernelThreadSetting.value.load(ordering: .relaxed) }

@@ -40,9 +40,13 @@ struct DoctorCommand: ParsableCommand {
     case .userUnknown: how = "OPENBLAS_CORETYPE=\(user) is not a core atso-transfer knows: passed to OpenBLAS"
     case .library: how = "detected by OpenBLAS (no AVX2 on this CPU)"
     }
-    let environmentThreads = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"]
+    let environment = ProcessInfo.processInfo.environment
+    let threadVariable = ["OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"].first {
+      (Int(environment[$0] ?? "") ?? 0) > 0
+    }
     let threadSource =
-      environmentThreads.map { "OPENBLAS_NUM_THREADS=\($0)" } ?? "OPENBLAS_NUM_THREADS unset: the core count"
+      threadVariable.map { "\($0)=\(environment[$0] ?? "")" }
+      ?? "OPENBLAS_NUM_THREADS unset: the CPUs this process may use"
     let rows: [(String, String)] = [
       ("atso-transfer", AtsoTransfer.configuration.version),
       ("CPU", "\(cpu.brand.isEmpty ? "unknown" : cpu.brand) (\(cpu.vendor.isEmpty ? "not x86" : cpu.vendor), family \(cpu.family) model \(cpu.model) stepping \(cpu.stepping))"),
@@ -52,7 +56,8 @@ struct DoctorCommand: ParsableCommand {
       ("BLAS cores", blas.isDynamicArch ? blas.cores.joined(separator: " ") + " (DYNAMIC_ARCH)" : "one core built in"),
       ("core in use", "\(blas.core)\(width(blas.core)): \(how)"),
       ("automatic core", automatic),
-      ("kernel threads", "\(BLASThreads.count) (\(threadSource)); OpenBLAS runs single-threaded inside the kernels"),
+      ("kernel threads", "\(BLASThreads.count) (\(threadSource)); OpenBLAS runs single-threaded inside them"),
+      ("vector kernels", KernelISA.best.rawValue),
     ]
     let pad = rows.map(\.0.count).max() ?? 0
     return rows.map { $0.0.padding(toLength: pad + 2, withPad: " ", startingAt: 0) + $0.1 }

@@ -111,8 +111,11 @@ const atso_blas_status *atso_blas_load(void);
 const char *atso_blas_corename(void);
 /// `openblas_get_config()`: version and build options, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ...".
 const char *atso_blas_config(void);
-/// `openblas_get_num_threads()`.
+/// `openblas_get_num_threads()` (1: OpenBLAS is loaded with OPENBLAS_NUM_THREADS=1).
 int atso_blas_get_num_threads(void);
+/// The thread count the user asked OpenBLAS for (OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or
+/// OMP_NUM_THREADS), else the CPUs this process may run on: the toolkit's default width.
+int atso_blas_default_threads(void);
 /// `openblas_set_num_threads(n)`.
 void atso_blas_set_num_threads(int n);
 

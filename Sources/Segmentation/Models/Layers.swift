@@ -205,7 +205,10 @@ public struct ConvBNReLU: ParameterContainer, Equatable {
     }
     var folded = conv.weight
     folded.scalars.withUnsafeMutableBufferPointer { w in
-      for i in w.indices { w[i] *= a[i % k] }  // [r, s, c, k]: the output channel is i % k
+      // [r, s, c, k]: rows of k output channels.
+      for row in 0..<(w.count / k) {
+        for j in 0..<k { w[row * k + j] *= a[j] }
+      }
     }
     return conv2dForward(
       concatenating: inputs, weight: folded, bias: Tensor(shape: [k], scalars: b),
