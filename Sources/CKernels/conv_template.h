@@ -14,16 +14,22 @@
 
 #define UNROLL _Pragma("clang loop unroll(full)")
 
-// Forward tile: R consecutive output pixels of one row x V vectors of output channels.
-//   x      (padded) input row of tap (0, 0) at the tile's first pixel, channel 0
-//   pstep  floats between the inputs of consecutive output pixels (stride * c)
-//   toff   floats from x to each tap's first element; taps of them
-//   w      packed weights of the block: [taps][c][V * VLEN]
-//   out    the tile's first output; ostep = that output's channels
+// A run of the reduction of a forward tile: `c` channels read at x + pixel * pstep for each of
+// the tile's pixels (pixel 0 being the tile's first), with weights w ([c][V * VLEN]).
+typedef struct {
+  const float *x;
+  ptrdiff_t pstep;
+  int c;
+  const float *w;
+} ISA_NAME(segment);
+
+// Forward tile: R output pixels x V vectors of output channels, summing over the segments
+// (taps and inputs); pixel r reads segment x + (first + r) * pstep.
+//   out    the tile's first output; ostep = floats between its pixels' outputs
 //   last   floats of the block's last vector that exist (1...VLEN)
 //   e      bias, ReLU and statistics, their pointers at the block's first channel: the stored
-//          value is max(0, sum + bias) with relu; stats (if not NULL) receives the row's sums of
-//          (value - shift) and (squares, at + k) of their squares
+//          value is max(0, sum + bias) with relu; stats (if not NULL) receives the sums of
+//          (value - shift) over the tile's pixels and (at + k) of their squares
 typedef struct {
   const float *bias, *shift;
   float *stats;
@@ -32,8 +38,8 @@ typedef struct {
 } ISA_NAME(epilogue);
 
 static inline __attribute__((always_inline)) void ISA_NAME(fwd_tile)(
-    const int R, const int V, const float *x, ptrdiff_t pstep, const ptrdiff_t *toff, int taps,
-    int c, const float *w, float *out, ptrdiff_t ostep, int last, const ISA_NAME(epilogue) *e) {
+    const int R, const int V, const ISA_NAME(segment) *segments, int nsegments, ptrdiff_t first,
+    float *out, ptrdiff_t ostep, int last, const ISA_NAME(epilogue) *e) {
   const float *bias = e->bias;
   float *stats = e->stats;
   const ptrdiff_t k = e->k;
@@ -45,13 +51,16 @@ static inline __attribute__((always_inline)) void ISA_NAME(fwd_tile)(
     else b0[v] = V_LOAD(bias + v * VLEN);
   }
   UNROLL for (int r = 0; r < R; r++) UNROLL for (int v = 0; v < V; v++) acc[r][v] = b0[v];
-  for (int t = 0; t < taps; t++) {
+  for (int t = 0; t < nsegments; t++) {
     // Pixel r's input is base[r / 3] + (r % 3) * pstep: one pointer per three pixels, each
     // advanced by one channel per step, so that the addresses are independent (a single pointer
     // plus r * pstep makes the compiler chain the additions, which then bound the loop).
+    const ptrdiff_t pstep = segments[t].pstep;
+    const float *x = segments[t].x + first * pstep;
     const float *base[(ACC_MAX + 2) / 3];
-    UNROLL for (int i = 0; i < (R + 2) / 3; i++) base[i] = x + toff[t] + 3 * i * pstep;
-    const float *wt = w + (ptrdiff_t)t * c * V * VLEN;
+    UNROLL for (int i = 0; i < (R + 2) / 3; i++) base[i] = x + 3 * i * pstep;
+    const float *wt = segments[t].w;
+    const int c = segments[t].c;
     for (int ci = 0; ci < c; ci++) {
       vec wv[VMAX];
       UNROLL for (int v = 0; v < V; v++) wv[v] = V_LOAD(wt + v * VLEN);
@@ -122,14 +131,13 @@ static inline __attribute__((always_inline)) void ISA_NAME(dw_tile)(
   }
 }
 
-static void ISA_NAME(fwd_dispatch)(int R, int V, const float *x, ptrdiff_t pstep,
-                                   const ptrdiff_t *toff, int taps, int c, const float *w,
-                                   float *out, ptrdiff_t ostep, int last,
-                                   const ISA_NAME(epilogue) *e) {
+static void ISA_NAME(fwd_dispatch)(int R, int V, const ISA_NAME(segment) *segments,
+                                   int nsegments, ptrdiff_t first, float *out, ptrdiff_t ostep,
+                                   int last, const ISA_NAME(epilogue) *e) {
   switch (V * 64 + R) {
-#define X(R_, V_)                                                                   \
-  case (V_)*64 + (R_):                                                              \
-    ISA_NAME(fwd_tile)(R_, V_, x, pstep, toff, taps, c, w, out, ostep, last, e);    \
+#define X(R_, V_)                                                                        \
+  case (V_)*64 + (R_):                                                                   \
+    ISA_NAME(fwd_tile)(R_, V_, segments, nsegments, first, out, ostep, last, e);         \
     break;
     FWD_CASES(X)
 #undef X
@@ -162,6 +170,13 @@ static void ISA_NAME(block)(int k, int j, int *first_vector, int *vectors, int *
   if (vectors) *vectors = base + (j < extra ? 1 : 0);
 }
 
+// The packed weights: per output, per block of its channels, [ky][input][kx][input's channel]
+// rows of V * VLEN floats. The offset of (ky, input i, kx) in a block, in rows:
+static ptrdiff_t ISA_NAME(weight_row)(const atso_conv_shape *g, int ky, int offset_i, int c_i,
+                                      int kx) {
+  return (ptrdiff_t)ky * g->s * g->c + (ptrdiff_t)g->s * offset_i + (ptrdiff_t)kx * c_i;
+}
+
 // Copies input row iy of image b, every input's channels side by side, into `dst` (a padded
 // row of (w + 2p) pixels of c channels, zero in the padding).
 __attribute__((no_builtin("memcpy"))) static void ISA_NAME(fill_row)(
@@ -189,6 +204,20 @@ __attribute__((no_builtin("memcpy"))) static void ISA_NAME(fill_row)(
   }
 }
 
+// Whether the convolution reads its inputs in place: stride 1, dilation 1, "same" padding
+// ((r - 1) / 2 and (s - 1) / 2) and rows wider than the padding. Output pixels whose window
+// lies inside the row read the input rows directly; the p border columns of every row are
+// gathered, a few rows at a time, into small zero-padded windows.
+static int ISA_NAME(reads_in_place)(const atso_conv_shape *g) {
+  return g->stride == 1 && g->dilation == 1 && 2 * g->padding == g->r - 1 &&
+         2 * g->padding == g->s - 1 && g->w > 2 * g->padding;
+}
+
+// Rows are processed in groups of ACC_MAX rows (aligned to multiples of ACC_MAX); callers
+// split rows at group boundaries, so that the border windows gathered across rows, and the
+// order of the statistics, do not depend on the split.
+#define ROW_GROUP ACC_MAX
+
 static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const atso_conv_input *inputs,
                                    int ninputs, const float *packed,
                                    const atso_conv_epilogue *epilogue,
@@ -198,56 +227,92 @@ static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const atso_conv_inp
   const float *shift = epilogue ? epilogue->shift : NULL;
   float *statistics = epilogue ? epilogue->statistics : NULL;
   const int relu = epilogue ? epilogue->relu : 0;
-  const int p = g->padding, wp = g->w + 2 * p, taps = g->r * g->s;
-  const ptrdiff_t pitch = (ptrdiff_t)wp * g->c;  // floats per (padded) input row
-  // With padding (or several inputs), the input rows a tile reads are copied once into a small
-  // ring of zero-padded rows (slot = input row % slots, which holds every row of one output
-  // row's window; the inputs' channels side by side), and rows outside the image read a zero
-  // row: the kernel never tests borders, and neither a padded copy of the input nor the
-  // concatenation of several inputs is ever written out.
-  const int ring_rows = p > 0 || ninputs > 1;
+  const int p = g->padding;
+  const int direct = ISA_NAME(reads_in_place)(g);
+  // Otherwise, the input rows a tile reads are copied once into a small ring of zero-padded
+  // rows (slot = input row % slots, which holds every row of one output row's window; the
+  // inputs' channels side by side), and rows outside the image read a zero row.
+  const int ring_rows = !direct && (p > 0 || ninputs > 1);
+  const int wp = g->w + 2 * p;
+  const ptrdiff_t pitch = (ptrdiff_t)(ring_rows ? wp : g->w) * g->c;
   const int slots = (g->r - 1) * g->dilation + 1;
-  float *ring = NULL;
+  const ptrdiff_t window = (ptrdiff_t)g->r * g->s * g->c;  // one border pixel's window
+  float *scratch = NULL;
   int slot_row[slots];
   if (ring_rows) {
-    ring = (float *)malloc(sizeof(float) * (size_t)(slots + 1) * pitch);
-    if (!ring) abort();
-    memset(ring + (ptrdiff_t)slots * pitch, 0, sizeof(float) * (size_t)pitch);
+    scratch = (float *)malloc(sizeof(float) * (size_t)(slots + 1) * pitch);
+    if (!scratch) abort();
+    memset(scratch + (ptrdiff_t)slots * pitch, 0, sizeof(float) * (size_t)pitch);
     for (int i = 0; i < slots; i++) slot_row[i] = -1;
+  } else if (direct && p > 0) {
+    scratch = (float *)malloc(sizeof(float) * (size_t)ROW_GROUP * window);
+    if (!scratch) abort();
   }
+  int offsets[ninputs];  // input i's first channel
+  for (int i = 0, o = 0; i < ninputs; i++) {
+    offsets[i] = o;
+    o += inputs[i].channels;
+  }
+  if (statistics)
+    memset(statistics + (ptrdiff_t)row_begin * 2 * g->k, 0,
+           sizeof(float) * (size_t)(row_end - row_begin) * 2 * g->k);
+  const int maxsegments = g->r * g->s * ninputs;
+  ISA_NAME(segment) segments[maxsegments];
+  ptrdiff_t wrows[maxsegments];  // each segment's first weight row in a block
   const float *rows[g->r];
-  ptrdiff_t toff[taps];
   for (int row = row_begin; row < row_end; row++) {
     const int b = row / g->out_h, oy = row % g->out_h;
-    for (int ky = 0; ky < g->r; ky++) {
-      const int iy = oy * g->stride - p + ky * g->dilation;
-      if (!ring_rows) {
-        rows[ky] = inputs[0].data + ((ptrdiff_t)b * g->h + iy) * pitch;
-      } else if (iy < 0 || iy >= g->h) {
-        rows[ky] = ring + (ptrdiff_t)slots * pitch;
-      } else {
-        const int slot = iy % slots;
-        float *dst = ring + (ptrdiff_t)slot * pitch;
-        if (slot_row[slot] != b * g->h + iy) {
-          ISA_NAME(fill_row)(g, inputs, ninputs, b, iy, dst);
-          slot_row[slot] = b * g->h + iy;
+    // The segments of this output row, at output pixel 0; their weights (wrows) are set per
+    // block below.
+    int nsegments = 0;
+    int ox_begin = 0, ox_end = g->out_w;
+    if (direct) {
+      ox_begin = p;
+      ox_end = g->out_w - p;
+      for (int ky = 0; ky < g->r; ky++) {
+        const int iy = oy - p + ky;
+        if (iy < 0 || iy >= g->h) continue;
+        for (int i = 0; i < ninputs; i++) {
+          const int ci = inputs[i].channels;
+          wrows[nsegments] = ISA_NAME(weight_row)(g, ky, offsets[i], ci, 0);
+          segments[nsegments++] = (ISA_NAME(segment)){
+              inputs[i].data + (((ptrdiff_t)b * g->h + iy) * g->w - p) * ci, ci, g->s * ci, NULL};
         }
-        rows[ky] = dst;
+      }
+    } else {
+      for (int ky = 0; ky < g->r; ky++) {
+        const int iy = oy * g->stride - p + ky * g->dilation;
+        if (!ring_rows) {
+          rows[ky] = inputs[0].data + ((ptrdiff_t)b * g->h + iy) * pitch;
+        } else if (iy < 0 || iy >= g->h) {
+          rows[ky] = scratch + (ptrdiff_t)slots * pitch;
+        } else {
+          const int slot = iy % slots;
+          float *dst = scratch + (ptrdiff_t)slot * pitch;
+          if (slot_row[slot] != b * g->h + iy) {
+            ISA_NAME(fill_row)(g, inputs, ninputs, b, iy, dst);
+            slot_row[slot] = b * g->h + iy;
+          }
+          rows[ky] = dst;
+        }
+        // With dilation 1 and one input the s taps of a kernel row read s * c consecutive
+        // floats: one segment.
+        if (g->dilation == 1 && ninputs == 1) {
+          wrows[nsegments] = ISA_NAME(weight_row)(g, ky, 0, g->c, 0);
+          segments[nsegments++] = (ISA_NAME(segment)){
+              rows[ky], (ptrdiff_t)g->stride * g->c, g->s * g->c, NULL};
+        } else {
+          for (int i = 0; i < ninputs; i++)
+            for (int kx = 0; kx < g->s; kx++) {
+              wrows[nsegments] = ISA_NAME(weight_row)(g, ky, offsets[i], inputs[i].channels, kx);
+              segments[nsegments++] = (ISA_NAME(segment)){
+                  rows[ky] + (ptrdiff_t)kx * g->dilation * g->c + offsets[i],
+                  (ptrdiff_t)g->stride * g->c, inputs[i].channels, NULL};
+            }
+        }
       }
     }
-    // With dilation 1 the s taps of one kernel row read s adjacent pixels: s * c consecutive
-    // floats, matching the packed weights' [ky][kx][ci] order, so they run as one tap of s * c
-    // channels (fewer, longer reduction loops).
-    const int merged = g->dilation == 1;
-    const int ntaps = merged ? g->r : taps;
-    const int tap_c = merged ? g->s * g->c : g->c;
-    for (int ky = 0; ky < g->r; ky++)
-      for (int kx = 0; kx < (merged ? 1 : g->s); kx++)
-        toff[ky * (merged ? 1 : g->s) + kx] =
-            (rows[ky] - rows[0]) + (ptrdiff_t)kx * g->dilation * g->c;
     float *srow = statistics ? statistics + (ptrdiff_t)row * 2 * g->k : NULL;
-    if (srow)
-      for (int i = 0; i < 2 * g->k; i++) srow[i] = 0;
     const float *wout = packed;  // the packed weights of output o
     int kout = 0;                // output o's first channel
     for (int o = 0; o < noutputs; o++) {
@@ -262,22 +327,96 @@ static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const atso_conv_inp
         ISA_NAME(block)(ko, j, &first, &v, NULL);
         const int rmax = ACC_MAX / v;
         const int last = j == nb - 1 ? tail : VLEN;
-        const float *wblock = wout + (ptrdiff_t)taps * g->c * VLEN * first;
+        const float *wblock = wout + (ptrdiff_t)g->r * g->s * g->c * VLEN * first;
+        ISA_NAME(segment) local[maxsegments];
+        for (int t = 0; t < nsegments; t++) {
+          local[t] = segments[t];
+          local[t].w = wblock + wrows[t] * v * VLEN;
+        }
         const int k0 = kout + first * VLEN;
-        for (int ox = 0; ox < g->out_w; ox += rmax) {
-          int r = g->out_w - ox < rmax ? g->out_w - ox : rmax;
-          const ISA_NAME(epilogue) e = {bias ? bias + k0 : NULL, shift ? shift + k0 : NULL,
-                                        srow ? srow + k0 : NULL, g->k, relu};
-          ISA_NAME(fwd_dispatch)(r, v, rows[0] + (ptrdiff_t)ox * g->stride * g->c,
-                                 (ptrdiff_t)g->stride * g->c, toff, ntaps, tap_c, wblock,
-                                 orow + (ptrdiff_t)ox * ko + first * VLEN, ko, last, &e);
+        const ISA_NAME(epilogue) e = {bias ? bias + k0 : NULL, shift ? shift + k0 : NULL,
+                                      srow ? srow + k0 : NULL, g->k, relu};
+        for (int ox = ox_begin; ox < ox_end; ox += rmax) {
+          int r = ox_end - ox < rmax ? ox_end - ox : rmax;
+          ISA_NAME(fwd_dispatch)(r, v, local, nsegments, ox, orow + (ptrdiff_t)ox * ko + first * VLEN,
+                                 ko, last, &e);
         }
       }
-      wout += (ptrdiff_t)taps * g->c * VLEN * nvec;
+      wout += (ptrdiff_t)g->r * g->s * g->c * VLEN * nvec;
       kout += ko;
     }
   }
-  free(ring);
+  // The border columns of the rows read in place: for each column, rows in pieces of rmax
+  // (within groups of ROW_GROUP rows), each pixel's window gathered with zeros outside.
+  if (direct && p > 0) {
+    for (int side = 0; side < 2; side++)
+      for (int col = 0; col < p; col++) {
+        const int ox = side == 0 ? col : g->out_w - p + col;
+        const float *wout = packed;
+        int kout = 0;
+        for (int o = 0; o < noutputs; o++) {
+          const int ko = outputs[o].channels;
+          int nb;
+          ISA_NAME(block)(ko, 0, NULL, NULL, &nb);
+          const int nvec = (ko + VLEN - 1) / VLEN;
+          const int tail = ko - (nvec - 1) * VLEN;
+          for (int j = 0; j < nb; j++) {
+            int first, v;
+            ISA_NAME(block)(ko, j, &first, &v, NULL);
+            const int rmax = ACC_MAX / v;
+            const int last = j == nb - 1 ? tail : VLEN;
+            const float *wblock = wout + (ptrdiff_t)g->r * g->s * g->c * VLEN * first;
+            ISA_NAME(segment) wsegments[g->r * ninputs];
+            int nw = 0;
+            for (int ky = 0; ky < g->r; ky++)
+              for (int i = 0; i < ninputs; i++)
+                wsegments[nw++] = (ISA_NAME(segment)){
+                    scratch + (ptrdiff_t)ky * g->s * g->c + (ptrdiff_t)g->s * offsets[i], window,
+                    g->s * inputs[i].channels,
+                    wblock + ISA_NAME(weight_row)(g, ky, offsets[i], inputs[i].channels, 0) * v *
+                                 VLEN};
+            const int k0 = kout + first * VLEN;
+            for (int r0 = row_begin; r0 < row_end;) {
+              const int group_end = (r0 / ROW_GROUP + 1) * ROW_GROUP;
+              int n = rmax;
+              if (r0 + n > row_end) n = row_end - r0;
+              if (r0 + n > group_end) n = group_end - r0;
+              // Pixel q's window: [ky][input][kx][channel], zero outside the image.
+              for (int q = 0; q < n; q++) {
+                const int rr = r0 + q, b = rr / g->out_h, oy = rr % g->out_h;
+                float *win = scratch + (ptrdiff_t)q * window;
+                for (int ky = 0; ky < g->r; ky++) {
+                  const int iy = oy - p + ky;
+                  for (int i = 0; i < ninputs; i++) {
+                    const int ci = inputs[i].channels;
+                    float *d = win + (ptrdiff_t)ky * g->s * g->c + (ptrdiff_t)g->s * offsets[i];
+                    for (int kx = 0; kx < g->s; kx++, d += ci) {
+                      const int ix = ox - p + kx;
+                      if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                        memset(d, 0, sizeof(float) * (size_t)ci);
+                      else
+                        memcpy(d, inputs[i].data + (((ptrdiff_t)b * g->h + iy) * g->w + ix) * ci,
+                               sizeof(float) * (size_t)ci);
+                    }
+                  }
+                }
+              }
+              const ISA_NAME(epilogue) e = {
+                  bias ? bias + k0 : NULL, shift ? shift + k0 : NULL,
+                  statistics ? statistics + (ptrdiff_t)r0 * 2 * g->k + k0 : NULL, g->k, relu};
+              ISA_NAME(fwd_dispatch)(
+                  n, v, wsegments, nw, 0,
+                  outputs[o].data + ((ptrdiff_t)r0 * g->out_w + ox) * ko + first * VLEN,
+                  (ptrdiff_t)g->out_w * ko, last, &e);
+              r0 += n;
+            }
+          }
+          wout += (ptrdiff_t)g->r * g->s * g->c * VLEN * nvec;
+          kout += ko;
+        }
+      }
+  }
+  free(scratch);
 }
 
 // Weight tiles, in order: output-channel block j, then tap, then input, then block of that

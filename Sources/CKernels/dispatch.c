@@ -59,9 +59,18 @@ size_t atso_conv_packed_size(const atso_conv_shape *g, atso_isa isa, const int *
 }
 
 void atso_conv_pack(const atso_conv_shape *g, atso_isa isa, const float *weight,
-                    const int *output_channels, int outputs, float *packed) {
-  DISPATCH(atso_conv_pack_avx512(g, weight, output_channels, outputs, packed); return,
-           atso_conv_pack_avx2(g, weight, output_channels, outputs, packed); return)
+                    const int *input_channels, int ninputs, const int *output_channels,
+                    int outputs, float *packed) {
+  DISPATCH(atso_conv_pack_avx512(g, weight, input_channels, ninputs, output_channels, outputs,
+                                 packed);
+           return,
+           atso_conv_pack_avx2(g, weight, input_channels, ninputs, output_channels, outputs,
+                               packed);
+           return)
+}
+
+int atso_conv_row_group(atso_isa isa) {
+  DISPATCH(return atso_conv_row_group_avx512(), return atso_conv_row_group_avx2())
 }
 
 void atso_conv_forward_rows(const atso_conv_shape *g, atso_isa isa, const atso_conv_input *inputs,

@@ -7,8 +7,8 @@ size_t ISA_NAME(atso_conv_packed_size)(const atso_conv_shape *g, const int *outp
 }
 
 void ISA_NAME(atso_conv_pack)(const atso_conv_shape *g, const float *weight,
-                              const int *output_channels, int outputs, float *packed) {
-  const int taps = g->r * g->s;
+                              const int *input_channels, int ninputs, const int *output_channels,
+                              int outputs, float *packed) {
   int kout = 0;
   for (int o = 0; o < outputs; o++) {
     const int ko = output_channels[o];
@@ -17,16 +17,23 @@ void ISA_NAME(atso_conv_pack)(const atso_conv_shape *g, const float *weight,
     for (int j = 0; j < nb; j++) {
       int first, v;
       ISA_NAME(block)(ko, j, &first, &v, NULL);
-      for (int t = 0; t < taps; t++)
-        for (int ci = 0; ci < g->c; ci++)
-          for (int l = 0; l < v * VLEN; l++) {
-            const int co = first * VLEN + l;
-            *packed++ = co < ko ? weight[((ptrdiff_t)t * g->c + ci) * g->k + kout + co] : 0;
-          }
+      // [ky][input][kx][input's channel], as ISA_NAME(weight_row) numbers the rows.
+      for (int ky = 0; ky < g->r; ky++)
+        for (int i = 0, offset = 0; i < ninputs; offset += input_channels[i], i++)
+          for (int kx = 0; kx < g->s; kx++)
+            for (int ci = 0; ci < input_channels[i]; ci++)
+              for (int l = 0; l < v * VLEN; l++) {
+                const int co = first * VLEN + l;
+                const ptrdiff_t t = (ptrdiff_t)ky * g->s + kx;
+                *packed++ =
+                    co < ko ? weight[(t * g->c + offset + ci) * g->k + kout + co] : 0;
+              }
     }
     kout += ko;
   }
 }
+
+int ISA_NAME(atso_conv_row_group)(void) { return ROW_GROUP; }
 
 void ISA_NAME(atso_conv_forward_rows)(const atso_conv_shape *g, const atso_conv_input *inputs,
                                       int ninputs, const float *packed,

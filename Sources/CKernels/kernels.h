@@ -11,7 +11,9 @@ double atso_seconds(void);
   size_t atso_conv_packed_size_##suffix(const atso_conv_shape *g, const int *output_channels,  \
                                         int outputs);                                          \
   void atso_conv_pack_##suffix(const atso_conv_shape *g, const float *weight,                  \
+                               const int *input_channels, int ninputs,                         \
                                const int *output_channels, int outputs, float *packed);        \
+  int atso_conv_row_group_##suffix(void);                                                      \
   void atso_conv_forward_rows_##suffix(const atso_conv_shape *g, const atso_conv_input *inputs, \
                                        int ninputs, const float *packed,                        \
                                        const atso_conv_epilogue *epilogue,                      \

@@ -615,8 +615,12 @@ private func vectorForward(
   outputs: [Int], relu: Bool = false, shift: [Float]? = nil
 ) -> (outputs: [Tensor], statistics: [Float]) {
   let shape = g.cShape
-  let packed = packedWeights(shape, weight, outputs: outputs, isa: isa)
+  let packed = packedWeights(
+    shape, weight, inputs: inputs.map { $0.shape[3] }, outputs: outputs, isa: isa)
   let rows = g.n * g.outH
+  // Workers take whole groups of rows (the kernel's statistics and border windows follow them).
+  let group = Int(atso_conv_row_group(isa.cValue))
+  let groups = (rows + group - 1) / group
   let biasScalars = bias?.scalars ?? []
   let shiftScalars = shift ?? []
   var statistics = [Float](repeating: 0, count: shift == nil ? 0 : rows * 2 * g.k)
@@ -631,15 +635,15 @@ private func vectorForward(
               let w = SharedReads(base: wBase)
               let b = bias == nil ? nil : bb.baseAddress.map { SharedReads(base: $0) }
               let m = shift == nil ? nil : mb.baseAddress.map { SharedReads(base: $0) }
-              parallelChunkBlocks(rows) { block in
+              parallelChunkBlocks(groups) { block in
                 // Each worker's rows own their rows of the statistics.
                 var epilogue = atso_conv_epilogue(
                   bias: b?.base, relu: relu ? 1 : 0, statistics: stats?.base, shift: m?.base)
                 withUnsafePointer(to: shape) { s in
                   atso_conv_forward_rows(
                     s, isa.cValue, sources.base, Int32(inputs.count), w.base, &epilogue,
-                    sinks.base, Int32(outputs.count), Int32(block.lowerBound),
-                    Int32(block.upperBound))
+                    sinks.base, Int32(outputs.count), Int32(block.lowerBound * group),
+                    Int32(min(rows, block.upperBound * group)))
                 }
               }
             }
@@ -696,17 +700,21 @@ private func withNewConvOutputs(
   return zip(shapes, level(0)).map { Tensor(shape: $0, scalars: $1) }
 }
 
-/// The weights packed for the vector kernels of `isa`, for outputs of `outputs` channels.
+/// The weights packed for the vector kernels of `isa`, for inputs of `inputs` channels and
+/// outputs of `outputs` channels.
 private func packedWeights(
-  _ shape: atso_conv_shape, _ weight: Tensor, outputs: [Int], isa: KernelISA
+  _ shape: atso_conv_shape, _ weight: Tensor, inputs: [Int], outputs: [Int], isa: KernelISA
 ) -> [Float] {
   let channels = outputs.map { Int32($0) }
+  let inputChannels = inputs.map { Int32($0) }
   return withUnsafePointer(to: shape) { s in
     let count = atso_conv_packed_size(s, isa.cValue, channels, Int32(channels.count))
     return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
       weight.scalars.withUnsafeBufferPointer { wb in
         if let base = buffer.baseAddress, let w = wb.baseAddress {
-          atso_conv_pack(s, isa.cValue, w, channels, Int32(channels.count), base)
+          atso_conv_pack(
+            s, isa.cValue, w, inputChannels, Int32(inputChannels.count), channels,
+            Int32(channels.count), base)
         }
       }
       initialized = count

@@ -189,7 +189,7 @@ func matmulDirect() {
 }
 
 @Test(
-  "a convolution of concatenated parts equals the convolution of their concatenation, bit for bit",
+  "a convolution of concatenated parts equals the convolution of their concatenation",
   arguments: supportedISAs)
 func conv2dConcatenatedParts(isa: KernelISA) {
   var rng = SeededGenerator(seed: 13)
@@ -199,7 +199,11 @@ func conv2dConcatenatedParts(isa: KernelISA) {
   let bias = randomTensor([20], &rng)
   let y = conv2dForward(
     concatenating: parts, weight: weight, bias: bias, padding: 1, isa: isa)
-  #expect(y == conv2dForward(whole, weight: weight, bias: bias, padding: 1, isa: isa))
+  // The parts are summed one after the other (another order than the whole's): close, not equal.
+  expectClose(
+    y, conv2dForward(whole, weight: weight, bias: bias, padding: 1, isa: isa),
+    relativeTolerance: 1e-5, "forward")
+  // Gradients: the same sums in the same order, bit for bit.
   let dy = randomTensor(y.shape, &rng)
   let split = conv2dBackward(
     outputGradient: dy, concatenating: parts, weight: weight, hasBias: true, padding: 1, isa: isa)

@@ -50,11 +50,16 @@ typedef struct {
 /// Floats of the packed weights of `shape` for `isa` and outputs of `output_channels` channels.
 size_t atso_conv_packed_size(const atso_conv_shape *shape, atso_isa isa,
                              const int *output_channels, int outputs);
-/// Packs `weight` ([r][s][c][k], row-major) for atso_conv_forward_rows: per output, blocks of up
-/// to four vectors of its channels, each [r][s][c][block width], zero-padded past the output's
-/// channels.
+/// Packs `weight` ([r][s][c][k], row-major) for atso_conv_forward_rows with inputs of
+/// `input_channels` channels: per output, blocks of up to four vectors of its channels, each
+/// [r][input][s][input's channel][block width], zero-padded past the output's channels.
 void atso_conv_pack(const atso_conv_shape *shape, atso_isa isa, const float *weight,
-                    const int *output_channels, int outputs, float *packed);
+                    const int *input_channels, int ninputs, const int *output_channels,
+                    int outputs, float *packed);
+/// atso_conv_forward_rows processes rows in aligned groups of this many rows: split rows among
+/// callers at multiples of it, so that results (the statistics' summation order) do not depend
+/// on the split.
+int atso_conv_row_group(atso_isa isa);
 
 /// What the forward kernel does with its sums before and after storing them. Every pointer
 /// may be NULL.
