@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Reading and writing image files, picking the codec from the file's signature bytes.
 public enum ImageFile {
   /// Reads a whole file, refusing missing files, directories and files over
@@ -7,21 +11,65 @@ public enum ImageFile {
   ///
   /// - Throws: `ImageError.fileNotFound`, `.readFailed`, `.tooLarge`.
   public static func readBytes(at path: String) throws(ImageError) -> [UInt8] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-      throw .fileNotFound(path: path)
+    var bytes: [UInt8] = []
+    try readBytes(at: path, into: &bytes)
+    return bytes
+  }
+
+  /// ``readBytes(at:)`` into `bytes`, reusing its storage (a reader of many files allocates
+  /// only for a file larger than all before it). Reads with `open`/`read` (no Foundation).
+  public static func readBytes(at path: String, into bytes: inout [UInt8]) throws(ImageError) {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+      let code = errno
+      if code == ENOENT || code == ENOTDIR { throw .fileNotFound(path: path) }
+      throw .readFailed(path: path, reason: String(cString: strerror(code)))
     }
-    guard !isDirectory.boolValue else { throw .readFailed(path: path, reason: "is a directory") }
-    let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-    if let size = (attributes?[.size] as? NSNumber)?.intValue, size > ImageLimits.maxFileBytes {
+    defer { close(fd) }
+    var info = Glibc.stat()
+    guard fstat(fd, &info) == 0 else {
+      throw .readFailed(path: path, reason: String(cString: strerror(errno)))
+    }
+    guard info.st_mode & S_IFMT != S_IFDIR else {
+      throw .readFailed(path: path, reason: "is a directory")
+    }
+    let expected = Int(info.st_size)
+    if expected > ImageLimits.maxFileBytes {
       throw .readFailed(
         path: path,
-        reason: "file of \(size) bytes exceeds the \(ImageLimits.maxFileBytes)-byte limit")
+        reason: "file of \(expected) bytes exceeds the \(ImageLimits.maxFileBytes)-byte limit")
     }
-    do {
-      return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    } catch {
-      throw .readFailed(path: path, reason: "\(error)")
+    // Read to the end (a file may not have the size stat gave: pipes say 0).
+    var count = 0
+    resize(&bytes, to: max(expected + 1, 1 << 16))  // + 1: the read that sees the end fits
+    while true {
+      if count == bytes.count {
+        guard count < ImageLimits.maxFileBytes else {
+          throw .readFailed(
+            path: path, reason: "file exceeds the \(ImageLimits.maxFileBytes)-byte limit")
+        }
+        resize(&bytes, to: min(ImageLimits.maxFileBytes, 2 * count))
+      }
+      let n = bytes.withUnsafeMutableBytes { buffer in
+        read(fd, buffer.baseAddress.map { $0 + count }, buffer.count - count)
+      }
+      if n > 0 {
+        count += n
+      } else if n == 0 {
+        break
+      } else if errno != EINTR {
+        throw .readFailed(path: path, reason: String(cString: strerror(errno)))
+      }
+    }
+    resize(&bytes, to: count)
+  }
+
+  /// Sets `bytes.count` to `count`, keeping the storage (new bytes are 0).
+  private static func resize(_ bytes: inout [UInt8], to count: Int) {
+    if bytes.count > count {
+      bytes.removeLast(bytes.count - count)
+    } else if bytes.count < count {
+      bytes.append(contentsOf: repeatElement(0, count: count - bytes.count))
     }
   }
 
@@ -61,7 +109,10 @@ public enum ImageFile {
   public static func readLabel(at path: String, maxPixels: Int = ImageLimits.defaultMaxPixels)
     throws(ImageError) -> LabelImage
   {
-    try PNGCodec.decodeLabel(readBytes(at: path), path: path, maxPixels: maxPixels)
+    var reader = LabelFileReader()
+    var image = LabelImage(width: 0, height: 0, values: [])
+    try reader.read(at: path, into: &image, maxPixels: maxPixels)
+    return image
   }
 
   /// Reads a palette PNG: indices and colour table.
@@ -91,5 +142,25 @@ public enum ImageFile {
   /// Writes a palette PNG.
   public static func writePNG(_ image: PaletteImage, to path: String) throws(ImageError) {
     try writeBytes(PNGCodec.encodePalette(image, path: path), to: path)
+  }
+}
+
+/// Reads label maps one after another, reusing its buffers: the file's bytes, and the decoded
+/// values of the image it fills (evaluation reads thousands of frames of one size).
+public struct LabelFileReader {
+  private var bytes: [UInt8] = []
+
+  /// A reader with empty buffers.
+  public init() {}
+
+  /// Reads the label map at `path` (``ImageFile/readLabel(at:maxPixels:)``) into `image`, whose
+  /// storage is reused when it has the file's size and no other reference.
+  ///
+  /// - Throws: `ImageError` as ``ImageFile/readLabel(at:maxPixels:)``.
+  public mutating func read(
+    at path: String, into image: inout LabelImage, maxPixels: Int = ImageLimits.defaultMaxPixels
+  ) throws(ImageError) {
+    try ImageFile.readBytes(at: path, into: &bytes)
+    try PNGCodec.decodeLabel(bytes, path: path, maxPixels: maxPixels, into: &image)
   }
 }

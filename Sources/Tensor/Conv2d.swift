@@ -1,4 +1,6 @@
 import CKernels
+import Dispatch
+import Synchronization
 
 /// 2-D convolution on channels-last tensors.
 ///
@@ -49,12 +51,45 @@ public enum KernelISA: String, Sendable, CaseIterable {
   /// Whether this CPU can run the set.
   public var isSupported: Bool { atso_isa_supported(cValue) != 0 }
 
+  /// The float FMA limit of `threads` threads running at once, in GFLOP/s: each runs 16
+  /// independent chains of fused multiply-adds on this set's registers (no memory traffic) for
+  /// `seconds` (`atso_fma_peak`), and the rates add up. nil for ``portable``.
+  public func fmaPeak(threads: Int, seconds: Double = 0.3) -> Double? {
+    guard self != .portable, isSupported else { return nil }
+    let rates = Mutex([Double](repeating: 0, count: max(1, threads)))
+    let isa = cValue
+    DispatchQueue.concurrentPerform(iterations: max(1, threads)) { t in
+      let rate = atso_fma_peak(isa, seconds)
+      rates.withLock { $0[t] = rate }
+    }
+    return rates.withLock { $0.reduce(0, +) } * 1e-9
+  }
+
   var cValue: atso_isa {
     switch self {
     case .portable: ATSO_ISA_NONE
     case .avx2: ATSO_ISA_AVX2
     case .avx512: ATSO_ISA_AVX512
     }
+  }
+}
+
+/// The time the convolution kernels have run, summed over calls (and over concurrent callers):
+/// benchmarks read it around a training step to report the convolutions' FLOP rate.
+public enum ConvolutionClock {
+  static let nanoseconds = Atomic<UInt64>(0)
+
+  /// Seconds spent in convolution kernels (forward, weight and input gradients) so far.
+  public static var seconds: Double {
+    Double(nanoseconds.load(ordering: .relaxed)) * 1e-9
+  }
+
+  /// The start of a measured kernel call.
+  static func start() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+  /// Adds the time since `start`.
+  static func stop(_ start: UInt64) {
+    nanoseconds.add(DispatchTime.now().uptimeNanoseconds - start, ordering: .relaxed)
   }
 }
 
@@ -330,6 +365,8 @@ private func concatenatedShape(_ parts: [Tensor]) -> [Int] {
 private func im2colForward(_ g: ConvGeometry, input: Tensor, weight: Tensor, bias: Tensor?)
   -> Tensor
 {
+  let clockStart = ConvolutionClock.start()
+  defer { ConvolutionClock.stop(clockStart) }
   let biasScalars = bias?.scalars ?? []
   let width = kernelWidth
   // At least 8 chunks when there are enough rows, so that every worker gets some; the split
@@ -495,6 +532,8 @@ private func im2colBackward(
   _ g: ConvGeometry, outputGradient: Tensor, input: Tensor, weight: Tensor, hasBias: Bool,
   weightGradient: Bool, scatterInputGradient: Bool
 ) -> (input: Tensor, weight: Tensor, bias: Tensor?) {
+  let clockStart = ConvolutionClock.start()
+  defer { ConvolutionClock.stop(clockStart) }
   let width = kernelWidth
   let imageRows = g.outH * g.outW
   let chunk = g.chunkRows(floats: ConvGeometry.backwardChunkFloats)
@@ -614,6 +653,8 @@ private func vectorForward(
   _ g: ConvGeometry, inputs: [Tensor], weight: Tensor, bias: Tensor?, isa: KernelISA,
   outputs: [Int], relu: Bool = false, shift: [Float]? = nil
 ) -> (outputs: [Tensor], statistics: [Float]) {
+  let clockStart = ConvolutionClock.start()
+  defer { ConvolutionClock.stop(clockStart) }
   let shape = g.cShape
   let packed = packedWeights(
     shape, weight, inputs: inputs.map { $0.shape[3] }, outputs: outputs, isa: isa)
@@ -727,6 +768,8 @@ private func packedWeights(
 private func vectorWeightGradient(
   _ g: ConvGeometry, outputGradient: Tensor, inputs: [Tensor], hasBias: Bool, isa: KernelISA
 ) -> (weight: Tensor, bias: Tensor?) {
+  let clockStart = ConvolutionClock.start()
+  defer { ConvolutionClock.stop(clockStart) }
   let shape = g.cShape
   let rows = g.n * g.outH
   var dw = Tensor.zeros([g.r, g.s, g.c, g.k])

@@ -17,6 +17,7 @@ struct Options {
   var steps = 10
   var warmup = 2
   var mode = "both"
+  var fmaPeak = false
 }
 
 func parseOptions() -> Options? {
@@ -42,6 +43,9 @@ func parseOptions() -> Options? {
       guard let v = Int(value) else { return nil }
       options.warmup = v
     case "--mode": options.mode = value
+    case "--fma-peak":
+      guard let v = Int(value) else { return nil }
+      (options.fmaPeak, options.threads) = (true, v)
     default: return nil
     }
   }
@@ -108,6 +112,15 @@ guard let options = parseOptions() else {
   exit(2)
 }
 BLASThreads.set(options.threads)
+if options.fmaPeak {
+  // The machine's FMA limit on this many threads, measured now (beside the step timings).
+  let isa = KernelISA.best
+  log("# " + BLASLibrary.loaded.summary + ", vector kernels " + isa.rawValue)
+  let peak = isa.fmaPeak(threads: options.threads, seconds: 0.5) ?? 0
+  log(String(format: "FMA limit: %.1f GFLOP/s on %d threads (%@)", peak, options.threads, isa.rawValue))
+  print("RESULT {\"fma_gflops\": \(peak), \"threads\": \(options.threads), \"isa\": \"\(isa.rawValue)\"}")
+  exit(0)
+}
 var rng = SeededGenerator(seed: 0)
 let configuration = UNet.Configuration()
 let model = UNet(configuration, using: &rng)
@@ -127,7 +140,7 @@ var result: [String: Any] = [
   "openblas_coretype": BLASLibrary.loaded.userCore ?? "unset",
   "blas_core": BLASLibrary.loaded.core, "blas": BLASLibrary.loaded.summary,
 ]
-log("# " + BLASLibrary.loaded.summary)
+log("# " + BLASLibrary.loaded.summary + ", vector kernels " + KernelISA.best.rawValue)
 
 if options.mode != "infer" {
   var trainer = Trainer(
@@ -138,10 +151,12 @@ if options.mode != "infer" {
     generator: rng)
   var times: [Double] = []
   var cpuTimes: [Double] = []
+  var convTimes: [Double] = []
   var loss: Float = 0
   for i in 0..<(options.warmup + options.steps) {
     let start = now()
     let cpuStart = cpuTime()
+    let convStart = ConvolutionClock.seconds
     do { loss = try trainer.trainStep(batch).loss } catch {
       log("training step failed: \(error)")
       exit(1)
@@ -150,10 +165,17 @@ if options.mode != "infer" {
     if i >= options.warmup {
       times.append(elapsed)
       cpuTimes.append(cpuTime() - cpuStart)
+      convTimes.append(ConvolutionClock.seconds - convStart)
     }
   }
   let t = median(times)
   result["train_cpu_s"] = (median(cpuTimes) * 1e5).rounded() / 1e5
+  // Wall time inside the convolution kernels (summed over the calls of one step, which run
+  // one after the other, each on all threads).
+  result["train_conv_s"] = (median(convTimes) * 1e5).rounded() / 1e5
+  let convSeconds: Double = median(convTimes)
+  let convRate: Double = 3 * forwardFLOPs * Double(options.batch) / convSeconds * 1e-9
+  result["train_conv_gflops"] = (convRate * 100).rounded() / 100
   result["train_maxrss_mib"] = (peakResidentMiB() * 10).rounded() / 10
   result["train_s"] = (t * 1e5).rounded() / 1e5
   result["train_s_minmax"] = [times.min() ?? 0, times.max() ?? 0]
