@@ -419,10 +419,21 @@ static void ISA_NAME(forward_rows)(const atso_conv_shape *g, const atso_conv_inp
   free(scratch);
 }
 
+// Blocks of input channels of a weight tile: ceil(c / cimax) times `split`, at most one per
+// four channels (split > 1 makes more, smaller tiles, so that more workers share a layer's
+// weight gradient; every scalar of dw is still summed over the same pixels in the same order).
+static int ISA_NAME(channel_blocks)(int c, int cimax, int split) {
+  const int fewest = (c + cimax - 1) / cimax;  // blocks of at most cimax channels
+  int n = fewest * split;
+  const int most = c / 4 > fewest ? c / 4 : fewest;
+  if (n > most) n = most;
+  return n < 1 ? 1 : n;
+}
+
 // Weight tiles, in order: output-channel block j, then tap, then input, then block of that
 // input's channels.
 static int ISA_NAME(dw_tiles)(const atso_conv_shape *g, const atso_conv_input *inputs,
-                              int ninputs) {
+                              int ninputs, int split) {
   int nb, total = 0;
   ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
   for (int j = 0; j < nb; j++) {
@@ -430,14 +441,24 @@ static int ISA_NAME(dw_tiles)(const atso_conv_shape *g, const atso_conv_input *i
     ISA_NAME(block)(g->k, j, NULL, &v, NULL);
     const int cimax = ACC_MAX / v;
     for (int i = 0; i < ninputs; i++)
-      total += g->r * g->s * ((inputs[i].channels + cimax - 1) / cimax);
+      total += g->r * g->s * ISA_NAME(channel_blocks)(inputs[i].channels, cimax, split);
   }
   return total;
 }
 
+// The smallest split (1, 2, 4 or 8) that gives at least `min_tiles` tiles, if any does.
+static int ISA_NAME(dw_split)(const atso_conv_shape *g, const atso_conv_input *inputs,
+                              int ninputs, int min_tiles) {
+  int split = 1;
+  while (split < 8 && ISA_NAME(dw_tiles)(g, inputs, ninputs, split) < min_tiles &&
+         ISA_NAME(dw_tiles)(g, inputs, ninputs, 2 * split) > ISA_NAME(dw_tiles)(g, inputs, ninputs, split))
+    split *= 2;
+  return split;
+}
+
 static void ISA_NAME(weight_gradient)(const atso_conv_shape *g, const atso_conv_input *inputs,
-                                      int ninputs, const float *dy, float *dw, int tile_begin,
-                                      int tile_end, int row_begin, int row_end) {
+                                      int ninputs, int split, const float *dy, float *dw,
+                                      int tile_begin, int tile_end, int row_begin, int row_end) {
   int nb;
   ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
   const int nvec = (g->k + VLEN - 1) / VLEN;
@@ -462,7 +483,7 @@ static void ISA_NAME(weight_gradient)(const atso_conv_shape *g, const atso_conv_
         int coffset = 0;  // input i's first channel
         for (int in = 0; in < ninputs; in++) {
           const int cin = inputs[in].channels;
-          const int nci = (cin + cimax - 1) / cimax;
+          const int nci = ISA_NAME(channel_blocks)(cin, cimax, split);
           if (tile + nci <= tile_begin || iy < 0 || iy >= g->h || hi <= lo) {
             tile += nci;
             coffset += cin;

@@ -86,21 +86,21 @@ void atso_conv_forward_rows(const atso_conv_shape *g, atso_isa isa, const atso_c
 }
 
 void atso_conv_weight_gradient(const atso_conv_shape *g, atso_isa isa,
-                               const atso_conv_input *inputs, int ninputs, const float *dy,
-                               float *dw, int tile_begin, int tile_end, int row_begin,
-                               int row_end) {
-  DISPATCH(atso_conv_weight_gradient_avx512(g, inputs, ninputs, dy, dw, tile_begin, tile_end,
-                                            row_begin, row_end);
+                               const atso_conv_input *inputs, int ninputs, int min_tiles,
+                               const float *dy, float *dw, int tile_begin, int tile_end,
+                               int row_begin, int row_end) {
+  DISPATCH(atso_conv_weight_gradient_avx512(g, inputs, ninputs, min_tiles, dy, dw, tile_begin,
+                                            tile_end, row_begin, row_end);
            return,
-           atso_conv_weight_gradient_avx2(g, inputs, ninputs, dy, dw, tile_begin, tile_end,
-                                          row_begin, row_end);
+           atso_conv_weight_gradient_avx2(g, inputs, ninputs, min_tiles, dy, dw, tile_begin,
+                                          tile_end, row_begin, row_end);
            return)
 }
 
 int atso_conv_weight_tiles(const atso_conv_shape *g, atso_isa isa, const atso_conv_input *inputs,
-                           int ninputs) {
-  DISPATCH(return atso_conv_weight_tiles_avx512(g, inputs, ninputs),
-           return atso_conv_weight_tiles_avx2(g, inputs, ninputs))
+                           int ninputs, int min_tiles) {
+  DISPATCH(return atso_conv_weight_tiles_avx512(g, inputs, ninputs, min_tiles),
+           return atso_conv_weight_tiles_avx2(g, inputs, ninputs, min_tiles))
 }
 
 double atso_fma_peak(atso_isa isa, double seconds) {

@@ -45,15 +45,16 @@ void ISA_NAME(atso_conv_forward_rows)(const atso_conv_shape *g, const atso_conv_
 }
 
 void ISA_NAME(atso_conv_weight_gradient)(const atso_conv_shape *g, const atso_conv_input *inputs,
-                                         int ninputs, const float *dy, float *dw, int tile_begin,
-                                         int tile_end, int row_begin, int row_end) {
-  ISA_NAME(weight_gradient)(g, inputs, ninputs, dy, dw, tile_begin, tile_end, row_begin,
-                            row_end);
+                                         int ninputs, int min_tiles, const float *dy, float *dw,
+                                         int tile_begin, int tile_end, int row_begin,
+                                         int row_end) {
+  ISA_NAME(weight_gradient)(g, inputs, ninputs, ISA_NAME(dw_split)(g, inputs, ninputs, min_tiles),
+                            dy, dw, tile_begin, tile_end, row_begin, row_end);
 }
 
 int ISA_NAME(atso_conv_weight_tiles)(const atso_conv_shape *g, const atso_conv_input *inputs,
-                                     int ninputs) {
-  return ISA_NAME(dw_tiles)(g, inputs, ninputs);
+                                     int ninputs, int min_tiles) {
+  return ISA_NAME(dw_tiles)(g, inputs, ninputs, ISA_NAME(dw_split)(g, inputs, ninputs, min_tiles));
 }
 
 double ISA_NAME(atso_fma_peak)(double seconds) {

@@ -21,10 +21,11 @@ double atso_seconds(void);
                                        int row_begin, int row_end);                             \
   void atso_conv_weight_gradient_##suffix(const atso_conv_shape *g,                             \
                                           const atso_conv_input *inputs, int ninputs,           \
-                                          const float *dy, float *dw, int tile_begin,           \
-                                          int tile_end, int row_begin, int row_end);            \
+                                          int min_tiles, const float *dy, float *dw,            \
+                                          int tile_begin, int tile_end, int row_begin,          \
+                                          int row_end);                                         \
   int atso_conv_weight_tiles_##suffix(const atso_conv_shape *g, const atso_conv_input *inputs,  \
-                                      int ninputs);                                             \
+                                      int ninputs, int min_tiles);                              \
   double atso_fma_peak_##suffix(double seconds);
 
 ATSO_DECLARE(avx512)

@@ -773,19 +773,22 @@ private func vectorWeightGradient(
   let shape = g.cShape
   let rows = g.n * g.outH
   var dw = Tensor.zeros([g.r, g.s, g.c, g.k])
+  // Enough tiles for the workers to share them evenly (more, smaller tiles; same results).
+  let width = kernelWidth
+  let minimumTiles = Int32(width == 1 ? 1 : 8 * width)
   withConvInputs(inputs) { sources in
     let tiles = withUnsafePointer(to: shape) {
-      Int(atso_conv_weight_tiles($0, isa.cValue, sources.base, Int32(inputs.count)))
+      Int(atso_conv_weight_tiles($0, isa.cValue, sources.base, Int32(inputs.count), minimumTiles))
     }
     dw.scalars.withUnsafeMutableBufferPointer { dwb in
       outputGradient.scalars.withUnsafeBufferPointer { dyb in
         guard let dwBase = dwb.baseAddress, let dyBase = dyb.baseAddress else { return }
         let out = DisjointWrites(base: dwBase)  // tiles own disjoint parts of dw
         let dy = SharedReads(base: dyBase)
-        parallelChunkBlocks(tiles) { block in
+        parallelChunkBlocks(tiles, width: width) { block in
           withUnsafePointer(to: shape) { s in
             atso_conv_weight_gradient(
-              s, isa.cValue, sources.base, Int32(inputs.count), dy.base, out.base,
+              s, isa.cValue, sources.base, Int32(inputs.count), minimumTiles, dy.base, out.base,
               Int32(block.lowerBound), Int32(block.upperBound), 0, Int32(rows))
           }
         }

@@ -85,18 +85,20 @@ void atso_conv_forward_rows(const atso_conv_shape *shape, atso_isa isa,
                             int noutputs, int row_begin, int row_end);
 
 /// The weight gradient of a convolution, for weight tiles [tile_begin, tile_end) out of
-/// atso_conv_weight_tiles, summing over output rows [row_begin, row_end) (row = b * out_h + oy):
+/// atso_conv_weight_tiles (called with the same `min_tiles`: input channels are split into more,
+/// smaller tiles until there are at least that many, when possible), summing over output rows
+/// [row_begin, row_end) (row = b * out_h + oy):
 /// dw[ky][kx][ci][co] += sum over pixels of x[b][iy][ix][ci] * dy[b][oy][ox][co], x being the
-/// (unpadded) inputs side by side. Accumulates into `dw` ([r][s][c][k]); each tile's sum runs
-/// over the rows and pixels in order, so the result does not depend on how tiles are split
-/// among callers.
+/// (unpadded) inputs side by side. Accumulates into `dw` ([r][s][c][k]); every scalar of dw is
+/// summed over the rows and pixels in order, so the result depends neither on how tiles are
+/// split among callers nor on `min_tiles`.
 void atso_conv_weight_gradient(const atso_conv_shape *shape, atso_isa isa,
-                               const atso_conv_input *inputs, int ninputs, const float *dy,
-                               float *dw, int tile_begin, int tile_end, int row_begin,
-                               int row_end);
-/// The number of weight tiles of atso_conv_weight_gradient.
+                               const atso_conv_input *inputs, int ninputs, int min_tiles,
+                               const float *dy, float *dw, int tile_begin, int tile_end,
+                               int row_begin, int row_end);
+/// The number of weight tiles of atso_conv_weight_gradient for `min_tiles`.
 int atso_conv_weight_tiles(const atso_conv_shape *shape, atso_isa isa,
-                           const atso_conv_input *inputs, int ninputs);
+                           const atso_conv_input *inputs, int ninputs, int min_tiles);
 
 /// Measures the float FMA rate of one thread on registers only (no memory), for `seconds`:
 /// 16 independent chains of fused multiply-adds on `isa`'s widest registers. Returns FLOP/s
