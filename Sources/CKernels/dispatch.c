@@ -34,7 +34,7 @@ atso_isa atso_best_isa(void) {
                                             : ATSO_ISA_NONE;
   const char *limit = getenv("ATSO_KERNEL_ISA");
   if (limit) {
-    if (strcasecmp(limit, "none") == 0) isa = ATSO_ISA_NONE;
+    if (strcasecmp(limit, "portable") == 0 || strcasecmp(limit, "none") == 0) isa = ATSO_ISA_NONE;
     else if (strcasecmp(limit, "avx2") == 0 && isa > ATSO_ISA_AVX2) isa = ATSO_ISA_AVX2;
   }
   __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);

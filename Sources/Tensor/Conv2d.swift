@@ -11,11 +11,18 @@ import Synchronization
 /// outW = (w + 2 * padding - dilation * (s - 1) - 1) / stride + 1
 /// ```
 /// Two implementations, chosen by ``KernelISA``:
-/// - **Vector kernels** (AVX-512 or AVX2 + FMA, `Sources/CKernels`): a direct convolution over
-///   a zero-padded copy of the input. A tile of up to 24 output pixels of one row x up to 64
-///   output channels keeps its sums in registers over all `r * s * c` products (the weights are
-///   packed once per call into blocks of whole vectors); the weight gradient is tiled the other
-///   way, `c` input channels x 64 output channels of one tap, summed over the pixels in order.
+/// - **Vector kernels** (AVX-512 or AVX2 + FMA, `Sources/CKernels/conv_template.h`): a direct
+///   convolution. A tile of up to 24 output pixels of one row x up to 64 output channels keeps
+///   its sums in registers over all `r * s * c` products (the weights are packed once per call
+///   into blocks of whole vectors). "Same"-padded stride-1 convolutions read their input rows in
+///   place, and gather the border columns' windows, a tile of rows at a time, into small
+///   zero-padded copies; other geometries copy the rows they read into a small ring of padded
+///   rows. The input may be several tensors, read side by side as the concatenation of their
+///   channels (the U-Net decoders never write that concatenation), and the output may be split
+///   into several tensors (the input gradient of such a convolution). The kernel's epilogue adds
+///   the bias, applies a ReLU, or gathers the batch-norm statistics of what it stores. The
+///   weight gradient is tiled the other way: input channels x 64 output channels of one tap,
+///   summed over the pixels in order.
 /// - **Portable** (CPUs without AVX2): im2col + OpenBLAS `sgemm`. Every output pixel is one row
 ///   of the im2col matrix `col` (`r * s * c` columns), `out = col * W`, `dW = col^T * dY`,
 ///   `dX = col2im(dY * W^T)`; a 1x1 convolution with stride 1 and no padding uses the input as
@@ -23,11 +30,12 @@ import Synchronization
 /// With stride 1 and a square kernel the input gradient is the forward convolution of `dY` with
 /// the flipped, transposed kernel (``flippedTransposed(_:)``); otherwise `col2im(dY * W^T)`.
 ///
-/// Threads: forward passes split output rows among ``kernelWidth`` workers; weight gradients
-/// split weight tiles (vector) or images (portable, partial sums added in image order). Every
-/// output scalar is summed in one fixed order that depends on the sizes and the instruction set
-/// only, so results do not depend on the thread count. The two instruction sets round
-/// differently (different summation orders), so results differ between CPUs in the last bits.
+/// Threads: forward passes split aligned groups of output rows among ``kernelWidth`` workers;
+/// weight gradients split weight tiles (vector) or images (portable, partial sums added in
+/// image order). Every output scalar is summed in one fixed order that depends on the sizes and
+/// the instruction set only, so results do not depend on the thread count. The instruction sets
+/// sum in different orders (and the portable path without fused multiply-adds), so results
+/// differ between them, and so between CPUs, in the last bits.
 
 /// The instruction set of the convolution kernels.
 public enum KernelISA: String, Sendable, CaseIterable {
@@ -645,10 +653,9 @@ private func im2colBackward(
   )
 }
 
-/// The vector forward pass: packed weights, then output rows split among the workers
-/// (`atso_conv_forward_rows`, which pads the input rows it reads, and lays the inputs side by
-/// side, in a small ring of its own). Returns one tensor per entry of `outputs` (its channels)
-/// and, when `shift` is given, the per-row statistics `[rows][2][k]` of the output.
+/// The vector forward pass: packed weights, then groups of output rows split among the workers
+/// (`atso_conv_forward_rows`). Returns one tensor per entry of `outputs` (its channels) and,
+/// when `shift` is given, the per-row statistics `[rows][2][k]` of the output.
 private func vectorForward(
   _ g: ConvGeometry, inputs: [Tensor], weight: Tensor, bias: Tensor?, isa: KernelISA,
   outputs: [Int], relu: Bool = false, shift: [Float]? = nil

@@ -32,12 +32,14 @@ struct DoctorCommand: ParsableCommand {
     switch blas.decision {
     case .automatic: how = "chosen by atso-transfer (OPENBLAS_CORETYPE unset)"
     case .user:
+      let differs = blas.automaticCore.map { $0.lowercased() != user.lowercased() } ?? false
       how =
         "OPENBLAS_CORETYPE=\(user) is set in the environment and honoured"
-        + (blas.automaticCore.map { $0.lowercased() == user.lowercased() ? "" : "; the automatic choice would be \(automatic)" } ?? "")
+        + (differs ? "; the automatic choice would be \(automatic)" : "")
     case .userRejected:
       how = "OPENBLAS_CORETYPE=\(user) ignored: this CPU cannot run it; automatic choice used"
-    case .userUnknown: how = "OPENBLAS_CORETYPE=\(user) is not a core atso-transfer knows: passed to OpenBLAS"
+    case .userUnknown:
+      how = "OPENBLAS_CORETYPE=\(user) is not a core atso-transfer knows: passed to OpenBLAS"
     case .library: how = "detected by OpenBLAS (no AVX2 on this CPU)"
     }
     let environment = ProcessInfo.processInfo.environment
@@ -47,17 +49,31 @@ struct DoctorCommand: ParsableCommand {
     let threadSource =
       threadVariable.map { "\($0)=\(environment[$0] ?? "")" }
       ?? "OPENBLAS_NUM_THREADS unset: the CPUs this process may use"
+    let brand = cpu.brand.isEmpty ? "unknown" : cpu.brand
+    let vendor = cpu.vendor.isEmpty ? "not x86" : cpu.vendor
+    let cores =
+      blas.isDynamicArch
+      ? blas.cores.joined(separator: " ") + " (DYNAMIC_ARCH)" : "one core built in"
     let rows: [(String, String)] = [
       ("atso-transfer", AtsoTransfer.configuration.version),
-      ("CPU", "\(cpu.brand.isEmpty ? "unknown" : cpu.brand) (\(cpu.vendor.isEmpty ? "not x86" : cpu.vendor), family \(cpu.family) model \(cpu.model) stepping \(cpu.stepping))"),
+      (
+        "CPU",
+        "\(brand) (\(vendor), family \(cpu.family) model \(cpu.model) stepping \(cpu.stepping))"
+      ),
       ("vector features", "\(cpu.features.joined(separator: " ")) (float FMA: \(cpu.fmaBits)-bit)"),
       ("BLAS library", blas.path),
       ("BLAS version", blas.configuration.trimmingCharacters(in: .whitespaces)),
-      ("BLAS cores", blas.isDynamicArch ? blas.cores.joined(separator: " ") + " (DYNAMIC_ARCH)" : "one core built in"),
+      ("BLAS cores", cores),
       ("core in use", "\(blas.core)\(width(blas.core)): \(how)"),
       ("automatic core", automatic),
-      ("kernel threads", "\(BLASThreads.count) (\(threadSource)); OpenBLAS runs single-threaded inside them"),
-      ("vector kernels", KernelISA.best.rawValue),
+      (
+        "kernel threads",
+        "\(BLASThreads.count) (\(threadSource)); OpenBLAS runs single-threaded inside them"
+      ),
+      (
+        "vector kernels",
+        "\(KernelISA.best.rawValue) (convolutions; ATSO_KERNEL_ISA=avx2|portable lowers it)"
+      ),
     ]
     let pad = rows.map(\.0.count).max() ?? 0
     return rows.map { $0.0.padding(toLength: pad + 2, withPad: " ", startingAt: 0) + $0.1 }

@@ -18,7 +18,7 @@ typedef enum {
 } atso_isa;
 
 /// The best instruction set this CPU and operating system support (cpuid, once). With the
-/// environment variable ATSO_KERNEL_ISA set to "avx2" or "none", at most that one.
+/// environment variable ATSO_KERNEL_ISA set to "avx2" or "portable", at most that one.
 atso_isa atso_best_isa(void);
 /// Whether this CPU can run `isa`'s kernels.
 int atso_isa_supported(atso_isa isa);
