@@ -114,6 +114,17 @@ public enum BLASCoreDecision: String, Sendable, Equatable {
   case userUnknown
   /// No choice was made (no AVX2 on this CPU): OpenBLAS detected the core itself.
   case library
+
+  /// The decision the C loader reports.
+  init(_ reason: atso_core_reason) {
+    switch reason {
+    case ATSO_CORE_AUTOMATIC: self = .automatic
+    case ATSO_CORE_USER: self = .user
+    case ATSO_CORE_USER_REJECTED: self = .userRejected
+    case ATSO_CORE_USER_UNKNOWN: self = .userUnknown
+    default: self = .library
+    }
+  }
 }
 
 /// The OpenBLAS library in use: where it was loaded from, its version and the core it runs.
@@ -152,14 +163,7 @@ public struct BLASLibrary: Sendable, Equatable {
     let present = withUnsafeBytes(of: status.library_has_core) { bytes in
       known.indices.filter { $0 < bytes.count && bytes[$0] != 0 }.map { known[$0] }
     }
-    let decision: BLASCoreDecision =
-      switch choice.reason {
-      case ATSO_CORE_AUTOMATIC: .automatic
-      case ATSO_CORE_USER: .user
-      case ATSO_CORE_USER_REJECTED: .userRejected
-      case ATSO_CORE_USER_UNKNOWN: .userUnknown
-      default: .library
-      }
+    let decision = BLASCoreDecision(choice.reason)
     let automatic = cString(choice.automatic)
     let user = cString(choice.user)
     return BLASLibrary(
@@ -207,15 +211,10 @@ public struct BLASLibrary: Sendable, Equatable {
     let choice = atso_choose_core(featureBits(features), isAMD ? 1 : 0, user)
     let requested = cString(choice.requested)
     let automatic = cString(choice.automatic)
-    let decision: BLASCoreDecision =
-      switch choice.reason {
-      case ATSO_CORE_AUTOMATIC: .automatic
-      case ATSO_CORE_USER: .user
-      case ATSO_CORE_USER_REJECTED: .userRejected
-      case ATSO_CORE_USER_UNKNOWN: .userUnknown
-      default: .library
-      }
-    return (requested.isEmpty ? nil : requested, automatic.isEmpty ? nil : automatic, decision)
+    return (
+      requested.isEmpty ? nil : requested, automatic.isEmpty ? nil : automatic,
+      BLASCoreDecision(choice.reason)
+    )
   }
 
   /// One line for benchmark output: library version, core (width, decision), CPU, threads.

@@ -24,6 +24,13 @@ public struct BatchNormStatistics: Sendable, Equatable {
     self.mean = mean
     self.inverseStandardDeviation = inverseStandardDeviation
   }
+
+  /// The statistics of `c = mean.count` channels from plain arrays.
+  init(mean: [Float], inverse: [Float]) {
+    self.init(
+      mean: Tensor(shape: [mean.count], scalars: mean),
+      inverseStandardDeviation: Tensor(shape: [inverse.count], scalars: inverse))
+  }
 }
 
 /// Per-channel sums over fixed row chunks, combined in chunk order in `Double`.
@@ -98,12 +105,7 @@ private func batchNormTraining(
       a: normalizingScale(scale: scale, inverse: inverse),
       b: normalizingOffset(offset: offset, mean: mean, scale: scale, inverse: inverse), relu: relu)
   }
-  return (
-    output,
-    BatchNormStatistics(
-      mean: Tensor(shape: [c], scalars: mean),
-      inverseStandardDeviation: Tensor(shape: [c], scalars: inverse))
-  )
+  return (output, BatchNormStatistics(mean: mean, inverse: inverse))
 }
 
 /// `a = scale * inverse` of `y = x * a + b`.
@@ -149,12 +151,7 @@ package func batchNormTrainingForward(
       a: normalizingScale(scale: scale, inverse: inverse),
       b: normalizingOffset(offset: offset, mean: mean, scale: scale, inverse: inverse), relu: relu)
   }
-  return (
-    output,
-    BatchNormStatistics(
-      mean: Tensor(shape: [c], scalars: mean),
-      inverseStandardDeviation: Tensor(shape: [c], scalars: inverse))
-  )
+  return (output, BatchNormStatistics(mean: mean, inverse: inverse))
 }
 
 /// `y[r, j] = x[r, j] * a[j] + b[j]` (then `max(0, y)` if `relu`), in parallel over row chunks.

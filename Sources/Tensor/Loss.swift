@@ -39,16 +39,25 @@ extension Double: LossScalar {
   }
 }
 
-/// Writes `row[c] - max(row)` into `out` for every class and returns the maximum: the first
-/// pass of a softmax; ``LossScalar/exponentiate(_:count:)`` then runs over a whole chunk.
-@inline(__always)
-private func shiftedByMaximum<T: LossScalar>(
-  _ row: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, classes: Int
-) -> T {
-  var m = row[0]
-  for c in 1..<classes where row[c] > m { m = row[c] }
-  for c in 0..<classes { out[c] = row[c] - m }
-  return m
+/// The first passes of a chunk's softmax: for every pixel `i` of `range` that `counts`, writes
+/// `e^(z[i][c] - max_c z[i][c])` into row `i` of `g` (one ``LossScalar/exponentiate(_:count:)``
+/// call over the whole chunk) and returns the maxima (`maxima[i - range.lowerBound]`). The rows
+/// of the other pixels hold garbage for the caller to overwrite.
+private func exponentiatedRows<T: LossScalar>(
+  _ z: UnsafePointer<T>, _ g: UnsafeMutablePointer<T>, range: Range<Int>, classes: Int,
+  counts: (Int) -> Bool
+) -> [T] {
+  var maxima = [T](repeating: 0, count: range.count)
+  for i in range where counts(i) {
+    let row = z + i * classes
+    let out = g + i * classes
+    var m = row[0]
+    for c in 1..<classes where row[c] > m { m = row[c] }
+    for c in 0..<classes { out[c] = row[c] - m }
+    maxima[i - range.lowerBound] = m
+  }
+  T.exponentiate(g + range.lowerBound * classes, count: range.count * classes)
+  return maxima
 }
 
 /// Computes the mean pixel-wise softmax cross-entropy of NHWC logits and its gradient.
@@ -183,20 +192,16 @@ package func softmaxCrossEntropyCore<T: LossScalar>(
       return forEachPixelChunk(pixels: pixels, classes: classes, gradient: &gradient) { range, g in
         var lossSum = 0.0
         var weightSum = 0.0
-        // Pass 1: shifted logits of the counted pixels; pass 2: e^x over the whole chunk;
-        // pass 3: the loss and the gradient. Row i of logits and gradient: offset i * classes.
-        var maxima = [T](repeating: 0, count: range.count)
-        for i in range {
+        // e^(z - max) of the counted pixels, then the loss and the gradient. Row i of logits and
+        // gradient: offset i * classes.
+        let maxima = exponentiatedRows(z.base, g, range: range, classes: classes) { i in
           let label = y.base[i]
           let target = Int(label)
           precondition(
             label == ignoreIndex || target < classes,
             "label \(target) at pixel \(i) is not below \(classes) classes")
-          if label == ignoreIndex || (weights?[target] ?? 1) == 0 { continue }  // zeroed below
-          maxima[i - range.lowerBound] = shiftedByMaximum(
-            z.base + i * classes, g + i * classes, classes: classes)
+          return label != ignoreIndex && (weights?[target] ?? 1) != 0
         }
-        T.exponentiate(g + range.lowerBound * classes, count: range.count * classes)
         for i in range {
           let label = y.base[i]
           let out = g + i * classes
@@ -265,17 +270,14 @@ package func reduceThenComputeCore<T: LossScalar>(
       return forEachPixelChunk(pixels: pixels, classes: classes, gradient: &gradient) { range, g in
         var lossSum = 0.0
         var count = 0.0
-        // The passes of softmaxCrossEntropyCore: shifted logits, e^x over the chunk, the rest.
-        var maxima = [T](repeating: 0, count: range.count)
-        for i in range {
+        // e^(z - max) of the counted pixels, then the loss and the gradient.
+        let maxima = exponentiatedRows(z.base, g, range: range, classes: classes) { i in
           let label = y.base[i]
-          if label == ignoreIndex { continue }  // zeroed below
+          if label == ignoreIndex { return false }
           precondition(
             !membersOf[Int(label)].isEmpty, "super-class \(label) at pixel \(i) has no fine class")
-          maxima[i - range.lowerBound] = shiftedByMaximum(
-            z.base + i * classes, g + i * classes, classes: classes)
+          return true
         }
-        T.exponentiate(g + range.lowerBound * classes, count: range.count * classes)
         for i in range {
           let label = y.base[i]
           let out = g + i * classes
