@@ -30,6 +30,7 @@ typedef __m256 vec;
   X(12, 1) X(1, 2) X(2, 2) X(3, 2) X(4, 2) X(5, 2) X(6, 2) X(1, 3) X(2, 3) X(3, 3) X(4, 3)
 
 #include "conv_template.h"
+#include "winograd_template.h"
 #include "exports_template.h"
 #include "elementwise_template.h"
 

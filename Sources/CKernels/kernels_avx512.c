@@ -36,6 +36,7 @@ typedef __m512 vec;
   X(8, 3) X(1, 4) X(2, 4) X(3, 4) X(4, 4) X(5, 4) X(6, 4)
 
 #include "conv_template.h"
+#include "winograd_template.h"
 #include "exports_template.h"
 #include "elementwise_template.h"
 

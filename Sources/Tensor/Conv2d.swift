@@ -663,8 +663,14 @@ private func vectorForward(
   let clockStart = ConvolutionClock.start()
   defer { ConvolutionClock.stop(clockStart) }
   let shape = g.cShape
-  let packed = packedWeights(
-    shape, weight, inputs: inputs.map { $0.shape[3] }, outputs: outputs, isa: isa)
+  // Winograd F(2x2, 3x3) where it pays (3x3, stride 1, padding 1, >= 32 channels in and out),
+  // for one output; otherwise the direct kernel.
+  let winograd =
+    outputs.count == 1 && withUnsafePointer(to: shape) { atso_conv_winograd_applies($0) != 0 }
+  let packed =
+    winograd
+    ? winogradWeights(shape, weight, isa: isa)
+    : packedWeights(shape, weight, inputs: inputs.map { $0.shape[3] }, outputs: outputs, isa: isa)
   let rows = g.n * g.outH
   // Workers take whole groups of rows (the kernel's statistics and border windows follow them).
   let group = Int(atso_conv_row_group(isa.cValue))
@@ -687,11 +693,17 @@ private func vectorForward(
                 // Each worker's rows own their rows of the statistics.
                 var epilogue = atso_conv_epilogue(
                   bias: b?.base, relu: relu ? 1 : 0, statistics: stats?.base, shift: m?.base)
+                let (r0, r1) = (Int32(block.lowerBound * group), Int32(min(rows, block.upperBound * group)))
                 withUnsafePointer(to: shape) { s in
-                  atso_conv_forward_rows(
-                    s, isa.cValue, sources.base, Int32(inputs.count), w.base, &epilogue,
-                    sinks.base, Int32(outputs.count), Int32(block.lowerBound * group),
-                    Int32(min(rows, block.upperBound * group)))
+                  if winograd {
+                    atso_conv_winograd_rows(
+                      s, isa.cValue, sources.base, Int32(inputs.count), w.base, &epilogue,
+                      sinks.base, r0, r1)
+                  } else {
+                    atso_conv_forward_rows(
+                      s, isa.cValue, sources.base, Int32(inputs.count), w.base, &epilogue,
+                      sinks.base, Int32(outputs.count), r0, r1)
+                  }
                 }
               }
             }
@@ -763,6 +775,23 @@ private func packedWeights(
           atso_conv_pack(
             s, isa.cValue, w, inputChannels, Int32(inputChannels.count), channels,
             Int32(channels.count), base)
+        }
+      }
+      initialized = count
+    }
+  }
+}
+
+/// The weights transformed and packed for the Winograd kernels of `isa`.
+private func winogradWeights(_ shape: atso_conv_shape, _ weight: Tensor, isa: KernelISA)
+  -> [Float]
+{
+  withUnsafePointer(to: shape) { s in
+    let count = atso_conv_winograd_packed_size(s, isa.cValue)
+    return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+      weight.scalars.withUnsafeBufferPointer { wb in
+        if let base = buffer.baseAddress, let w = wb.baseAddress {
+          atso_conv_winograd_pack(s, isa.cValue, w, base)
         }
       }
       initialized = count

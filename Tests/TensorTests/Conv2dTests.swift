@@ -24,6 +24,8 @@ let convCases: [ConvCase] = [
   // Vector-kernel shapes: several channel blocks, a partial last vector, tile remainders.
   ConvCase(n: 2, c: 5, h: 4, w: 27, k: 37, stride: 1, padding: 1),
   ConvCase(n: 1, c: 3, h: 5, w: 19, k: 70, r: 1, s: 1),
+  // Winograd F(2x2, 3x3) (>= 32 channels in and out), odd sizes: partial tiles.
+  ConvCase(n: 1, c: 32, h: 3, w: 5, k: 33, stride: 1, padding: 1),
 ]
 
 /// The instruction sets this CPU can run: every test runs each of them.
@@ -262,4 +264,37 @@ func conv2dMoments(isa: KernelISA) {
     relu: true)
   let b = batchNormReLUTrainingForward(z, scale: scale, offset: offset)
   expectClose(a.output, b.output, relativeTolerance: 1e-4, "normalised output")
+}
+
+@Test(
+  "Winograd convolutions (3x3, >= 32 channels) match direct loops, with bias, ReLU and statistics",
+  arguments: supportedISAs.filter { $0 != .portable })
+func conv2dWinograd(isa: KernelISA) {
+  var rng = SeededGenerator(seed: 17)
+  // Two parts of 20 and 13 channels, odd height and width (partial 2x2 tiles), 40 outputs.
+  let parts = [randomTensor([2, 7, 9, 20], &rng), randomTensor([2, 7, 9, 13], &rng)]
+  let weight = randomTensor([3, 3, 33, 40], &rng, scale: 0.2)
+  let bias = randomTensor([40], &rng)
+  let reference = directConv(
+    concatChannels(parts), weight, bias, stride: 1, padding: 1, dilation: 1)
+  let y = conv2dForward(
+    concatenating: parts, weight: weight, bias: bias, padding: 1, relu: true, isa: isa)
+  expectClose(y, reluForward(reference), relativeTolerance: 1e-5, "forward + ReLU")
+  // Statistics around a shift, against the direct convolution's output.
+  let z = directConv(concatChannels(parts), weight, nil, stride: 1, padding: 1, dilation: 1)
+  let shift = randomTensor([40], &rng)
+  let fused = conv2dForwardWithMoments(
+    concatenating: parts, weight: weight, padding: 1, shift: shift, isa: isa)
+  expectClose(fused.output, z, relativeTolerance: 1e-5, "forward with moments")
+  for j in 0..<40 {
+    var sum = 0.0
+    var squares = 0.0
+    for i in stride(from: j, to: z.count, by: 40) {
+      let d = Double(z.scalars[i]) - Double(shift.scalars[j])
+      sum += d
+      squares += d * d
+    }
+    #expect(abs(fused.sums[j] - sum) <= 1e-4 * max(1, squares.squareRoot()), "sum of channel \(j)")
+    #expect(abs(fused.squares[j] - squares) <= 1e-4 * squares, "squares of channel \(j)")
+  }
 }

@@ -1,0 +1,190 @@
+// Winograd F(2x2, 3x3) convolution (Lavin and Gray, 2016) for 3x3 kernels with stride 1,
+// dilation 1 and padding 1: each 2x2 tile of outputs is A^T [(G g G^T) . (B^T d B)] A, where d
+// is the tile's 4x4 input window, so the 9 products per output of a direct convolution become
+// 16 per 4 outputs (2.25 times fewer), summed over the input channels as 16 small GEMMs (one per
+// component of the 4x4 transform), which run on the forward tile of conv_template.h. Included
+// after conv_template.h, with its macros.
+//
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+//   A^T = [1 1 1 0; 0 1 -1 -1]
+//
+// Every output is computed in one fixed order (its tile's transforms, the GEMM's channel sums),
+// whatever the split of rows among callers. The rounding differs from the direct convolution's
+// (relative differences of about 1e-6).
+
+// Packed weights: per block of output channels, [16 components][c][block width]: G g G^T.
+static size_t ISA_NAME(wino_packed_size)(const atso_conv_shape *g) {
+  return (size_t)16 * g->c * VLEN * ((g->k + VLEN - 1) / VLEN);
+}
+
+static void ISA_NAME(wino_pack)(const atso_conv_shape *g, const float *weight, float *packed) {
+  int nb;
+  ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
+  for (int j = 0; j < nb; j++) {
+    int first, v;
+    ISA_NAME(block)(g->k, j, &first, &v, NULL);
+    float *block = packed + (ptrdiff_t)16 * g->c * VLEN * first;
+    for (int ci = 0; ci < g->c; ci++)
+      for (int l = 0; l < v * VLEN; l++) {
+        const int co = first * VLEN + l;
+        float u[16] = {0};
+        if (co < g->k) {
+          float w[3][3], t[4][3];
+          for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++)
+              w[ky][kx] = weight[((ptrdiff_t)(ky * 3 + kx) * g->c + ci) * g->k + co];
+          for (int kx = 0; kx < 3; kx++) {  // G w
+            t[0][kx] = w[0][kx];
+            t[1][kx] = 0.5f * (w[0][kx] + w[1][kx] + w[2][kx]);
+            t[2][kx] = 0.5f * (w[0][kx] - w[1][kx] + w[2][kx]);
+            t[3][kx] = w[2][kx];
+          }
+          for (int a = 0; a < 4; a++) {  // (G w) G^T
+            u[a * 4 + 0] = t[a][0];
+            u[a * 4 + 1] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
+            u[a * 4 + 2] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
+            u[a * 4 + 3] = t[a][2];
+          }
+        }
+        for (int x = 0; x < 16; x++) block[((ptrdiff_t)x * g->c + ci) * v * VLEN + l] = u[x];
+      }
+  }
+}
+
+// The tile rows (b, ty) whose first output row b * out_h + 2 ty lies in [row_begin, row_end):
+// input transforms of a chunk of nt tiles into U [16][nt][c], the 16 GEMMs of each block of
+// output channels into M [16][nt][block width], then the output transforms and the epilogue
+// (bias, ReLU, statistics of each output row: its chunks' sums added in order).
+static void ISA_NAME(wino_rows)(const atso_conv_shape *g, const atso_conv_input *inputs,
+                                int ninputs, const float *packed,
+                                const atso_conv_epilogue *epilogue,
+                                const atso_conv_output *output, int row_begin, int row_end) {
+  const float *bias = epilogue ? epilogue->bias : NULL;
+  const float *shift = epilogue ? epilogue->shift : NULL;
+  float *statistics = epilogue ? epilogue->statistics : NULL;
+  const int relu = epilogue ? epilogue->relu : 0;
+  const int th = (g->out_h + 1) / 2, tw = (g->out_w + 1) / 2;
+  int nb, v0;
+  ISA_NAME(block)(g->k, 0, NULL, &v0, &nb);
+  const int nt = ACC_MAX / v0;  // tiles per chunk: a GEMM tile of every block holds them
+  const int nvec = (g->k + VLEN - 1) / VLEN;
+  const int tail = g->k - (nvec - 1) * VLEN;
+  int cmax = 0;
+  for (int i = 0; i < ninputs; i++) cmax = inputs[i].channels > cmax ? inputs[i].channels : cmax;
+  float *u = (float *)malloc(sizeof(float) * ((size_t)16 * nt * g->c + (size_t)16 * nt * VMAX * VLEN
+                                              + (size_t)cmax + VLEN));
+  if (!u) abort();
+  float *m = u + (ptrdiff_t)16 * nt * g->c;
+  float *zero = m + (ptrdiff_t)16 * nt * VMAX * VLEN;
+  memset(zero, 0, sizeof(float) * (size_t)(cmax + VLEN));
+  const ISA_NAME(epilogue) plain = {NULL, NULL, NULL, 0, 0};
+  const int first_tile_row = (row_begin / g->out_h) * th + (row_begin % g->out_h + 1) / 2;
+  if (statistics)  // the rows of the tile rows this call computes
+    for (int tr = first_tile_row; tr < g->n * th; tr++) {
+      const int b = tr / th, ty = tr % th;
+      if (b * g->out_h + 2 * ty >= row_end) break;
+      for (int a = 0; a < 2 && 2 * ty + a < g->out_h; a++)
+        memset(statistics + ((ptrdiff_t)b * g->out_h + 2 * ty + a) * 2 * g->k, 0,
+               sizeof(float) * 2 * (size_t)g->k);
+    }
+  for (int tr = first_tile_row; tr < g->n * th; tr++) {
+    const int b = tr / th, ty = tr % th;
+    if (b * g->out_h + 2 * ty >= row_end) break;
+    for (int t0 = 0; t0 < tw; t0 += nt) {
+      const int n = tw - t0 < nt ? tw - t0 : nt;
+      // Input transforms: V = B^T d B per tile and channel vector.
+      for (int q = 0; q < n; q++) {
+        const int tx = t0 + q;
+        for (int i = 0, offset = 0; i < ninputs; offset += inputs[i].channels, i++) {
+          const int ci = inputs[i].channels;
+          const float *src[4][4];
+          for (int a = 0; a < 4; a++)
+            for (int bb = 0; bb < 4; bb++) {
+              const int iy = 2 * ty - 1 + a, ix = 2 * tx - 1 + bb;
+              src[a][bb] = iy < 0 || iy >= g->h || ix < 0 || ix >= g->w
+                               ? zero
+                               : inputs[i].data + (((ptrdiff_t)b * g->h + iy) * g->w + ix) * ci;
+            }
+          for (int cv = 0; cv < ci; cv += VLEN) {
+            const int cnt = ci - cv < VLEN ? ci - cv : VLEN;
+            vec d[4][4], r[4][4];
+            UNROLL for (int a = 0; a < 4; a++) UNROLL for (int bb = 0; bb < 4; bb++)
+              d[a][bb] = V_LOAD_N(src[a][bb] + cv, cnt);
+            UNROLL for (int bb = 0; bb < 4; bb++) {  // B^T d
+              r[0][bb] = V_SUB(d[0][bb], d[2][bb]);
+              r[1][bb] = V_ADD(d[1][bb], d[2][bb]);
+              r[2][bb] = V_SUB(d[2][bb], d[1][bb]);
+              r[3][bb] = V_SUB(d[1][bb], d[3][bb]);
+            }
+            float *dst = u + (ptrdiff_t)q * g->c + offset + cv;
+            const ptrdiff_t component = (ptrdiff_t)nt * g->c;  // floats between components
+            UNROLL for (int a = 0; a < 4; a++) {  // (B^T d) B
+              V_STORE_N(dst + (a * 4 + 0) * component, V_SUB(r[a][0], r[a][2]), cnt);
+              V_STORE_N(dst + (a * 4 + 1) * component, V_ADD(r[a][1], r[a][2]), cnt);
+              V_STORE_N(dst + (a * 4 + 2) * component, V_SUB(r[a][2], r[a][1]), cnt);
+              V_STORE_N(dst + (a * 4 + 3) * component, V_SUB(r[a][1], r[a][3]), cnt);
+            }
+          }
+        }
+      }
+      for (int j = 0; j < nb; j++) {
+        int first, v;
+        ISA_NAME(block)(g->k, j, &first, &v, NULL);
+        const float *wblock = packed + (ptrdiff_t)16 * g->c * VLEN * first;
+        // The 16 GEMMs: M[x][q] = sum over c of U[x][q][c] * W[x][c].
+        for (int x = 0; x < 16; x++) {
+          const ISA_NAME(segment) s = {u + (ptrdiff_t)x * nt * g->c, g->c, g->c,
+                                       wblock + (ptrdiff_t)x * g->c * v * VLEN};
+          ISA_NAME(fwd_dispatch)(n, v, &s, 1, 0, m + (ptrdiff_t)x * nt * v * VLEN, v * VLEN, VLEN,
+                                 &plain);
+        }
+        // Output transforms: Y = A^T M A, then the epilogue, stored where inside the image.
+        for (int vv = 0; vv < v; vv++) {
+          const int kv = first + vv;  // the vector of output channels
+          const int cnt = kv == nvec - 1 ? tail : VLEN;
+          const vec bv = bias ? V_LOAD_N(bias + kv * VLEN, cnt) : V_ZERO();
+          const vec mv = shift ? V_LOAD_N(shift + kv * VLEN, cnt) : V_ZERO();
+          vec sums[2][2] = {{V_ZERO(), V_ZERO()}, {V_ZERO(), V_ZERO()}};  // [row][sum, squares]
+          for (int q = 0; q < n; q++) {
+            const int tx = t0 + q;
+            vec mm[16], s0[4], s1[4];
+            UNROLL for (int x = 0; x < 16; x++)
+              mm[x] = V_LOAD(m + ((ptrdiff_t)x * nt + q) * v * VLEN + vv * VLEN);
+            UNROLL for (int bb = 0; bb < 4; bb++) {  // A^T M
+              s0[bb] = V_ADD(V_ADD(mm[0 + bb], mm[4 + bb]), mm[8 + bb]);
+              s1[bb] = V_SUB(V_SUB(mm[4 + bb], mm[8 + bb]), mm[12 + bb]);
+            }
+            vec y[2][2];  // (A^T M) A
+            y[0][0] = V_ADD(V_ADD(s0[0], s0[1]), s0[2]);
+            y[0][1] = V_SUB(V_SUB(s0[1], s0[2]), s0[3]);
+            y[1][0] = V_ADD(V_ADD(s1[0], s1[1]), s1[2]);
+            y[1][1] = V_SUB(V_SUB(s1[1], s1[2]), s1[3]);
+            for (int a = 0; a < 2; a++)
+              for (int bb = 0; bb < 2; bb++) {
+                const int oy = 2 * ty + a, ox = 2 * tx + bb;
+                if (oy >= g->out_h || ox >= g->out_w) continue;
+                vec value = V_ADD(y[a][bb], bv);
+                if (relu) value = V_MAX(value, V_ZERO());
+                V_STORE_N(output->data + (((ptrdiff_t)b * g->out_h + oy) * g->out_w + ox) * g->k +
+                              kv * VLEN,
+                          value, cnt);
+                if (statistics) {
+                  const vec d = V_SUB(value, mv);
+                  sums[a][0] = V_ADD(sums[a][0], d);
+                  sums[a][1] = V_FMA(d, d, sums[a][1]);
+                }
+              }
+          }
+          if (statistics)
+            for (int a = 0; a < 2 && 2 * ty + a < g->out_h; a++) {
+              float *row = statistics + ((ptrdiff_t)b * g->out_h + 2 * ty + a) * 2 * g->k +
+                           kv * VLEN;
+              V_STORE_N(row, V_ADD(V_LOAD_N(row, cnt), sums[a][0]), cnt);
+              V_STORE_N(row + g->k, V_ADD(V_LOAD_N(row + g->k, cnt), sums[a][1]), cnt);
+            }
+        }
+      }
+    }
+  }
+  free(u);
+}
