@@ -18,6 +18,7 @@ typedef __m256 vec;
 #define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define V_MAX(a, b) _mm256_max_ps(a, b)
 #define V_SUB(a, b) _mm256_sub_ps(a, b)
+#define V_MUL(a, b) _mm256_mul_ps(a, b)
 #define V_ADD(a, b) _mm256_add_ps(a, b)
 #define V_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define V_LOAD_N(p, n) _mm256_maskload_ps(p, V_MASK(n))

@@ -18,6 +18,7 @@ typedef __m512 vec;
 #define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define V_MAX(a, b) _mm512_max_ps(a, b)
 #define V_SUB(a, b) _mm512_sub_ps(a, b)
+#define V_MUL(a, b) _mm512_mul_ps(a, b)
 #define V_ADD(a, b) _mm512_add_ps(a, b)
 #define V_MASK(n) ((__mmask16)((1u << (n)) - 1u))
 #define V_LOAD_N(p, n) _mm512_maskz_loadu_ps(V_MASK(n), p)

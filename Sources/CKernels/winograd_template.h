@@ -20,33 +20,37 @@ static size_t ISA_NAME(wino_packed_size)(const atso_conv_shape *g) {
 static void ISA_NAME(wino_pack)(const atso_conv_shape *g, const float *weight, float *packed) {
   int nb;
   ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
+  const vec half = V_SET1(0.5f);
   for (int j = 0; j < nb; j++) {
     int first, v;
     ISA_NAME(block)(g->k, j, &first, &v, NULL);
     float *block = packed + (ptrdiff_t)16 * g->c * VLEN * first;
     for (int ci = 0; ci < g->c; ci++)
-      for (int l = 0; l < v * VLEN; l++) {
-        const int co = first * VLEN + l;
-        float u[16] = {0};
-        if (co < g->k) {
-          float w[3][3], t[4][3];
-          for (int ky = 0; ky < 3; ky++)
-            for (int kx = 0; kx < 3; kx++)
-              w[ky][kx] = weight[((ptrdiff_t)(ky * 3 + kx) * g->c + ci) * g->k + co];
-          for (int kx = 0; kx < 3; kx++) {  // G w
-            t[0][kx] = w[0][kx];
-            t[1][kx] = 0.5f * (w[0][kx] + w[1][kx] + w[2][kx]);
-            t[2][kx] = 0.5f * (w[0][kx] - w[1][kx] + w[2][kx]);
-            t[3][kx] = w[2][kx];
-          }
-          for (int a = 0; a < 4; a++) {  // (G w) G^T
-            u[a * 4 + 0] = t[a][0];
-            u[a * 4 + 1] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
-            u[a * 4 + 2] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
-            u[a * 4 + 3] = t[a][2];
-          }
+      for (int vv = 0; vv < v; vv++) {
+        // One vector of output channels at a time: w[ky][kx][ci][co...co + VLEN).
+        const int co = (first + vv) * VLEN;
+        const int cnt = g->k - co < VLEN ? (g->k - co > 0 ? g->k - co : 0) : VLEN;
+        vec w[3][3], t[4][3];
+        for (int ky = 0; ky < 3; ky++)
+          for (int kx = 0; kx < 3; kx++)
+            w[ky][kx] = cnt > 0 ? V_LOAD_N(weight + ((ptrdiff_t)(ky * 3 + kx) * g->c + ci) * g->k + co, cnt)
+                                : V_ZERO();
+        for (int kx = 0; kx < 3; kx++) {  // G w
+          t[0][kx] = w[0][kx];
+          t[1][kx] = V_MUL(half, V_ADD(V_ADD(w[0][kx], w[1][kx]), w[2][kx]));
+          t[2][kx] = V_MUL(half, V_ADD(V_SUB(w[0][kx], w[1][kx]), w[2][kx]));
+          t[3][kx] = w[2][kx];
         }
-        for (int x = 0; x < 16; x++) block[((ptrdiff_t)x * g->c + ci) * v * VLEN + l] = u[x];
+        float *dst = block + (ptrdiff_t)ci * v * VLEN + vv * VLEN;
+        const ptrdiff_t component = (ptrdiff_t)g->c * v * VLEN;
+        for (int a = 0; a < 4; a++) {  // (G w) G^T
+          V_STORE(dst + (a * 4 + 0) * component, t[a][0]);
+          V_STORE(dst + (a * 4 + 1) * component,
+                  V_MUL(half, V_ADD(V_ADD(t[a][0], t[a][1]), t[a][2])));
+          V_STORE(dst + (a * 4 + 2) * component,
+                  V_MUL(half, V_ADD(V_SUB(t[a][0], t[a][1]), t[a][2])));
+          V_STORE(dst + (a * 4 + 3) * component, t[a][2]);
+        }
       }
   }
 }
@@ -71,12 +75,14 @@ static void ISA_NAME(wino_rows)(const atso_conv_shape *g, const atso_conv_input 
   const int tail = g->k - (nvec - 1) * VLEN;
   int cmax = 0;
   for (int i = 0; i < ninputs; i++) cmax = inputs[i].channels > cmax ? inputs[i].channels : cmax;
-  float *u = (float *)malloc(sizeof(float) * ((size_t)16 * nt * g->c + (size_t)16 * nt * VMAX * VLEN
-                                              + (size_t)cmax + VLEN));
+  (void)cmax;
+  // U [16][nt][c], M [16][nt][VMAX * VLEN], R [4][2 nt + 2][c].
+  float *u = (float *)malloc(sizeof(float) * ((size_t)16 * nt * g->c +
+                                              (size_t)16 * nt * VMAX * VLEN +
+                                              (size_t)4 * (2 * nt + 2) * g->c));
   if (!u) abort();
   float *m = u + (ptrdiff_t)16 * nt * g->c;
-  float *zero = m + (ptrdiff_t)16 * nt * VMAX * VLEN;
-  memset(zero, 0, sizeof(float) * (size_t)(cmax + VLEN));
+  float *rvert = m + (ptrdiff_t)16 * nt * VMAX * VLEN;
   const ISA_NAME(epilogue) plain = {NULL, NULL, NULL, 0, 0};
   const int first_tile_row = (row_begin / g->out_h) * th + (row_begin % g->out_h + 1) / 2;
   if (statistics)  // the rows of the tile rows this call computes
@@ -92,40 +98,52 @@ static void ISA_NAME(wino_rows)(const atso_conv_shape *g, const atso_conv_input 
     if (b * g->out_h + 2 * ty >= row_end) break;
     for (int t0 = 0; t0 < tw; t0 += nt) {
       const int n = tw - t0 < nt ? tw - t0 : nt;
-      // Input transforms: V = B^T d B per tile and channel vector.
-      for (int q = 0; q < n; q++) {
-        const int tx = t0 + q;
-        for (int i = 0, offset = 0; i < ninputs; offset += inputs[i].channels, i++) {
-          const int ci = inputs[i].channels;
-          const float *src[4][4];
-          for (int a = 0; a < 4; a++)
-            for (int bb = 0; bb < 4; bb++) {
-              const int iy = 2 * ty - 1 + a, ix = 2 * tx - 1 + bb;
-              src[a][bb] = iy < 0 || iy >= g->h || ix < 0 || ix >= g->w
-                               ? zero
-                               : inputs[i].data + (((ptrdiff_t)b * g->h + iy) * g->w + ix) * ci;
-            }
+      // Input transforms V = B^T d B: first B^T d (the four rows' combinations) once per input
+      // column of the chunk, which two neighbouring tiles share, into R [4][2n + 2][c]; then
+      // the column combinations of each tile into U.
+      const int columns = 2 * n + 2;
+      for (int i = 0, offset = 0; i < ninputs; offset += inputs[i].channels, i++) {
+        const int ci = inputs[i].channels;
+        const float *rowp[4];
+        for (int a = 0; a < 4; a++) {
+          const int iy = 2 * ty - 1 + a;
+          rowp[a] = iy < 0 || iy >= g->h ? NULL
+                                         : inputs[i].data + ((ptrdiff_t)b * g->h + iy) * g->w * ci;
+        }
+        for (int col = 0; col < columns; col++) {
+          const int ix = 2 * t0 - 1 + col;
+          const int inside = ix >= 0 && ix < g->w;
           for (int cv = 0; cv < ci; cv += VLEN) {
             const int cnt = ci - cv < VLEN ? ci - cv : VLEN;
-            vec d[4][4], r[4][4];
-            UNROLL for (int a = 0; a < 4; a++) UNROLL for (int bb = 0; bb < 4; bb++)
-              d[a][bb] = V_LOAD_N(src[a][bb] + cv, cnt);
-            UNROLL for (int bb = 0; bb < 4; bb++) {  // B^T d
-              r[0][bb] = V_SUB(d[0][bb], d[2][bb]);
-              r[1][bb] = V_ADD(d[1][bb], d[2][bb]);
-              r[2][bb] = V_SUB(d[2][bb], d[1][bb]);
-              r[3][bb] = V_SUB(d[1][bb], d[3][bb]);
-            }
-            float *dst = u + (ptrdiff_t)q * g->c + offset + cv;
-            const ptrdiff_t component = (ptrdiff_t)nt * g->c;  // floats between components
-            UNROLL for (int a = 0; a < 4; a++) {  // (B^T d) B
-              V_STORE_N(dst + (a * 4 + 0) * component, V_SUB(r[a][0], r[a][2]), cnt);
-              V_STORE_N(dst + (a * 4 + 1) * component, V_ADD(r[a][1], r[a][2]), cnt);
-              V_STORE_N(dst + (a * 4 + 2) * component, V_SUB(r[a][2], r[a][1]), cnt);
-              V_STORE_N(dst + (a * 4 + 3) * component, V_SUB(r[a][1], r[a][3]), cnt);
-            }
+            vec d[4];
+            UNROLL for (int a = 0; a < 4; a++)
+              d[a] = inside && rowp[a] ? V_LOAD_N(rowp[a] + (ptrdiff_t)ix * ci + cv, cnt) : V_ZERO();
+            float *dst = rvert + (ptrdiff_t)col * g->c + offset + cv;
+            const ptrdiff_t plane = (ptrdiff_t)columns * g->c;
+            V_STORE_N(dst, V_SUB(d[0], d[2]), cnt);
+            V_STORE_N(dst + plane, V_ADD(d[1], d[2]), cnt);
+            V_STORE_N(dst + 2 * plane, V_SUB(d[2], d[1]), cnt);
+            V_STORE_N(dst + 3 * plane, V_SUB(d[1], d[3]), cnt);
           }
         }
+      }
+      {
+        const ptrdiff_t plane = (ptrdiff_t)columns * g->c;
+        const ptrdiff_t component = (ptrdiff_t)nt * g->c;  // floats between components of U
+        for (int q = 0; q < n; q++)
+          for (int cv = 0; cv < g->c; cv += VLEN) {
+            const int cnt = g->c - cv < VLEN ? g->c - cv : VLEN;
+            float *dst = u + (ptrdiff_t)q * g->c + cv;
+            UNROLL for (int a = 0; a < 4; a++) {  // (B^T d) B
+              const float *r = rvert + a * plane + (ptrdiff_t)(2 * q) * g->c + cv;
+              const vec r0 = V_LOAD_N(r, cnt), r1 = V_LOAD_N(r + g->c, cnt);
+              const vec r2 = V_LOAD_N(r + 2 * g->c, cnt), r3 = V_LOAD_N(r + 3 * g->c, cnt);
+              V_STORE_N(dst + (a * 4 + 0) * component, V_SUB(r0, r2), cnt);
+              V_STORE_N(dst + (a * 4 + 1) * component, V_ADD(r1, r2), cnt);
+              V_STORE_N(dst + (a * 4 + 2) * component, V_SUB(r2, r1), cnt);
+              V_STORE_N(dst + (a * 4 + 3) * component, V_SUB(r1, r3), cnt);
+            }
+          }
       }
       for (int j = 0; j < nb; j++) {
         int first, v;

@@ -23,6 +23,9 @@ import Synchronization
 ///   the bias, applies a ReLU, or gathers the batch-norm statistics of what it stores. The
 ///   weight gradient is tiled the other way: input channels x 64 output channels of one tap,
 ///   summed over the pixels in order.
+///   3x3 convolutions with stride 1, padding 1 and enough channels (see `atso_conv_winograd_applies`) use Winograd
+///   F(2x2, 3x3) instead (`winograd_template.h`): 16 products per 2x2 outputs instead of 36,
+///   as 16 small GEMMs on the same tile, between input and output transforms.
 /// - **Portable** (CPUs without AVX2): im2col + OpenBLAS `sgemm`. Every output pixel is one row
 ///   of the im2col matrix `col` (`r * s * c` columns), `out = col * W`, `dW = col^T * dY`,
 ///   `dX = col2im(dY * W^T)`; a 1x1 convolution with stride 1 and no padding uses the input as
@@ -663,10 +666,11 @@ private func vectorForward(
   let clockStart = ConvolutionClock.start()
   defer { ConvolutionClock.stop(clockStart) }
   let shape = g.cShape
-  // Winograd F(2x2, 3x3) where it pays (3x3, stride 1, padding 1, >= 32 channels in and out),
+  // Winograd F(2x2, 3x3) where it pays (3x3, stride 1, padding 1, enough channels),
   // for one output; otherwise the direct kernel.
   let winograd =
-    outputs.count == 1 && withUnsafePointer(to: shape) { atso_conv_winograd_applies($0) != 0 }
+    outputs.count == 1
+    && withUnsafePointer(to: shape) { atso_conv_winograd_applies($0, isa.cValue) != 0 }
   let packed =
     winograd
     ? winogradWeights(shape, weight, isa: isa)
@@ -693,7 +697,8 @@ private func vectorForward(
                 // Each worker's rows own their rows of the statistics.
                 var epilogue = atso_conv_epilogue(
                   bias: b?.base, relu: relu ? 1 : 0, statistics: stats?.base, shift: m?.base)
-                let (r0, r1) = (Int32(block.lowerBound * group), Int32(min(rows, block.upperBound * group)))
+                let r0 = Int32(block.lowerBound * group)
+                let r1 = Int32(min(rows, block.upperBound * group))
                 withUnsafePointer(to: shape) { s in
                   if winograd {
                     atso_conv_winograd_rows(

@@ -24,7 +24,7 @@ let convCases: [ConvCase] = [
   // Vector-kernel shapes: several channel blocks, a partial last vector, tile remainders.
   ConvCase(n: 2, c: 5, h: 4, w: 27, k: 37, stride: 1, padding: 1),
   ConvCase(n: 1, c: 3, h: 5, w: 19, k: 70, r: 1, s: 1),
-  // Winograd F(2x2, 3x3) (>= 32 channels in and out), odd sizes: partial tiles.
+  // Winograd F(2x2, 3x3) (enough channels in and out), odd sizes: partial tiles.
   ConvCase(n: 1, c: 32, h: 3, w: 5, k: 33, stride: 1, padding: 1),
 ]
 
@@ -267,7 +267,7 @@ func conv2dMoments(isa: KernelISA) {
 }
 
 @Test(
-  "Winograd convolutions (3x3, >= 32 channels) match direct loops, with bias, ReLU and statistics",
+  "Winograd convolutions (3x3, many channels) match direct loops, with bias, ReLU and statistics",
   arguments: supportedISAs.filter { $0 != .portable })
 func conv2dWinograd(isa: KernelISA) {
   var rng = SeededGenerator(seed: 17)

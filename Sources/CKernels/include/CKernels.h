@@ -84,9 +84,9 @@ void atso_conv_forward_rows(const atso_conv_shape *shape, atso_isa isa,
                             const atso_conv_epilogue *epilogue, const atso_conv_output *outputs,
                             int noutputs, int row_begin, int row_end);
 
-/// Whether the Winograd F(2x2, 3x3) kernels apply and pay: a 3x3 kernel, stride 1, dilation 1,
-/// padding 1, and at least 32 input and 32 output channels.
-int atso_conv_winograd_applies(const atso_conv_shape *shape);
+/// Whether the Winograd F(2x2, 3x3) kernels of `isa` apply and pay: a 3x3 kernel, stride 1,
+/// dilation 1, padding 1, and enough channels (see dispatch.c).
+int atso_conv_winograd_applies(const atso_conv_shape *shape, atso_isa isa);
 /// Floats of the Winograd weights of `shape` for `isa` (16 transformed components per weight).
 size_t atso_conv_winograd_packed_size(const atso_conv_shape *shape, atso_isa isa);
 /// Packs `weight` ([3][3][c][k]) as G w G^T, per block of output channels [16][c][block width].
