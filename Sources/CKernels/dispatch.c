@@ -81,26 +81,27 @@ int atso_conv_winograd_applies(const atso_conv_shape *g, atso_isa isa) {
   return 0;
 }
 
-size_t atso_conv_winograd_packed_size(const atso_conv_shape *g, atso_isa isa) {
-  DISPATCH(return atso_conv_winograd_packed_size_avx512(g),
-           return atso_conv_winograd_packed_size_avx2(g))
+size_t atso_conv_winograd_packed_size(const atso_conv_shape *g, atso_isa isa,
+                                      const int *output_channels, int outputs) {
+  DISPATCH(return atso_conv_winograd_packed_size_avx512(g, output_channels, outputs),
+           return atso_conv_winograd_packed_size_avx2(g, output_channels, outputs))
 }
 
 void atso_conv_winograd_pack(const atso_conv_shape *g, atso_isa isa, const float *weight,
-                             float *packed) {
-  DISPATCH(atso_conv_winograd_pack_avx512(g, weight, packed); return,
-           atso_conv_winograd_pack_avx2(g, weight, packed); return)
+                             const int *output_channels, int outputs, float *packed) {
+  DISPATCH(atso_conv_winograd_pack_avx512(g, weight, output_channels, outputs, packed); return,
+           atso_conv_winograd_pack_avx2(g, weight, output_channels, outputs, packed); return)
 }
 
 void atso_conv_winograd_rows(const atso_conv_shape *g, atso_isa isa,
                              const atso_conv_input *inputs, int ninputs, const float *packed,
-                             const atso_conv_epilogue *epilogue, const atso_conv_output *output,
-                             int row_begin, int row_end) {
-  DISPATCH(atso_conv_winograd_rows_avx512(g, inputs, ninputs, packed, epilogue, output,
-                                          row_begin, row_end);
+                             const atso_conv_epilogue *epilogue, const atso_conv_output *outputs,
+                             int noutputs, int row_begin, int row_end) {
+  DISPATCH(atso_conv_winograd_rows_avx512(g, inputs, ninputs, packed, epilogue, outputs,
+                                          noutputs, row_begin, row_end);
            return,
-           atso_conv_winograd_rows_avx2(g, inputs, ninputs, packed, epilogue, output, row_begin,
-                                        row_end);
+           atso_conv_winograd_rows_avx2(g, inputs, ninputs, packed, epilogue, outputs, noutputs,
+                                        row_begin, row_end);
            return)
 }
 

@@ -35,21 +35,23 @@ void ISA_NAME(atso_conv_pack)(const atso_conv_shape *g, const float *weight,
 
 int ISA_NAME(atso_conv_row_group)(void) { return ROW_GROUP; }
 
-size_t ISA_NAME(atso_conv_winograd_packed_size)(const atso_conv_shape *g) {
-  return ISA_NAME(wino_packed_size)(g);
+size_t ISA_NAME(atso_conv_winograd_packed_size)(const atso_conv_shape *g,
+                                                const int *output_channels, int outputs) {
+  return ISA_NAME(wino_packed_size)(g, output_channels, outputs);
 }
 
 void ISA_NAME(atso_conv_winograd_pack)(const atso_conv_shape *g, const float *weight,
-                                       float *packed) {
-  ISA_NAME(wino_pack)(g, weight, packed);
+                                       const int *output_channels, int outputs, float *packed) {
+  ISA_NAME(wino_pack)(g, weight, output_channels, outputs, packed);
 }
 
 void ISA_NAME(atso_conv_winograd_rows)(const atso_conv_shape *g, const atso_conv_input *inputs,
                                        int ninputs, const float *packed,
                                        const atso_conv_epilogue *epilogue,
-                                       const atso_conv_output *output, int row_begin,
-                                       int row_end) {
-  ISA_NAME(wino_rows)(g, inputs, ninputs, packed, epilogue, output, row_begin, row_end);
+                                       const atso_conv_output *outputs, int noutputs,
+                                       int row_begin, int row_end) {
+  ISA_NAME(wino_rows)(g, inputs, ninputs, packed, epilogue, outputs, noutputs, row_begin,
+                      row_end);
 }
 
 void ISA_NAME(atso_conv_forward_rows)(const atso_conv_shape *g, const atso_conv_input *inputs,

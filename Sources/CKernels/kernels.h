@@ -14,14 +14,16 @@ double atso_seconds(void);
                                const int *input_channels, int ninputs,                         \
                                const int *output_channels, int outputs, float *packed);        \
   int atso_conv_row_group_##suffix(void);                                                      \
-  size_t atso_conv_winograd_packed_size_##suffix(const atso_conv_shape *g);                    \
+  size_t atso_conv_winograd_packed_size_##suffix(const atso_conv_shape *g,                    \
+                                                 const int *output_channels, int outputs);     \
   void atso_conv_winograd_pack_##suffix(const atso_conv_shape *g, const float *weight,         \
+                                        const int *output_channels, int outputs,               \
                                         float *packed);                                        \
   void atso_conv_winograd_rows_##suffix(const atso_conv_shape *g, const atso_conv_input *inputs,\
                                         int ninputs, const float *packed,                       \
                                         const atso_conv_epilogue *epilogue,                     \
-                                        const atso_conv_output *output, int row_begin,          \
-                                        int row_end);                                           \
+                                        const atso_conv_output *outputs, int noutputs,          \
+                                        int row_begin, int row_end);                            \
   void atso_conv_forward_rows_##suffix(const atso_conv_shape *g, const atso_conv_input *inputs, \
                                        int ninputs, const float *packed,                        \
                                        const atso_conv_epilogue *epilogue,                      \

@@ -12,24 +12,32 @@
 // whatever the split of rows among callers. The rounding differs from the direct convolution's
 // (relative differences of about 1e-6).
 
-// Packed weights: per block of output channels, [16 components][c][block width]: G g G^T.
-static size_t ISA_NAME(wino_packed_size)(const atso_conv_shape *g) {
-  return (size_t)16 * g->c * VLEN * ((g->k + VLEN - 1) / VLEN);
+// Packed weights: per output, per block of its channels, [16 components][c][block width]:
+// G g G^T.
+static size_t ISA_NAME(wino_packed_size)(const atso_conv_shape *g, const int *output_channels,
+                                         int outputs) {
+  size_t vectors = 0;
+  for (int o = 0; o < outputs; o++) vectors += (size_t)(output_channels[o] + VLEN - 1) / VLEN;
+  return (size_t)16 * g->c * VLEN * vectors;
 }
 
-static void ISA_NAME(wino_pack)(const atso_conv_shape *g, const float *weight, float *packed) {
-  int nb;
-  ISA_NAME(block)(g->k, 0, NULL, NULL, &nb);
+static void ISA_NAME(wino_pack)(const atso_conv_shape *g, const float *weight,
+                                const int *output_channels, int outputs, float *packed) {
   const vec half = V_SET1(0.5f);
-  for (int j = 0; j < nb; j++) {
+  for (int o = 0, kout = 0; o < outputs; kout += output_channels[o], o++) {
+   const int ko = output_channels[o];
+   int nb;
+   ISA_NAME(block)(ko, 0, NULL, NULL, &nb);
+   for (int j = 0; j < nb; j++) {
     int first, v;
-    ISA_NAME(block)(g->k, j, &first, &v, NULL);
+    ISA_NAME(block)(ko, j, &first, &v, NULL);
     float *block = packed + (ptrdiff_t)16 * g->c * VLEN * first;
     for (int ci = 0; ci < g->c; ci++)
       for (int vv = 0; vv < v; vv++) {
         // One vector of output channels at a time: w[ky][kx][ci][co...co + VLEN).
-        const int co = (first + vv) * VLEN;
-        const int cnt = g->k - co < VLEN ? (g->k - co > 0 ? g->k - co : 0) : VLEN;
+        const int local = (first + vv) * VLEN;  // in output o
+        const int co = kout + local;
+        const int cnt = ko - local < VLEN ? (ko - local > 0 ? ko - local : 0) : VLEN;
         vec w[3][3], t[4][3];
         for (int ky = 0; ky < 3; ky++)
           for (int kx = 0; kx < 3; kx++)
@@ -52,6 +60,8 @@ static void ISA_NAME(wino_pack)(const atso_conv_shape *g, const float *weight, f
           V_STORE(dst + (a * 4 + 3) * component, t[a][2]);
         }
       }
+   }
+   packed += (ptrdiff_t)16 * g->c * VLEN * ((ko + VLEN - 1) / VLEN);
   }
 }
 
@@ -62,20 +72,20 @@ static void ISA_NAME(wino_pack)(const atso_conv_shape *g, const float *weight, f
 static void ISA_NAME(wino_rows)(const atso_conv_shape *g, const atso_conv_input *inputs,
                                 int ninputs, const float *packed,
                                 const atso_conv_epilogue *epilogue,
-                                const atso_conv_output *output, int row_begin, int row_end) {
+                                const atso_conv_output *outputs, int noutputs, int row_begin,
+                                int row_end) {
   const float *bias = epilogue ? epilogue->bias : NULL;
   const float *shift = epilogue ? epilogue->shift : NULL;
   float *statistics = epilogue ? epilogue->statistics : NULL;
   const int relu = epilogue ? epilogue->relu : 0;
   const int th = (g->out_h + 1) / 2, tw = (g->out_w + 1) / 2;
-  int nb, v0;
-  ISA_NAME(block)(g->k, 0, NULL, &v0, &nb);
-  const int nt = ACC_MAX / v0;  // tiles per chunk: a GEMM tile of every block holds them
-  const int nvec = (g->k + VLEN - 1) / VLEN;
-  const int tail = g->k - (nvec - 1) * VLEN;
-  int cmax = 0;
-  for (int i = 0; i < ninputs; i++) cmax = inputs[i].channels > cmax ? inputs[i].channels : cmax;
-  (void)cmax;
+  int vmax = 1;  // the widest block of any output
+  for (int o = 0; o < noutputs; o++) {
+    int v0;
+    ISA_NAME(block)(outputs[o].channels, 0, NULL, &v0, NULL);
+    vmax = v0 > vmax ? v0 : vmax;
+  }
+  const int nt = ACC_MAX / vmax;  // tiles per chunk: a GEMM tile of every block holds them
   // U [16][nt][c], M [16][nt][VMAX * VLEN], R [4][2 nt + 2][c].
   float *u = (float *)malloc(sizeof(float) * ((size_t)16 * nt * g->c +
                                               (size_t)16 * nt * VMAX * VLEN +
@@ -145,62 +155,71 @@ static void ISA_NAME(wino_rows)(const atso_conv_shape *g, const atso_conv_input 
             }
           }
       }
-      for (int j = 0; j < nb; j++) {
-        int first, v;
-        ISA_NAME(block)(g->k, j, &first, &v, NULL);
-        const float *wblock = packed + (ptrdiff_t)16 * g->c * VLEN * first;
-        // The 16 GEMMs: M[x][q] = sum over c of U[x][q][c] * W[x][c].
-        for (int x = 0; x < 16; x++) {
-          const ISA_NAME(segment) s = {u + (ptrdiff_t)x * nt * g->c, g->c, g->c,
-                                       wblock + (ptrdiff_t)x * g->c * v * VLEN};
-          ISA_NAME(fwd_dispatch)(n, v, &s, 1, 0, m + (ptrdiff_t)x * nt * v * VLEN, v * VLEN, VLEN,
-                                 &plain);
-        }
-        // Output transforms: Y = A^T M A, then the epilogue, stored where inside the image.
-        for (int vv = 0; vv < v; vv++) {
-          const int kv = first + vv;  // the vector of output channels
-          const int cnt = kv == nvec - 1 ? tail : VLEN;
-          const vec bv = bias ? V_LOAD_N(bias + kv * VLEN, cnt) : V_ZERO();
-          const vec mv = shift ? V_LOAD_N(shift + kv * VLEN, cnt) : V_ZERO();
-          vec sums[2][2] = {{V_ZERO(), V_ZERO()}, {V_ZERO(), V_ZERO()}};  // [row][sum, squares]
-          for (int q = 0; q < n; q++) {
-            const int tx = t0 + q;
-            vec mm[16], s0[4], s1[4];
-            UNROLL for (int x = 0; x < 16; x++)
-              mm[x] = V_LOAD(m + ((ptrdiff_t)x * nt + q) * v * VLEN + vv * VLEN);
-            UNROLL for (int bb = 0; bb < 4; bb++) {  // A^T M
-              s0[bb] = V_ADD(V_ADD(mm[0 + bb], mm[4 + bb]), mm[8 + bb]);
-              s1[bb] = V_SUB(V_SUB(mm[4 + bb], mm[8 + bb]), mm[12 + bb]);
-            }
-            vec y[2][2];  // (A^T M) A
-            y[0][0] = V_ADD(V_ADD(s0[0], s0[1]), s0[2]);
-            y[0][1] = V_SUB(V_SUB(s0[1], s0[2]), s0[3]);
-            y[1][0] = V_ADD(V_ADD(s1[0], s1[1]), s1[2]);
-            y[1][1] = V_SUB(V_SUB(s1[1], s1[2]), s1[3]);
-            for (int a = 0; a < 2; a++)
-              for (int bb = 0; bb < 2; bb++) {
-                const int oy = 2 * ty + a, ox = 2 * tx + bb;
-                if (oy >= g->out_h || ox >= g->out_w) continue;
-                vec value = V_ADD(y[a][bb], bv);
-                if (relu) value = V_MAX(value, V_ZERO());
-                V_STORE_N(output->data + (((ptrdiff_t)b * g->out_h + oy) * g->out_w + ox) * g->k +
-                              kv * VLEN,
-                          value, cnt);
-                if (statistics) {
-                  const vec d = V_SUB(value, mv);
-                  sums[a][0] = V_ADD(sums[a][0], d);
-                  sums[a][1] = V_FMA(d, d, sums[a][1]);
+      const float *wout = packed;  // output o's packed weights
+      for (int o = 0, kout = 0; o < noutputs; kout += outputs[o].channels, o++) {
+        const int ko = outputs[o].channels;
+        int nb;
+        ISA_NAME(block)(ko, 0, NULL, NULL, &nb);
+        const int nvec = (ko + VLEN - 1) / VLEN;
+        const int tail = ko - (nvec - 1) * VLEN;
+        for (int j = 0; j < nb; j++) {
+          int first, v;
+          ISA_NAME(block)(ko, j, &first, &v, NULL);
+          const float *wblock = wout + (ptrdiff_t)16 * g->c * VLEN * first;
+          // The 16 GEMMs: M[x][q] = sum over c of U[x][q][c] * W[x][c].
+          for (int x = 0; x < 16; x++) {
+            const ISA_NAME(segment) s = {u + (ptrdiff_t)x * nt * g->c, g->c, g->c,
+                                         wblock + (ptrdiff_t)x * g->c * v * VLEN};
+            ISA_NAME(fwd_dispatch)(n, v, &s, 1, 0, m + (ptrdiff_t)x * nt * v * VLEN, v * VLEN,
+                                   VLEN, &plain);
+          }
+          // Output transforms: Y = A^T M A, then the epilogue, stored where inside the image.
+          for (int vv = 0; vv < v; vv++) {
+            const int kv = first + vv;  // the vector of output channels, in output o
+            const int cnt = kv == nvec - 1 ? tail : VLEN;
+            const int k0 = kout + kv * VLEN;  // its first channel among all outputs
+            const vec bv = bias ? V_LOAD_N(bias + k0, cnt) : V_ZERO();
+            const vec mv = shift ? V_LOAD_N(shift + k0, cnt) : V_ZERO();
+            vec sums[2][2] = {{V_ZERO(), V_ZERO()}, {V_ZERO(), V_ZERO()}};  // [row][sum, squares]
+            for (int q = 0; q < n; q++) {
+              const int tx = t0 + q;
+              vec mm[16], s0[4], s1[4];
+              UNROLL for (int x = 0; x < 16; x++)
+                mm[x] = V_LOAD(m + ((ptrdiff_t)x * nt + q) * v * VLEN + vv * VLEN);
+              UNROLL for (int bb = 0; bb < 4; bb++) {  // A^T M
+                s0[bb] = V_ADD(V_ADD(mm[0 + bb], mm[4 + bb]), mm[8 + bb]);
+                s1[bb] = V_SUB(V_SUB(mm[4 + bb], mm[8 + bb]), mm[12 + bb]);
+              }
+              vec y[2][2];  // (A^T M) A
+              y[0][0] = V_ADD(V_ADD(s0[0], s0[1]), s0[2]);
+              y[0][1] = V_SUB(V_SUB(s0[1], s0[2]), s0[3]);
+              y[1][0] = V_ADD(V_ADD(s1[0], s1[1]), s1[2]);
+              y[1][1] = V_SUB(V_SUB(s1[1], s1[2]), s1[3]);
+              for (int a = 0; a < 2; a++)
+                for (int bb = 0; bb < 2; bb++) {
+                  const int oy = 2 * ty + a, ox = 2 * tx + bb;
+                  if (oy >= g->out_h || ox >= g->out_w) continue;
+                  vec value = V_ADD(y[a][bb], bv);
+                  if (relu) value = V_MAX(value, V_ZERO());
+                  V_STORE_N(outputs[o].data +
+                                (((ptrdiff_t)b * g->out_h + oy) * g->out_w + ox) * ko + kv * VLEN,
+                            value, cnt);
+                  if (statistics) {
+                    const vec d = V_SUB(value, mv);
+                    sums[a][0] = V_ADD(sums[a][0], d);
+                    sums[a][1] = V_FMA(d, d, sums[a][1]);
+                  }
                 }
+            }
+            if (statistics)
+              for (int a = 0; a < 2 && 2 * ty + a < g->out_h; a++) {
+                float *row = statistics + ((ptrdiff_t)b * g->out_h + 2 * ty + a) * 2 * g->k + k0;
+                V_STORE_N(row, V_ADD(V_LOAD_N(row, cnt), sums[a][0]), cnt);
+                V_STORE_N(row + g->k, V_ADD(V_LOAD_N(row + g->k, cnt), sums[a][1]), cnt);
               }
           }
-          if (statistics)
-            for (int a = 0; a < 2 && 2 * ty + a < g->out_h; a++) {
-              float *row = statistics + ((ptrdiff_t)b * g->out_h + 2 * ty + a) * 2 * g->k +
-                           kv * VLEN;
-              V_STORE_N(row, V_ADD(V_LOAD_N(row, cnt), sums[a][0]), cnt);
-              V_STORE_N(row + g->k, V_ADD(V_LOAD_N(row + g->k, cnt), sums[a][1]), cnt);
-            }
         }
+        wout += (ptrdiff_t)16 * g->c * VLEN * nvec;
       }
     }
   }

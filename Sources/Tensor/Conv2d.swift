@@ -666,14 +666,12 @@ private func vectorForward(
   let clockStart = ConvolutionClock.start()
   defer { ConvolutionClock.stop(clockStart) }
   let shape = g.cShape
-  // Winograd F(2x2, 3x3) where it pays (3x3, stride 1, padding 1, enough channels),
-  // for one output; otherwise the direct kernel.
-  let winograd =
-    outputs.count == 1
-    && withUnsafePointer(to: shape) { atso_conv_winograd_applies($0, isa.cValue) != 0 }
+  // Winograd F(2x2, 3x3) where it pays (3x3, stride 1, padding 1, enough channels); otherwise
+  // the direct kernel.
+  let winograd = withUnsafePointer(to: shape) { atso_conv_winograd_applies($0, isa.cValue) != 0 }
   let packed =
     winograd
-    ? winogradWeights(shape, weight, isa: isa)
+    ? winogradWeights(shape, weight, outputs: outputs, isa: isa)
     : packedWeights(shape, weight, inputs: inputs.map { $0.shape[3] }, outputs: outputs, isa: isa)
   let rows = g.n * g.outH
   // Workers take whole groups of rows (the kernel's statistics and border windows follow them).
@@ -703,7 +701,7 @@ private func vectorForward(
                   if winograd {
                     atso_conv_winograd_rows(
                       s, isa.cValue, sources.base, Int32(inputs.count), w.base, &epilogue,
-                      sinks.base, r0, r1)
+                      sinks.base, Int32(outputs.count), r0, r1)
                   } else {
                     atso_conv_forward_rows(
                       s, isa.cValue, sources.base, Int32(inputs.count), w.base, &epilogue,
@@ -787,16 +785,18 @@ private func packedWeights(
   }
 }
 
-/// The weights transformed and packed for the Winograd kernels of `isa`.
-private func winogradWeights(_ shape: atso_conv_shape, _ weight: Tensor, isa: KernelISA)
-  -> [Float]
-{
-  withUnsafePointer(to: shape) { s in
-    let count = atso_conv_winograd_packed_size(s, isa.cValue)
+/// The weights transformed and packed for the Winograd kernels of `isa`, for outputs of
+/// `outputs` channels.
+private func winogradWeights(
+  _ shape: atso_conv_shape, _ weight: Tensor, outputs: [Int], isa: KernelISA
+) -> [Float] {
+  let channels = outputs.map { Int32($0) }
+  return withUnsafePointer(to: shape) { s in
+    let count = atso_conv_winograd_packed_size(s, isa.cValue, channels, Int32(channels.count))
     return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
       weight.scalars.withUnsafeBufferPointer { wb in
         if let base = buffer.baseAddress, let w = wb.baseAddress {
-          atso_conv_winograd_pack(s, isa.cValue, w, base)
+          atso_conv_winograd_pack(s, isa.cValue, w, channels, Int32(channels.count), base)
         }
       }
       initialized = count

@@ -286,6 +286,14 @@ func conv2dWinograd(isa: KernelISA) {
   let fused = conv2dForwardWithMoments(
     concatenating: parts, weight: weight, padding: 1, shift: shift, isa: isa)
   expectClose(fused.output, z, relativeTolerance: 1e-5, "forward with moments")
+  // The input gradient (a Winograd convolution of dY with two outputs, the parts' gradients).
+  let dy = randomTensor(y.shape, &rng)
+  let split = conv2dBackward(
+    outputGradient: dy, concatenating: parts, weight: weight, hasBias: false, padding: 1, isa: isa)
+  let direct = directConvBackward(
+    dy, concatChannels(parts), weight, stride: 1, padding: 1, dilation: 1)
+  expectClose(concatChannels(split.inputs), direct.input, relativeTolerance: 1e-5, "input gradient")
+  expectClose(split.weight, direct.weight, relativeTolerance: 1e-5, "weight gradient")
   for j in 0..<40 {
     var sum = 0.0
     var squares = 0.0

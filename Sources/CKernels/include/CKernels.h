@@ -87,19 +87,22 @@ void atso_conv_forward_rows(const atso_conv_shape *shape, atso_isa isa,
 /// Whether the Winograd F(2x2, 3x3) kernels of `isa` apply and pay: a 3x3 kernel, stride 1,
 /// dilation 1, padding 1, and enough channels (see dispatch.c).
 int atso_conv_winograd_applies(const atso_conv_shape *shape, atso_isa isa);
-/// Floats of the Winograd weights of `shape` for `isa` (16 transformed components per weight).
-size_t atso_conv_winograd_packed_size(const atso_conv_shape *shape, atso_isa isa);
-/// Packs `weight` ([3][3][c][k]) as G w G^T, per block of output channels [16][c][block width].
+/// Floats of the Winograd weights of `shape` for `isa` and outputs of `output_channels`
+/// channels (16 transformed components per weight).
+size_t atso_conv_winograd_packed_size(const atso_conv_shape *shape, atso_isa isa,
+                                      const int *output_channels, int outputs);
+/// Packs `weight` ([3][3][c][k]) as G w G^T: per output, per block of its channels,
+/// [16][c][block width].
 void atso_conv_winograd_pack(const atso_conv_shape *shape, atso_isa isa, const float *weight,
-                             float *packed);
+                             const int *output_channels, int outputs, float *packed);
 /// The forward convolution by Winograd F(2x2, 3x3) of the 2x2 output tiles whose first row
-/// (b * out_h + 2 ty) lies in [row_begin, row_end), then the epilogue, into one output. Any split
-/// of the rows among callers gives the same results; they differ from atso_conv_forward_rows's
-/// in the last bits (relative 1e-6). Allocates a scratch (malloc).
+/// (b * out_h + 2 ty) lies in [row_begin, row_end), then the epilogue, into the outputs (as
+/// atso_conv_forward_rows). Any split of the rows among callers gives the same results; they
+/// differ from atso_conv_forward_rows's in the last bits (relative 1e-6). Allocates a scratch.
 void atso_conv_winograd_rows(const atso_conv_shape *shape, atso_isa isa,
                              const atso_conv_input *inputs, int ninputs, const float *packed,
-                             const atso_conv_epilogue *epilogue, const atso_conv_output *output,
-                             int row_begin, int row_end);
+                             const atso_conv_epilogue *epilogue, const atso_conv_output *outputs,
+                             int noutputs, int row_begin, int row_end);
 
 /// The weight gradient of a convolution, for weight tiles [tile_begin, tile_end) out of
 /// atso_conv_weight_tiles (called with the same `min_tiles`: input channels are split into more,
