@@ -143,10 +143,11 @@ extension ViewNetworks {
     guard !cases.isEmpty, settings.iterations > 0 else { return }
     for view in AnatomicalView.allCases {
       let configuration = TrainerConfiguration(
-        loss: settings.loss, ignoreIndex: settings.ignoreIndex,
+        loss: settings.loss, ignoreIndex: IgnoreIndex(settings.ignoreIndex),
         schedule: PolySchedule(
           baseLearningRate: settings.learningRate, totalSteps: settings.iterations),
-        momentum: 0.9, weightDecay: 0, maxGradientNorm: 10, classSetName: "volume")
+        optimizer: .sgd(SGD(momentum: 0.9, weightDecay: 0)), maxGradientNorm: 10,
+        classSetName: "volume")
       var trainer = Trainer(
         model: self[view], configuration: configuration,
         generator: SeededGenerator(seed: generator.next()))

@@ -185,32 +185,6 @@ func trainModel<M: SegmentationModel>(
   return (model, summary)
 }
 
-/// Class probabilities of every image, `[h, w, classes]` each, with the running statistics.
-func predictProbabilities<M: SegmentationModel>(
-  _ model: M, images: [Tensor], batch: Int
-) -> [Tensor] {
-  var result: [Tensor] = []
-  var start = 0
-  while start < images.count {
-    let end = min(images.count, start + batch)
-    let shape = images[start].shape
-    var scalars: [Float] = []
-    for i in start..<end { scalars += images[i].scalars }
-    let probabilities = softmaxChannels(
-      model(Tensor(shape: [end - start] + shape, scalars: scalars)))
-    let classes = probabilities.shape[3]
-    let per = shape[0] * shape[1] * classes
-    for k in 0..<(end - start) {
-      result.append(
-        Tensor(
-          shape: [shape[0], shape[1], classes],
-          scalars: Array(probabilities.scalars[(k * per)..<((k + 1) * per)])))
-    }
-    start = end
-  }
-  return result
-}
-
 /// Arg-max class and its probability per pixel of `[h, w, classes]` probabilities; with
 /// `superClassOfFine`, the probabilities are first summed per super class (`superCount` of
 /// them; fine classes without a super class are dropped).
@@ -242,71 +216,4 @@ func decide(
     }
   }
   return (labels, confidences)
-}
-
-/// AdaBN (Li et al., 2016): the same weights with every batch-norm running statistic replaced
-/// by the average of the batch statistics of `images` (in batches of `batch`, in order, in
-/// training mode so that each layer sees inputs normalised by the new statistics of the layers
-/// below). Nothing but the `running_mean`/`running_variance` buffers changes.
-public func adaptedBatchNorm<M: SegmentationModel>(
-  _ model: M, images: [Tensor], batch: Int
-) -> M {
-  let names = model.parameterNames.filter {
-    $0.hasSuffix("running_mean") || $0.hasSuffix("running_variance")
-  }
-  guard !names.isEmpty, !images.isEmpty else { return model }
-  let original = model.parameters
-
-  func batchTensor(_ range: Range<Int>) -> Tensor {
-    var scalars: [Float] = []
-    for i in range { scalars += images[i].scalars }
-    return Tensor(shape: [range.count] + images[range.lowerBound].shape, scalars: scalars)
-  }
-  /// The running buffers after one training forward pass from buffers all set to `value`.
-  func runningAfter(_ x: Tensor, from value: Float) -> [String: Tensor] {
-    var copy = model
-    var start = original
-    for name in names {
-      start[name] = Tensor(repeating: value, shape: original[name]?.shape ?? [])
-    }
-    copy.parameters = start
-    _ = copy.trainingForward(x)
-    let after = copy.parameters
-    return Dictionary(uniqueKeysWithValues: names.map { ($0, after[$0] ?? Tensor.zeros([])) })
-  }
-  // running = (1 - m) * running + m * statistic: from 0 it gives m * statistic, from 1 it
-  // gives 1 - m + m * statistic, so the difference is 1 - m.
-  let first = batchTensor(0..<min(batch, images.count))
-  let fromZero = runningAfter(first, from: 0)
-  let fromOne = runningAfter(first, from: 1)
-  var momentum: [String: Float] = [:]
-  for name in names {
-    let m = 1 - ((fromOne[name]?.scalars.first ?? 1) - (fromZero[name]?.scalars.first ?? 0))
-    momentum[name] = m > 0 ? m : 0.1
-  }
-  var sums: [String: [Double]] = [:]
-  var total = 0
-  var start = 0
-  while start < images.count {
-    let end = min(images.count, start + batch)
-    let after = start == 0 ? fromZero : runningAfter(batchTensor(start..<end), from: 0)
-    for name in names {
-      guard let values = after[name], let m = momentum[name] else { continue }
-      var sum = sums[name] ?? [Double](repeating: 0, count: values.count)
-      for j in values.scalars.indices {
-        sum[j] += Double(end - start) * Double(values.scalars[j] / m)
-      }
-      sums[name] = sum
-    }
-    total += end - start
-    start = end
-  }
-  var adapted = original
-  for name in names {
-    guard let sum = sums[name], let shape = original[name]?.shape else { continue }
-    adapted[name] = Tensor(shape: shape, scalars: sum.map { Float($0 / Double(total)) })
-  }
-  var result = model
-  result.parameters = adapted
-  return result
 }
