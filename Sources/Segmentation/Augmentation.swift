@@ -14,6 +14,17 @@ public struct ImageSize: Sendable, Equatable, Hashable, Codable, CustomStringCon
   public var description: String { "\(width)x\(height)" }
 }
 
+extension ImageSize {
+  /// Parses `HxW` (`96x128`: 96 rows, 128 columns); nil for anything else.
+  public init?(heightByWidth text: String) {
+    let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+    guard parts.count == 2, let h = Int(parts[0]), let w = Int(parts[1]), h > 0, w > 0 else {
+      return nil
+    }
+    self.init(height: h, width: w)
+  }
+}
+
 /// Per-channel normalisation of pixels scaled to `[0, 1]`:
 /// ```
 /// out = (pixel / 255 - mean[c]) / standardDeviation[c]

@@ -152,14 +152,19 @@ public struct CheckpointDescription: Codable, Equatable, Sendable {
   public var classSetName: String
   /// The training state, if the checkpoint can resume training.
   public var training: TrainingState?
+  /// The size every image was resized to in training (nil: not recorded, e.g. older files).
+  public var workingSize: ImageSize?
 
   /// Creates a description.
-  public init(architecture: ModelArchitecture, classSetName: String, training: TrainingState? = nil)
-  {
+  public init(
+    architecture: ModelArchitecture, classSetName: String, training: TrainingState? = nil,
+    workingSize: ImageSize? = nil
+  ) {
     formatVersion = 1
     self.architecture = architecture
     self.classSetName = classSetName
     self.training = training
+    self.workingSize = workingSize
   }
 }
 
@@ -185,7 +190,7 @@ public struct Checkpoint: Sendable {
 
   /// Captures a model, with its optimizer's velocities when `training` is given.
   public init<M: SegmentationModel>(
-    model: M, classSetName: String, training: TrainingState? = nil
+    model: M, classSetName: String, training: TrainingState? = nil, workingSize: ImageSize? = nil
   ) {
     let named = model.namedTensors
     names = named.map(\.name)
@@ -197,7 +202,8 @@ public struct Checkpoint: Sendable {
       state = s
     }
     description = CheckpointDescription(
-      architecture: model.architecture, classSetName: classSetName, training: state)
+      architecture: model.architecture, classSetName: classSetName, training: state,
+      workingSize: workingSize)
   }
 
   /// Writes the checkpoint to `path` (and its description to `path + ".json"`), atomically.

@@ -15,11 +15,8 @@ struct SizeArgument: ExpressibleByArgument, Equatable {
   var size: ImageSize
 
   init?(argument: String) {
-    let parts = argument.lowercased().split(separator: "x")
-    guard parts.count == 2, let h = Int(parts[0]), let w = Int(parts[1]), h > 0, w > 0 else {
-      return nil
-    }
-    size = ImageSize(height: h, width: w)
+    guard let size = ImageSize(heightByWidth: argument) else { return nil }
+    self.size = size
   }
 }
 

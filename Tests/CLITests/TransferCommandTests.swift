@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Segmentation
 import Testing
 import Transfer
 @testable import atso_transfer
@@ -16,14 +17,14 @@ func transferFlags() throws {
   let file = directory + "/run.json"
   try TransferConfiguration(
     seed: 4, runDirectory: directory + "/run", schedules: [.atso], folds: 2, generations: 5,
-    backend: ["dataset": "gta5"]
+    backend: SimulationOptions(units: 9)
   ).save(to: file)
   let command = try parseTransfer([
     "--config", file, "--seed", "9", "--schedules", "self-learning,stso", "atso", "--folds", "3",
     "--class-balanced-portion", "0.2", "--ada-bn", "--ignore-index", "250",
     "--stage", "name=coarse,method=schedules,level=super:m7",
     "--stage", "name=fine,method=train,initialization=previous-stage,labels=relabel",
-    "--backend-option", "epochs=2",
+    "--backend-option", "delayMicroseconds=2", "--source-model", "m0.json",
   ])
   let resolved = try command.resolvedConfiguration()
   #expect(resolved.seed == 9 && resolved.folds == 3 && resolved.generations == 5)
@@ -35,7 +36,10 @@ func transferFlags() throws {
   #expect(resolved.stages[0].level == .superClass(mapping: "m7"))
   #expect(
     resolved.stages[1].initialization == .previousStage && resolved.stages[1].labels == .relabel)
-  #expect(resolved.backend == ["dataset": "gta5", "epochs": "2"])
+  #expect(resolved.backend as? SimulationOptions == SimulationOptions(units: 9, delayMicroseconds: 2))
+  #expect(resolved.sourceModel == URL(fileURLWithPath: "m0.json").standardizedFileURL.path)
+  // Resolved once: validate() keeps the configuration run() uses.
+  #expect(command.resolved == resolved)
   let defaults = try parseTransfer(["-o", "somewhere", "--no-ada-bn"]).resolvedConfiguration()
   #expect(defaults.schedules == ScheduleKind.allCases && defaults.folds == 2)
   #expect(!defaults.pseudoLabels.adaptBatchNorm)
@@ -61,6 +65,23 @@ func transferFlags() throws {
     ),
     (["-o", "r", "--backend-option", "epochs"], "--backend-option 'epochs': expected key=value"),
     (
+      ["-o", "r", "--backend-option", "source-iterations=400"],
+      "--backend-option: backend.source-iterations: renamed to 'sourceIterations' (this "
+        + "configuration was written for an earlier version; see `atso-transfer transfer --help`)"
+    ),
+    (
+      ["-o", "r", "--backend-option", "kind=simulation", "--backend-option", "units=many"],
+      "--backend-option: backend.units: 'many' is not an integer (reference units unit0, unit1, ...)"
+    ),
+    (
+      ["-o", "r", "--backend-option", "kind=simulation", "--backend-option", "units=0"],
+      "command line: backend.units: must be at least 1, got 0"
+    ),
+    (
+      ["-o", "r", "--backend-option", "source=camvid:/a"],
+      "command line: backend.test: missing"
+    ),
+    (
       ["-o", "r", "--stage", "name=a,method=schedules,colour=red"],
       "--stage 'name=a,method=schedules,colour=red': unknown key 'colour' "
         + "(expected initialization, labels, level, method, name, network)"
@@ -83,8 +104,10 @@ func transferValidation(arguments: [String], message: String) {
   }
 }
 
-let missingSource = TransferError.invalidConfiguration(
-  file: "configuration", key: "backend.source", reason: "missing (a DatasetSpec)")
+let missingBackend = TransferError.invalidConfiguration(
+  file: "command line", key: "backend",
+  reason: "missing: give the backend's kind and data (e.g. --backend-option kind=image "
+    + "--backend-option source=SPEC ...; `atso-transfer transfer --help` lists the keys)")
 
 @Test("transfer --dry-run needs no backend; a real run without datasets names the missing key")
 func transferRunWithoutBackend() throws {
@@ -92,7 +115,7 @@ func transferRunWithoutBackend() throws {
   let dry = try parseTransfer(["-o", directory, "--dry-run"])
   try dry.run()
   let command = try parseTransfer(["-o", directory])
-  #expect(throws: missingSource) { try command.run() }
+  #expect(throws: missingBackend) { try command.run() }
   #expect(!FileManager.default.fileExists(atPath: directory))
 }
 
@@ -111,13 +134,19 @@ func resumeParsing() throws {
   try TransferConfiguration(runDirectory: directory).save(to: directory + "/configuration.json")
   let command = try #require(try AtsoTransfer.parseAsRoot(["resume", directory]) as? ResumeCommand)
   #expect(command.runDirectory == directory)
-  #expect(throws: missingSource) { try command.run() }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: directory + "/configuration.json", key: "backend",
+      reason: "missing: give the backend's kind and data (e.g. --backend-option kind=image "
+        + "--backend-option source=SPEC ...; `atso-transfer transfer --help` lists the keys)")
+  ) { try command.run() }
   #expect(AtsoTransfer.helpMessage(for: ResumeCommand.self).contains("kill -9"))
   let help = AtsoTransfer.helpMessage(for: TransferCommand.self)
   for flag in [
     "--config", "--run-directory", "--seed", "--schedules", "--folds", "--generations",
     "--confidence-threshold", "--class-balanced-portion", "--ada-bn", "--stage",
-    "--backend-option", "--dry-run",
+    "--backend-option", "--source-model", "--dry-run", "sourceIterations=", "dataset=",
+    "delayMicroseconds=",
   ] {
     #expect(help.contains(flag), "\(flag) missing from --help")
   }

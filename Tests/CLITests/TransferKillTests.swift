@@ -34,7 +34,7 @@ func killNineAndResume() throws {
   try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
   var configuration = TransferConfiguration(seed: 7, folds: 3, generations: 2)
   configuration.pseudoLabels.adaptBatchNorm = true
-  configuration.backend = ["kind": "simulation", "units": "8", "delay-us": "2000"]
+  configuration.backend = SimulationOptions(units: 8, delayMicroseconds: 2000)
   let file = root + "/run.json"
   try configuration.save(to: file)
 

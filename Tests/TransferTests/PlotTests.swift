@@ -1,5 +1,6 @@
 import Foundation
 import Segmentation
+import TestSupport
 import Testing
 @testable import Transfer
 
@@ -14,7 +15,7 @@ func plotPNGRoundTrip() throws {
   var canvas = PlotCanvas(width: 150, height: 160, color: RGB(1, 2, 3))
   canvas.set(x: 149, y: 159, RGB(250, 0, 7))
   canvas.set(x: 0, y: 0, RGB(9, 8, 7))
-  let directory = try temporaryDirectory("png")
+  let directory = try makeTemporaryDirectory("png")
   try writePNG(canvas, to: directory + "/plot.png")
   let decoded = try readPlot(directory + "/plot.png")
   #expect(decoded.width == 150 && decoded.height == 160)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Transfer
 
@@ -8,7 +9,7 @@ func runFresh(
   _ configuration: TransferConfiguration, units: [String] = sevenUnits, name: String
 ) throws -> (run: TransferRun, backend: FakeBackend, records: [MetricsRecord]) {
   let backend = FakeBackend(units: units)
-  let directory = try temporaryDirectory(name)
+  let directory = try makeTemporaryDirectory(name)
   let run = try TransferRun.start(
     configuration: configuration, directory: directory, backend: backend)
   let records = try run.execute()
@@ -53,16 +54,16 @@ func atsoFoldBookkeeping(folds: Int) throws {
   var recordedSets = 0
   for job in run.plan.jobs {
     guard case .label = job.action else { continue }
-    let data = try #require(FileManager.default.contents(atPath: run.recordPath(job)))
+    let data = try #require(FileManager.default.contents(atPath: run.records.path(of: job)))
     let record = try JSONDecoder().decode(StepRecord.self, from: data)
     let labelSet = try #require(record.labelSet)
     #expect(labelSet.isCrossFold)
-    #expect(Set(labelSet.labelerTrainedOn).isDisjoint(with: labelSet.units))
+    #expect(Set(labelSet.teacherTrainedOn).isDisjoint(with: labelSet.units))
     recordedSets += 1
   }
   #expect(recordedSets == labelCalls.count)
   // Every student restarts from M0; model k trains on every fold except k.
-  let fineTunes = backend.calls.filter { $0.kind == .fineTune }
+  let fineTunes = backend.calls.filter { $0.kind == .trainStudent }
   #expect(fineTunes.count == folds * generations + 1)
   #expect(fineTunes.allSatisfy { $0.input == "source.ckpt" })
   for call in fineTunes where call.output.contains("-m") {
@@ -80,7 +81,7 @@ func selfLearningAndSTSO() throws {
   let configuration = TransferConfiguration(
     seed: 3, schedules: [.selfLearning, .stso], generations: 3)
   let (run, backend, records) = try runFresh(configuration, name: "slstso")
-  let fineTunes = backend.calls.filter { $0.kind == .fineTune }
+  let fineTunes = backend.calls.filter { $0.kind == .trainStudent }
   let byOutput = Dictionary(uniqueKeysWithValues: fineTunes.map { ($0.output, $0) })
   // Generation 1 is the same computation for both schedules and runs once.
   #expect(byOutput["fine-stso-g1.ckpt"] == nil)
@@ -105,10 +106,10 @@ func selfLearningAndSTSO() throws {
 func jobSeeds() throws {
   let configuration = TransferConfiguration(seed: 9, schedules: [.atso, .stso], folds: 3)
   let split = try FoldSplit(units: sevenUnits, count: 3, runSeed: 9)
-  let a = try TransferPlan(configuration: configuration, split: split)
+  let a = try TransferPlan(configuration: configuration.validated(), split: split)
   var reordered = configuration
   reordered.schedules = [.stso, .atso]
-  let b = try TransferPlan(configuration: reordered, split: split)
+  let b = try TransferPlan(configuration: reordered.validated(), split: split)
   let seedsA = Dictionary(uniqueKeysWithValues: a.jobs.map { ($0.id, $0.seed) })
   let seedsB = Dictionary(uniqueKeysWithValues: b.jobs.map { ($0.id, $0.seed) })
   #expect(seedsA == seedsB)
@@ -116,30 +117,56 @@ func jobSeeds() throws {
   #expect(Set(seedsA.values).count == seedsA.count)
   var reseeded = configuration
   reseeded.seed = 10
-  let c = try TransferPlan(configuration: reseeded, split: split)
+  let c = try TransferPlan(configuration: reseeded.validated(), split: split)
   #expect(c.jobs.first?.seed != a.jobs.first?.seed)
 }
 
-@Test("data locations change job identities, not seeds; threads change neither")
+@Test("data locations change job identities, not seeds; speed options change neither")
 func jobSeedsIgnoreLocations() throws {
-  var configuration = TransferConfiguration(seed: 9, schedules: [.atso, .stso], folds: 2)
-  configuration.backend = ["source": "camvid:/a/train.txt", "test": "camvid:/a/val.txt", "size": "32x48"]
+  let configuration = TransferConfiguration(
+    seed: 9, schedules: [.atso, .stso], folds: 2, backend: TestOptions(data: "/a/train.txt"))
   let split = try FoldSplit(units: sevenUnits, count: 2, runSeed: 9)
-  let a = try TransferPlan(configuration: configuration, split: split)
-  var moved = configuration
-  moved.backend["source"] = "camvid:/elsewhere/train.txt"
-  moved.backend["mappings"] = "/opt/mappings"
-  let b = try TransferPlan(configuration: moved, split: split)
-  #expect(a.jobs.map(\.seed) == b.jobs.map(\.seed))
-  #expect(zip(a.jobs, b.jobs).allSatisfy { $0.identity != $1.identity })
-  var threaded = configuration
-  threaded.backend["threads"] = "7"
-  let c = try TransferPlan(configuration: threaded, split: split)
-  #expect(a.jobs.map(\.identity) == c.jobs.map(\.identity) && a.jobs.map(\.seed) == c.jobs.map(\.seed))
-  var resized = configuration
-  resized.backend["size"] = "64x96"
-  let d = try TransferPlan(configuration: resized, split: split)
-  #expect(zip(a.jobs, d.jobs).allSatisfy { $0.seed != $1.seed && $0.identity != $1.identity })
+  func plan(_ edit: (inout TestOptions) -> Void) throws -> TransferPlan {
+    var options = TestOptions(data: "/a/train.txt")
+    edit(&options)
+    var edited = configuration
+    edited.backend = options
+    return try TransferPlan(configuration: edited.validated(), split: split)
+  }
+  let a = try plan { _ in }
+  let moved = try plan { $0.data = "/elsewhere/train.txt" }
+  #expect(a.jobs.map(\.seed) == moved.jobs.map(\.seed))
+  #expect(zip(a.jobs, moved.jobs).allSatisfy { $0.identity != $1.identity })
+  let threaded = try plan { $0.threads = 7 }
+  #expect(a.jobs.map(\.identity) == threaded.jobs.map(\.identity))
+  #expect(a.jobs.map(\.seed) == threaded.jobs.map(\.seed))
+  let resized = try plan { $0.size = 64 }
+  #expect(zip(a.jobs, resized.jobs).allSatisfy { $0.seed != $1.seed && $0.identity != $1.identity })
+}
+
+@Test("the source model depends only on what trains it: student options change students only")
+func sourceModelIdentity() throws {
+  let configuration = TransferConfiguration(
+    seed: 9, schedules: [.atso], folds: 2, backend: TestOptions(data: "/a"))
+  let split = try FoldSplit(units: sevenUnits, count: 2, runSeed: 9)
+  func jobs(_ edit: (inout TestOptions) -> Void) throws -> [String: TransferJob] {
+    var options = TestOptions(data: "/a")
+    edit(&options)
+    var edited = configuration
+    edited.backend = options
+    let plan = try TransferPlan(configuration: edited.validated(), split: split)
+    return Dictionary(uniqueKeysWithValues: plan.jobs.map { ($0.id, $0) })
+  }
+  let base = try jobs { _ in }
+  let students = try jobs { $0.studentSteps = 50 }
+  let sources = try jobs { $0.sourceSteps = 50 }
+  #expect(students["train-source"] == base["train-source"])
+  #expect(students["eval-fine-source"] == base["eval-fine-source"])
+  #expect(students["label-fine-atso-g1-fold1"] == base["label-fine-atso-g1-fold1"])
+  #expect(students["finetune-fine-atso-g1-m1"]?.identity != base["finetune-fine-atso-g1-m1"]?.identity)
+  #expect(students["finetune-fine-atso-g1-m1"]?.seed != base["finetune-fine-atso-g1-m1"]?.seed)
+  // A source option changes M0, and so everything that descends from it.
+  #expect(sources.values.allSatisfy { $0.identity != base[$0.id]?.identity })
 }
 
 @Test("staged transfer: ATSO at the super-class level, then the target network, then fine")
@@ -158,7 +185,7 @@ func stagedTransfer() throws {
     ])
   configuration.pseudoLabels.adaptBatchNorm = true
   let (_, backend, records) = try runFresh(configuration, name: "staged")
-  let fineTunes = backend.calls.filter { $0.kind == .fineTune }
+  let fineTunes = backend.calls.filter { $0.kind == .trainStudent }
   let target = try #require(fineTunes.first { $0.output == "target-coarse-atso.ckpt" })
   #expect(target.input == "source-target.ckpt")
   #expect(target.units == sevenUnits.sorted())

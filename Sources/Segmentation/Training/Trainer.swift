@@ -48,12 +48,14 @@ public struct TrainerConfiguration: Sendable, Equatable {
   public var checkpointInterval: Int
   /// The class set name recorded in checkpoints.
   public var classSetName: String
+  /// The working size recorded in checkpoints (nil: none, e.g. slices of volumes).
+  public var workingSize: ImageSize?
 
   /// Creates a configuration.
   public init(
     loss: TrainingLoss = .crossEntropy(), ignoreIndex: IgnoreIndex, schedule: PolySchedule,
     optimizer: TrainingOptimizer, maxGradientNorm: Float? = nil, checkpointPath: String? = nil,
-    checkpointInterval: Int = 100, classSetName: String
+    checkpointInterval: Int = 100, classSetName: String, workingSize: ImageSize? = nil
   ) {
     self.loss = loss
     self.ignoreIndex = ignoreIndex
@@ -63,6 +65,7 @@ public struct TrainerConfiguration: Sendable, Equatable {
     self.checkpointPath = checkpointPath
     self.checkpointInterval = max(1, checkpointInterval)
     self.classSetName = classSetName
+    self.workingSize = workingSize
   }
 }
 
@@ -154,8 +157,10 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
   {
     var state = trainingState
     state.loader = loader
-    try Checkpoint(model: model, classSetName: configuration.classSetName, training: state)
-      .write(to: path)
+    try Checkpoint(
+      model: model, classSetName: configuration.classSetName, training: state,
+      workingSize: configuration.workingSize
+    ).write(to: path)
     lastCheckpointPath = path
   }
 

@@ -254,7 +254,8 @@ func runTraining<Model: SegmentationModel>(
     optimizer: TrainingOptimizer(
       configuration.optimizer, momentum: configuration.momentum,
       weightDecay: configuration.weightDecay),
-    classSetName: configuration.classSetName)
+    classSetName: configuration.classSetName,
+    workingSize: configuration.augmentation.workingSize)
 
   var trainer: Trainer<Model>
   var loaderState: LoaderState?

@@ -2,21 +2,16 @@ import Foundation
 import Segmentation
 import Taxonomy
 import Tensor
+import TestSupport
 import Testing
+@testable import ImageTransfer
 @testable import Transfer
-
-/// The package's `mappings/` folder.
-let packageMappings: String = {
-  var url = URL(fileURLWithPath: #filePath)
-  for _ in 0..<3 { url.deleteLastPathComponent() }
-  return url.appendingPathComponent("mappings").path
-}()
 
 /// Tiny synthetic domains written once: 6 source scenes (Cityscapes layout), 4 target scenes in
 /// R and 3 in E (Mapillary layout), 32x48 pixels.
 let tinyStreets: String = {
-  let root = NSTemporaryDirectory() + "segbackend-data-\(UUID().uuidString)"
   do {
+    let root = try makeTemporaryDirectory("image-backend-data")
     try SyntheticStreets.writeDataset(
       domain: .source, root: root + "/source", split: "train", count: 6, seed: 3, width: 48,
       height: 32)
@@ -26,75 +21,153 @@ let tinyStreets: String = {
     try SyntheticStreets.writeDataset(
       domain: .target, root: root + "/target", split: "validation", count: 3, seed: 3,
       width: 48, height: 32, firstIndex: 500)
+    return root
   } catch {
     Issue.record("cannot write the tiny scenes: \(error)")
+    return "/nonexistent"
   }
-  return root
 }()
 
-func tinyOptions(_ extra: [String: String] = [:]) -> [String: String] {
-  var options = [
-    "source": "cityscapes:\(tinyStreets)/source:train",
-    "reference": "mapillary:\(tinyStreets)/target:training?unlabeled",
-    "test": "mapillary:\(tinyStreets)/target:validation",
-    "classes": "cityscapes-19", "widths": "4,8", "size": "32x48", "batch": "2",
-    "source-iterations": "6", "finetune-iterations": "3", "learning-rate": "0.05",
-    "mappings": packageMappings,
+/// The options of the tiny runs (a backend object), with `extra` keys set or replaced.
+func tinyObject(_ extra: [String: ConfigurationValue] = [:]) -> [String: ConfigurationValue] {
+  var options: [String: ConfigurationValue] = [
+    "source": .string("cityscapes:\(tinyStreets)/source:train"),
+    "reference": .string("mapillary:\(tinyStreets)/target:training?unlabeled"),
+    "test": .string("mapillary:\(tinyStreets)/target:validation"),
+    "classes": "cityscapes-19", "widths": [4, 8], "size": "32x48", "batch": 2,
+    "sourceIterations": 6, "finetuneIterations": 3, "learningRate": 0.05,
+    "mappings": .string(packageMappings),
   ]
   for (key, value) in extra { options[key] = value }
   return options
 }
 
-func tinyBackend(_ extra: [String: String] = [:]) throws -> SegmentationBackend {
-  try SegmentationBackend(options: SegmentationBackendOptions(tinyOptions(extra)))
+func tinyOptions(_ extra: [String: ConfigurationValue] = [:]) throws -> ImageBackendOptions {
+  try ImageBackendOptions.decoding(tinyObject(extra))
+}
+
+/// The levels every tiny backend resolves.
+let tinyLevels: [LabelLevel] = [
+  .fine, .superClass(mapping: "cityscapes-19--super-5"), .superClass(mapping: "super-5"),
+]
+
+func tinyBackend(
+  _ extra: [String: ConfigurationValue] = [:], ignoreIndex: IgnoreIndex = .standard,
+  sourceModel: String? = nil
+) throws -> ImageBackend {
+  try ImageBackend(
+    options: try tinyOptions(extra),
+    context: BackendContext(levels: tinyLevels, ignoreIndex: ignoreIndex, sourceModel: sourceModel))
 }
 
 /// A trained tiny source model at `directory/source.ckpt`.
-func tinySourceModel(_ backend: SegmentationBackend, in directory: String) throws -> String {
+func tinySourceModel(_ backend: ImageBackend, in directory: String) throws -> String {
   let path = directory + "/source.ckpt"
   try backend.trainSource(SourceTrainingRequest(network: nil, output: path, seed: 5))
   return path
 }
 
-func scratchDirectory(_ name: String) throws -> String {
-  let path = NSTemporaryDirectory() + "segbackend-\(name)-\(UUID().uuidString)"
-  try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  return path
-}
-
-@Test("options: every key is checked and named in errors")
-func segmentationOptions() throws {
+@Test("options: typed, every key documented with its real default, unknown and renamed keys named")
+func imageOptions() throws {
   #expect(
     throws: TransferError.invalidConfiguration(
-      file: "configuration", key: "backend.source", reason: "missing (a DatasetSpec)")
-  ) { try SegmentationBackendOptions([:]) }
-  var bad = tinyOptions()
-  bad["iterations"] = "3"
-  #expect(throws: TransferError.self) { try SegmentationBackendOptions(bad) }
-  #expect(throws: TransferError.self) { try SegmentationBackendOptions(tinyOptions(["size": "8x8"])) }
-  #expect(throws: TransferError.self) {
-    try SegmentationBackendOptions(tinyOptions(["labeled-fraction": "0.5"]))
+      file: "configuration", key: "backend.source", reason: "missing")
+  ) { try ImageBackendOptions.decoding([:]) }
+  let minimal = try ImageBackendOptions.decoding(
+    ["source": "camvid:/a/train.txt", "test": "camvid:/a/val.txt"])
+  // Every documented default that is a value is the decoded default.
+  let encoded = try minimal.jsonObject()
+  for key in ImageBackendOptions.keys {
+    guard let documented = key.kind.value(of: key.defaultText) else { continue }
+    if key.kind == .string && documented != encoded[key.name] { continue }  // phrases
+    #expect(encoded[key.name] == documented, "\(key.name): documented \(key.defaultText)")
   }
-  let parsed = try SegmentationBackendOptions(tinyOptions(["widths.target": "2,4"]))
+  #expect(minimal.finetuneLearningRate == minimal.learningRate)
+  #expect(minimal.scale == [0.75, 1.25] && minimal.flip == 0.5 && minimal.blur == 0)
+  // Every coded key is documented, and the help names each.
+  #expect(Set(encoded.keys).subtracting(["kind"]).isSubset(of: Set(ImageBackendOptions.keys.map(\.name))))
+  for key in ImageBackendOptions.keys {
+    #expect(ImageBackendOptions.help.contains("\(key.name)="), "\(key.name) missing from the help")
+  }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "configuration", key: "backend.batch", reason: "expected an integer (a JSON number)")
+  ) { try tinyOptions(["batch": "4"]) }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "configuration", key: "backend.source-iterations",
+      reason: "renamed to 'sourceIterations' (this configuration was written for an earlier "
+        + "version; see `atso-transfer transfer --help`)")
+  ) { try tinyOptions(["source-iterations": 3]) }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "configuration", key: "backend.size", reason: "'8x' is not HxW, e.g. 96x128")
+  ) { try tinyOptions(["size": "8x"]) }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "configuration", key: "backend.model",
+      reason: "Cannot initialize NetworkKind from invalid String value segnet")
+  ) { try tinyOptions(["model": "segnet"]) }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "f", key: "backend.size", reason: "8x8: both sides must be at least 16")
+  ) { try tinyOptions(["size": "8x8"]).validate(file: "f") }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "f", key: "backend.reference",
+      reason: "give either labeledFraction (one dataset) or reference")
+  ) { try tinyOptions(["labeledFraction": 0.5]).validate(file: "f") }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "f", key: "backend.scale", reason: "[1.5, 1.0] is not [MIN, MAX] with 0 < MIN <= MAX")
+  ) { try tinyOptions(["scale": [1.5, 1]]).validate(file: "f") }
+  let parsed = try tinyOptions(["networks": ["target": ["widths": [2, 4]]], "initialization": "pytorch"])
   #expect(parsed.size == ImageSize(height: 32, width: 48))
-  #expect(parsed.networkWidths == ["target": [2, 4]])
-  #expect(parsed.initialization == .he)
-  #expect(try SegmentationBackendOptions(tinyOptions(["initialization": "pytorch"])).initialization == .pytorch)
-  #expect(throws: TransferError.invalidConfiguration(
-    file: "configuration", key: "backend.initialization", reason: "'xavier' is not he or pytorch")
-  ) { try SegmentationBackendOptions(tinyOptions(["initialization": "xavier"])) }
-  for key in SegmentationBackendOptions.keys where key != "kind" {
-    #expect(SegmentationBackendOptions.help.contains("\(key)="), "\(key) missing from the help")
+  #expect(parsed.networks == ["target": NetworkOverride(widths: [2, 4])])
+  #expect(parsed.initialization == .pytorch)
+  #expect(try parsed.setting("widths", to: "8,16").widths == [8, 16])
+}
+
+@Test("today's backend objects (dashed names, numbers as strings) are refused with their replacement")
+func legacyImageOptions() throws {
+  let legacy = #"""
+    {"backend": {"kind": "segmentation", "source": "camvid:/a/train.txt", "test": "camvid:/a/val.txt",
+     "reference": "camvid:/a/r.txt", "batch": "4", "source-iterations": "400",
+     "finetune-iterations": "150", "learning-rate": "0.02", "widths": "8,16,32",
+     "widths.target": "4,8", "size": "96x128", "threads": "1"}}
+    """#
+  do {
+    _ = try TransferConfiguration.decode(
+      Data(legacy.utf8), file: "old.json", kinds: [ImageBackendOptions.self])
+    Issue.record("an outdated configuration was accepted")
+  } catch let error as TransferError {
+    guard case .outdatedConfiguration(_, _, let changes, let replacement) = error else {
+      Issue.record("unexpected \(error)")
+      return
+    }
+    #expect(changes.contains(#""kind": "segmentation" -> "image""#))
+    #expect(changes.contains(#""batch": "4" -> 4"#))
+    #expect(changes.contains(#""widths.target" -> "networks": {"target": {"widths": [4,8]}}"#))
+    let fixed = try TransferConfiguration.decode(
+      Data(#"{"backend": \#(replacement)}"#.utf8), file: "new.json",
+      kinds: [ImageBackendOptions.self])
+    let options = try #require(fixed.backend as? ImageBackendOptions)
+    #expect(options.batch == 4 && options.sourceIterations == 400)
+    #expect(options.finetuneIterations == 150 && options.learningRate == 0.02)
+    #expect(options.widths == [8, 16, 32] && options.threads == 1)
+    #expect(options.networks["target"]?.widths == [4, 8])
   }
 }
 
 @Test("semi-supervised: a seeded labeled fraction of one dataset is S, the rest is R")
 func semiSupervisedSplit() throws {
-  var options = tinyOptions(["labeled-fraction": "0.34"])
-  options["reference"] = nil
-  options["test"] = "cityscapes:\(tinyStreets)/source:train"
-  let a = try SegmentationBackend(options: SegmentationBackendOptions(options))
-  let b = try SegmentationBackend(options: SegmentationBackendOptions(options))
+  var object = tinyObject(["labeledFraction": 0.34])
+  object["reference"] = nil
+  object["test"] = .string("cityscapes:\(tinyStreets)/source:train")
+  let options = try ImageBackendOptions.decoding(object)
+  let context = BackendContext(levels: [.fine], ignoreIndex: .standard)
+  let a = try ImageBackend(options: options, context: context)
+  let b = try ImageBackend(options: options, context: context)
   #expect(a.labeled.count == 2)
   #expect(a.reference.count == 4)
   #expect(Set(a.labeled.ids).isDisjoint(with: a.reference.ids))
@@ -104,10 +177,11 @@ func semiSupervisedSplit() throws {
 
 @Test("1-generation ATSO with the real networks: provenance, files and metrics")
 func segmentationEndToEnd() throws {
-  let directory = try scratchDirectory("e2e")
-  let configuration = TransferConfiguration(
-    seed: 4, schedules: [.atso], folds: 2, generations: 1, backend: tinyOptions())
-  let backend = try SegmentationBackend(configuration: configuration)
+  let directory = try makeTemporaryDirectory("e2e")
+  let configuration = try TransferConfiguration(
+    seed: 4, schedules: [.atso], folds: 2, generations: 1, backend: tinyOptions()
+  ).validated()
+  let backend = try #require(try configuration.makeBackend() as? ImageBackend)
   #expect(try backend.referenceUnits().count == 4)
   let run = try TransferRun.start(
     configuration: configuration, directory: directory, backend: backend)
@@ -124,7 +198,7 @@ func segmentationEndToEnd() throws {
     let step = try JSONDecoder().decode(StepRecord.self, from: data)
     if let labels = step.labelSet {
       if labels.isCrossFold {
-        #expect(Set(labels.labelerTrainedOn).isDisjoint(with: labels.units))
+        #expect(Set(labels.teacherTrainedOn).isDisjoint(with: labels.units))
       }
       for unit in labels.units {
         let label = try ImageFile.readLabel(at: "\(directory)/\(labels.directory)/\(unit).png")
@@ -170,7 +244,8 @@ func segmentationEndToEnd() throws {
   }
   // Resuming the finished run runs no job and keeps the previews (same checkpoints).
   let counting = InterruptingBackend(backend, limit: .max)
-  let resumed = try TransferRun(resuming: directory, backend: counting)
+  let resumed = try TransferRun(
+    resuming: directory, backend: counting, kinds: [ImageBackendOptions.self])
   try resumed.execute()
   #expect(counting.calls == 0 && counting.previewCalls == 0)
   #expect(FileManager.default.fileExists(atPath: directory + "/predictions.png"))
@@ -179,7 +254,7 @@ func segmentationEndToEnd() throws {
 @Test("super-level pseudo labels are the arg-max of fine probabilities summed per super class")
 func superPseudoLabels() throws {
   let backend = try tinyBackend()
-  let directory = try scratchDirectory("super")
+  let directory = try makeTemporaryDirectory("super")
   let checkpoint = try tinySourceModel(backend, in: directory)
   let units = try backend.referenceUnits()
   let output = directory + "/labels"
@@ -187,7 +262,8 @@ func superPseudoLabels() throws {
   let level = LabelLevel.superClass(mapping: "cityscapes-19--super-5")
   try backend.generatePseudoLabels(
     PseudoLabelRequest(
-      checkpoint: checkpoint, units: units, level: level, options: PseudoLabelOptions(),
+      teacherCheckpoint: checkpoint, units: units, level: level,
+      filters: PseudoLabelFilters(ignoreIndex: .standard),
       outputDirectory: output, seed: 1))
   let library = try MappingLibrary(directory: packageMappings)
   let table = try library.mapping(named: "cityscapes-19-to-super-5").superClassTable
@@ -217,7 +293,7 @@ func superPseudoLabels() throws {
 @Test("fine-tuning at a super level trains the pseudo labels through the reduce loss")
 func superLevelUsesReduceLoss() throws {
   let backend = try tinyBackend()
-  let directory = try scratchDirectory("reduce")
+  let directory = try makeTemporaryDirectory("reduce")
   let checkpoint = try tinySourceModel(backend, in: directory)
   let units = try backend.referenceUnits()
   for (name, level) in [
@@ -227,15 +303,16 @@ func superLevelUsesReduceLoss() throws {
     try FileManager.default.createDirectory(atPath: labels, withIntermediateDirectories: true)
     try backend.generatePseudoLabels(
       PseudoLabelRequest(
-        checkpoint: checkpoint, units: units, level: level, options: PseudoLabelOptions(),
+        teacherCheckpoint: checkpoint, units: units, level: level,
+      filters: PseudoLabelFilters(ignoreIndex: .standard),
         outputDirectory: labels, seed: 2))
-    try backend.fineTune(
-      FineTuningRequest(
+    try backend.trainStudent(
+      StudentTrainingRequest(
         network: nil, initialCheckpoint: checkpoint,
-        pseudoLabels: [PseudoLabelSource(directory: labels, units: units, level: level)],
+        pseudoLabels: [PseudoLabelSet(directory: labels, units: units, level: level)],
         level: level, output: directory + "/\(name).ckpt", seed: 3))
     let summary = try #require(backend.trainingLog.last)
-    #expect(summary.kind == "finetune" && summary.steps == 3)
+    #expect(summary.kind == "student" && summary.steps == 3)
     #expect(summary.crossEntropyPixels > 0)
     if name == "fine" {
       #expect(summary.reducePixels == 0)
@@ -252,28 +329,28 @@ func superLevelUsesReduceLoss() throws {
 
 @Test("confidence and class-balanced thresholds leave ignore pixels")
 func thresholdOptions() throws {
-  let backend = try tinyBackend()
-  let directory = try scratchDirectory("cbst")
+  let backend = try tinyBackend(ignoreIndex: 250)
+  let directory = try makeTemporaryDirectory("cbst")
   let checkpoint = try tinySourceModel(backend, in: directory)
   let units = try backend.referenceUnits()
   // A threshold at the median confidence of the model on R.
   let confidences = try backend.decisions(
-    checkpoint, images: backend.reference.images, level: nil
+    checkpoint, images: backend.reference.images, level: .fine(backend.classSet)
   ).flatMap(\.confidences).sorted()
   let median = Double(confidences[confidences.count / 2])
-  for (name, options) in [
-    ("plain", PseudoLabelOptions()),
-    ("threshold", PseudoLabelOptions(confidenceThreshold: median, ignoreIndex: 250)),
-    ("cbst", PseudoLabelOptions(classBalancedPortion: 0.5)),
+  for (name, filters) in [
+    ("plain", PseudoLabelFilters(ignoreIndex: 250)),
+    ("threshold", PseudoLabelFilters(confidenceThreshold: median, ignoreIndex: 250)),
+    ("cbst", PseudoLabelFilters(classBalancedPortion: 0.5, ignoreIndex: 250)),
   ] {
     let output = directory + "/" + name
     try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
     try backend.generatePseudoLabels(
       PseudoLabelRequest(
-        checkpoint: checkpoint, units: units, level: .fine, options: options,
+        teacherCheckpoint: checkpoint, units: units, level: .fine, filters: filters,
         outputDirectory: output, seed: 1))
     let values = try units.flatMap { try ImageFile.readLabel(at: "\(output)/\($0).png").values }
-    let ignored = values.filter { $0 == options.ignoreIndex }.count
+    let ignored = values.filter { $0 == 250 }.count
     if name == "plain" {
       #expect(ignored == 0)
     } else {
@@ -281,16 +358,41 @@ func thresholdOptions() throws {
       #expect(ignored < values.count, "\(name): everything ignored")
     }
     if name == "cbst" {
-      // Roughly half of every predicted class is kept.
-      #expect(Double(ignored) / Double(values.count) > 0.3)
+      // Per class, the most confident half over all units (ties at the threshold kept).
+      let decided = try backend.decisions(
+        checkpoint, images: backend.reference.images, level: .fine(backend.classSet))
+      let thresholds = try ClassBalancedThresholds(
+        classes: decided.flatMap(\.labels), confidences: decided.flatMap(\.confidences),
+        classCount: 19, portion: 0.5, ignoreIndex: 250)
+      for c in 0..<19 {
+        let predicted = decided.flatMap(\.labels).filter { $0 == c }.count
+        let kept = values.filter { $0 == c }.count
+        #expect(kept >= classBalancedKeepCount(portion: 0.5, count: predicted), "class \(c)")
+        #expect(kept == 0 || thresholds.thresholds[c] != nil)
+      }
+      #expect(
+        values
+          == thresholds.apply(
+            classes: decided.flatMap(\.labels), confidences: decided.flatMap(\.confidences),
+            ignoreIndex: 250))
     }
+    // The void value 250 is the run's: a student trains on these labels, and the teacher
+    // agrees with its own labels on every pixel it kept.
+    let set = PseudoLabelSet(directory: output, units: units, level: .fine)
+    try backend.trainStudent(
+      StudentTrainingRequest(
+        network: nil, initialCheckpoint: checkpoint, pseudoLabels: [set], level: .fine,
+        output: directory + "/\(name).ckpt", seed: 2))
+    let agreement = try backend.agreement(
+      AgreementRequest(studentCheckpoint: checkpoint, teacherLabels: [set], level: .fine))
+    #expect(agreement == 1, "\(name): a teacher disagrees with its own labels (\(agreement))")
   }
 }
 
 @Test("AdaBN changes batch-norm statistics and nothing else")
 func adaBNChangesOnlyStatistics() throws {
   let backend = try tinyBackend()
-  let directory = try scratchDirectory("adabn")
+  let directory = try makeTemporaryDirectory("adabn")
   let checkpoint = try tinySourceModel(backend, in: directory)
   let output = directory + "/adapted.ckpt"
   try backend.adaptBatchNorm(
@@ -352,9 +454,13 @@ final class InterruptingBackend: TransferBackend {
     try tick()
     try inner.trainSource(r)
   }
-  func fineTune(_ r: FineTuningRequest) throws {
+  func importSource(_ r: SourceImportRequest) throws {
     try tick()
-    try inner.fineTune(r)
+    try inner.importSource(r)
+  }
+  func trainStudent(_ r: StudentTrainingRequest) throws {
+    try tick()
+    try inner.trainStudent(r)
   }
   func adaptBatchNorm(_ r: BatchNormAdaptationRequest) throws {
     try tick()
@@ -382,7 +488,7 @@ final class InterruptingBackend: TransferBackend {
 @Test("resume after an interruption gives the same final metrics with the real networks")
 func segmentationResume() throws {
   var configuration = TransferConfiguration(
-    seed: 8, schedules: [.atso], folds: 2, generations: 1, backend: tinyOptions())
+    seed: 8, schedules: [.atso], folds: 2, generations: 1, backend: try tinyOptions())
   configuration.pseudoLabels.adaptBatchNorm = true
   configuration.stages = [
     StageConfiguration(name: "coarse", method: .schedules, level: .superClass(mapping: "super-5")),
@@ -390,18 +496,18 @@ func segmentationResume() throws {
       name: "fine", method: .train, level: .fine, initialization: .previousStage,
       labels: .relabel),
   ]
-  let straight = try scratchDirectory("straight")
+  let validated = try configuration.validated()
+  let straight = try makeTemporaryDirectory("straight")
   try TransferRun.start(
-    configuration: configuration, directory: straight,
-    backend: SegmentationBackend(configuration: configuration)
+    configuration: validated, directory: straight, backend: validated.makeBackend()
   ).execute()
-  let interrupted = try scratchDirectory("interrupted")
-  let failing = InterruptingBackend(try SegmentationBackend(configuration: configuration), limit: 9)
+  let interrupted = try makeTemporaryDirectory("interrupted")
+  let failing = InterruptingBackend(try validated.makeBackend(), limit: 9)
   let first = try TransferRun.start(
-    configuration: configuration, directory: interrupted, backend: failing)
+    configuration: validated, directory: interrupted, backend: failing)
   #expect(throws: InterruptingBackend.Interrupted()) { try first.execute() }
   let resumed = try TransferRun(
-    resuming: interrupted, backend: SegmentationBackend(configuration: configuration))
+    resuming: interrupted, backend: validated.makeBackend(), kinds: [ImageBackendOptions.self])
   try resumed.execute()
   #expect(!resumed.executedJobs.isEmpty)
   #expect(resumed.executedJobs.count < resumed.plan.jobs.count)

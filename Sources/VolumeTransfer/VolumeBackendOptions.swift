@@ -1,0 +1,202 @@
+import Foundation
+import Medical
+import Segmentation
+import Tensor
+import Transfer
+
+/// The intensity windows of the volume backend.
+public enum WindowKind: String, Sendable, Codable, CaseIterable {
+  /// The 0.5th to 99.5th percentile of each volume.
+  case mri
+  /// -100 to 240 HU.
+  case ct
+
+  public var window: IntensityWindow { self == .ct ? .ct : .mri }
+}
+
+/// The options of the ``VolumeBackend`` (`"kind": "volume"`): a case is the unit; S, R and E are
+/// sets of whole volumes of Medical Segmentation Decathlon folders.
+public struct VolumeBackendOptions: BackendOptions, Equatable {
+  public static let kind = "volume"
+  public static let summary = "three-view 2-D networks on MSD volumes (a unit is a case)"
+  public static let keys: [BackendOptionKey] = [
+    .init("dataset", .string, default: "required", "MSD folder (dataset.json) with the labeled data", isLocation: true),
+    .init("target", .string, default: "none", "second MSD folder: R and E come from it (transfer)", isLocation: true),
+    .init("labeledFraction", .number, default: "0.1, or 1 with target", "labeled share of dataset's cases (S)"),
+    .init("testCases", .integer, default: "20% of the cases", "cases held out for E (of target if given)"),
+    .init("splitSeed", .integer, default: "0", "seed of the case split"),
+    .init("widths", .integers, default: "8,16,32, or a source model's", "U-Net widths of each view"),
+    .init("neighbours", .integer, default: "1, or a source model's", "slices on either side given as channels"),
+    .init("batch", .integer, default: "8", "slices per step", formerNames: ["batch-size"]),
+    .init("optimizer", .string, default: "sgd", "sgd or adam"),
+    .init("momentum", .number, default: "0.9", "SGD momentum"),
+    .init("weightDecay", .number, default: "0", "L2 weight decay"),
+    .init("maxGradientNorm", .number, default: "10", "clip the global gradient norm to this value"),
+    .init("window", .string, default: "mri", "intensity window: mri or ct"),
+    .init("sourceIterations", .integer, default: "200", "steps per view to train a source model", scope: .sourceTraining, formerNames: ["iterations"]),
+    .init("learningRate", .number, default: "0.01", "base rate of a source model, poly schedule", scope: .sourceTraining),
+    .init("finetuneIterations", .integer, default: "sourceIterations", "steps per view to train a student", scope: .studentTraining, formerNames: ["fine-tune-iterations"]),
+    .init("finetuneLearningRate", .number, default: "learningRate", "base rate of a student", scope: .studentTraining),
+    .init("mappings", .string, default: "located", "the mappings/ folder (super:<mapping> levels)", isLocation: true),
+    .init("threads", .integer, default: "unchanged", "kernel (OpenBLAS) threads", scope: .speed),
+  ]
+
+  public var dataset: String
+  public var target: String?
+  public var labeledFraction: Double
+  public var testCases: Int?
+  public var splitSeed: UInt64
+  public var widths: [Int]?
+  public var neighbours: Int?
+  public var batch: Int
+  public var optimizer: OptimizerKind
+  public var momentum: Float
+  public var weightDecay: Float
+  public var maxGradientNorm: Float?
+  public var window: WindowKind
+  public var sourceIterations: Int
+  public var learningRate: Float
+  public var finetuneIterations: Int
+  public var finetuneLearningRate: Float
+  public var mappings: String?
+  public var threads: Int?
+
+  enum CodingKeys: String, CodingKey {
+    case dataset, target, labeledFraction, testCases, splitSeed, widths, neighbours, batch
+    case optimizer, momentum, weightDecay, maxGradientNorm, window, sourceIterations
+    case learningRate, finetuneIterations, finetuneLearningRate, mappings, threads
+  }
+
+  /// Decodes the options with the defaults ``keys`` documents.
+  public init(from decoder: any Decoder) throws {
+    try decodeBackendKeys(decoder, Self.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    dataset = try c.decode(String.self, forKey: .dataset)
+    target = try c.decodeIfPresent(String.self, forKey: .target)
+    labeledFraction =
+      try c.decodeIfPresent(Double.self, forKey: .labeledFraction) ?? (target == nil ? 0.1 : 1)
+    testCases = try c.decodeInteger(Int.self, forKey: .testCases)
+    splitSeed = try c.decodeInteger(UInt64.self, forKey: .splitSeed) ?? 0
+    widths = try c.decodeIntegers(forKey: .widths)
+    neighbours = try c.decodeInteger(Int.self, forKey: .neighbours)
+    batch = try c.decodeInteger(Int.self, forKey: .batch) ?? 8
+    optimizer = try c.decodeIfPresent(OptimizerKind.self, forKey: .optimizer) ?? .sgd
+    momentum = try c.decodeIfPresent(Float.self, forKey: .momentum) ?? 0.9
+    weightDecay = try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? 0
+    maxGradientNorm = try c.decodeIfPresent(Float.self, forKey: .maxGradientNorm) ?? 10
+    window = try c.decodeIfPresent(WindowKind.self, forKey: .window) ?? .mri
+    sourceIterations = try c.decodeInteger(Int.self, forKey: .sourceIterations) ?? 200
+    learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? 0.01
+    finetuneIterations =
+      try c.decodeInteger(Int.self, forKey: .finetuneIterations) ?? sourceIterations
+    finetuneLearningRate =
+      try c.decodeIfPresent(Float.self, forKey: .finetuneLearningRate) ?? learningRate
+    mappings = try c.decodeIfPresent(String.self, forKey: .mappings)
+    threads = try c.decodeInteger(Int.self, forKey: .threads)
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(dataset, forKey: .dataset)
+    try c.encodeIfPresent(target, forKey: .target)
+    try c.encode(labeledFraction, forKey: .labeledFraction)
+    try c.encodeIfPresent(testCases, forKey: .testCases)
+    try c.encode(splitSeed, forKey: .splitSeed)
+    try c.encodeIfPresent(widths, forKey: .widths)
+    try c.encodeIfPresent(neighbours, forKey: .neighbours)
+    try c.encode(batch, forKey: .batch)
+    try c.encode(optimizer, forKey: .optimizer)
+    try c.encode(momentum, forKey: .momentum)
+    try c.encode(weightDecay, forKey: .weightDecay)
+    try c.encodeIfPresent(maxGradientNorm, forKey: .maxGradientNorm)
+    try c.encode(window, forKey: .window)
+    try c.encode(sourceIterations, forKey: .sourceIterations)
+    try c.encode(learningRate, forKey: .learningRate)
+    try c.encode(finetuneIterations, forKey: .finetuneIterations)
+    try c.encode(finetuneLearningRate, forKey: .finetuneLearningRate)
+    try c.encodeIfPresent(mappings, forKey: .mappings)
+    try c.encodeIfPresent(threads, forKey: .threads)
+  }
+
+  public func validate(file: String) throws {
+    func fail(_ key: String, _ reason: String) -> TransferError {
+      .invalidConfiguration(file: file, key: "backend.\(key)", reason: reason)
+    }
+    if !(labeledFraction > 0 && labeledFraction <= 1) {
+      throw fail("labeledFraction", "must be in (0, 1], got \(labeledFraction)")
+    }
+    if let testCases, testCases < 1 { throw fail("testCases", "must be at least 1, got \(testCases)") }
+    if let widths, widths.count < 2 || widths.contains(where: { $0 < 1 }) {
+      throw fail("widths", "\(widths) is not two or more positive widths, e.g. [8, 16, 32]")
+    }
+    if let neighbours, neighbours < 0 { throw fail("neighbours", "must be >= 0, got \(neighbours)") }
+    for (key, value) in [
+      ("batch", batch), ("sourceIterations", sourceIterations),
+      ("finetuneIterations", finetuneIterations),
+    ] where value < 1 {
+      throw fail(key, "must be at least 1, got \(value)")
+    }
+    for (key, value) in [("learningRate", learningRate), ("finetuneLearningRate", finetuneLearningRate)]
+    where !(value > 0 && value.isFinite) {
+      throw fail(key, "must be a positive number, got \(value)")
+    }
+    if !(0..<1).contains(momentum) { throw fail("momentum", "must be in [0, 1), got \(momentum)") }
+    if !(weightDecay >= 0) { throw fail("weightDecay", "must be >= 0, got \(weightDecay)") }
+    if let norm = maxGradientNorm, !(norm > 0) {
+      throw fail("maxGradientNorm", "must be positive, got \(norm)")
+    }
+    if let threads, threads < 1 { throw fail("threads", "must be at least 1, got \(threads)") }
+  }
+
+  public func makeBackend(_ context: BackendContext) throws -> any TransferBackend {
+    try VolumeBackend(options: self, context: context)
+  }
+
+  /// The settings of a source model's training (`student: false`) or a student's.
+  func training(student: Bool, loss: TrainingLoss, ignore: IgnoreIndex) -> ViewTrainingSettings {
+    ViewTrainingSettings(
+      iterations: student ? finetuneIterations : sourceIterations, batchSize: batch,
+      learningRate: student ? finetuneLearningRate : learningRate,
+      optimizer: TrainingOptimizer(optimizer, momentum: momentum, weightDecay: weightDecay),
+      maxGradientNorm: maxGradientNorm, loss: loss, ignoreIndex: ignore)
+  }
+}
+
+/// How the cases are divided: labeled S, unlabeled reference R, and test E (disjoint case
+/// names). A unit is always a whole case: slices of one case never land in two sets.
+public struct VolumeSplit: Sendable, Equatable, Codable {
+  public var labeled: [String]
+  public var reference: [String]
+  public var test: [String]
+
+  /// The semi-supervised split of one dataset's cases: a seeded permutation, the first
+  /// `testCount` cases are E, then `round(labeledFraction * rest)` (at least 1) are S, the rest R.
+  public static func semiSupervised(
+    cases: [String], labeledFraction: Double, testCount: Int, seed: UInt64
+  ) -> VolumeSplit {
+    var generator = SeededGenerator(seed: seed)
+    let shuffled = cases.sorted().shuffled(using: &generator)
+    let test = Array(shuffled.prefix(testCount))
+    let rest = Array(shuffled.dropFirst(testCount))
+    let wanted = Int((labeledFraction * Double(rest.count)).rounded())
+    let labeledCount = min(rest.count, max(1, wanted))
+    return VolumeSplit(
+      labeled: rest.prefix(labeledCount).sorted(), reference: rest.dropFirst(labeledCount).sorted(),
+      test: test.sorted())
+  }
+
+  /// The transfer split: S is `labeledFraction` of the source cases; the target's cases are
+  /// split into E (`testCount`) and R (the rest), with the same seeded permutation.
+  public static func transfer(
+    source: [String], target: [String], labeledFraction: Double, testCount: Int, seed: UInt64
+  ) -> VolumeSplit {
+    var generator = SeededGenerator(seed: seed)
+    let sourceOrder = source.sorted().shuffled(using: &generator)
+    let labeledCount = max(1, Int((labeledFraction * Double(sourceOrder.count)).rounded()))
+    let targetOrder = target.sorted().shuffled(using: &generator)
+    return VolumeSplit(
+      labeled: sourceOrder.prefix(labeledCount).sorted(),
+      reference: targetOrder.dropFirst(testCount).sorted(),
+      test: targetOrder.prefix(testCount).sorted())
+  }
+}
