@@ -348,4 +348,37 @@ struct VolumeBackendTests {
       try volumeBackend(["dataset": .string(root), "testCases": 1], ignoreIndex: 2)
     }
   }
+
+  @Test("a source model of three view checkpoints is imported; its widths and inputs are checked")
+  func sourceModel() throws {
+    let root = try makeBlobDataset(count: 5, seed: 8)
+    let object: [String: ConfigurationValue] = [
+      "dataset": .string(root), "labeledFraction": 0.5, "testCases": 1, "widths": [4, 8],
+      "sourceIterations": 10, "finetuneIterations": 5, "batch": 4, "learningRate": 0.05,
+    ]
+    let directory = try makeTemporaryDirectory("volume-source")
+    try volumeBackend(object).trainSource(
+      SourceTrainingRequest(network: nil, output: directory + "/m0", seed: 1))
+    var adopted = object
+    adopted["widths"] = nil
+    let configuration = try TransferConfiguration(
+      seed: 3, schedules: [.stso], generations: 1, backend: volumeOptions(adopted),
+      sourceModel: directory + "/m0", previews: 0
+    ).validated()
+    let backend = try #require(try configuration.makeBackend() as? VolumeBackend)
+    let run = try TransferRun.start(
+      configuration: configuration, directory: directory + "/run", backend: backend)
+    let records = try run.execute()
+    #expect(run.executedJobs.first == "import-source")
+    let direct = try backend.evaluate(
+      EvaluationRequest(checkpoint: directory + "/m0", set: .test, level: .fine))
+    #expect(records.first { $0.generation == 0 }?.atE == direct.score)
+    var other = object
+    other["widths"] = [8, 16]
+    #expect(
+      throws: TransferError.invalidConfiguration(
+        file: "configuration", key: "backend.widths",
+        reason: "[8, 16], but the source model has [4, 8]")
+    ) { try volumeBackend(other, sourceModel: directory + "/m0") }
+  }
 }

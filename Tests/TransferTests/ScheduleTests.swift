@@ -198,3 +198,39 @@ func stagedTransfer() throws {
   #expect(records.map(\.stage).contains("target-fine"))
   #expect(records.first { $0.stage == "coarse" }?.level == level)
 }
+
+@Test("a source model is imported instead of trained; it is identified by its content")
+func importedSourceModel() throws {
+  let folder = try makeTemporaryDirectory("import")
+  let model = FakeModel(quality: 0.7, trainedOn: [], memorized: [:], adaptedOn: nil)
+  try JSONEncoder().encode(model).write(to: URL(fileURLWithPath: folder + "/m0.json"))
+  var configuration = TransferConfiguration(seed: 2, schedules: [.atso], generations: 1)
+  configuration.sourceModel = folder + "/m0.json"
+  let (run, backend, records) = try runFresh(configuration, name: "imported")
+  #expect(!backend.calls.contains { $0.kind == .trainSource })
+  #expect(backend.calls.first?.kind == .importSource)
+  #expect(run.executedJobs.first == "import-source")
+  #expect(records.first { $0.generation == 0 }?.atE == 0.7)
+  // The same file elsewhere: other identities (a location), the same seeds; other content:
+  // every job changes.
+  let split = run.split
+  func plan(_ path: String) throws -> TransferPlan {
+    var edited = configuration
+    edited.sourceModel = path
+    return try TransferPlan(
+      configuration: edited.validated(), split: split, sourceModelDigest: contentDigest(of: path))
+  }
+  let moved = try makeTemporaryDirectory("import-moved")
+  try FileManager.default.copyItem(atPath: folder + "/m0.json", toPath: moved + "/m0.json")
+  let a = try plan(folder + "/m0.json")
+  let b = try plan(moved + "/m0.json")
+  #expect(a.jobs.map(\.seed) == b.jobs.map(\.seed))
+  #expect(a.jobs.map(\.identity) != b.jobs.map(\.identity))
+  try JSONEncoder().encode(FakeModel(quality: 0.6, trainedOn: [], memorized: [:], adaptedOn: nil))
+    .write(to: URL(fileURLWithPath: moved + "/m0.json"))
+  let c = try plan(moved + "/m0.json")
+  #expect(zip(b.jobs, c.jobs).allSatisfy { $0.seed != $1.seed })
+  #expect(throws: TransferError.fileOperation(path: "/nonexistent/m0.json", reason: "no such file or directory")) {
+    try contentDigest(of: "/nonexistent/m0.json")
+  }
+}
