@@ -1,5 +1,6 @@
 import Foundation
 import Segmentation
+import Taxonomy
 
 /// An 8-bit RGB raster, row-major, 3 bytes per pixel (`pixels.count == width * height * 3`).
 public struct PlotCanvas: Sendable, Equatable {
@@ -8,7 +9,7 @@ public struct PlotCanvas: Sendable, Equatable {
   public var pixels: [UInt8]
 
   /// A `width` x `height` image filled with `color`.
-  public init(width: Int, height: Int, color: RGB = .white) {
+  public init(width: Int, height: Int, color: LabelColor = .white) {
     precondition(width > 0 && height > 0, "empty image \(width)x\(height)")
     self.width = width
     self.height = height
@@ -24,13 +25,13 @@ public struct PlotCanvas: Sendable, Equatable {
   public var image: RGBImage { RGBImage(width: width, height: height, pixels: pixels) }
 
   /// The color at (x, y); `x` is the column, `y` the row from the top.
-  public func pixel(x: Int, y: Int) -> RGB {
+  public func pixel(x: Int, y: Int) -> LabelColor {
     let i = 3 * (y * width + x)
-    return RGB(pixels[i], pixels[i + 1], pixels[i + 2])
+    return LabelColor(pixels[i], pixels[i + 1], pixels[i + 2])
   }
 
   /// Sets one pixel; points outside the image are ignored (clipping).
-  public mutating func set(x: Int, y: Int, _ color: RGB) {
+  public mutating func set(x: Int, y: Int, _ color: LabelColor) {
     guard x >= 0, y >= 0, x < width, y < height else { return }
     let i = 3 * (y * width + x)
     pixels[i] = color.red
@@ -39,7 +40,7 @@ public struct PlotCanvas: Sendable, Equatable {
   }
 
   /// Fills the rectangle `[x, x + w) x [y, y + h)` (clipped).
-  public mutating func fill(x: Int, y: Int, width w: Int, height h: Int, _ color: RGB) {
+  public mutating func fill(x: Int, y: Int, width w: Int, height h: Int, _ color: LabelColor) {
     for row in y..<(y + max(h, 0)) {
       for column in x..<(x + max(w, 0)) { set(x: column, y: row, color) }
     }
@@ -48,7 +49,7 @@ public struct PlotCanvas: Sendable, Equatable {
   /// Draws a line with Bresenham's algorithm, `thickness` pixels wide; with `dash > 0`, draws
   /// `dash` pixels, skips `dash` pixels, and so on.
   public mutating func line(
-    from start: (x: Int, y: Int), to end: (x: Int, y: Int), _ color: RGB,
+    from start: (x: Int, y: Int), to end: (x: Int, y: Int), _ color: LabelColor,
     thickness: Int = 1, dash: Int = 0
   ) {
     var (x, y) = start
@@ -81,7 +82,7 @@ public struct PlotCanvas: Sendable, Equatable {
   /// `scale` x `scale` square; lowercase letters are drawn as uppercase, unknown characters as
   /// a box. Returns the width drawn.
   @discardableResult
-  public mutating func text(_ text: String, x: Int, y: Int, _ color: RGB, scale: Int = 1) -> Int {
+  public mutating func text(_ text: String, x: Int, y: Int, _ color: LabelColor, scale: Int = 1) -> Int {
     var cursor = x
     for character in text.uppercased() {
       let rows = BitmapFont.glyph(character)
@@ -96,19 +97,10 @@ public struct PlotCanvas: Sendable, Equatable {
   }
 }
 
-/// An RGB color.
-public struct RGB: Sendable, Equatable, Hashable {
-  public var red: UInt8
-  public var green: UInt8
-  public var blue: UInt8
-  public init(_ red: UInt8, _ green: UInt8, _ blue: UInt8) {
-    self.red = red
-    self.green = green
-    self.blue = blue
-  }
-  public static let white = RGB(255, 255, 255)
-  public static let black = RGB(0, 0, 0)
-  public static let gray = RGB(200, 200, 200)
+extension LabelColor {
+  public static let white = LabelColor(255, 255, 255)
+  public static let black = LabelColor(0, 0, 0)
+  public static let gray = LabelColor(200, 200, 200)
 }
 
 /// A tiny 5x7 bitmap font: digits, uppercase letters and a few symbols.
@@ -180,10 +172,10 @@ enum BitmapFont {
 public struct LinePlot: Sendable {
   public struct Series: Sendable {
     public var label: String
-    public var color: RGB
+    public var color: LabelColor
     public var isDashed: Bool
     public var points: [(x: Double, y: Double)]
-    public init(label: String, color: RGB, isDashed: Bool, points: [(x: Double, y: Double)]) {
+    public init(label: String, color: LabelColor, isDashed: Bool, points: [(x: Double, y: Double)]) {
       self.label = label
       self.color = color
       self.isDashed = isDashed
@@ -192,7 +184,7 @@ public struct LinePlot: Sendable {
   }
 
   /// Colors for up to three schedules (red, blue, green).
-  public static let palette = [RGB(214, 39, 40), RGB(31, 119, 180), RGB(44, 160, 44)]
+  public static let palette = [LabelColor(214, 39, 40), LabelColor(31, 119, 180), LabelColor(44, 160, 44)]
 
   public var title: String
   public var xLabel: String

@@ -78,16 +78,16 @@ public enum LabelLevel: Sendable, Hashable, Codable, CustomStringConvertible {
 ///  "initialization": "previous-stage", "labels": "relabel"}
 /// ```
 public struct StageConfiguration: Codable, Sendable, Equatable {
-  public enum Method: String, Codable, Sendable {
+  public enum Method: String, Codable, Sendable, CaseIterable, ConfigurationChoice {
     case schedules, train
   }
-  public enum Initialization: String, Codable, Sendable {
+  public enum Initialization: String, Codable, Sendable, CaseIterable, ConfigurationChoice {
     /// The source model M0 of the stage's network (trained on S only).
     case source
     /// The final model of the previous stage of the same branch.
     case previousStage = "previous-stage"
   }
-  public enum LabelSource: String, Codable, Sendable {
+  public enum LabelSource: String, Codable, Sendable, CaseIterable, ConfigurationChoice {
     /// The pseudo labels the previous stage's final model was trained on, reused as they are.
     case previousStageFinal = "previous-stage-final"
     /// New pseudo labels on all of R, produced by the previous stage's final model at this level.
@@ -178,6 +178,45 @@ extension StageConfiguration {
               + "but this stage is at \(stage.level)")
         }
       }
+    }
+  }
+}
+
+/// A string choice of a configuration: decoding any other string names the accepted ones.
+public protocol ConfigurationChoice: RawRepresentable<String>, CaseIterable, Decodable {}
+
+extension ConfigurationChoice {
+  public init(from decoder: any Decoder) throws {
+    let text = try decoder.singleValueContainer().decode(String.self)
+    guard let value = Self(rawValue: text) else {
+      let expected = Self.allCases.map(\.rawValue).joined(separator: " or ")
+      throw TransferError.invalidConfiguration(
+        file: "", key: keyPath(decoder.codingPath), reason: "'\(text)' is not \(expected)")
+    }
+    self = value
+  }
+}
+
+extension StageConfiguration {
+  /// A stage from `--stage` text, `name=...,method=...[,level=...][,initialization=...]`
+  /// `[,network=...][,labels=...]`: the same keys and the same decoding as a stage object of a
+  /// configuration file.
+  ///
+  /// - Throws: `TransferError` naming `--stage '<text>'` and the key.
+  public init(pairs text: String) throws {
+    let file = "--stage '\(text)'"
+    var object: [String: ConfigurationValue] = [:]
+    for pair in text.split(separator: ",") {
+      let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+      guard parts.count == 2 else {
+        throw TransferError.malformedConfiguration(file: file, reason: "'\(pair)' is not key=value")
+      }
+      object[parts[0]] = .string(parts[1])
+    }
+    do {
+      self = try ConfigurationValue.object(object).decoded(as: StageConfiguration.self)
+    } catch {
+      throw TransferError.describing(error, file: file)
     }
   }
 }

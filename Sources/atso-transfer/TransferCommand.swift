@@ -197,58 +197,13 @@ struct TransferCommand: ParsableCommand {
     if let sourceModel {
       resolved.sourceModel = URL(fileURLWithPath: sourceModel).standardizedFileURL.path
     }
-    if !stage.isEmpty { resolved.stages = try stage.map(Self.parseStage) }
+    if !stage.isEmpty { resolved.stages = try stage.map(StageConfiguration.init(pairs:)) }
     resolved.backend = try BackendKinds.applying(backendOption, to: resolved.backend, file: file)
     let validated = try resolved.validated(file: file)
     guard validated.configuration.runDirectory != nil else {
       throw ValidationError("no run directory: give --run-directory or runDirectory in --config")
     }
     return validated
-  }
-
-  /// Parses `name=...,method=...,level=...[,initialization=...][,network=...][,labels=...]`.
-  static func parseStage(_ text: String) throws -> StageConfiguration {
-    var fields: [String: String] = [:]
-    for pair in text.split(separator: ",") {
-      let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-      guard parts.count == 2 else {
-        throw ValidationError("--stage '\(text)': '\(pair)' is not key=value")
-      }
-      fields[parts[0]] = parts[1]
-    }
-    let known: Set = ["name", "method", "level", "initialization", "network", "labels"]
-    if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
-      let expected = known.sorted().joined(separator: ", ")
-      throw ValidationError("--stage '\(text)': unknown key '\(unknown)' (expected \(expected))")
-    }
-    guard let name = fields["name"], let methodName = fields["method"] else {
-      throw ValidationError("--stage '\(text)': name and method are required")
-    }
-    guard let method = StageConfiguration.Method(rawValue: methodName) else {
-      throw ValidationError("--stage '\(text)': method '\(methodName)' is not schedules or train")
-    }
-    var stage = StageConfiguration(name: name, method: method, network: fields["network"])
-    if let levelName = fields["level"] {
-      guard let level = LabelLevel(string: levelName) else {
-        throw TransferError.unknownLabelLevel(levelName, file: "--stage")
-      }
-      stage.level = level
-    }
-    if let value = fields["initialization"] {
-      guard let initialization = StageConfiguration.Initialization(rawValue: value) else {
-        throw ValidationError(
-          "--stage '\(text)': initialization '\(value)' is not source or previous-stage")
-      }
-      stage.initialization = initialization
-    }
-    if let value = fields["labels"] {
-      guard let labels = StageConfiguration.LabelSource(rawValue: value) else {
-        throw ValidationError(
-          "--stage '\(text)': labels '\(value)' is not previous-stage-final or relabel")
-      }
-      stage.labels = labels
-    }
-    return stage
   }
 
   mutating func validate() throws {

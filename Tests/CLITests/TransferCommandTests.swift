@@ -45,9 +45,8 @@ func transferFlags() throws {
   #expect(!defaults.pseudoLabels.adaptBatchNorm)
 }
 
-@Test(
-  "transfer: invalid flags are refused with a clear message",
-  arguments: [
+/// Invalid `transfer` flags and the message each gives.
+let transferValidationCases: [(arguments: [String], message: String)] = [
     (["-o", "r", "--folds", "1"], "command line: folds: ATSO needs K >= 2 folds, got 1"),
     (["-o", "r", "--generations", "0"], "command line: generations: must be at least 1, got 0"),
     (
@@ -57,11 +56,12 @@ func transferFlags() throws {
     ([] as [String], "no run directory: give --run-directory or runDirectory in --config"),
     (
       ["-o", "r", "--stage", "name=a,method=sometimes"],
-      "--stage 'name=a,method=sometimes': method 'sometimes' is not schedules or train"
+      "--stage 'name=a,method=sometimes': method: 'sometimes' is not schedules or train"
     ),
     (
       ["-o", "r", "--stage", "name=a,method=schedules,level=coarse"],
-      "--stage: unknown label level 'coarse' (expected 'fine' or 'super:<mapping>')"
+      "--stage 'name=a,method=schedules,level=coarse': unknown label level 'coarse' "
+        + "(expected 'fine' or 'super:<mapping>')"
     ),
     (["-o", "r", "--backend-option", "epochs"], "--backend-option 'epochs': expected key=value"),
     (
@@ -83,8 +83,8 @@ func transferFlags() throws {
     ),
     (
       ["-o", "r", "--stage", "name=a,method=schedules,colour=red"],
-      "--stage 'name=a,method=schedules,colour=red': unknown key 'colour' "
-        + "(expected initialization, labels, level, method, name, network)"
+      "--stage 'name=a,method=schedules,colour=red': colour: unknown key "
+        + "(expected one of name, method, level, initialization, network, labels)"
     ),
     (
       ["-o", "r", "--confidence-threshold", "0.9", "--class-balanced-portion", "0.5"],
@@ -94,7 +94,9 @@ func transferFlags() throws {
     (
       ["--config", "/nonexistent/run.json"], "/nonexistent/run.json: cannot read the configuration"
     ),
-  ])
+]
+
+@Test("transfer: invalid flags are refused with a clear message", arguments: transferValidationCases)
 func transferValidation(arguments: [String], message: String) {
   do {
     _ = try AtsoTransfer.parseAsRoot(["transfer"] + arguments)

@@ -221,7 +221,7 @@ func segmentationEndToEnd() throws {
     path: "predictions.png")
   var expected = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + models.map(\.title))
   let palette = backend.classSet.displayColors
-  let colors = palette.map(RGB.init)
+  let colors = palette
   let truths = try #require(backend.test.labels)
   let blank = RGBImage(width: 48, height: 32, pixels: [UInt8](repeating: 0, count: 48 * 32 * 3))
   for truth in truths {
@@ -238,7 +238,7 @@ func segmentationEndToEnd() throws {
       let (y, x) = (i / 48, i % 48)
       let p = 3 * ((origin.y + layout.up * y) * sheet.width + origin.x + layout.up * x)
       #expect(
-        RGB(sheet.pixels[p], sheet.pixels[p + 1], sheet.pixels[p + 2]) == colors[Int(value)],
+        LabelColor(sheet.pixels[p], sheet.pixels[p + 1], sheet.pixels[p + 2]) == colors[Int(value)],
         "row \(row) pixel \(i)")
     }
   }

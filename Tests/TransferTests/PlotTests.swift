@@ -1,6 +1,7 @@
 import Foundation
 import Segmentation
 import TestSupport
+import Taxonomy
 import Testing
 @testable import Transfer
 
@@ -10,11 +11,11 @@ func readPlot(_ path: String) throws -> RGBImage {
   return try PNGCodec.decodeRGB(Array(data), path: path)
 }
 
-@Test("plots are written as RGB PNGs that decode to the canvas pixels")
+@Test("plots are written as LabelColor PNGs that decode to the canvas pixels")
 func plotPNGRoundTrip() throws {
-  var canvas = PlotCanvas(width: 150, height: 160, color: RGB(1, 2, 3))
-  canvas.set(x: 149, y: 159, RGB(250, 0, 7))
-  canvas.set(x: 0, y: 0, RGB(9, 8, 7))
+  var canvas = PlotCanvas(width: 150, height: 160, color: LabelColor(1, 2, 3))
+  canvas.set(x: 149, y: 159, LabelColor(250, 0, 7))
+  canvas.set(x: 0, y: 0, LabelColor(9, 8, 7))
   let directory = try makeTemporaryDirectory("png")
   try writePNG(canvas, to: directory + "/plot.png")
   let decoded = try readPlot(directory + "/plot.png")
@@ -29,7 +30,7 @@ func curvesPlot() throws {
   let (run, _, records) = try runFresh(configuration, name: "plot")
   let table = ResultsTable(records: records, configuration: run.configuration)
   let image = table.curves(stage: "fine", width: 480, height: 300)
-  var colors: Set<RGB> = []
+  var colors: Set<LabelColor> = []
   for y in 0..<image.height { for x in 0..<image.width { colors.insert(image.pixel(x: x, y: y)) } }
   for color in LinePlot.palette { #expect(colors.contains(color)) }
   #expect(colors.contains(.black) && colors.contains(.white) && colors.contains(.gray))
