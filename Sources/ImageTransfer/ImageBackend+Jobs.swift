@@ -57,7 +57,7 @@ extension ImageBackend {
 
   public func trainStudent(_ request: StudentTrainingRequest) throws {
     let start = Date()
-    let level = try level(request.level)
+    let level = try self.level(request.level)
     let labels = try readPseudoLabels(request.pseudoLabels, level: level)
     let indices = try reference.indices(of: labels.map(\.unit), set: "R")
     let pseudo = zip(indices, labels).map { TrainingItem(image: reference.raw[$0], labels: $1.labels) }
@@ -74,12 +74,13 @@ extension ImageBackend {
   public func adaptBatchNorm(_ request: BatchNormAdaptationRequest) throws {
     let images = try reference.indices(of: request.units, set: "R").map { reference.images[$0] }
     let model = try loadModel(request.checkpoint)
-    try save(adaptedBatchNorm(model, images: images, batch: options.batch), to: request.output)
+    try save(
+      adaptedBatchNorm(model, images: images, batch: options.training.batch), to: request.output)
     progress?("AdaBN on \(images.count) images")
   }
 
   public func generatePseudoLabels(_ request: PseudoLabelRequest) throws {
-    let level = try level(request.level)
+    let level = try self.level(request.level)
     let images = try reference.indices(of: request.units, set: "R").map { reference.images[$0] }
     let decided = try decisions(request.teacherCheckpoint, images: images, level: level)
     let labels = try request.filters.apply(decided, classCount: level.classCount)
@@ -102,7 +103,7 @@ extension ImageBackend {
       progress?("R has no labels: @R is reported as 0")
       return Evaluation(score: 0, perClass: [])
     }
-    let level = try level(request.level)
+    let level = try self.level(request.level)
     let predicted = try decisions(request.checkpoint, images: set.images, level: level)
     var matrix = ConfusionMatrix(classes: level.classes)
     for (truth, prediction) in zip(groundTruth, predicted) {
@@ -118,7 +119,7 @@ extension ImageBackend {
   }
 
   public func agreement(_ request: AgreementRequest) throws -> Double {
-    let level = try level(request.level)
+    let level = try self.level(request.level)
     let labels = try readPseudoLabels(request.teacherLabels, level: level)
     let images = try reference.indices(of: labels.map(\.unit), set: "R").map {
       reference.images[$0]
@@ -140,7 +141,7 @@ extension ImageBackend {
   public func writePreviews(_ request: PreviewRequest) throws -> Bool {
     let picks = evenlySpacedIndices(count: request.count, total: test.count)
     guard !picks.isEmpty, let truths = test.labels else { return false }
-    let level = try level(request.level)
+    let level = try self.level(request.level)
     let colors = level.classes.displayColors
     let images = picks.map { test.images[$0] }
     let predictions = try request.models.map { model in

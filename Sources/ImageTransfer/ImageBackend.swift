@@ -27,7 +27,7 @@ public final class ImageBackend: TransferBackend {
   /// The default network's architecture (the source model's when the run imports one).
   let defaultArchitecture: (model: NetworkKind, widths: [Int])
   /// The run's levels, resolved once.
-  let levels: [LabelLevel: ClassLevel]
+  let level: ResolvedLevels
   let progress: (@Sendable (String) -> Void)?
   /// Every training call of this object, in order (for tests and logs).
   package private(set) var trainingLog: [TrainingSummary] = []
@@ -50,7 +50,7 @@ public final class ImageBackend: TransferBackend {
     self.options = options
     ignoreIndex = context.ignoreIndex
     progress = context.progress
-    if let threads = options.threads { BLASThreads.set(threads) }
+    if let threads = options.training.threads { BLASThreads.set(threads) }
     library = try MappingLibrary(directory: options.mappings ?? MappingLibrary.locateDirectory())
     let sourceData = try options.source.open()
     let imported = try context.sourceModel.map { try SourceModelDescription(path: $0) }
@@ -68,25 +68,11 @@ public final class ImageBackend: TransferBackend {
     defaultArchitecture = (
       options.model ?? imported?.model ?? .unet, options.widths ?? imported?.widths ?? [8, 16, 32]
     )
-    var resolved: [LabelLevel: ClassLevel] = [:]
-    for level in context.levels {
-      switch level {
-      case .fine: resolved[level] = .fine(classSet)
-      case .superClass(let name):
-        resolved[level] = try ClassLevel.superClass(
-          named: name, library: library, fineClassSetName: classSet.name,
-          fineClassCount: classSet.outputCount)
-      }
-    }
-    levels = resolved
-    for (level, resolved) in resolved.sorted(by: { $0.key.description < $1.key.description })
-    where resolved.classes.semanticClass(id: Int(ignoreIndex.value))?.isEvaluated == true
-      || Int(ignoreIndex.value) < resolved.classCount
-    {
-      throw fail(
-        "pseudoLabels.ignoreIndex",
-        "\(ignoreIndex) is a class of \(resolved.classes.name) (level \(level)); choose a value "
-          + "of at least \(resolved.classCount) that is no class id")
+    let (library, classSet) = (library, classSet)
+    level = try ResolvedLevels(context.levels, fine: .fine(classSet), ignore: ignoreIndex) {
+      try ClassLevel.superClass(
+        named: $0, library: library, fineClassSetName: classSet.name,
+        fineClassCount: classSet.outputCount)
     }
     guard sourceData.isLabeled else {
       throw fail("backend.source", "'\(options.source)' has unlabeled samples; S must be labeled")
@@ -154,15 +140,6 @@ public final class ImageBackend: TransferBackend {
     }
   }
 
-  /// The resolved level of a request.
-  func level(_ level: LabelLevel) throws -> ClassLevel {
-    guard let resolved = levels[level] else {
-      throw TransferError.invalidConfiguration(
-        file: "configuration", key: "level", reason: "\(level) is not a level of this run")
-    }
-    return resolved
-  }
-
   // MARK: Models
 
   func architecture(network: String?) -> ModelArchitecture {
@@ -194,13 +171,11 @@ public final class ImageBackend: TransferBackend {
 
   /// The training recipe of a source model (`student: false`) or a student.
   func recipe(student: Bool) -> ImageTrainingRecipe {
-    ImageTrainingRecipe(
-      steps: student ? options.finetuneIterations : options.sourceIterations,
-      batch: options.batch,
-      learningRate: student ? options.finetuneLearningRate : options.learningRate,
-      optimizer: TrainingOptimizer(
-        options.optimizer, momentum: options.momentum, weightDecay: options.weightDecay),
-      maxGradientNorm: options.maxGradientNorm,
+    let training = options.training
+    let (steps, learningRate) = training.schedule(student: student)
+    return ImageTrainingRecipe(
+      steps: steps, batch: training.batch, learningRate: learningRate,
+      optimizer: training.makeOptimizer, maxGradientNorm: training.maxGradientNorm,
       augmentation: options.augmentation(size: size, ignore: ignoreIndex),
       pseudoShare: options.pseudoShare, ignore: ignoreIndex, classSetName: classSet.name)
   }
@@ -222,6 +197,7 @@ public final class ImageBackend: TransferBackend {
     -> [ClassDecisions]
   {
     let model = try loadModel(checkpoint)
-    return predictProbabilities(model, images: images, batch: options.batch).map(level.decide)
+    return predictProbabilities(model, images: images, batch: options.training.batch).map(
+      level.decide)
   }
 }

@@ -28,7 +28,11 @@ public struct NetworkOverride: Sendable, Equatable, Codable {
 public struct ImageBackendOptions: BackendOptions, Equatable {
   public static let kind = "image"
   public static let summary = "2-D networks on image datasets (S, R and E are DatasetSpecs)"
-  public static let keys: [BackendOptionKey] = [
+  /// The defaults of the shared training keys.
+  public static let trainingDefaults = TrainingOptions.Defaults(
+    batch: 4, weightDecay: 1e-4, maxGradientNorm: nil, sourceIterations: 200,
+    finetuneIterations: 100, unit: "images")
+  public static let keys: [BackendOptionKey] = TrainingOptions.keys(trainingDefaults) + [
     .init("source", .string, default: "required", "labeled source S (a DatasetSpec)", isLocation: true),
     .init("labeledFraction", .number, default: "off", "semi-supervised: S is this seeded fraction of source, R the rest"),
     .init("splitSeed", .integer, default: "0", "seed of that split"),
@@ -38,11 +42,6 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     .init("model", .string, default: "unet, or a source model's", "network: unet or deeplab"),
     .init("widths", .integers, default: "8,16,32, or a source model's", "channel widths (DeepLab: 4)"),
     .init("size", .string, default: "96x128, or a source model's", "working size HxW of every image and pseudo label"),
-    .init("batch", .integer, default: "4", "images per step (and per AdaBN batch)"),
-    .init("optimizer", .string, default: "sgd", "sgd or adam"),
-    .init("momentum", .number, default: "0.9", "SGD momentum"),
-    .init("weightDecay", .number, default: "0.0001", "L2 weight decay"),
-    .init("maxGradientNorm", .number, default: "off", "clip the global gradient norm to this value"),
     .init("scale", .numbers, default: "0.75,1.25", "random scale range MIN,MAX, then crop or pad to size"),
     .init("flip", .number, default: "0.5", "horizontal flip probability"),
     .init("blur", .number, default: "0", "Gaussian blur probability"),
@@ -50,15 +49,10 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     .init("brightness", .number, default: "0", "photometric jitter: brightness factor in 1 +- this"),
     .init("contrast", .number, default: "0", "photometric jitter: contrast factor in 1 +- this"),
     .init("saturation", .number, default: "0", "photometric jitter: saturation factor in 1 +- this"),
-    .init("sourceIterations", .integer, default: "200", "steps to train a source model", scope: .sourceTraining),
-    .init("learningRate", .number, default: "0.01", "base rate of a source model, poly schedule", scope: .sourceTraining),
     .init("initialization", .string, default: "he", "he or pytorch: conv init of new networks", scope: .sourceTraining),
-    .init("finetuneIterations", .integer, default: "100", "steps to train a student", scope: .studentTraining),
-    .init("finetuneLearningRate", .number, default: "learningRate", "base rate of a student", scope: .studentTraining),
     .init("pseudoShare", .number, default: "0.5", "share of a student's batch from pseudo labels", scope: .studentTraining),
     .init("networks", .object, default: "{}", "per stage network: {\"NAME\": {\"model\": ..., \"widths\": [...]}}"),
     .init("mappings", .string, default: "located", "the mappings/ folder", isLocation: true),
-    .init("threads", .integer, default: "unchanged", "kernel (OpenBLAS) threads", scope: .speed),
   ]
 
   public var source: DatasetSpec
@@ -72,11 +66,8 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
   public var model: NetworkKind?
   public var widths: [Int]?
   public var size: ImageSize?
-  public var batch: Int
-  public var optimizer: OptimizerKind
-  public var momentum: Float
-  public var weightDecay: Float
-  public var maxGradientNorm: Float?
+  /// The shared training keys (batch, optimizer, steps, learning rates, threads).
+  public var training: TrainingOptions
   public var scale: [Float]
   public var flip: Float
   public var blur: Float
@@ -84,21 +75,15 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
   public var brightness: Float
   public var contrast: Float
   public var saturation: Float
-  public var sourceIterations: Int
-  public var learningRate: Float
   public var initialization: WeightInitialization
-  public var finetuneIterations: Int
-  public var finetuneLearningRate: Float
   public var pseudoShare: Double
   public var networks: [String: NetworkOverride]
   public var mappings: String?
-  public var threads: Int?
 
   enum CodingKeys: String, CodingKey {
     case source, labeledFraction, splitSeed, reference, test, classes, model, widths, size
-    case batch, optimizer, momentum, weightDecay, maxGradientNorm, scale, flip, blur, blurSigma
-    case brightness, contrast, saturation, sourceIterations, learningRate, initialization
-    case finetuneIterations, finetuneLearningRate, pseudoShare, networks, mappings, threads
+    case scale, flip, blur, blurSigma, brightness, contrast, saturation, initialization
+    case pseudoShare, networks, mappings
   }
 
   /// Decodes the options; the defaults are the ones ``keys`` documents (a test holds the two
@@ -123,11 +108,7 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
       }
       self.size = size
     }
-    batch = try c.decodeInteger(Int.self, forKey: .batch) ?? 4
-    optimizer = try c.decodeIfPresent(OptimizerKind.self, forKey: .optimizer) ?? .sgd
-    momentum = try c.decodeIfPresent(Float.self, forKey: .momentum) ?? 0.9
-    weightDecay = try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? 1e-4
-    maxGradientNorm = try c.decodeIfPresent(Float.self, forKey: .maxGradientNorm)
+    training = try TrainingOptions(from: decoder, defaults: Self.trainingDefaults)
     scale = try c.decodeIfPresent([Float].self, forKey: .scale) ?? [0.75, 1.25]
     flip = try c.decodeIfPresent(Float.self, forKey: .flip) ?? 0.5
     blur = try c.decodeIfPresent(Float.self, forKey: .blur) ?? 0
@@ -135,20 +116,15 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     brightness = try c.decodeIfPresent(Float.self, forKey: .brightness) ?? 0
     contrast = try c.decodeIfPresent(Float.self, forKey: .contrast) ?? 0
     saturation = try c.decodeIfPresent(Float.self, forKey: .saturation) ?? 0
-    sourceIterations = try c.decodeInteger(Int.self, forKey: .sourceIterations) ?? 200
-    learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? 0.01
     initialization =
       try c.decodeIfPresent(WeightInitialization.self, forKey: .initialization) ?? .he
-    finetuneIterations = try c.decodeInteger(Int.self, forKey: .finetuneIterations) ?? 100
-    finetuneLearningRate =
-      try c.decodeIfPresent(Float.self, forKey: .finetuneLearningRate) ?? learningRate
     pseudoShare = try c.decodeIfPresent(Double.self, forKey: .pseudoShare) ?? 0.5
     networks = try c.decodeIfPresent([String: NetworkOverride].self, forKey: .networks) ?? [:]
     mappings = try c.decodeIfPresent(String.self, forKey: .mappings)
-    threads = try c.decodeInteger(Int.self, forKey: .threads)
   }
 
   public func encode(to encoder: any Encoder) throws {
+    try training.encode(to: encoder)
     var c = encoder.container(keyedBy: CodingKeys.self)
     try c.encode(source, forKey: .source)
     try c.encodeIfPresent(labeledFraction, forKey: .labeledFraction)
@@ -159,11 +135,6 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     try c.encodeIfPresent(model, forKey: .model)
     try c.encodeIfPresent(widths, forKey: .widths)
     try c.encodeIfPresent(size.map { "\($0.height)x\($0.width)" }, forKey: .size)
-    try c.encode(batch, forKey: .batch)
-    try c.encode(optimizer, forKey: .optimizer)
-    try c.encode(momentum, forKey: .momentum)
-    try c.encode(weightDecay, forKey: .weightDecay)
-    try c.encodeIfPresent(maxGradientNorm, forKey: .maxGradientNorm)
     try c.encode(scale, forKey: .scale)
     try c.encode(flip, forKey: .flip)
     try c.encode(blur, forKey: .blur)
@@ -171,15 +142,10 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     try c.encode(brightness, forKey: .brightness)
     try c.encode(contrast, forKey: .contrast)
     try c.encode(saturation, forKey: .saturation)
-    try c.encode(sourceIterations, forKey: .sourceIterations)
-    try c.encode(learningRate, forKey: .learningRate)
     try c.encode(initialization, forKey: .initialization)
-    try c.encode(finetuneIterations, forKey: .finetuneIterations)
-    try c.encode(finetuneLearningRate, forKey: .finetuneLearningRate)
     try c.encode(pseudoShare, forKey: .pseudoShare)
     if !networks.isEmpty { try c.encode(networks, forKey: .networks) }
     try c.encodeIfPresent(mappings, forKey: .mappings)
-    try c.encodeIfPresent(threads, forKey: .threads)
   }
 
   public func validate(file: String) throws {
@@ -207,22 +173,7 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     if let size, size.height < 16 || size.width < 16 {
       throw fail("size", "\(size.height)x\(size.width): both sides must be at least 16")
     }
-    let counts = [
-      ("batch", batch), ("sourceIterations", sourceIterations),
-      ("finetuneIterations", finetuneIterations),
-    ]
-    for (key, value) in counts where value < 1 {
-      throw fail(key, "must be at least 1, got \(value)")
-    }
-    for (key, value) in [("learningRate", learningRate), ("finetuneLearningRate", finetuneLearningRate)]
-    where !(value > 0 && value.isFinite) {
-      throw fail(key, "must be a positive number, got \(value)")
-    }
-    if !(0..<1).contains(momentum) { throw fail("momentum", "must be in [0, 1), got \(momentum)") }
-    if !(weightDecay >= 0) { throw fail("weightDecay", "must be >= 0, got \(weightDecay)") }
-    if let norm = maxGradientNorm, !(norm > 0) {
-      throw fail("maxGradientNorm", "must be positive, got \(norm)")
-    }
+    try training.validate(file: file)
     if scale.count != 2 || !(scale[0] > 0 && scale[0] <= scale[1]) {
       throw fail("scale", "\(scale) is not [MIN, MAX] with 0 < MIN <= MAX")
     }
@@ -237,7 +188,6 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
       throw fail(key, "must be in [0, 1], got \(value)")
     }
     if !(0...1).contains(pseudoShare) { throw fail("pseudoShare", "must be in [0, 1], got \(pseudoShare)") }
-    if let threads, threads < 1 { throw fail("threads", "must be at least 1, got \(threads)") }
   }
 
   public func makeBackend(_ context: BackendContext) throws -> any TransferBackend {

@@ -13,7 +13,7 @@ extension VolumeBackend {
     var networks = ViewNetworks(
       widths: widths, classCount: classCount, neighbours: neighbours, using: &generator)
     try train(
-      &networks, level: try level(.fine), pseudo: [], student: false, seed: generator.next(),
+      &networks, level: try self.level(.fine), pseudo: [], student: false, seed: generator.next(),
       what: "source model")
     try networks.write(to: request.output, classSetName: classSet.name)
   }
@@ -33,7 +33,7 @@ extension VolumeBackend {
   }
 
   public func trainStudent(_ request: StudentTrainingRequest) throws {
-    let level = try level(request.level)
+    let level = try self.level(request.level)
     var networks = try ViewNetworks.read(from: request.initialCheckpoint)
     var pseudo: [TrainingCase] = []
     for set in request.pseudoLabels {
@@ -52,14 +52,14 @@ extension VolumeBackend {
   public func adaptBatchNorm(_ request: BatchNormAdaptationRequest) throws {
     var networks = try ViewNetworks.read(from: request.checkpoint)
     let slicers = try request.units.map { CaseSlicer(image: try load($0).image) }
-    networks.adaptBatchNorm(on: slicers, batchSize: options.batch)
+    networks.adaptBatchNorm(on: slicers, batchSize: options.training.batch)
     try networks.write(to: request.output, classSetName: classSet.name)
     progress?("AdaBN on \(slicers.count) cases")
   }
 
   public func generatePseudoLabels(_ request: PseudoLabelRequest) throws {
     let networks = try ViewNetworks.read(from: request.teacherCheckpoint)
-    let level = try level(request.level)
+    let level = try self.level(request.level)
     let decisions = try request.units.map { unit in
       let (labels, confidences) = try predict(
         networks, checkpoint: request.teacherCheckpoint, unit, level: request.level)
@@ -105,7 +105,7 @@ extension VolumeBackend {
   /// The share of the teachers' non-void voxels where the student predicts the same class.
   public func agreement(_ request: AgreementRequest) throws -> Double {
     let networks = try ViewNetworks.read(from: request.studentCheckpoint)
-    let level = try level(request.level)
+    let level = try self.level(request.level)
     var agree = 0
     var total = 0
     for set in request.teacherLabels {
@@ -130,7 +130,7 @@ extension VolumeBackend {
     let picks = evenlySpacedIndices(count: request.count, total: split.test.count)
       .map { split.test[$0] }
     guard !picks.isEmpty else { return false }
-    let level = try level(request.level)
+    let level = try self.level(request.level)
     let classes = level.classes
     let colors = classes.displayColors
     let networks = try request.models.map { try ViewNetworks.read(from: $0.checkpoint) }

@@ -31,7 +31,7 @@ public final class VolumeBackend: TransferBackend {
   let widths: [Int]
   let neighbours: Int
   /// The run's levels, resolved once.
-  let levels: [LabelLevel: ClassLevel]
+  let level: ResolvedLevels
   let progress: (@Sendable (String) -> Void)?
   let casesByName: [String: MedicalCase]
   /// Windowed images and ground truth, read once.
@@ -54,7 +54,7 @@ public final class VolumeBackend: TransferBackend {
     self.options = options
     ignoreIndex = context.ignoreIndex
     progress = context.progress
-    if let threads = options.threads { BLASThreads.set(threads) }
+    if let threads = options.training.threads { BLASThreads.set(threads) }
     let source = try MedicalDataset.decathlon(root: options.dataset)
     guard source.classNames.count >= 2 else {
       throw TransferError.invalidConfiguration(
@@ -88,29 +88,17 @@ public final class VolumeBackend: TransferBackend {
       widths = options.widths ?? [8, 16, 32]
       neighbours = options.neighbours ?? 1
     }
-    var resolved: [LabelLevel: ClassLevel] = [:]
-    var library: MappingLibrary?
-    for level in context.levels {
-      switch level {
-      case .fine:
-        resolved[level] = .fine(classSet, fineClassCount: source.classNames.count)
-      case .superClass(let name):
-        if library == nil {
-          library = try MappingLibrary(
-            directory: try MappingLibrary.locateDirectory(explicit: options.mappings))
-        }
-        guard let library else { continue }
-        resolved[level] = try ClassLevel.superClass(
-          named: name, library: library, fineClassSetName: nil,
-          fineClassCount: source.classNames.count)
-      }
-    }
-    levels = resolved
-    for (level, resolved) in resolved where Int(ignoreIndex.value) < resolved.classCount {
-      throw fail(
-        "pseudoLabels.ignoreIndex",
-        "\(ignoreIndex) is a class of level \(level); choose a value of at least "
-          + "\(resolved.classCount)")
+    let fineCount = source.classNames.count
+    var library: MappingLibrary?  // read once, and only for a super-class level
+    level = try ResolvedLevels(
+      context.levels, fine: .fine(classSet, fineClassCount: fineCount), ignore: ignoreIndex
+    ) { name in
+      let mappings =
+        try library
+        ?? MappingLibrary(directory: try MappingLibrary.locateDirectory(explicit: options.mappings))
+      library = mappings
+      return try ClassLevel.superClass(
+        named: name, library: mappings, fineClassSetName: nil, fineClassCount: fineCount)
     }
     var cases: [String: MedicalCase] = [:]
     for item in source.cases { cases[item.name] = item }
@@ -151,15 +139,6 @@ public final class VolumeBackend: TransferBackend {
     let entry = (image.windowed(options.window.window), labels)
     loaded[name] = entry
     return entry
-  }
-
-  /// The resolved level of a request.
-  func level(_ level: LabelLevel) throws -> ClassLevel {
-    guard let resolved = levels[level] else {
-      throw TransferError.invalidConfiguration(
-        file: "configuration", key: "level", reason: "\(level) is not a level of this run")
-    }
-    return resolved
   }
 
   /// Ground truth of a case at a level (fine labels mapped, unmapped ones void).
@@ -213,7 +192,7 @@ public final class VolumeBackend: TransferBackend {
     var last: TrainingProgress?
     try networks.train(
       on: try labeledCases(level) + pseudo,
-      settings: options.training(student: student, loss: level.loss, ignore: ignoreIndex),
+      settings: options.settings(student: student, loss: level.loss, ignore: ignoreIndex),
       using: &generator
     ) { event in
       if case .step(let step) = event { last = step }

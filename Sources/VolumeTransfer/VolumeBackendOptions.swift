@@ -19,7 +19,11 @@ public enum WindowKind: String, Sendable, Codable, CaseIterable {
 public struct VolumeBackendOptions: BackendOptions, Equatable {
   public static let kind = "volume"
   public static let summary = "three-view 2-D networks on MSD volumes (a unit is a case)"
-  public static let keys: [BackendOptionKey] = [
+  /// The defaults of the shared training keys.
+  public static let trainingDefaults = TrainingOptions.Defaults(
+    batch: 8, weightDecay: 0, maxGradientNorm: 10, sourceIterations: 200,
+    finetuneIterations: nil, unit: "slices")
+  public static let keys: [BackendOptionKey] = TrainingOptions.keys(trainingDefaults) + [
     .init("dataset", .string, default: "required", "MSD folder (dataset.json) with the labeled data", isLocation: true),
     .init("target", .string, default: "none", "second MSD folder: R and E come from it (transfer)", isLocation: true),
     .init("labeledFraction", .number, default: "0.1, or 1 with target", "labeled share of dataset's cases (S)"),
@@ -27,18 +31,8 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     .init("splitSeed", .integer, default: "0", "seed of the case split"),
     .init("widths", .integers, default: "8,16,32, or a source model's", "U-Net widths of each view"),
     .init("neighbours", .integer, default: "1, or a source model's", "slices on either side given as channels"),
-    .init("batch", .integer, default: "8", "slices per step", formerNames: ["batch-size"]),
-    .init("optimizer", .string, default: "sgd", "sgd or adam"),
-    .init("momentum", .number, default: "0.9", "SGD momentum"),
-    .init("weightDecay", .number, default: "0", "L2 weight decay"),
-    .init("maxGradientNorm", .number, default: "10", "clip the global gradient norm to this value"),
     .init("window", .string, default: "mri", "intensity window: mri or ct"),
-    .init("sourceIterations", .integer, default: "200", "steps per view to train a source model", scope: .sourceTraining, formerNames: ["iterations"]),
-    .init("learningRate", .number, default: "0.01", "base rate of a source model, poly schedule", scope: .sourceTraining),
-    .init("finetuneIterations", .integer, default: "sourceIterations", "steps per view to train a student", scope: .studentTraining, formerNames: ["fine-tune-iterations"]),
-    .init("finetuneLearningRate", .number, default: "learningRate", "base rate of a student", scope: .studentTraining),
     .init("mappings", .string, default: "located", "the mappings/ folder (super:<mapping> levels)", isLocation: true),
-    .init("threads", .integer, default: "unchanged", "kernel (OpenBLAS) threads", scope: .speed),
   ]
 
   public var dataset: String
@@ -48,23 +42,14 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
   public var splitSeed: UInt64
   public var widths: [Int]?
   public var neighbours: Int?
-  public var batch: Int
-  public var optimizer: OptimizerKind
-  public var momentum: Float
-  public var weightDecay: Float
-  public var maxGradientNorm: Float?
+  /// The shared training keys (batch, optimizer, steps, learning rates, threads).
+  public var training: TrainingOptions
   public var window: WindowKind
-  public var sourceIterations: Int
-  public var learningRate: Float
-  public var finetuneIterations: Int
-  public var finetuneLearningRate: Float
   public var mappings: String?
-  public var threads: Int?
 
   enum CodingKeys: String, CodingKey {
-    case dataset, target, labeledFraction, testCases, splitSeed, widths, neighbours, batch
-    case optimizer, momentum, weightDecay, maxGradientNorm, window, sourceIterations
-    case learningRate, finetuneIterations, finetuneLearningRate, mappings, threads
+    case dataset, target, labeledFraction, testCases, splitSeed, widths, neighbours, window
+    case mappings
   }
 
   /// Decodes the options with the defaults ``keys`` documents.
@@ -79,23 +64,13 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     splitSeed = try c.decodeInteger(UInt64.self, forKey: .splitSeed) ?? 0
     widths = try c.decodeIntegers(forKey: .widths)
     neighbours = try c.decodeInteger(Int.self, forKey: .neighbours)
-    batch = try c.decodeInteger(Int.self, forKey: .batch) ?? 8
-    optimizer = try c.decodeIfPresent(OptimizerKind.self, forKey: .optimizer) ?? .sgd
-    momentum = try c.decodeIfPresent(Float.self, forKey: .momentum) ?? 0.9
-    weightDecay = try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? 0
-    maxGradientNorm = try c.decodeIfPresent(Float.self, forKey: .maxGradientNorm) ?? 10
+    training = try TrainingOptions(from: decoder, defaults: Self.trainingDefaults)
     window = try c.decodeIfPresent(WindowKind.self, forKey: .window) ?? .mri
-    sourceIterations = try c.decodeInteger(Int.self, forKey: .sourceIterations) ?? 200
-    learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? 0.01
-    finetuneIterations =
-      try c.decodeInteger(Int.self, forKey: .finetuneIterations) ?? sourceIterations
-    finetuneLearningRate =
-      try c.decodeIfPresent(Float.self, forKey: .finetuneLearningRate) ?? learningRate
     mappings = try c.decodeIfPresent(String.self, forKey: .mappings)
-    threads = try c.decodeInteger(Int.self, forKey: .threads)
   }
 
   public func encode(to encoder: any Encoder) throws {
+    try training.encode(to: encoder)
     var c = encoder.container(keyedBy: CodingKeys.self)
     try c.encode(dataset, forKey: .dataset)
     try c.encodeIfPresent(target, forKey: .target)
@@ -104,18 +79,8 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     try c.encode(splitSeed, forKey: .splitSeed)
     try c.encodeIfPresent(widths, forKey: .widths)
     try c.encodeIfPresent(neighbours, forKey: .neighbours)
-    try c.encode(batch, forKey: .batch)
-    try c.encode(optimizer, forKey: .optimizer)
-    try c.encode(momentum, forKey: .momentum)
-    try c.encode(weightDecay, forKey: .weightDecay)
-    try c.encodeIfPresent(maxGradientNorm, forKey: .maxGradientNorm)
     try c.encode(window, forKey: .window)
-    try c.encode(sourceIterations, forKey: .sourceIterations)
-    try c.encode(learningRate, forKey: .learningRate)
-    try c.encode(finetuneIterations, forKey: .finetuneIterations)
-    try c.encode(finetuneLearningRate, forKey: .finetuneLearningRate)
     try c.encodeIfPresent(mappings, forKey: .mappings)
-    try c.encodeIfPresent(threads, forKey: .threads)
   }
 
   public func validate(file: String) throws {
@@ -130,22 +95,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
       throw fail("widths", "\(widths) is not two or more positive widths, e.g. [8, 16, 32]")
     }
     if let neighbours, neighbours < 0 { throw fail("neighbours", "must be >= 0, got \(neighbours)") }
-    for (key, value) in [
-      ("batch", batch), ("sourceIterations", sourceIterations),
-      ("finetuneIterations", finetuneIterations),
-    ] where value < 1 {
-      throw fail(key, "must be at least 1, got \(value)")
-    }
-    for (key, value) in [("learningRate", learningRate), ("finetuneLearningRate", finetuneLearningRate)]
-    where !(value > 0 && value.isFinite) {
-      throw fail(key, "must be a positive number, got \(value)")
-    }
-    if !(0..<1).contains(momentum) { throw fail("momentum", "must be in [0, 1), got \(momentum)") }
-    if !(weightDecay >= 0) { throw fail("weightDecay", "must be >= 0, got \(weightDecay)") }
-    if let norm = maxGradientNorm, !(norm > 0) {
-      throw fail("maxGradientNorm", "must be positive, got \(norm)")
-    }
-    if let threads, threads < 1 { throw fail("threads", "must be at least 1, got \(threads)") }
+    try training.validate(file: file)
   }
 
   public func makeBackend(_ context: BackendContext) throws -> any TransferBackend {
@@ -153,12 +103,12 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
   }
 
   /// The settings of a source model's training (`student: false`) or a student's.
-  func training(student: Bool, loss: TrainingLoss, ignore: IgnoreIndex) -> ViewTrainingSettings {
-    ViewTrainingSettings(
-      iterations: student ? finetuneIterations : sourceIterations, batchSize: batch,
-      learningRate: student ? finetuneLearningRate : learningRate,
-      optimizer: TrainingOptimizer(optimizer, momentum: momentum, weightDecay: weightDecay),
-      maxGradientNorm: maxGradientNorm, loss: loss, ignoreIndex: ignore)
+  func settings(student: Bool, loss: TrainingLoss, ignore: IgnoreIndex) -> ViewTrainingSettings {
+    let (steps, learningRate) = training.schedule(student: student)
+    return ViewTrainingSettings(
+      iterations: steps, batchSize: training.batch, learningRate: learningRate,
+      optimizer: training.makeOptimizer, maxGradientNorm: training.maxGradientNorm, loss: loss,
+      ignoreIndex: ignore)
   }
 }
 

@@ -82,7 +82,7 @@ func imageOptions() throws {
     if key.kind == .string && documented != encoded[key.name] { continue }  // phrases
     #expect(encoded[key.name] == documented, "\(key.name): documented \(key.defaultText)")
   }
-  #expect(minimal.finetuneLearningRate == minimal.learningRate)
+  #expect(minimal.training.finetuneLearningRate == minimal.training.learningRate)
   #expect(minimal.scale == [0.75, 1.25] && minimal.flip == 0.5 && minimal.blur == 0)
   // Every coded key is documented, and the help names each.
   #expect(Set(encoded.keys).subtracting(["kind"]).isSubset(of: Set(ImageBackendOptions.keys.map(\.name))))
@@ -152,9 +152,9 @@ func legacyImageOptions() throws {
       Data(#"{"backend": \#(replacement)}"#.utf8), file: "new.json",
       kinds: [ImageBackendOptions.self])
     let options = try #require(fixed.backend as? ImageBackendOptions)
-    #expect(options.batch == 4 && options.sourceIterations == 400)
-    #expect(options.finetuneIterations == 150 && options.learningRate == 0.02)
-    #expect(options.widths == [8, 16, 32] && options.threads == 1)
+    #expect(options.training.batch == 4 && options.training.sourceIterations == 400)
+    #expect(options.training.finetuneIterations == 150 && options.training.learningRate == 0.02)
+    #expect(options.widths == [8, 16, 32] && options.training.threads == 1)
     #expect(options.networks["target"]?.widths == [4, 8])
   }
 }

@@ -96,8 +96,8 @@ struct VolumeBackendTests {
         file: "configuration", key: "backend.dataset", reason: "missing")
     ) { try volumeOptions([:]) }
     let minimal = try volumeOptions(["dataset": "x"])
-    #expect(minimal.labeledFraction == 0.1 && minimal.batch == 8 && minimal.maxGradientNorm == 10)
-    #expect(minimal.finetuneIterations == minimal.sourceIterations)
+    #expect(minimal.labeledFraction == 0.1 && minimal.training.batch == 8 && minimal.training.maxGradientNorm == 10)
+    #expect(minimal.training.finetuneIterations == minimal.training.sourceIterations)
     #expect(try volumeOptions(["dataset": "x", "target": "y"]).labeledFraction == 1)
     let encoded = try minimal.jsonObject()
     for key in VolumeBackendOptions.keys {
@@ -137,8 +137,8 @@ struct VolumeBackendTests {
         Data(#"{"backend": \#(replacement)}"#.utf8), file: "new.json",
         kinds: [VolumeBackendOptions.self])
       let options = try #require(fixed.backend as? VolumeBackendOptions)
-      #expect(options.sourceIterations == 1000 && options.finetuneIterations == 300)
-      #expect(options.batch == 8 && options.learningRate == 0.05 && options.widths == [8, 16])
+      #expect(options.training.sourceIterations == 1000 && options.training.finetuneIterations == 300)
+      #expect(options.training.batch == 8 && options.training.learningRate == 0.05 && options.widths == [8, 16])
     }
   }
 
@@ -343,7 +343,7 @@ struct VolumeBackendTests {
     #expect(
       throws: TransferError.invalidConfiguration(
         file: "configuration", key: "pseudoLabels.ignoreIndex",
-        reason: "2 is a class of level fine; choose a value of at least 3")
+        reason: "2 is a class of blobs (level fine); choose a value of at least 3 that is no class id")
     ) {
       try volumeBackend(["dataset": .string(root), "testCases": 1], ignoreIndex: 2)
     }
