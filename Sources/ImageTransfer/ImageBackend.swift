@@ -44,13 +44,11 @@ public final class ImageBackend: TransferBackend {
   ///   the source model, the dataset readers' errors, `TaxonomyError` and ``LevelError`` for
   ///   unknown class sets or mappings.
   public init(options: ImageBackendOptions, context: BackendContext) throws {
-    func fail(_ key: String, _ reason: String) -> TransferError {
-      .invalidConfiguration(file: "configuration", key: key, reason: reason)
-    }
+    let fail = { (key: String, reason: String) in TransferError.invalid(key, reason) }
     self.options = options
     ignoreIndex = context.ignoreIndex
     progress = context.progress
-    if let threads = options.training.threads { BLASThreads.set(threads) }
+    options.training.applyThreads()
     library = try MappingLibrary(directory: options.mappings ?? MappingLibrary.locateDirectory())
     let sourceData = try options.source.open()
     let imported = try context.sourceModel.map { try SourceModelDescription(path: $0) }

@@ -149,8 +149,8 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
   }
 
   public func validate(file: String) throws {
-    func fail(_ key: String, _ reason: String) -> TransferError {
-      .invalidConfiguration(file: file, key: "backend.\(key)", reason: reason)
+    let fail = { (key: String, reason: String) in
+      TransferError.invalid("backend." + key, reason, file: file)
     }
     if let f = labeledFraction {
       if !(f > 0 && f < 1) { throw fail("labeledFraction", "must be in (0, 1), got \(f)") }

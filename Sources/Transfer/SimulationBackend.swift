@@ -39,8 +39,8 @@ public struct SimulationOptions: BackendOptions, Equatable {
   }
 
   public func validate(file: String) throws {
-    func fail(_ key: String, _ reason: String) -> TransferError {
-      .invalidConfiguration(file: file, key: "backend.\(key)", reason: reason)
+    let fail = { (key: String, reason: String) in
+      TransferError.invalid("backend." + key, reason, file: file)
     }
     if units < 1 { throw fail("units", "must be at least 1, got \(units)") }
     if delayMicroseconds < 0 { throw fail("delayMicroseconds", "must be >= 0") }

@@ -1,5 +1,6 @@
 import Foundation
 import Segmentation
+import Tensor
 
 /// The training keys every backend shares, under one name each: how source models and students
 /// train (`batch`, `sourceIterations`, `finetuneIterations`, ...) and the kernel threads.
@@ -124,8 +125,8 @@ public struct TrainingOptions: Sendable, Equatable {
   /// Checks the ranges of the shared keys.
   /// - Throws: `TransferError.invalidConfiguration` naming `file` and `backend.<key>`.
   public func validate(file: String) throws {
-    func fail(_ key: String, _ reason: String) -> TransferError {
-      .invalidConfiguration(file: file, key: "backend.\(key)", reason: reason)
+    let fail = { (key: String, reason: String) in
+      TransferError.invalid("backend." + key, reason, file: file)
     }
     let counts = [
       ("batch", batch), ("sourceIterations", sourceIterations),
@@ -144,6 +145,11 @@ public struct TrainingOptions: Sendable, Equatable {
       throw fail("maxGradientNorm", "must be positive, got \(norm)")
     }
     if let threads, threads < 1 { throw fail("threads", "must be at least 1, got \(threads)") }
+  }
+
+  /// Sets the kernel threads, when given.
+  public func applyThreads() {
+    if let threads { BLASThreads.set(threads) }
   }
 
   /// A fresh optimizer of these settings.

@@ -144,9 +144,7 @@ public struct TransferConfiguration: Codable, Sendable, Equatable {
   /// - Throws: `TransferError.invalidConfiguration` naming the key and the offending value.
   @discardableResult
   public func validated(file: String = "configuration") throws -> ValidatedConfiguration {
-    func fail(_ key: String, _ reason: String) -> TransferError {
-      .invalidConfiguration(file: file, key: key, reason: reason)
-    }
+    let fail = { (key: String, reason: String) in TransferError.invalid(key, reason, file: file) }
     if schedules.isEmpty { throw fail("schedules", "at least one schedule is needed") }
     if Set(schedules).count != schedules.count {
       throw fail("schedules", "duplicate schedule in \(schedules.map(\.rawValue))")

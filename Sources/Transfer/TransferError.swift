@@ -56,3 +56,12 @@ public enum TransferError: Error, Equatable, CustomStringConvertible {
     }
   }
 }
+
+extension TransferError {
+  /// The error of a configuration entry: `key` in `file` (`backend.batch`, `stages[1].level`).
+  public static func invalid(_ key: String, _ reason: String, file: String = "configuration")
+    -> TransferError
+  {
+    .invalidConfiguration(file: file, key: key, reason: reason)
+  }
+}

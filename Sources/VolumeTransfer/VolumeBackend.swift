@@ -48,13 +48,11 @@ public final class VolumeBackend: TransferBackend {
   ///   not fit, or a split that leaves a set empty; the dataset reading errors of
   ///   ``MedicalDataset/decathlon(root:)``; ``LevelError`` for unknown mappings.
   public init(options: VolumeBackendOptions, context: BackendContext) throws {
-    func fail(_ key: String, _ reason: String) -> TransferError {
-      .invalidConfiguration(file: "configuration", key: key, reason: reason)
-    }
+    let fail = { (key: String, reason: String) in TransferError.invalid(key, reason) }
     self.options = options
     ignoreIndex = context.ignoreIndex
     progress = context.progress
-    if let threads = options.training.threads { BLASThreads.set(threads) }
+    options.training.applyThreads()
     let source = try MedicalDataset.decathlon(root: options.dataset)
     guard source.classNames.count >= 2 else {
       throw TransferError.invalidConfiguration(

@@ -84,8 +84,8 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
   }
 
   public func validate(file: String) throws {
-    func fail(_ key: String, _ reason: String) -> TransferError {
-      .invalidConfiguration(file: file, key: "backend.\(key)", reason: reason)
+    let fail = { (key: String, reason: String) in
+      TransferError.invalid("backend." + key, reason, file: file)
     }
     if !(labeledFraction > 0 && labeledFraction <= 1) {
       throw fail("labeledFraction", "must be in (0, 1], got \(labeledFraction)")
