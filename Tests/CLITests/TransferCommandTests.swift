@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Segmentation
+import TestSupport
 import Testing
 import Transfer
 @testable import atso_transfer
@@ -12,7 +13,7 @@ func parseTransfer(_ arguments: [String]) throws -> TransferCommand {
 
 @Test("transfer: every option is a flag and overrides the configuration file")
 func transferFlags() throws {
-  let directory = NSTemporaryDirectory() + "cli-transfer-\(UUID().uuidString)"
+  let directory = try makeTemporaryDirectory("cli-transfer")
   try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
   let file = directory + "/run.json"
   try TransferConfiguration(
@@ -113,17 +114,17 @@ let missingBackend = TransferError.invalidConfiguration(
 
 @Test("transfer --dry-run needs no backend; a real run without datasets names the missing key")
 func transferRunWithoutBackend() throws {
-  let directory = NSTemporaryDirectory() + "cli-nobackend-\(UUID().uuidString)"
+  let directory = try makeTemporaryDirectory("cli-nobackend") + "/run"
   let dry = try parseTransfer(["-o", directory, "--dry-run"])
   try dry.run()
   let command = try parseTransfer(["-o", directory])
   #expect(throws: missingBackend) { try command.run() }
-  #expect(!FileManager.default.fileExists(atPath: directory))
+  #expect(!FileManager.default.fileExists(atPath: directory), "nothing is written")
 }
 
 @Test("resume: takes a run directory and checks it")
 func resumeParsing() throws {
-  let directory = NSTemporaryDirectory() + "cli-resume-\(UUID().uuidString)"
+  let directory = try makeTemporaryDirectory("cli-resume") + "/run"
   do {
     _ = try AtsoTransfer.parseAsRoot(["resume", directory])
     Issue.record("a missing run directory was accepted")

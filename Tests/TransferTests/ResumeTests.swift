@@ -170,15 +170,26 @@ func resumeFinishedRun() throws {
   #expect(backend.calls.isEmpty)
   #expect(resumed.executedJobs.isEmpty)
   expectSameResults(reference.directory, as: reference)
-  #expect(throws: TransferError.self) {
+  #expect(
+    throws: TransferError.runDirectory(
+      path: reference.directory, reason: "already holds a run (configuration.json); use resume")
+  ) {
     try TransferRun.start(
       configuration: resumeConfiguration, directory: reference.directory, backend: backend)
   }
   // A different reference set no longer matches the saved fold split.
-  #expect(throws: TransferError.self) {
-    try TransferRun(resuming: reference.directory, backend: FakeBackend(units: ["x", "y", "z"]))
+  #expect(
+    throws: TransferError.runDirectory(
+      path: reference.directory + "/folds.json",
+      reason: "the saved fold split differs from the one of the seed and the reference set")
+  ) {
+    try TransferRun(
+      resuming: reference.directory, backend: FakeBackend(units: ["x", "y", "z", "w", "v"]))
   }
-  #expect(throws: TransferError.self) {
+  #expect(
+    throws: TransferError.runDirectory(
+      path: reference.directory + "/nothing", reason: "no configuration.json: not a run directory")
+  ) {
     try TransferRun(resuming: reference.directory + "/nothing", backend: backend)
   }
 }

@@ -24,7 +24,10 @@ func foldSplit() throws {
   #expect(try FoldSplit(units: sevenUnits.reversed(), count: 3, runSeed: 11) == split)
   let others = try (0..<8).map { try FoldSplit(units: sevenUnits, count: 3, runSeed: $0) }
   #expect(Set(others.map(\.folds)).count > 1)
-  #expect(throws: TransferError.self) { try FoldSplit(units: ["a", "b"], count: 3, runSeed: 0) }
+  #expect(
+    throws: TransferError.invalidReferenceSet(
+      reason: "2 units cannot be split into 3 non-empty folds")
+  ) { try FoldSplit(units: ["a", "b"], count: 3, runSeed: 0) }
   #expect(throws: TransferError.invalidReferenceSet(reason: "unit 'a' is listed twice")) {
     try FoldSplit(units: ["a", "b", "a"], count: 2, runSeed: 0)
   }
