@@ -32,7 +32,9 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
   public static let trainingDefaults = TrainingOptions.Defaults(
     batch: 4, weightDecay: 1e-4, maxGradientNorm: nil, sourceIterations: 200,
     finetuneIterations: 100, unit: "images")
-  public static let keys: [BackendOptionKey] = TrainingOptions.keys(trainingDefaults) + [
+  public static let keys: [BackendOptionKey] = dataKeys + TrainingOptions.keys(trainingDefaults)
+    + augmentationKeys
+  static let dataKeys: [BackendOptionKey] = [
     .init("source", .string, default: "required", "labeled source S (a DatasetSpec)", isLocation: true),
     .init("labeledFraction", .number, default: "off", "semi-supervised: S is this seeded fraction of source, R the rest"),
     .init("splitSeed", .integer, default: "0", "seed of that split"),
@@ -42,6 +44,8 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     .init("model", .string, default: "unet, or a source model's", "network: unet or deeplab"),
     .init("widths", .integers, default: "8,16,32, or a source model's", "channel widths (DeepLab: 4)"),
     .init("size", .string, default: "96x128, or a source model's", "working size HxW of every image and pseudo label"),
+  ]
+  static let augmentationKeys: [BackendOptionKey] = [
     .init("scale", .numbers, default: "0.75,1.25", "random scale range MIN,MAX, then crop or pad to size"),
     .init("flip", .number, default: "0.5", "horizontal flip probability"),
     .init("blur", .number, default: "0", "Gaussian blur probability"),

@@ -200,17 +200,15 @@ extension BackendOptions {
       + keys.map(\.name).joined(separator: ", ") + ")"
   }
 
-  /// The help of every key, one line each, as `--help` prints it.
+  /// The help of every key, two lines each, as `--help` prints it.
   public static var help: String {
     var lines = ["\(kind) backend (kind=\(kind)): \(summary)"]
-    let width = min(28, (keys.map { $0.name.count + $0.kind.placeholder.count + 1 }.max() ?? 0) + 2)
     for key in keys {
-      let head = "\(key.name)=\(key.kind.placeholder)"
-      let pad = String(repeating: " ", count: max(1, width - head.count))
-      var line = "  \(head)\(pad)\(key.help) (\(key.defaultText))"
-      if key.scope == .speed { line += "; speed only" }
-      if key.isLocation { line += "; a data location" }
-      lines.append(line)
+      var notes = [key.defaultText]
+      if key.scope == .speed { notes.append("speed only") }
+      if key.isLocation { notes.append("a data location") }
+      lines.append("  \(key.name)=\(key.kind.placeholder)  (\(notes.joined(separator: "; ")))")
+      lines.append("      \(key.help)")
     }
     return lines.joined(separator: "\n")
   }

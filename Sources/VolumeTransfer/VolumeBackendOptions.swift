@@ -23,7 +23,8 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
   public static let trainingDefaults = TrainingOptions.Defaults(
     batch: 8, weightDecay: 0, maxGradientNorm: 10, sourceIterations: 200,
     finetuneIterations: nil, unit: "slices")
-  public static let keys: [BackendOptionKey] = TrainingOptions.keys(trainingDefaults) + [
+  public static let keys: [BackendOptionKey] = dataKeys + TrainingOptions.keys(trainingDefaults)
+  static let dataKeys: [BackendOptionKey] = [
     .init("dataset", .string, default: "required", "MSD folder (dataset.json) with the labeled data", isLocation: true),
     .init("target", .string, default: "none", "second MSD folder: R and E come from it (transfer)", isLocation: true),
     .init("labeledFraction", .number, default: "0.1, or 1 with target", "labeled share of dataset's cases (S)"),

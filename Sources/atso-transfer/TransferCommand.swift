@@ -91,6 +91,10 @@ struct TransferCommand: ParsableCommand {
         --stage name=coarse,method=schedules,level=super:m7
         --stage name=fine,method=train,initialization=previous-stage,labels=relabel
 
+      BACKEND KEYS (--backend-option key=value, or the "backend" object of --config, where \
+      numbers are JSON numbers), each with its default:
+      \(BackendKinds.help)
+
       """)
 
   @Option(name: .long, help: "A JSON configuration file.")
@@ -134,9 +138,7 @@ struct TransferCommand: ParsableCommand {
   var stage: [String] = []
 
   @Option(
-    help: ArgumentHelp(
-      "A backend option key=value (repeatable), e.g. source=camvid:train.txt.",
-      discussion: BackendKinds.help))
+    help: "A backend option key=value (repeatable; the keys are listed below), e.g. batch=8.")
   var backendOption: [String] = []
 
   @Option(
