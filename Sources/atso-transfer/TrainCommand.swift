@@ -301,7 +301,8 @@ struct TrainCommand: ParsableCommand {
       initialization: initialization)
     var reporter = ProgressReporter(interval: logEvery)
     reporter.line(
-      "training \(configuration.architecture) on \(trainingSet.count) samples "
+      "training \(configuration.architecture.summary) "
+        + "(\(configuration.architecture.trainableScalarCount) parameters) on \(trainingSet.count) samples "
         + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)")
     let result: TrainingRunResult
     do {
