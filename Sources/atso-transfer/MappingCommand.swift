@@ -6,12 +6,21 @@ import Taxonomy
 struct MappingCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "mapping",
-    abstract: "Validate, show and compose class sets and label mappings (JSON, see mappings/).",
+    abstract: "Validate, show, compose and apply class sets and label mappings.",
     discussion: """
-      The mappings directory is found from --mappings DIR, else \
+      Class sets (*.classes.json) and mappings (*.mapping.json) are JSON files, see \
+      mappings/README.md. The mappings directory is found from --mappings DIR, else \
       $\(MappingLibrary.environmentVariable), \
       else a folder 'mappings/' holding README.md in the current directory or a parent, else \
       the same search from the executable's directory.
+
+      Examples:
+        atso-transfer mapping validate
+        atso-transfer mapping show cityscapes-34--cityscapes-19
+        atso-transfer mapping compose cityscapes-34--cityscapes-19 \\
+          cityscapes-19--super-5 -o cityscapes-34--super-5.mapping.json
+        atso-transfer mapping apply cityscapes-34:cityscapes-19 \\
+          --input gtFine/val/frankfurt --output trainids
       """,
     subcommands: [Validate.self, Show.self, Compose.self, Apply.self])
 }
@@ -63,7 +72,15 @@ extension MappingCommand {
   struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Validate class set and mapping files; exit 1 if any is invalid.",
-      discussion: "Without files, validates every *.json file of the mappings directory.")
+      discussion: """
+        Without files, validates every *.json file of the mappings directory and then the \
+        directory as a library (names unique, every mapping's class sets present).
+
+        Examples:
+          atso-transfer mapping validate
+          atso-transfer mapping validate my-data.classes.json \\
+            my-data--cityscapes-19.mapping.json --mappings mappings
+        """)
 
     @OptionGroup var mappings: MappingsDirectoryOption
 
@@ -132,8 +149,13 @@ extension MappingCommand {
   struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Print a class set or a mapping as a table.",
-      discussion: "FILE is a path, or the name of a class set or mapping in the mappings directory."
-    )
+      discussion: """
+        FILE is a path, or the name of a class set or mapping in the mappings directory.
+
+        Examples:
+          atso-transfer mapping show cityscapes-19
+          atso-transfer mapping show mappings/camvid-11--super-5.mapping.json
+        """)
 
     @OptionGroup var mappings: MappingsDirectoryOption
 
@@ -155,7 +177,13 @@ extension MappingCommand {
   struct Compose: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Compose two mappings (A: X -> Y, then B: Y -> Z) into one file (X -> Z).",
-      discussion: "A and B are paths or mapping names. The result names classes by name.")
+      discussion: """
+        A and B are paths or mapping names. The result names classes by name.
+
+        Example:
+          atso-transfer mapping compose cityscapes-34--cityscapes-19 \\
+            cityscapes-19--super-5 -o cityscapes-34--super-5.mapping.json
+        """)
 
     @OptionGroup var mappings: MappingsDirectoryOption
 

@@ -8,10 +8,16 @@ struct MedicalDice: ParsableCommand {
     commandName: "medical-dice",
     abstract: "Dice per case and the Decathlon's global Dice of predicted NIfTI label maps.",
     discussion: """
-      Predictions and ground truth are paired by file name. A class absent from both the
-      prediction and the ground truth of a case has no Dice for that case and is left out of the
-      means. --table maps labels to coarser classes first (e.g. 0,1,1 merges hippocampus
-      anterior and posterior).
+      Predictions and ground truth are paired by file name. A class absent from both the \
+      prediction and the ground truth of a case has no Dice for that case and is left out of \
+      the means. --table maps labels to coarser classes first (e.g. 0,1,1 merges hippocampus \
+      anterior and posterior). Dice is printed in percent, as in the run tables.
+
+      Examples:
+        atso-transfer medical-dice --predictions pred \\
+          --labels Task04_Hippocampus/labelsTr --classes 3
+        atso-transfer medical-dice --predictions pred \\
+          --labels Task04_Hippocampus/labelsTr --classes 2 --table 0,1,1
       """)
 
   @Option(help: "Folder of predicted label maps.")

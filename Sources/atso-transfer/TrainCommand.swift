@@ -92,7 +92,7 @@ struct TrainCommand: ParsableCommand {
       Datasets are spec strings (repeat --dataset; all must use one class set):
         cityscapes:ROOT[:SPLIT]   cityscapes-trainids:ROOT[:SPLIT]
         mapillary:ROOT[:SPLIT]    camvid:LIST    list:LIST:CLASSSET
-      followed by ?include=PREFIX,...&exclude=PREFIX,... to keep samples by id prefix.
+      followed by ?include=PREFIX,...&exclude=PREFIX,... to keep samples by id prefix. \
       Labels are mapped from the dataset's class set to --classes through the shipped \
       mappings (cityscapes-34 -> cityscapes-19, camvid-11 -> camvid-11 identity, ...); classes \
       that are not evaluated become the void label.
@@ -110,11 +110,14 @@ struct TrainCommand: ParsableCommand {
         atso-transfer train \\
           --dataset 'camvid:data/camvid/train.txt?include=0006R0,0016E5' \\
           --dataset 'camvid:data/camvid/val.txt?include=0006R0,0016E5' \\
-          --classes camvid-11 --model unet --size 96x128 --batch 8 --epochs 60 \\
-          --learning-rate 0.01 --weight-decay 5e-4 --seed 0 --threads 2 \\
+          --classes camvid-11 --model unet --size 96x128 --batch 8 \\
+          --epochs 60 --learning-rate 0.01 --weight-decay 5e-4 \\
+          --initialization pytorch --seed 0 --threads 2 \\
           --validate 'camvid:data/camvid/train.txt?include=0001TP' \\
-          --validate-every 500 \\
-          --output runs/camvid-day
+          --validate-every 500 --output runs/camvid-day
+        atso-transfer train --dataset cityscapes:data/cityscapes:train \\
+          --classes cityscapes-19 --model deeplab --size 256x512 --iterations 20000 \\
+          --output runs/cityscapes-deeplab
       """)
 
   @OptionGroup var mappings: MappingsDirectoryOption
