@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Segmentation
+import Taxonomy
 
 /// `atso-transfer dataset ...`: list segmentation datasets and write synthetic ones.
 struct DatasetCommand: ParsableCommand {
@@ -37,6 +38,8 @@ extension DatasetCommand {
     @Option(help: "Decode this many samples (from the start) for the label histogram.")
     var decode = 3
 
+    @OptionGroup var mappings: MappingsDirectoryOption
+
     func validate() throws {
       do {
         _ = try DatasetSpec(parsing: spec)
@@ -71,10 +74,17 @@ extension DatasetCommand {
         let sizeText = sizes.map(\.description).sorted().joined(separator: ", ")
         lines.append("decoded \(min(decode, data.count)): sizes \(sizeText)")
         let total = max(1, histogram.reduce(0, +))
-        let values = histogram.indices.filter { histogram[$0] > 0 }.map {
-          "\($0):\(String(format: "%.1f", 100 * Double(histogram[$0]) / Double(total)))%"
+        // Class names from the dataset's class set, when the mappings directory has it.
+        let classSet = try? MappingLibrary(directory: mappings.locate()).classSet(
+          named: data.classSetName)
+        let values = histogram.indices.filter { histogram[$0] > 0 }.map { value in
+          let name =
+            classSet?.semanticClass(id: value)?.name
+            ?? (value == classSet?.ignoreIndex ? "ignore" : classSet == nil ? nil : "?")
+          let share = String(format: "%.1f", 100 * Double(histogram[value]) / Double(total))
+          return "\(value):" + (name.map { "\($0) " } ?? "") + "\(share)%"
         }
-        if !values.isEmpty { lines.append("label values: " + values.joined(separator: " ")) }
+        if !values.isEmpty { lines.append("label values: " + values.joined(separator: ", ")) }
       }
       return lines.joined(separator: "\n")
     }

@@ -304,8 +304,7 @@ struct TrainCommand: ParsableCommand {
       initialization: initialization)
     var reporter = ProgressReporter(interval: logEvery)
     reporter.line(
-      "training \(configuration.architecture.summary) "
-        + "(\(configuration.architecture.trainableScalarCount) parameters) on \(trainingSet.count) samples "
+      "training \(configuration.architecture.summaryWithParameters) on \(trainingSet.count) samples "
         + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)")
     let result: TrainingRunResult
     do {
@@ -322,7 +321,7 @@ struct TrainCommand: ParsableCommand {
     var summary = "done: \(result.steps) steps, checkpoint \(result.checkpointPath)"
     if let loss = result.lastLoss { summary += ", last loss \(format(loss, 4))" }
     if let report = result.validation {
-      summary += ", validation mIoU \(format(Float(report.meanIoU * 100), 2))"
+      summary += ", validation mIoU \(format(Float(report.meanIoU * 100), 2)) %"
     }
     print(summary)
   }
@@ -354,7 +353,7 @@ struct ProgressReporter {
     case .resumed(let step, let path): line("resumed at step \(step) from \(path)")
     case .checkpoint: break
     case .validation(let step, let report):
-      line("step \(step): validation mIoU \(format(Float(report.meanIoU * 100), 2))")
+      line("step \(step): validation mIoU \(format(Float(report.meanIoU * 100), 2)) %")
     case .step(let p):
       let now = Date()
       let text =

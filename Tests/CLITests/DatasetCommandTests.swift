@@ -26,7 +26,7 @@ struct DatasetCommandTests {
     let text = try source.report()
     #expect(text.hasPrefix("2 samples, class set cityscapes-34, 2 labelled"))
     #expect(text.contains("sizes 32x16"))
-    #expect(text.contains(" 7:"))  // road labelId
+    #expect(text.contains(" 7:road "))  // road labelId, with its name
 
     let target = try #require(
       try AtsoTransfer.parseAsRoot([
@@ -34,7 +34,7 @@ struct DatasetCommandTests {
       ]) as? DatasetCommand.Info)
     let targetText = try target.report()
     #expect(targetText.contains("class set mapillary-vistas-v1.2"))
-    #expect(targetText.contains(" 13:"))  // road in v1.2
+    #expect(targetText.contains(" 13:construction--flat--road "))  // road in v1.2
   }
 
   @Test("flag validation")

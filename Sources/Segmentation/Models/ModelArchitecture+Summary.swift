@@ -14,6 +14,18 @@ extension ModelArchitecture {
     }
   }
 
+  /// ``summary`` with the parameter count, e.g. `U-Net widths 16,32,64,128, 3 -> 19 classes,
+  /// 488,307 parameters`.
+  public var summaryWithParameters: String {
+    var digits = String(trainableScalarCount)
+    var grouped = ""
+    while digits.count > 3 {
+      grouped = "," + digits.suffix(3) + grouped
+      digits.removeLast(3)
+    }
+    return "\(summary), \(digits + grouped) parameters"
+  }
+
   /// The number of trainable scalars of a network of this architecture.
   public var trainableScalarCount: Int {
     var generator = SeededGenerator(seed: 0)
