@@ -33,6 +33,9 @@ public enum TorchStateDict {
   public static let classSetKey = "atso.class_set"
   /// The metadata key of the input description.
   public static let inputKey = "atso.input"
+  /// The metadata key of the working size the network was trained at, `HxW` (e.g. `96x128`),
+  /// when known.
+  public static let workingSizeKey = "atso.working_size"
 
   /// What the network reads, as stored under ``inputKey``.
   public static var inputDescription: String {
@@ -65,8 +68,9 @@ public enum TorchStateDict {
     return (parts + [torchLeaf]).joined(separator: ".")
   }
 
-  /// The safetensors bytes of `checkpoint`'s network under PyTorch names and layouts.
-  public static func export(_ checkpoint: Checkpoint) -> Data {
+  /// The safetensors bytes of `checkpoint`'s network under PyTorch names and layouts;
+  /// `workingSize` (the training run's) is recorded under ``workingSizeKey`` when given.
+  public static func export(_ checkpoint: Checkpoint, workingSize: ImageSize? = nil) -> Data {
     var floats: [(name: String, tensor: Tensor)] = []
     var counters: [(name: String, shape: [Int], values: [Int64])] = []
     let step = Int64(checkpoint.description.training?.step ?? 0)
@@ -83,6 +87,7 @@ public enum TorchStateDict {
       classSetKey: checkpoint.description.classSetName, inputKey: inputDescription,
       "format": "pt",
     ]
+    if let workingSize { metadata[workingSizeKey] = "\(workingSize.height)x\(workingSize.width)" }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     if let json = try? encoder.encode(checkpoint.description.architecture) {
@@ -91,11 +96,13 @@ public enum TorchStateDict {
     return SafeTensors.encode(floats, integers: counters, metadata: metadata)
   }
 
-  /// Writes ``export(_:)`` of `checkpoint` to `path`, atomically.
+  /// Writes ``export(_:workingSize:)`` of `checkpoint` to `path`, atomically.
   ///
   /// - Throws: ``ModelError/fileAccess(path:reason:)``.
-  public static func write(_ checkpoint: Checkpoint, to path: String) throws(ModelError) {
-    try writeAtomically(export(checkpoint), to: path)
+  public static func write(_ checkpoint: Checkpoint, workingSize: ImageSize? = nil, to path: String)
+    throws(ModelError)
+  {
+    try writeAtomically(export(checkpoint, workingSize: workingSize), to: path)
   }
 
   /// Reads a PyTorch `state_dict` saved as safetensors and returns our checkpoint of it.

@@ -20,8 +20,9 @@ struct ExportCommand: ParsableCommand {
       weight, bias, running_mean, running_var and num_batches_tracked (int64, the \
       checkpoint's step count). The U-Net's keys are those of the reference network \
       (enc1.0.weight, ..., bott.*, dec1.*, head.weight); the DeepLab's those of \
-      scripts/torch_networks.py. The file's metadata records the architecture, the class set \
-      and the input normalisation (ImageNet mean and std), so `import` reads it back without \
+      scripts/torch_networks.py. The file's metadata records the architecture, the class set\
+      , the input normalisation (ImageNet mean and std) and, when a training.json lies \
+      beside the checkpoint, the working size HxW, so `import` reads it back without \
       questions. In Python, scripts/torch_networks.py builds the network from that metadata \
       and loads the weights:
         from torch_networks import load_network
@@ -54,10 +55,17 @@ struct ExportCommand: ParsableCommand {
   /// Writes the export; returns the line printed by `run()`.
   func write() throws -> String {
     let saved = try Checkpoint.read(from: checkpoint)
-    try TorchStateDict.write(saved, to: output)
+    // The working size is the training run's (training.json beside the checkpoint), if any.
+    let folder = URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
+    let recipe = TrainingRunFiles.configuration(in: folder)
+    let size =
+      FileManager.default.fileExists(atPath: recipe)
+      ? try readRunConfiguration(recipe).augmentation.workingSize : nil
+    try TorchStateDict.write(saved, workingSize: size, to: output)
     let architecture = saved.description.architecture
     return "wrote \(output): \(architecture.summary), class set "
       + "\(saved.description.classSetName), \(saved.names.count) tensors in PyTorch layout"
+      + (size.map { ", trained at \($0.height)x\($0.width)" } ?? "")
   }
 
   func run() throws { print(try write()) }
@@ -76,7 +84,9 @@ struct ImportCommand: ParsableCommand {
       the class set the logits index (--classes, checked against the head's outputs) and, \
       for a DeepLab, its ASPP dilation rates (--aspp-rates). Every tensor of the network must \
       be present and no other (num_batches_tracked aside, which is not kept), as \
-      load_state_dict(strict=True) asks. Write the file in Python with
+      load_state_dict(strict=True) asks. A checkpoint has no working size: give predict and \
+      evaluate --size (an export records the size it was trained at). Write the file in \
+      Python with
         from safetensors.torch import save_file
         save_file(model.state_dict(), "model.safetensors")
 
@@ -139,8 +149,12 @@ struct ImportCommand: ParsableCommand {
           + "trained on (--classes)")
     }
     try checkpoint.write(to: output)
+    let size: String? = try? SafeTensors.decode(
+      Data(contentsOf: URL(fileURLWithPath: input)), path: input, skipping: ["I64"]
+    ).metadata[TorchStateDict.workingSizeKey]
     return "wrote \(output): \(architecture.summary), class set \(name), "
       + "\(checkpoint.names.count) tensors"
+      + (size.map { "; trained at \($0): give predict --size \($0)" } ?? "")
   }
 
   func run() throws { print(try write()) }

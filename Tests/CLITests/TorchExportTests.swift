@@ -128,12 +128,24 @@ struct TorchNameTests {
     let checkpoint = Checkpoint(model: trained, classSetName: "camvid-11", training: withState)
     let dir = try TorchPeer.directory("swift")
     let path = dir + "/deeplab.safetensors"
-    try TorchStateDict.write(checkpoint, to: path)
+    try TorchStateDict.write(checkpoint, workingSize: ImageSize(height: 96, width: 128), to: path)
     let data = try #require(FileManager.default.contents(atPath: path))
     let (float32, metadata) = try SafeTensors.decode(data, path: path, skipping: ["I64"])
     #expect(float32.allSatisfy { !$0.name.contains("velocity") && !$0.name.contains(".norm.") })
     #expect(float32.first { $0.name == "stem1.0.weight" }?.tensor.shape == [4, 3, 3, 3])
     #expect(metadata[TorchStateDict.classSetKey] == "camvid-11")
+    #expect(metadata[TorchStateDict.workingSizeKey] == "96x128")
+    // num_batches_tracked: int64 scalars holding the checkpoint's step count.
+    let headerLength = data.prefix(8).reversed().reduce(0) { $0 << 8 | Int($1) }
+    let header = try #require(
+      try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength)))
+        as? [String: Any])
+    let counter = try #require(header["stem1.1.num_batches_tracked"] as? [String: Any])
+    #expect(counter["dtype"] as? String == "I64" && (counter["shape"] as? [Int]) == [])
+    let offsets = try #require(counter["data_offsets"] as? [Int])
+    let start = 8 + headerLength + offsets[0]
+    let value = data.subdata(in: start..<(start + 8)).reversed().reduce(0) { $0 << 8 | Int($1) }
+    #expect(value == 42)
     #expect(metadata[TorchStateDict.inputKey]?.contains("0.485") == true)
     let back = try TorchStateDict.importCheckpoint(from: path)
     #expect(back.description.architecture == model.architecture)
