@@ -124,15 +124,7 @@ struct ImportCommand: ParsableCommand {
   }
 
   func rates() throws -> [Int]? {
-    guard let asppRates else { return nil }
-    let values = asppRates.split(separator: ",").map {
-      Int($0.trimmingCharacters(in: .whitespaces))
-    }
-    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
-      throw ValidationError(
-        "--aspp-rates must be positive integers separated by commas: '\(asppRates)'")
-    }
-    return values.compactMap { $0 }
+    try asppRates.map { try positiveIntegers($0, option: "--aspp-rates") }
   }
 
   /// Converts and writes the checkpoint; returns the line printed by `run()`.

@@ -236,13 +236,7 @@ struct TrainCommand: ParsableCommand {
     if asppChannels <= 0 { throw ValidationError("--aspp-channels must be positive") }
   }
 
-  func widthList() throws -> [Int] {
-    let values = widths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
-      throw ValidationError("--widths must be positive integers separated by commas: '\(widths)'")
-    }
-    return values.compactMap { $0 }
-  }
+  func widthList() throws -> [Int] { try positiveIntegers(widths, option: "--widths") }
 
   func scaleRange() throws -> ClosedRange<Float> {
     let values = scale.split(separator: ",").compactMap { Float(String($0)) }
@@ -325,6 +319,15 @@ struct TrainCommand: ParsableCommand {
     }
     print(summary)
   }
+}
+
+/// The comma-separated positive integers of `text`, the value of `option` (e.g. `8,16,32`).
+func positiveIntegers(_ text: String, option: String) throws -> [Int] {
+  let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+  guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+    throw ValidationError("\(option) must be positive integers separated by commas: '\(text)'")
+  }
+  return values.compactMap { $0 }
 }
 
 /// Formats a number with `digits` decimals.
