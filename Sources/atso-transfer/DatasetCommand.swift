@@ -77,8 +77,8 @@ extension DatasetCommand {
         }
       }
       guard decode > 0 else { return lines.joined(separator: "\n") }
-      let sizeText = sizes.map(\.description).sorted().joined(separator: ", ")
-      lines.append("decoded \(min(decode, data.count)): sizes \(sizeText)")
+      let sizeText = sizes.map { "\($0.height)x\($0.width)" }.sorted().joined(separator: ", ")
+      lines.append("decoded \(min(decode, data.count)): sizes \(sizeText) (HxW)")
       let total = max(1, histogram.reduce(0, +))
       let present = histogram.indices.filter { histogram[$0] > 0 }
       if !present.isEmpty { lines.append("label values (value, class, share of pixels):") }

@@ -307,11 +307,12 @@ struct EvaluateCommand: ParsableCommand {
     let counts = try ModelEvaluation.matrix(
       model, classes: modelClasses, on: dataset, workingSize: input.size,
       atWorkingSize: atWorkingSize)
+    let network = "\(input.size.height)x\(input.size.width) (HxW, \(input.source))"
     let resolution =
       atWorkingSize
-      ? "resolution: network input \(input.size) (\(input.source)), scored at that size "
-        + "against the labels resized (nearest)"
-      : "resolution: network input \(input.size) (\(input.source)), class probabilities "
+      ? "resolution: network input \(network), scored at that size against the labels "
+        + "resized (nearest)"
+      : "resolution: network input \(network), class probabilities "
         + "upsampled bilinearly to each image's own size, scored against the full-resolution "
         + "labels"
     return try scored(

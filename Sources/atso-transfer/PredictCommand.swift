@@ -228,8 +228,8 @@ struct PredictCommand: ParsableCommand {
     }
     print(
       "wrote \(written) label maps (\(outClasses.name), \(encoding.rawValue)) to \(output); "
-        + "network input \(input.size) (\(input.source)), probabilities upsampled to each "
-        + "image's own size")
+        + "network input \(input.size.height)x\(input.size.width) (HxW, \(input.source)), "
+        + "probabilities upsampled to each image's own size")
   }
 }
 
