@@ -166,8 +166,9 @@ struct EvaluateCommand: ParsableCommand {
       prediction class set first (the finest class set both share), then both go to --at \
       (default: that shared class set) through the same mappings. So Mapillary ground truth \
       against cityscapes-19 predictions is scored in cityscapes-categories through \
-      Mapillary -> cityscapes-19 -> categories, never through a direct Mapillary -> \
-      categories table (`atso-transfer mapping check` lists where such tables differ). \
+      Mapillary -> cityscapes-19 -> categories, not through the direct Mapillary -> \
+      categories table (which serves predictions in Mapillary's own classes; \
+      `atso-transfer mapping check` lists where such tables differ). \
       --mapping NAME/FILE (repeatable) replaces the default mapping between its two class \
       sets on that path (a variant, your own file); --variants scores the same pixels under \
       every variant of the mappings on the path and prints the spread. The report names every \

@@ -4,6 +4,7 @@ import Segmentation
 import Taxonomy
 import Tensor
 import Testing
+import Transfer
 
 @testable import atso_transfer
 
@@ -201,6 +202,34 @@ struct EvaluationSemanticsTests {
     let wrong = try command.report(
       model: OracleModel(table: shifted), modelClasses: nineteen, library: command.library())
     #expect(wrong.meanIoU < 1)
+  }
+
+  @Test("the transfer backend's score equals evaluate --checkpoint --at-working-size")
+  func transferBackendAgrees() throws {
+    let root = NSTemporaryDirectory() + "cli-backend-" + UUID().uuidString
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    try SyntheticStreets.writeDataset(
+      domain: .source, root: root + "/source", split: "train", count: 4, seed: 3, width: 48,
+      height: 32)
+    try SyntheticStreets.writeDataset(
+      domain: .target, root: root + "/target", split: "validation", count: 3, seed: 3,
+      width: 48, height: 32)
+    let test = "mapillary:\(root)/target:validation"
+    let backend = try SegmentationBackend(
+      options: SegmentationBackendOptions([
+        "source": "cityscapes:\(root)/source:train", "reference": test + "?unlabeled",
+        "test": test, "classes": "cityscapes-19", "widths": "4,8", "size": "32x48",
+        "batch": "2", "source-iterations": "6", "mappings": shippedMappings,
+      ]))
+    let checkpoint = root + "/source.ckpt"
+    try backend.trainSource(SourceTrainingRequest(network: nil, output: checkpoint, seed: 5))
+    let transfer = try backend.evaluate(
+      EvaluationRequest(checkpoint: checkpoint, set: .test, level: .fine))
+    let report = try evaluateCommand([
+      "--checkpoint", checkpoint, "--truth", test, "--size", "32x48", "--at-working-size",
+    ]).report()
+    #expect(abs(report.meanIoU - transfer.score) < 1e-12, "\(report.meanIoU) vs \(transfer.score)")
+    #expect(report.meanIoU > 0)
   }
 
   @Test(
