@@ -108,7 +108,8 @@ struct ImportCommand: ParsableCommand {
   @Argument(help: "The checkpoint to write (with its .json description beside it).")
   var output: String
 
-  @Option(help: "The class set the logits index, e.g. camvid-11 (default: the file's own).")
+  @Option(
+    help: "The class set the logits index: a name or file, e.g. camvid-11 (default: the file's own).")
   var classes: String?
 
   @Option(help: "DeepLab only: the ASPP dilation rates, e.g. 2,4,6 (default: the file's own).")
@@ -129,11 +130,13 @@ struct ImportCommand: ParsableCommand {
 
   /// Converts and writes the checkpoint; returns the line printed by `run()`.
   func write() throws -> String {
+    let library = try mappings.library(including: [classes])
+    let given = try classes.map { try library.classSet(named: $0) }  // a name or a file
     let checkpoint = try TorchStateDict.importCheckpoint(
-      from: input, classSetName: classes, asppRates: try rates())
+      from: input, classSetName: given?.name, asppRates: try rates())
     let name = checkpoint.description.classSetName
     let architecture = checkpoint.description.architecture
-    let classSet = try MappingLibrary(directory: mappings.locate()).classSet(named: name)
+    let classSet = try given ?? library.classSet(named: name)
     guard classSet.outputCount == architecture.classCount else {
       throw SegmentationCommandError(
         description: "\(input): the network has \(architecture.classCount) outputs, but class "

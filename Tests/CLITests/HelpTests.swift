@@ -121,8 +121,10 @@ struct HelpTests {
   @Test("the mapping overview lists every subcommand, apply included")
   func mappingOverview() {
     let help = AtsoTransfer.helpMessage(for: MappingCommand.self, columns: 80)
-    #expect(help.contains("OVERVIEW: Validate, show, compose and apply"))
-    for sub in ["validate", "show", "compose", "apply"] { #expect(help.contains("  \(sub) ")) }
+    #expect(help.contains("OVERVIEW: Validate, check, show, compose and apply"))
+    for sub in ["validate", "check", "show", "compose", "apply"] {
+      #expect(help.contains("  \(sub) "))
+    }
   }
 
   @Test("the root help documents shell completion")
