@@ -34,13 +34,13 @@ extension DatasetCommand {
           atso-transfer dataset info cityscapes:data/cityscapes:val --decode 20
         """)
 
+    @OptionGroup var mappings: MappingsDirectoryOption
+
     @Argument(help: "The dataset spec, e.g. camvid:data/camvid/train.txt?include=0001TP.")
     var spec: String
 
     @Option(help: "Decode this many samples (from the start) for the label histogram.")
     var decode = 3
-
-    @OptionGroup var mappings: MappingsDirectoryOption
 
     func validate() throws {
       do {
