@@ -132,6 +132,10 @@ public enum TorchStateDict {
     for name in tensors.keys where name.hasSuffix(".num_batches_tracked") {
       tensors[name] = nil
     }
+    guard metadata[Checkpoint.descriptionKey] == nil else {
+      throw .malformedCheckpoint(
+        path: path, reason: "this is an atso-transfer checkpoint already, not a PyTorch state_dict")
+    }
     guard let classSet = classSetName ?? metadata[classSetKey] else {
       throw .malformedCheckpoint(
         path: path,

@@ -170,6 +170,16 @@ struct TorchNameTests {
       "\(error)".hasPrefix(path) && "\(error)".contains("reference U-Net")
         && "\(error)".contains("'fc.weight'")
     }
+    // Our own checkpoint is not a PyTorch file.
+    var generator0 = SeededGenerator(seed: 2)
+    let ours = dir + "/ours.safetensors"
+    try Checkpoint(
+      model: UNet(.init(widths: [4, 8], classCount: 11), using: &generator0),
+      classSetName: "camvid-11"
+    ).write(to: ours)
+    #expect {
+      try TorchStateDict.importCheckpoint(from: ours)
+    } throws: { "\($0)".contains("an atso-transfer checkpoint already") }
     // A U-Net without atso metadata: the class set must be given, and must fit the head.
     var generator = SeededGenerator(seed: 1)
     let unet = UNet(.init(widths: [4, 8], classCount: 11), using: &generator)
