@@ -49,7 +49,7 @@ public final class ImageBackend: TransferBackend {
     ignoreIndex = context.ignoreIndex
     progress = context.progress
     options.training.applyThreads()
-    library = try MappingLibrary(directory: options.mappings ?? MappingLibrary.locateDirectory())
+    library = try MappingLibrary.load(adding: MappingLibrary.folders(inList: options.mappings))
     let sourceData = try options.source.open()
     let imported = try context.sourceModel.map { try SourceModelDescription(path: $0) }
     let className =

@@ -27,7 +27,7 @@ public struct NetworkOverride: Sendable, Equatable, Codable {
 /// every key with its default and the jobs it affects; numbers are JSON numbers.
 public struct ImageBackendOptions: BackendOptions, Equatable {
   public static let kind = "image"
-  public static let summary = "2-D networks on image datasets (S, R and E are DatasetSpecs)"
+  public static let summary = "2-D networks on image datasets"
   /// The defaults of the shared training keys.
   public static let trainingDefaults = TrainingOptions.Defaults(
     batch: 4, weightDecay: 1e-4, maxGradientNorm: nil, sourceIterations: 200,
@@ -56,7 +56,7 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     .init("initialization", .string, default: "he", "he or pytorch: conv init of new networks", scope: .sourceTraining),
     .init("pseudoShare", .number, default: "0.5", "share of a student's batch from pseudo labels", scope: .studentTraining),
     .init("networks", .object, default: "{}", "per stage network: {\"NAME\": {\"model\": ..., \"widths\": [...]}}"),
-    .init("mappings", .string, default: "located", "the mappings/ folder", isLocation: true),
+    .init("mappings", .string, default: "none", "folders of your own class sets and mappings, DIR[:DIR] (beside the shipped)", isLocation: true),
   ]
 
   public var source: DatasetSpec

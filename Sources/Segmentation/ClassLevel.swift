@@ -1,4 +1,3 @@
-import Foundation
 import Tensor
 import Taxonomy
 
@@ -58,26 +57,23 @@ public struct ClassLevel: Sendable, Equatable {
 
   /// Resolves the name of a super-class level for a network predicting `fineClasses`.
   ///
-  /// `name` is, in this order: a mapping's name (`cityscapes-19-to-super-5`), a mapping file's
-  /// stem (`cityscapes-19--super-5`, the mapping named `cityscapes-19-to-super-5`), or a class
-  /// set reachable from the fine classes (`super-5`: the library's mapping to it).
+  /// `name` is a class set reachable from the fine classes (`super-5`: the library's mapping to
+  /// it), else what ``MappingLibrary/mapping(named:)`` accepts: a mapping's name
+  /// (`cityscapes-19-to-super-5`), a mapping file's stem (`cityscapes-19--super-5`) or path.
   /// - Parameters:
   ///   - fineClassSetName: the class set the network predicts; the mapping must start there.
   ///     Nil accepts any source with the right class count (volumes, whose classes come from
   ///     the dataset).
-  /// - Throws: ``LevelError`` (no such mapping, a mapping from another class set) or the
-  ///   library's `TaxonomyError`.
+  /// - Throws: the library's `TaxonomyError` (no such mapping, listing the known ones), or
+  ///   ``LevelError`` for a mapping from another class set.
   public static func superClass(
     named name: String, library: MappingLibrary, fineClassSetName: String?, fineClassCount: Int
   ) throws -> ClassLevel {
-    let stem = name.replacingOccurrences(of: "--", with: "-to-")
     let mapping: LabelMapping
-    if let named = library.mappings.first(where: { $0.name == name || $0.name == stem }) {
-      mapping = named
-    } else if let fine = fineClassSetName, library.classSets[name] != nil {
+    if let fine = fineClassSetName, library.classSets[name] != nil {
       mapping = try library.mapping(from: fine, to: name)
     } else {
-      throw LevelError.unknownMapping(name: name, directory: library.directory)
+      mapping = try library.mapping(named: name)
     }
     if let fine = fineClassSetName, mapping.source.name != fine {
       throw LevelError.unusableMapping(
@@ -169,16 +165,11 @@ public struct ClassDecisions: Sendable, Equatable {
 
 /// Why a label level cannot be used.
 public enum LevelError: Error, Equatable, CustomStringConvertible {
-  /// No mapping answers to `name` in the library at `directory`.
-  case unknownMapping(name: String, directory: String)
   /// The mapping does not fit the network.
   case unusableMapping(name: String, reason: String)
 
   public var description: String {
     switch self {
-    case .unknownMapping(let name, let directory):
-      "level super:\(name): no mapping in \(directory) is called '\(name)' (give a mapping "
-        + "name, a mapping file stem such as cityscapes-19--super-5, or a class set such as super-5)"
     case .unusableMapping(let name, let reason):
       "level super:\(name): mapping '\(name)' cannot be used: \(reason)"
     }

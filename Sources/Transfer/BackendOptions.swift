@@ -200,17 +200,34 @@ extension BackendOptions {
       + keys.map(\.name).joined(separator: ", ") + ")"
   }
 
-  /// The help of every key, two lines each, as `--help` prints it.
+  /// The help of every key as `--help` prints it: `key=VALUE`, then its meaning, default and
+  /// notes indented below, in lines shorter than 80 columns.
   public static var help: String {
-    var lines = ["\(kind) backend (kind=\(kind)): \(summary)"]
+    var lines = ["\(kind) backend, kind=\(kind): \(summary)"]
     for key in keys {
-      var notes = [key.defaultText]
+      var notes = ["default \(key.defaultText)"]
       if key.scope == .speed { notes.append("speed only") }
       if key.isLocation { notes.append("a data location") }
-      lines.append("  \(key.name)=\(key.kind.placeholder)  (\(notes.joined(separator: "; ")))")
-      lines.append("      \(key.help)")
+      lines.append("  \(key.name)=\(key.kind.placeholder)")
+      lines += wrapped(key.help + " (" + notes.joined(separator: "; ") + ")", indent: 6)
     }
     return lines.joined(separator: "\n")
+  }
+
+  /// `text` in lines of at most 78 columns, each indented by `indent` spaces.
+  static func wrapped(_ text: String, indent: Int) -> [String] {
+    let pad = String(repeating: " ", count: indent)
+    var lines: [String] = []
+    var line = ""
+    for word in text.split(separator: " ") {
+      if !line.isEmpty, pad.count + line.count + 1 + word.count > 78 {
+        lines.append(pad + line)
+        line = ""
+      }
+      line += (line.isEmpty ? "" : " ") + word
+    }
+    if !line.isEmpty { lines.append(pad + line) }
+    return lines
   }
 }
 

@@ -3,7 +3,7 @@ import Foundation
 /// The options of the ``SimulationBackend`` (`"kind": "simulation"`).
 public struct SimulationOptions: BackendOptions, Equatable {
   public static let kind = "simulation"
-  public static let summary = "models are JSON tables: exercises plans, resume and tables"
+  public static let summary = "JSON tables as models, to exercise plans and resume"
   public static let keys: [BackendOptionKey] = [
     .init("units", .integer, default: "12", "reference units unit0, unit1, ...", scope: .model),
     .init(

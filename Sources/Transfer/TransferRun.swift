@@ -149,7 +149,8 @@ public final class TransferRun {
     try writeAtomically(Data(table.markdown().utf8), to: directory + "/table.md")
     try writeAtomically(try table.json(), to: directory + "/table.json")
     for stage in configuration.stages where stage.method == .schedules {
-      let plot = table.curves(stage: stage.name)
+      let plot = table.curves(
+        stage: stage.name, dataset: LinePlot.datasetLine(configuration.backend))
       try writePNG(plot, to: directory + "/curves-\(stage.name).png")
     }
     try writePreviews()
@@ -279,4 +280,17 @@ package func writePNG(_ canvas: PlotCanvas, to path: String) throws {
     throw TransferError.fileOperation(path: path, reason: "cannot encode the PNG: \(error)")
   }
   try writeAtomically(Data(bytes), to: path)
+}
+
+extension LinePlot {
+  /// The data line of a run's plots from its backend options: their text values (dataset
+  /// specifications, folders) by key, see ``datasetLine(_:)-(String:String)``.
+  public static func datasetLine(_ options: (any BackendOptions)?) -> String {
+    let object = (try? options?.jsonObject()) ?? [:]
+    return datasetLine(
+      object.compactMapValues { value -> String? in
+        if case .string(let text) = value { return text }
+        return nil
+      })
+  }
 }

@@ -93,7 +93,7 @@ public final class VolumeBackend: TransferBackend {
     ) { name in
       let mappings =
         try library
-        ?? MappingLibrary(directory: try MappingLibrary.locateDirectory(explicit: options.mappings))
+        ?? MappingLibrary.load(adding: MappingLibrary.folders(inList: options.mappings))
       library = mappings
       return try ClassLevel.superClass(
         named: name, library: mappings, fineClassSetName: nil, fineClassCount: fineCount)

@@ -18,7 +18,7 @@ public enum WindowKind: String, Sendable, Codable, CaseIterable {
 /// sets of whole volumes of Medical Segmentation Decathlon folders.
 public struct VolumeBackendOptions: BackendOptions, Equatable {
   public static let kind = "volume"
-  public static let summary = "three-view 2-D networks on MSD volumes (a unit is a case)"
+  public static let summary = "three-view 2-D networks on MSD volumes, cases as units"
   /// The defaults of the shared training keys.
   public static let trainingDefaults = TrainingOptions.Defaults(
     batch: 8, weightDecay: 0, maxGradientNorm: 10, sourceIterations: 200,
@@ -33,7 +33,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     .init("widths", .integers, default: "8,16,32, or a source model's", "U-Net widths of each view"),
     .init("neighbours", .integer, default: "1, or a source model's", "slices on either side given as channels"),
     .init("window", .string, default: "mri", "intensity window: mri or ct"),
-    .init("mappings", .string, default: "located", "the mappings/ folder (super:<mapping> levels)", isLocation: true),
+    .init("mappings", .string, default: "none", "folders of your own class sets and mappings, DIR[:DIR] (beside the shipped)", isLocation: true),
   ]
 
   public var dataset: String

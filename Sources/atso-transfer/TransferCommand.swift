@@ -18,7 +18,7 @@ enum BackendKinds {
   ]
 
   /// Every backend's keys, for `--help`.
-  static var help: String { all.map { $0.help }.joined(separator: "\n") }
+  static var help: String { all.map { $0.help }.joined(separator: "\n\n") }
 
   /// Writes the backend's progress lines to stderr.
   static let progress: @Sendable (String) -> Void = { line in
@@ -91,10 +91,21 @@ struct TransferCommand: ParsableCommand {
         --stage name=coarse,method=schedules,level=super:m7
         --stage name=fine,method=train,initialization=previous-stage,labels=relabel
 
-      BACKEND KEYS (--backend-option key=value, or the "backend" object of --config, where \
-      numbers are JSON numbers), each with its default:
-      \(BackendKinds.help)
+      Examples (CamVid day -> dusk with self-learning, STSO and ATSO, run in the CamVid folder; \
+      then the resolved configuration of a JSON file, without running it):
+        atso-transfer transfer -o runs/day-dusk --schedules self-learning,stso,atso \\
+          --backend-option 'source=camvid:train.txt?include=0006R0,0016E5' \\
+          --backend-option 'reference=camvid:train.txt?include=0001TP&unlabeled' \\
+          --backend-option 'test=camvid:train.txt?include=0001TP' \\
+          --backend-option size=96x128 --backend-option sourceIterations=400
+        atso-transfer transfer --config run.json -o runs/r1 --dry-run
+        atso-transfer transfer --config run.json -o runs/r2 \\
+          --source-model runs/camvid-day/checkpoint.safetensors
 
+      BACKEND KEYS (--backend-option key=value, or the "backend" object of --config, where \
+      numbers are JSON numbers), with their defaults:
+
+      \(BackendKinds.help)
       """)
 
   @Option(name: .long, help: "A JSON configuration file.")
@@ -252,6 +263,9 @@ struct ResumeCommand: ParsableCommand {
       Reads RUN/configuration.json and RUN/folds.json, discards half-written files (*.partial, \
       outputs without a completion record), skips every completed step and runs the rest; the \
       result is the same as that of an uninterrupted run.
+
+      Example:
+        atso-transfer resume runs/day-dusk
       """)
 
   @Argument(help: "The run directory created by `atso-transfer transfer`.")

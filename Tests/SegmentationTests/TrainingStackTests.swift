@@ -209,7 +209,10 @@ struct TrainingStackTests {
     let fineDecisions = ClassLevel.fine(fine).decide(Tensor(shape: [2, 19], scalars: probabilities))
     #expect(fineDecisions.labels[0] == 0)
     #expect(level.labels(fromFine: [0, 4, 250], ignore: 250) == [UInt8(table[0] ?? 0), UInt8(table[4] ?? 0), 250])
-    #expect(throws: LevelError.unknownMapping(name: "nothing", directory: library.directory)) {
+    #expect(
+      throws: TaxonomyError.unknownName(
+        "nothing", searched: library.directories, known: library.mappings.map(\.name))
+    ) {
       try ClassLevel.superClass(
         named: "nothing", library: library, fineClassSetName: "cityscapes-19", fineClassCount: 19)
     }

@@ -27,14 +27,14 @@ func configurationRoundTrip() throws {
         "labels": "previous-stage-final"},
        {"name": "fine", "method": "train", "level": "fine", "initialization": "previous-stage",
         "labels": "relabel"}],
-     "backend": {"kind": "test", "data": "gta5", "size": 64}, "sourceModel": "/m/source.ckpt"}
+     "backend": {"kind": "test", "source": "gta5", "size": 64}, "sourceModel": "/m/source.ckpt"}
     """#)
   #expect(full.seed == UInt64.max)
   #expect(full.stages[0].level == .superClass(mapping: "cityscapes-7"))
   #expect(full.stages[2].initialization == .previousStage)
   #expect(full.pseudoLabels.classBalancedPortion == 0.2 && full.pseudoLabels.ignoreIndex == 250)
   let options = try #require(full.backend as? TestOptions)
-  #expect(options.data == "gta5" && options.size == 64 && options.sourceSteps == 10)
+  #expect(options.source == "gta5" && options.size == 64 && options.sourceSteps == 10)
   #expect(full.sourceModel == "/m/source.ckpt")
   let directory = try makeTemporaryDirectory("config")
   try full.save(to: directory + "/run.json")
@@ -142,25 +142,25 @@ func configurationRoundTrip() throws {
         file: "run.json", key: "pseudoLabels.ignoreIndex", reason: "must be in 0...255, got 256")
     ),
     (
-      #"{"backend": {"kind": "test", "data": "x", "sise": 3}}"#,
+      #"{"backend": {"kind": "test", "source": "x", "sise": 3}}"#,
       TransferError.invalidConfiguration(
         file: "run.json", key: "backend.sise",
-        reason: "unknown key of the test backend (expected one of kind, data, size, sourceSteps, "
-          + "studentSteps, threads)")
+        reason: "unknown key of the test backend (expected one of kind, source, test, size, "
+          + "sourceSteps, studentSteps, threads)")
     ),
     (
-      #"{"backend": {"kind": "test", "data": "x", "size": 0}}"#,
+      #"{"backend": {"kind": "test", "source": "x", "size": 0}}"#,
       TransferError.invalidConfiguration(
         file: "run.json", key: "backend.size", reason: "must be at least 1, got 0")
     ),
     (
-      #"{"backend": {"kind": "test", "data": "x", "size": 1.5}}"#,
+      #"{"backend": {"kind": "test", "source": "x", "size": 1.5}}"#,
       TransferError.invalidConfiguration(
         file: "run.json", key: "backend.size", reason: "expected an integer (a JSON number)")
     ),
     (
       #"{"backend": {"kind": "test"}}"#,
-      TransferError.invalidConfiguration(file: "run.json", key: "backend.data", reason: "missing")
+      TransferError.invalidConfiguration(file: "run.json", key: "backend.source", reason: "missing")
     ),
     (
       #"{"backend": {"kind": "tset", "data": "x"}}"#,
@@ -194,7 +194,7 @@ func malformedConfiguration() throws {
 func outdatedBackendObjects() throws {
   do {
     _ = try decodeConfiguration(
-      #"{"backend": {"kind": "test", "data": "x", "source-steps": "40", "size": "8"}}"#)
+      #"{"backend": {"kind": "test", "source": "x", "source-steps": "40", "size": "8"}}"#)
     Issue.record("an outdated backend object was accepted")
   } catch let error as TransferError {
     guard case .outdatedConfiguration(let file, let key, let changes, let replacement) = error
@@ -207,7 +207,7 @@ func outdatedBackendObjects() throws {
     // The replacement decodes to what was meant.
     let fixed = try decodeConfiguration(#"{"backend": \#(replacement)}"#)
     #expect(fixed.backend as? TestOptions == {
-      var options = TestOptions(data: "x")
+      var options = TestOptions(source: "x")
       options.size = 8
       options.sourceSteps = 40
       return options
@@ -223,7 +223,7 @@ func outdatedBackendObjects() throws {
 
 @Test("--backend-option text becomes typed values; renamed keys name the new one")
 func backendOptionText() throws {
-  let options = TestOptions(data: "x")
+  let options = TestOptions(source: "x")
   #expect(try options.setting("size", to: "12").size == 12)
   #expect(
     throws: TransferError.invalidConfiguration(

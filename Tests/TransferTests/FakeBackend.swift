@@ -145,26 +145,29 @@ struct TestOptions: BackendOptions, Equatable {
   static let kind = "test"
   static let summary = "options of the core's tests"
   static let keys: [BackendOptionKey] = [
-    .init("data", .string, default: "required", "where the data lies", isLocation: true),
+    .init("source", .string, default: "required", "where the data lies", isLocation: true),
+    .init("test", .string, default: "none", "where the test data lies", isLocation: true),
     .init("size", .integer, default: "32", "changes every model"),
     .init("sourceSteps", .integer, default: "10", "trains M0", scope: .sourceTraining),
     .init("studentSteps", .integer, default: "5", "trains students", scope: .studentTraining),
     .init("threads", .integer, default: "1", "speed only", scope: .speed),
   ]
-  var data: String
+  var source: String
+  var test: String?
   var size = 32
   var sourceSteps = 10
   var studentSteps = 5
   var threads = 1
 
-  init(data: String) { self.data = data }
+  init(source: String) { self.source = source }
 
-  enum CodingKeys: String, CodingKey { case data, size, sourceSteps, studentSteps, threads }
+  enum CodingKeys: String, CodingKey { case source, test, size, sourceSteps, studentSteps, threads }
 
   init(from decoder: any Decoder) throws {
     try decodeBackendKeys(decoder, Self.self)
     let c = try decoder.container(keyedBy: CodingKeys.self)
-    data = try c.decode(String.self, forKey: .data)
+    source = try c.decode(String.self, forKey: .source)
+    test = try c.decodeIfPresent(String.self, forKey: .test)
     size = try c.decodeInteger(Int.self, forKey: .size) ?? 32
     sourceSteps = try c.decodeInteger(Int.self, forKey: .sourceSteps) ?? 10
     studentSteps = try c.decodeInteger(Int.self, forKey: .studentSteps) ?? 5

@@ -221,7 +221,7 @@ func editedConfiguration() throws {
   #expect(backend.calls.filter { $0.kind == .label }.count == 2 * 2)
   #expect(backend.calls.filter { $0.kind == .trainStudent }.count == 2 + 1)
   // A backend option that trains the source model changes every job: everything is recomputed.
-  var options = TestOptions(data: "/a")
+  var options = TestOptions(source: "/a")
   edited.backend = options
   try edited.save(to: run.directory + "/configuration.json")
   try TransferRun(resuming: run.directory, backend: FakeBackend(units: sevenUnits), kinds: [TestOptions.self]).execute()

@@ -127,17 +127,17 @@ func jobSeeds() throws {
 @Test("data locations change job identities, not seeds; speed options change neither")
 func jobSeedsIgnoreLocations() throws {
   let configuration = TransferConfiguration(
-    seed: 9, schedules: [.atso, .stso], folds: 2, backend: TestOptions(data: "/a/train.txt"))
+    seed: 9, schedules: [.atso, .stso], folds: 2, backend: TestOptions(source: "/a/train.txt"))
   let split = try FoldSplit(units: sevenUnits, count: 2, runSeed: 9)
   func plan(_ edit: (inout TestOptions) -> Void) throws -> TransferPlan {
-    var options = TestOptions(data: "/a/train.txt")
+    var options = TestOptions(source: "/a/train.txt")
     edit(&options)
     var edited = configuration
     edited.backend = options
     return try TransferPlan(configuration: edited.validated(), split: split)
   }
   let a = try plan { _ in }
-  let moved = try plan { $0.data = "/elsewhere/train.txt" }
+  let moved = try plan { $0.source = "/elsewhere/train.txt" }
   #expect(a.jobs.map(\.seed) == moved.jobs.map(\.seed))
   #expect(zip(a.jobs, moved.jobs).allSatisfy { $0.identity != $1.identity })
   let threaded = try plan { $0.threads = 7 }
@@ -150,10 +150,10 @@ func jobSeedsIgnoreLocations() throws {
 @Test("the source model depends only on what trains it: student options change students only")
 func sourceModelIdentity() throws {
   let configuration = TransferConfiguration(
-    seed: 9, schedules: [.atso], folds: 2, backend: TestOptions(data: "/a"))
+    seed: 9, schedules: [.atso], folds: 2, backend: TestOptions(source: "/a"))
   let split = try FoldSplit(units: sevenUnits, count: 2, runSeed: 9)
   func jobs(_ edit: (inout TestOptions) -> Void) throws -> [String: TransferJob] {
-    var options = TestOptions(data: "/a")
+    var options = TestOptions(source: "/a")
     edit(&options)
     var edited = configuration
     edited.backend = options
