@@ -90,11 +90,13 @@ public final class ImageBackend: TransferBackend {
       }
       let s = order[..<count].sorted().map { sourceData.samples[$0] }
       let r = order[count...].sorted().map { sourceData.samples[$0] }
-      labeled = try InMemorySet.load(s, table: sourceTable, size: size, withLabels: true)
-      reference = try InMemorySet.load(r, table: sourceTable, size: size, withLabels: true)
+      let classes = try library.classSet(named: sourceData.classSetName)
+      labeled = try InMemorySet.load(s, table: sourceTable, size: size, labelClasses: classes)
+      reference = try InMemorySet.load(r, table: sourceTable, size: size, labelClasses: classes)
     } else {
       labeled = try InMemorySet.load(
-        sourceData.samples, table: sourceTable, size: size, withLabels: true)
+        sourceData.samples, table: sourceTable, size: size,
+        labelClasses: library.classSet(named: sourceData.classSetName))
       guard var spec = options.reference else {
         throw fail("backend.reference", "missing")
       }
@@ -102,9 +104,11 @@ public final class ImageBackend: TransferBackend {
       spec.unlabeled = false
       let withLabels = (try? spec.open()).flatMap { $0.isLabeled ? $0 : nil }
       let data = try withLabels ?? options.reference?.open() ?? spec.open()
-      let table = try Self.modelTable(library, from: data.classSetName, to: classSet, ignore: ignoreIndex)
+      let table = try Self.modelTable(
+        library, from: data.classSetName, to: classSet, ignore: ignoreIndex)
       reference = try InMemorySet.load(
-        data.samples, table: table, size: size, withLabels: withLabels != nil)
+        data.samples, table: table, size: size,
+        labelClasses: withLabels == nil ? nil : library.classSet(named: data.classSetName))
     }
     let testData = try options.test.open()
     guard testData.isLabeled else {
@@ -112,8 +116,9 @@ public final class ImageBackend: TransferBackend {
     }
     test = try InMemorySet.load(
       testData.samples,
-      table: try Self.modelTable(library, from: testData.classSetName, to: classSet, ignore: ignoreIndex),
-      size: size, withLabels: true)
+      table: try Self.modelTable(
+        library, from: testData.classSetName, to: classSet, ignore: ignoreIndex),
+      size: size, labelClasses: library.classSet(named: testData.classSetName))
     guard Set(reference.ids).count == reference.count else {
       throw TransferError.invalidReferenceSet(reason: "duplicate unit ids in R")
     }

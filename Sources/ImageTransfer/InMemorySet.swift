@@ -1,5 +1,6 @@
 import Foundation
 import Segmentation
+import Taxonomy
 import Tensor
 import Transfer
 
@@ -18,15 +19,20 @@ struct InMemorySet: Sendable {
 
   /// Decodes `samples`, resizes them to `size` (antialiased bilinear images, nearest labels)
   /// and maps the labels through `table` (256 entries to network ids or the ignore index).
+  ///
+  /// - Parameter labelClasses: the class set of the label files, whose raw values are checked
+  ///   (``Dataset/load(_:labelTable:labelClasses:maxPixels:)``); nil reads no labels.
   static func load(
-    _ samples: [SampleReference], table: [UInt8], size: ImageSize, withLabels: Bool
+    _ samples: [SampleReference], table: [UInt8], size: ImageSize, labelClasses: ClassSet?
   ) throws -> InMemorySet {
+    let withLabels = labelClasses != nil
     var set = InMemorySet(ids: [], raw: [], images: [], labels: withLabels ? [] : nil)
     let normalization = Normalization.imageNet
     for reference in samples {
       var ref = reference
       if !withLabels { ref.labelPath = nil }
-      let sample = try Dataset.load(ref, labelTable: withLabels ? table : nil)
+      let sample = try Dataset.load(
+        ref, labelTable: withLabels ? table : nil, labelClasses: labelClasses)
       let image = ImageOps.resizeBilinear(
         ImageOps.tensor(from: sample.image), to: size, antialias: true)
       var normalised = image
