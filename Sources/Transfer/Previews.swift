@@ -62,13 +62,16 @@ public struct ContactSheet: Sendable {
     rows.append((caption, panels))
   }
 
-  /// The legend entries of the ids present in `labels` (ids of `classes` only), in id order.
+  /// The legend entries of the ids present in `labels` (ids of `classes` only, the class set's
+  /// void value left out), in id order.
   public static func legend(for labels: [[UInt8]], classes: ClassSet, colors: [LabelColor])
     -> [(name: String, color: LabelColor)]
   {
     var present = [Bool](repeating: false, count: 256)
     for map in labels { for value in map { present[Int(value)] = true } }
-    return classes.classes.filter { (0..<255).contains($0.id) && present[$0.id] }
+    return classes.classes.filter {
+      (0..<256).contains($0.id) && $0.id != classes.ignoreIndex && present[$0.id]
+    }
       .sorted { $0.id < $1.id }
       .map { ($0.name, colors[$0.id]) }
   }

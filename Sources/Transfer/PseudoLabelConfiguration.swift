@@ -34,7 +34,8 @@ public struct PseudoLabelConfiguration: Codable, Sendable, Equatable {
     confidenceThreshold = try c.decodeIfPresent(Double.self, forKey: .confidenceThreshold)
     classBalancedPortion = try c.decodeIfPresent(Double.self, forKey: .classBalancedPortion)
     adaptBatchNorm = try c.decodeIfPresent(Bool.self, forKey: .adaptBatchNorm) ?? false
-    let ignore = try c.decodeInteger(Int.self, forKey: .ignoreIndex) ?? 255
+    let ignore =
+      try c.decodeInteger(Int.self, forKey: .ignoreIndex) ?? Int(IgnoreIndex.standard.value)
     guard let value = UInt8(exactly: ignore) else {
       throw TransferError.invalidConfiguration(
         file: "", key: keyPath(decoder.codingPath + [CodingKeys.ignoreIndex]),
