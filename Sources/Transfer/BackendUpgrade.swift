@@ -43,7 +43,9 @@ enum BackendUpgrade {
         changes.append("\"\(name)\": \"\(text)\" -> \(typed.text)")
       }
     }
-    return changes.isEmpty ? nil : (upgraded, changes)
+    if changes.isEmpty { return nil }
+    upgraded["kind"] = .string(kindName)  // said out loud in the replacement
+    return (upgraded, changes)
   }
 }
 
