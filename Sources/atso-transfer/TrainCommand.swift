@@ -15,16 +15,14 @@ struct SizeArgument: ExpressibleByArgument, Equatable {
   var size: ImageSize
 
   init?(argument: String) {
-    let parts = argument.lowercased().split(separator: "x")
-    guard parts.count == 2, let h = Int(parts[0]), let w = Int(parts[1]), h > 0, w > 0 else {
-      return nil
-    }
-    size = ImageSize(height: h, width: w)
+    guard let size = ImageSize(heightByWidth: argument) else { return nil }
+    self.size = size
   }
 }
 
 /// The network families of `--model`.
 extension WeightInitialization: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
 
 enum ModelKind: String, ExpressibleByArgument, CaseIterable {
   case unet, deeplab
@@ -39,12 +37,14 @@ struct SegmentationCommandError: Error, Equatable, CustomStringConvertible {
 struct DatasetResolver {
   let library: MappingLibrary
 
-  /// Opens `specs` (all in one class set) as one dataset.
+  /// Opens `specs` (all in one class set) as one dataset whose label files are checked
+  /// against that class set when read.
   func open(_ specs: [String], option: String) throws -> Dataset {
     var merged: Dataset?
     var ids = Set<String>()
     for text in specs {
-      let dataset = try DatasetSpec(parsing: text).open()
+      var dataset = try DatasetSpec(parsing: text).open()
+      dataset.labelClasses = try library.classSet(named: dataset.classSetName)
       if let first = merged, first.classSetName != dataset.classSetName {
         throw SegmentationCommandError(
           description: "\(option) \(text): labels in \(dataset.classSetName), but the previous "
@@ -71,7 +71,7 @@ struct DatasetResolver {
     -> LabelMapping
   {
     if let name {
-      let mapping = try library.mapping(named: name)
+      let mapping = try library.mapping(named: name)  // a name, file stem or path
       guard mapping.source.name == source, mapping.target.name == target else {
         throw SegmentationCommandError(
           description: "mapping '\(name)' maps \(mapping.source.name) -> \(mapping.target.name), "
@@ -92,7 +92,7 @@ struct TrainCommand: ParsableCommand {
       Datasets are spec strings (repeat --dataset; all must use one class set):
         cityscapes:ROOT[:SPLIT]   cityscapes-trainids:ROOT[:SPLIT]
         mapillary:ROOT[:SPLIT]    camvid:LIST    list:LIST:CLASSSET
-      followed by ?include=PREFIX,...&exclude=PREFIX,... to keep samples by id prefix.
+      followed by ?include=PREFIX,...&exclude=PREFIX,... to keep samples by id prefix. \
       Labels are mapped from the dataset's class set to --classes through the shipped \
       mappings (cityscapes-34 -> cityscapes-19, camvid-11 -> camvid-11 identity, ...); classes \
       that are not evaluated become the void label.
@@ -110,11 +110,14 @@ struct TrainCommand: ParsableCommand {
         atso-transfer train \\
           --dataset 'camvid:data/camvid/train.txt?include=0006R0,0016E5' \\
           --dataset 'camvid:data/camvid/val.txt?include=0006R0,0016E5' \\
-          --classes camvid-11 --model unet --size 96x128 --batch 8 --epochs 60 \\
-          --learning-rate 0.01 --weight-decay 5e-4 --seed 0 --threads 2 \\
+          --classes camvid-11 --model unet --size 96x128 --batch 8 \\
+          --epochs 60 --learning-rate 0.01 --weight-decay 5e-4 \\
+          --initialization pytorch --seed 0 --threads 2 \\
           --validate 'camvid:data/camvid/train.txt?include=0001TP' \\
-          --validate-every 500 \\
-          --output runs/camvid-day
+          --validate-every 500 --output runs/camvid-day
+        atso-transfer train --dataset cityscapes:data/cityscapes:train \\
+          --classes cityscapes-19 --model deeplab --size 256x512 --iterations 20000 \\
+          --output runs/cityscapes-deeplab
       """)
 
   @OptionGroup var mappings: MappingsDirectoryOption
@@ -158,10 +161,17 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "The base learning rate of the poly schedule.")
   var learningRate: Float = 0.01
 
+  @Option(
+    help: """
+      The optimizer: sgd (PyTorch's torch.optim.SGD with --momentum) or adam \
+      (torch.optim.Adam, betas 0.9 and 0.999, epsilon 1e-8; --momentum is not used).
+      """)
+  var optimizer: OptimizerKind = .sgd
+
   @Option(help: "SGD momentum.")
   var momentum: Float = 0.9
 
-  @Option(help: "SGD L2 weight decay.")
+  @Option(help: "L2 weight decay (SGD and Adam).")
   var weightDecay: Float = 5e-4
 
   @Option(help: "The seed of the initialisation, data order and augmentation.")
@@ -233,13 +243,7 @@ struct TrainCommand: ParsableCommand {
     if asppChannels <= 0 { throw ValidationError("--aspp-channels must be positive") }
   }
 
-  func widthList() throws -> [Int] {
-    let values = widths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
-      throw ValidationError("--widths must be positive integers separated by commas: '\(widths)'")
-    }
-    return values.compactMap { $0 }
-  }
+  func widthList() throws -> [Int] { try positiveIntegers(widths, option: "--widths") }
 
   func scaleRange() throws -> ClosedRange<Float> {
     let values = scale.split(separator: ",").compactMap { Float(String($0)) }
@@ -261,9 +265,10 @@ struct TrainCommand: ParsableCommand {
 
   func run() throws {
     if let threads { BLASThreads.set(threads) }
-    let resolver = DatasetResolver(library: try MappingLibrary(directory: mappings.locate()))
+    let resolver = DatasetResolver(library: try mappings.library(including: [classes, mapping]))
     let modelClasses = try resolver.library.classSet(named: classes)
-    let ignore = UInt8(modelClasses.ignoreIndex)
+    let classes = modelClasses.name  // a file path names its class set
+    let ignore = IgnoreIndex(modelClasses)
     let trainingSet = try resolver.open(dataset, option: "--dataset")
     guard trainingSet.isLabeled else {
       throw SegmentationCommandError(
@@ -295,13 +300,13 @@ struct TrainCommand: ParsableCommand {
       augmentation: AugmentationConfig(
         workingSize: size.size, scaleRange: try scaleRange(), cropSize: size.size,
         flipProbability: flip, ignoreIndex: ignore),
-      batchSize: batch, totalSteps: steps, baseLearningRate: learningRate, momentum: momentum,
-      weightDecay: weightDecay, seed: seed, checkpointInterval: checkpointEvery,
+      batchSize: batch, totalSteps: steps, baseLearningRate: learningRate, optimizer: optimizer,
+      momentum: momentum, weightDecay: weightDecay, seed: seed, checkpointInterval: checkpointEvery,
       validationInterval: validateEvery, loaderWorkers: loaderThreads,
       initialization: initialization)
     var reporter = ProgressReporter(interval: logEvery)
     reporter.line(
-      "training \(configuration.architecture) on \(trainingSet.count) samples "
+      "training \(configuration.architecture.summaryWithParameters) on \(trainingSet.count) samples "
         + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)")
     let result: TrainingRunResult
     do {
@@ -318,10 +323,19 @@ struct TrainCommand: ParsableCommand {
     var summary = "done: \(result.steps) steps, checkpoint \(result.checkpointPath)"
     if let loss = result.lastLoss { summary += ", last loss \(format(loss, 4))" }
     if let report = result.validation {
-      summary += ", validation mIoU \(format(Float(report.meanIoU * 100), 2))"
+      summary += ", validation mIoU \(format(Float(report.meanIoU * 100), 2)) %"
     }
     print(summary)
   }
+}
+
+/// The comma-separated positive integers of `text`, the value of `option` (e.g. `8,16,32`).
+func positiveIntegers(_ text: String, option: String) throws -> [Int] {
+  let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+  guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+    throw ValidationError("\(option) must be positive integers separated by commas: '\(text)'")
+  }
+  return values.compactMap { $0 }
 }
 
 /// Formats a number with `digits` decimals.
@@ -350,7 +364,7 @@ struct ProgressReporter {
     case .resumed(let step, let path): line("resumed at step \(step) from \(path)")
     case .checkpoint: break
     case .validation(let step, let report):
-      line("step \(step): validation mIoU \(format(Float(report.meanIoU * 100), 2))")
+      line("step \(step): validation mIoU \(format(Float(report.meanIoU * 100), 2)) %")
     case .step(let p):
       let now = Date()
       let text =
