@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jpeglib.h>
+#include <jerror.h>
 
 struct shim_error_mgr {
   struct jpeg_error_mgr pub;
@@ -22,7 +23,37 @@ static void shim_error_exit(j_common_ptr cinfo) {
 }
 
 static void shim_output_message(j_common_ptr cinfo) {
-  (void)cinfo;  // Warnings (corrupt data recovered) are not printed to stderr.
+  (void)cinfo;  // Nothing is printed to stderr: messages reach the caller through `error`.
+}
+
+// Warnings after which libjpeg goes on with pixels it made up (grey for a truncated file,
+// garbage after a bad entropy code): the decode would return a wrong image, so they are errors.
+// The others (an unknown JFIF revision, extraneous bytes between markers, a bad ICC marker)
+// leave the pixels intact and stay warnings.
+static int shim_warning_is_fatal(int code) {
+  switch (code) {
+    case JWRN_JPEG_EOF:
+    case JWRN_HIT_MARKER:
+    case JWRN_HUFF_BAD_CODE:
+    case JWRN_ARITH_BAD_CODE:
+    case JWRN_MUST_RESYNC:
+    case JWRN_BOGUS_PROGRESSION:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+static void shim_emit_message(j_common_ptr cinfo, int msg_level) {
+  struct shim_error_mgr *err = (struct shim_error_mgr *)cinfo->err;
+  if (msg_level >= 0) return;  // trace messages
+  cinfo->err->num_warnings++;
+  if (!shim_warning_is_fatal(cinfo->err->msg_code)) return;
+  char text[JMSG_LENGTH_MAX];
+  (*cinfo->err->format_message)(cinfo, text);
+  snprintf(err->message, sizeof(err->message), "%s%s", text,
+           cinfo->err->msg_code == JWRN_JPEG_EOF ? " (the file is truncated)" : "");
+  longjmp(err->jump, 1);  // as error_exit does: back to cjpeg_decode, which cleans up
 }
 
 static void copy_message(char *error, size_t capacity, const char *message) {
@@ -50,6 +81,7 @@ int cjpeg_decode(const unsigned char *data, size_t size, size_t max_pixels,
   cinfo.err = jpeg_std_error(&jerr.pub);
   jerr.pub.error_exit = shim_error_exit;
   jerr.pub.output_message = shim_output_message;
+  jerr.pub.emit_message = shim_emit_message;
   jerr.message[0] = '\0';
   if (setjmp(jerr.jump)) {
     copy_message(error, error_capacity, jerr.message[0] ? jerr.message : "libjpeg error");

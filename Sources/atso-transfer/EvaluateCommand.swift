@@ -212,10 +212,10 @@ struct EvaluateCommand: ParsableCommand {
   @Option(help: "A checkpoint to run on --truth instead of reading predictions.")
   var checkpoint: String?
 
-  @Option(help: "With --checkpoint: the working size HxW.")
+  @Option(parsing: .unconditional, help: "With --checkpoint: the working size HxW.")
   var size: SizeArgument?
 
-  @Option(help: "Decoding threads (default: the number of processors).")
+  @Option(parsing: .unconditional, help: "Decoding threads (default: the number of processors).")
   var threads: Int?
 
   @Option(help: "Write the report as JSON.")
@@ -248,7 +248,9 @@ struct EvaluateCommand: ParsableCommand {
       }
       if size != nil { throw ValidationError("--size applies to --checkpoint only") }
     }
-    if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
+    try validating {
+      if let threads { try SettingChecks.threads(threads, field: "--threads") }
+    }
   }
 
   /// The scores the options ask for.
@@ -289,6 +291,11 @@ struct EvaluateCommand: ParsableCommand {
   func checkpointReport(_ path: String, library: MappingLibrary) throws -> EvaluationReport {
     if let threads { BLASThreads.set(threads) }
     let saved = try Checkpoint.read(from: path)
+    if let size {
+      try saved.description.architecture.check(workingSize: size.size, field: "--size")
+      try saved.description.architecture.checkMemory(
+        batch: 8, size: size.size, training: false, field: "--size (batches of 8)")
+    }
     let model = try saved.makeModel(path: path)
     let modelClasses = try library.classSet(named: saved.description.classSetName)
     let dataset = try DatasetSpec(parsing: truth ?? "").open()
