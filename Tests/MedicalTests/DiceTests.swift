@@ -161,7 +161,7 @@ struct PreprocessingTests {
       toFile: json, atomically: true, encoding: .utf8)
     #expect(
       throws: MedicalError.badDatasetDescription(
-        path: json, reason: "missing key 'label' at training.[0]")
+        path: json, reason: "missing key 'label' in training.[0]")
     ) {
       try MedicalDataset.decathlon(root: root)
     }
