@@ -1,5 +1,6 @@
 import Foundation
 import Tensor
+import TestSupport
 import Testing
 
 @testable import Medical
@@ -35,7 +36,7 @@ func numpyCounts(
 struct DiceTests {
   @Test(
     "per-case and global Dice match numpy, for fine and coarse classes",
-    .enabled(if: nibabelPython != nil, "numpy oracle missing: run scripts/setup_nibabel_venv.sh"))
+    .enabled(if: Peers.enabled(nibabelPython), Peers.missing("numpy and nibabel")))
   func matchesNumpy() throws {
     var rng = SeededGenerator(seed: 11)
     var cases: [(prediction: [UInt8], groundTruth: [UInt8])] = []
