@@ -61,11 +61,16 @@ public enum NIfTI {
   /// trailing bytes costs no more than its volume; anything after the voxels is ignored, as
   /// nibabel does.
   static func loadBytes(_ path: String, headerOnly: Bool = false) throws(MedicalError) -> [UInt8] {
-    let bytes: [UInt8]
     switch FileRead.bytes(at: path, limit: maxFileBytes) {
-    case .success(let b): bytes = b
+    case .success(let bytes): return try inflated(bytes, path: path, headerOnly: headerOnly)
     case .failure(let failure): throw .unreadableFile(path: path, reason: failure.description)
     }
+  }
+
+  /// The bytes of a file as read from disk, inflated when they are gzip (see ``loadBytes``).
+  static func inflated(_ bytes: [UInt8], path: String, headerOnly: Bool = false)
+    throws(MedicalError) -> [UInt8]
+  {
     guard GZip.isCompressed(bytes) else { return bytes }
     let header = try GZip.decompress(bytes, path: path, limit: 352)
     if headerOnly { return header }
@@ -84,7 +89,17 @@ public enum NIfTI {
   ///
   /// - Throws: ``MedicalError`` for unreadable files and bad headers or data.
   public static func readImage(_ path: String) throws(MedicalError) -> Volume<Float> {
-    let bytes = try loadBytes(path)
+    try image(fromFile: loadBytes(path), path: path)
+  }
+
+  /// Decodes an image from the bytes of a `.nii` or `.nii.gz` file (as ``readImage(_:)`` does
+  /// after reading it); `path` names the file in errors.
+  ///
+  /// - Throws: ``MedicalError`` for bad headers or data.
+  public static func image(fromFile file: [UInt8], path: String) throws(MedicalError)
+    -> Volume<Float>
+  {
+    let bytes = try inflated(file, path: path)
     let header = try parseHeader(bytes, path: path)
     let values = decode(bytes, header: header)
     if let bad = values.firstIndex(where: { !$0.isFinite }) {

@@ -258,12 +258,20 @@ public struct Checkpoint: Sendable {
   /// - Throws: ``ModelError/fileAccess(path:reason:)`` or
   ///   ``ModelError/malformedCheckpoint(path:reason:)``.
   public static func read(from path: String) throws(ModelError) -> Checkpoint {
-    let bytes: [UInt8]
     switch FileRead.bytes(at: path, limit: maxFileBytes) {
-    case .success(let b): bytes = b
+    case .success(let bytes): return try decode(Data(bytes), path: path)
     case .failure(let failure): throw .fileAccess(path: path, reason: "cannot read: \(failure)")
     }
-    let (tensors, metadata) = try SafeTensors.decode(Data(bytes), path: path)
+  }
+
+  /// Decodes the bytes of a checkpoint file (as ``read(from:)`` does after reading it); `path`
+  /// names the file in errors.
+  ///
+  /// - Throws: ``ModelError/malformedCheckpoint(path:reason:)``,
+  ///   ``ModelError/invalidSetting(field:value:expected:)`` for an architecture that cannot be
+  ///   built, ``ModelError/checkpointMismatch(path:reason:)``.
+  public static func decode(_ data: Data, path: String) throws(ModelError) -> Checkpoint {
+    let (tensors, metadata) = try SafeTensors.decode(data, path: path)
     guard let text = metadata[descriptionKey] else {
       throw .malformedCheckpoint(path: path, reason: "no '\(descriptionKey)' entry in __metadata__")
     }

@@ -154,6 +154,10 @@ extension ClassSet {
     }
     let entries = try reader.array(
       reader.required("classes", in: root, at: "(root)"), at: "classes")
+    guard !entries.isEmpty else {  // found by Fuzz/FuzzClassSet: a network needs a class
+      throw .invalidValue(
+        file: file, entry: "classes", value: "[]", reason: "a class set needs at least one class")
+    }
     var classes: [SemanticClass] = []
     for (position, element) in entries.enumerated() {
       let entry = "classes[\(position)]"

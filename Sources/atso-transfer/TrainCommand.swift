@@ -327,8 +327,12 @@ struct TrainCommand: ParsableCommand {
       throw SegmentationCommandError(
         description: "--dataset: \(trainingSet.count) samples make no batch of \(batch)")
     }
+    let network = try architecture(classCount: modelClasses.outputCount)
+    try network.validate { $0 == "classCount" ? "--classes \(classes): the class count" : "--\($0)" }
+    try network.checkMemory(
+      batch: batch, size: size.size, training: true, field: "--batch x --size")
     let configuration = TrainingRunConfiguration(
-      architecture: try architecture(classCount: modelClasses.outputCount),
+      architecture: network,
       classSetName: classes, ignoreIndex: ignore,
       augmentation: AugmentationConfig(
         workingSize: size.size, scaleRange: try scaleRange(), cropSize: size.size,
