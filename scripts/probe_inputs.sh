@@ -219,6 +219,13 @@ probe config-not-json reject "not_json.json" -- transfer --config "$F/json/not_j
 probe config-empty reject "empty.json" -- transfer --config "$F/json/empty.json" -o "$T/rj2" --dry-run
 probe config-deep reject "deep.json" -- transfer --config "$F/json/deep.json" -o "$T/rj3" --dry-run
 probe config-missing reject "nowhere.json" -- transfer --config "$T/nowhere.json" -o "$T/rj4" --dry-run
+cat >"$T/sim.json" <<'JSON'
+{"seed": 1, "folds": 2, "generations": 1, "backend": {"kind": "simulation", "units": "4"}}
+JSON
+"$bin" transfer --config "$T/sim.json" -o "$T/simrun" >/dev/null 2>&1
+sed -i 's/"generations" : 1/"generations" : 2/' "$T/simrun/configuration.json"
+probe resume-edited-configuration reject "generations: 1 -> 2" -- resume "$T/simrun"
+probe transfer-into-a-run reject "already holds a run" -- transfer --config "$T/sim.json" -o "$T/simrun"
 probe resume-not-a-run reject "$F/empty" -- resume "$F/empty"
 probe volume-dataset-json-bad reject "dataset.json" -- transfer -o "$T/rv1" --backend-option kind=volume --backend-option "dataset=$F/json/dataset_json_bad"
 probe volume-dataset-json-missing reject "a.nii.gz" -- transfer -o "$T/rv2" --backend-option kind=volume --backend-option "dataset=$F/json/dataset_json_missing"

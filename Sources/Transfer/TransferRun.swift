@@ -21,6 +21,9 @@ public struct StepRecord: Codable, Sendable, Equatable {
   public var model: ModelProvenance?
   public var labelSet: LabelSetProvenance?
   public var evaluation: EvaluationResult?
+  /// The content digest of each output (``contentDigest(of:)``), checked on resume: a damaged
+  /// output makes its job run again. `nil` in records written before checksums existed.
+  public var checksums: [String: String]?
 }
 
 /// One line of `metrics.jsonl`: one (stage, schedule, generation, model) evaluation.
@@ -60,9 +63,13 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
 /// predictions.png      a few test units: image, ground truth, predictions (see writePreviews)
 /// ```
 /// Every file is written under a `.partial` name and renamed; a job's record is written after
-/// its outputs are in place. `resume` removes every `.partial`, trusts exactly the jobs whose
-/// records are valid, and redoes the others after deleting their outputs, so a run killed at
-/// any moment finishes with the same files as an uninterrupted one.
+/// its outputs are in place, with their checksums. `resume` removes every temporary file
+/// (`.partial`, `.tmp-<pid>`), trusts exactly the jobs whose records are valid and whose
+/// outputs still have the recorded checksums, and redoes the others after deleting their
+/// outputs, so a run killed at any moment finishes with the same files as an uninterrupted one.
+/// One process writes a run at a time (``RunLock``, `run.lock`); `configuration.started.json`
+/// keeps the configuration the run started with, and `resume` refuses an edited
+/// `configuration.json` unless asked to accept the changes.
 public final class TransferRun {
   public let directory: String
   public let configuration: TransferConfiguration
@@ -87,20 +94,33 @@ public final class TransferRun {
         path: directory, reason: "already holds a run (configuration.json); use resume")
     }
     try createDirectory(directory)
-    var resolved = configuration
-    resolved.runDirectory = directory
-    let split = try FoldSplit(
-      units: try backend.referenceUnits(), count: resolved.folds, runSeed: resolved.seed)
-    try writeJSON(split, to: directory + "/folds.json")
-    try resolved.save(to: configurationPath)
+    try RunLock.holding(directory) {
+      // Checked again under the lock: two `transfer` into one directory, one of them wins.
+      if FileManager.default.fileExists(atPath: configurationPath) {
+        throw TransferError.runDirectory(
+          path: directory, reason: "already holds a run (configuration.json); use resume")
+      }
+      var resolved = configuration
+      resolved.runDirectory = directory
+      let split = try FoldSplit(
+        units: try backend.referenceUnits(), count: resolved.folds, runSeed: resolved.seed)
+      try writeJSON(split, to: directory + "/folds.json")
+      try resolved.save(to: configurationPath)
+      try RunFolder.recordStartedConfiguration(in: directory)
+    }
     return try TransferRun(directory: directory, backend: backend)
   }
 
   /// Opens an existing run directory (to resume it).
   ///
-  /// - Throws: `TransferError` if the configuration is missing or invalid, or if the fold split
-  ///   on disk differs from the one the seed and the backend's units give.
-  public convenience init(resuming directory: String, backend: any TransferBackend) throws {
+  /// - Parameter acceptingChanges: continue with a `configuration.json` edited since the run
+  ///   started (refused otherwise, see ``RunFolder/startedConfiguration``).
+  /// - Throws: `TransferError` if the configuration is missing, invalid or changed, or if the
+  ///   fold split on disk differs from the one the seed and the backend's units give.
+  public convenience init(
+    resuming directory: String, backend: any TransferBackend, acceptingChanges: Bool = false
+  ) throws {
+    try RunFolder.checkConfiguration(in: directory, acceptingChanges: acceptingChanges)
     try self.init(directory: directory, backend: backend)
   }
 
@@ -123,7 +143,7 @@ public final class TransferRun {
           reason: "the saved fold split differs from the one of the seed and the reference set")
       }
     } else {
-      try writeJSON(split, to: foldsPath)
+      try RunLock.holding(directory) { try writeJSON(split, to: foldsPath) }
     }
     self.directory = directory
     self.configuration = configuration
@@ -138,6 +158,8 @@ public final class TransferRun {
   /// - Returns: the metrics records, in plan order.
   @discardableResult
   public func execute() throws -> [MetricsRecord] {
+    let lock = try RunLock(directory: directory)  // one writer; released on return or throw
+    defer { lock.release() }
     try removePartials(in: directory)
     for sub in ["models", "labels", "steps"] {
       try createDirectory(directory + "/" + sub)
@@ -236,7 +258,8 @@ public final class TransferRun {
       let record = try? JSONDecoder().decode(StepRecord.self, from: data),
       record.id == job.id, record.identity == job.identity, record.seed == job.seed,
       record.outputs == Self.outputs(of: job),
-      record.outputs.allSatisfy({ FileManager.default.fileExists(atPath: path($0)) })
+      record.outputs.allSatisfy({ FileManager.default.fileExists(atPath: path($0)) }),
+      RunFolder.outputsIntact(record.checksums, in: directory)
     else { return nil }
     return record
   }
@@ -307,6 +330,7 @@ public final class TransferRun {
       }
       try renameReplacing(temporary, to: path(output))
     }
+    record.checksums = try RunFolder.checksums(of: Self.outputs(of: job), in: directory)
     try faultInjection?("after-output:\(job.id)")
     try writeJSON(record, to: recordPath(job))
     return record
@@ -316,12 +340,9 @@ public final class TransferRun {
     PseudoLabelSource(directory: path(labels.directory), units: labels.units, level: labels.level)
   }
 
-  /// Removes every `*.partial` entry directly in `folder`.
+  /// Removes every temporary entry (``RunFolder/isTemporary(_:)``) directly in `folder`.
   func removePartials(in folder: String) throws {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-    for name in names.sorted() where name.hasSuffix(partialSuffix) {
-      try removeIfPresent(folder + "/" + name)
-    }
+    try RunFolder.removeTemporaries(in: folder)
   }
 
   // MARK: Metrics

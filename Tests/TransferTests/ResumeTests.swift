@@ -202,7 +202,13 @@ func editedConfiguration() throws {
   edited.pseudoLabels.confidenceThreshold = 0.5
   try edited.save(to: run.directory + "/configuration.json")
   let backend = FakeBackend(units: sevenUnits)
-  let resumed = try TransferRun(resuming: run.directory, backend: backend)
+  // Refused, naming the key, unless the change is accepted.
+  #expect(
+    throws: TransferError.configurationChanged(
+      file: run.directory + "/configuration.json",
+      changes: ["pseudoLabels.confidenceThreshold: absent -> 0.5"])
+  ) { try TransferRun(resuming: run.directory, backend: backend) }
+  let resumed = try TransferRun(resuming: run.directory, backend: backend, acceptingChanges: true)
   try resumed.execute()
   #expect(!backend.calls.contains { $0.kind == .trainSource })
   #expect(!resumed.executedJobs.contains("eval-fine-source"))
@@ -212,6 +218,6 @@ func editedConfiguration() throws {
   edited.backend = ["epochs": "3"]
   try edited.save(to: run.directory + "/configuration.json")
   let again = FakeBackend(units: sevenUnits)
-  try TransferRun(resuming: run.directory, backend: again).execute()
+  try TransferRun(resuming: run.directory, backend: again, acceptingChanges: true).execute()
   #expect(again.calls.filter { $0.kind == .trainSource }.count == 1)
 }
