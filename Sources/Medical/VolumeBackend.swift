@@ -245,8 +245,7 @@ public final class VolumeBackend: TransferBackend {
     superClassOfFine: [Int?]?, lookup: [UInt8]?, classCount: Int
   ) {
     guard case .superClass(let name) = level else { return (nil, nil, classCount) }
-    let directory = try MappingLibrary.locateDirectory(explicit: options.mappings)
-    let library = try MappingLibrary(directory: directory)
+    let library = try MappingLibrary.load(adding: MappingLibrary.folders(inList: options.mappings))
     let mapping = try library.mapping(named: name)
     let table = mapping.superClassTable
     guard table.count == classCount else {
@@ -448,8 +447,8 @@ public final class VolumeBackend: TransferBackend {
   /// else the dataset's labels (background black, the others from the fallback palette).
   func levelClassSet(_ level: LabelLevel) throws -> ClassSet {
     if case .superClass(let name) = level {
-      let directory = try MappingLibrary.locateDirectory(explicit: options.mappings)
-      return try MappingLibrary(directory: directory).mapping(named: name).target
+      return try MappingLibrary.load(adding: MappingLibrary.folders(inList: options.mappings))
+        .mapping(named: name).target
     }
     return try ClassSet(
       name: classSetName,

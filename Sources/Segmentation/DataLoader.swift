@@ -345,7 +345,8 @@ public struct PredictionIterator: Sendable {
     guard position < dataset.count else { return nil }
     let reference = dataset.samples[position]
     position += 1
-    let sample = try Dataset.load(reference, labelTable: labelTable)
+    let sample = try Dataset.load(
+      reference, labelTable: labelTable, labelClasses: dataset.labelClasses)
     var generator = SeededGenerator(seed: 0)  // evaluation recipe: no random draw is used
     let out = Augmenter(.init(workingSize: workingSize, normalization: normalization))
       .apply(Sample(id: sample.id, image: sample.image, label: nil), using: &generator)

@@ -154,10 +154,6 @@ extension ClassSet {
     }
     let entries = try reader.array(
       reader.required("classes", in: root, at: "(root)"), at: "classes")
-    guard !entries.isEmpty else {  // found by Fuzz/FuzzClassSet: a network needs a class
-      throw .invalidValue(
-        file: file, entry: "classes", value: "[]", reason: "a class set needs at least one class")
-    }
     var classes: [SemanticClass] = []
     for (position, element) in entries.enumerated() {
       let entry = "classes[\(position)]"
@@ -203,6 +199,10 @@ extension ClassSet {
     try self.init(
       name: name, summary: summary, citation: citation, ignoreIndex: ignoreIndex,
       classes: classes, file: file)
+    guard !classes.isEmpty else {  // found by Fuzz/FuzzClassSet: a network needs a class
+      throw .invalidValue(
+        file: file, entry: "classes", value: "[]", reason: "a class set needs at least one class")
+    }
   }
 
   /// The class set as a JSON document in the `mappings/` schema, serialized by json-c.

@@ -133,15 +133,18 @@ public struct ConfusionMatrix: Sendable, Equatable {
     try reduced(groundTruth: mapping, prediction: mapping)
   }
 
-  /// The matrix reduced onto the class set `target`, with the library's mappings (direct or
-  /// composed defaults, see ``MappingLibrary/mapping(from:to:)``) for both sides.
-  /// - Throws: ``TaxonomyError/noMapping(from:to:)`` and the errors of the look-up.
+  /// The matrix reduced onto the class set `target` along the library's scoring path
+  /// (``MappingLibrary/scoringPath(groundTruth:prediction:level:using:)``: the ground truth
+  /// goes to the prediction's class set first, then both to `target` through the same
+  /// mappings).
+  /// - Throws: ``TaxonomyError/noCommonLevel(groundTruth:prediction:level:)`` and the errors of
+  ///   the look-up.
   public func reduced(to target: String, using library: MappingLibrary) throws(TaxonomyError)
     -> ConfusionMatrix
   {
-    try reduced(
-      groundTruth: library.mapping(from: groundTruthClasses.name, to: target),
-      prediction: library.mapping(from: predictionClasses.name, to: target))
+    try library.scoringPath(
+      groundTruth: groundTruthClasses.name, prediction: predictionClasses.name, level: target
+    ).reduce(self)
   }
 
   /// The scores of a matrix whose ground truth and prediction share one class set.

@@ -50,6 +50,37 @@ public struct EvaluationReport: Sendable {
   public let frequencyWeightedIoU: Double
   /// Ground-truth pixels of evaluated classes.
   public let evaluatedPixels: Int64
+  /// The mappings the scores went through, with their variants (``ScoringPath/mappingNames``).
+  public var mappings: [String] = []
+  /// How the scores were obtained (the scoring path, the resolution), one line each; printed
+  /// under the table and written to the JSON.
+  public var notes: [String] = []
+  /// The same pixels scored under every variant of the mappings used (`evaluate --variants`),
+  /// the defaults first; empty otherwise.
+  public var variants: [VariantScore] = []
+
+  /// The scores of one variant of the scoring path.
+  public struct VariantScore: Sendable, Equatable {
+    /// The mappings chosen for the steps that have variants (``ScoringVariant/label``).
+    public var label: String
+    /// Every mapping used (``ScoringPath/mappingNames``).
+    public var mappings: [String]
+    public var meanIoU: Double
+    public var meanDice: Double
+    public var pixelAccuracy: Double
+    /// IoU per class of the level, in class order (NaN where undefined or not evaluated).
+    public var classIoU: [Double]
+
+    /// The summary of `report`, scored under `variant`.
+    public init(_ variant: ScoringVariant, report: EvaluationReport) {
+      label = variant.label
+      mappings = variant.path.mappingNames
+      meanIoU = report.meanIoU
+      meanDice = report.meanDice
+      pixelAccuracy = report.pixelAccuracy
+      classIoU = report.perClass.map(\.iou)
+    }
+  }
 
   init(matrix: ConfusionMatrix) {
     let classes = matrix.groundTruthClasses
@@ -141,7 +172,50 @@ public struct EvaluationReport: Sendable {
     lines.append(
       "pixel accuracy \(percent(pixelAccuracy)) %   mean accuracy \(percent(meanAccuracy)) %   "
         + "evaluated pixels \(evaluatedPixels)")
+    lines += notes
+    if !variants.isEmpty { lines += variantLines() }
     return lines.joined(separator: "\n") + "\n"
+  }
+
+  /// The variant table and the spread of mIoU (``variants``).
+  func variantLines() -> [String] {
+    func percent(_ value: Double) -> String { value.isNaN ? "n/a" : formatFixed(value * 100, 2) }
+    func pad(_ text: String, _ width: Int) -> String {
+      String(repeating: " ", count: max(0, width - text.count)) + text
+    }
+    var lines = [
+      "",
+      "the same pixels under \(variants.count) variant combination(s) of the mappings:",
+      "\(pad("mIoU %", 7)) \(pad("Dice %", 7)) \(pad("Acc %", 7))  variant",
+    ]
+    for variant in variants {
+      lines.append(
+        "\(pad(percent(variant.meanIoU), 7)) \(pad(percent(variant.meanDice), 7)) "
+          + "\(pad(percent(variant.pixelAccuracy), 7))  \(variant.label)")
+    }
+    let scores = variants.map(\.meanIoU).filter { !$0.isNaN }
+    if let low = scores.min(), let high = scores.max() {
+      lines.append(
+        "spread of mIoU: \(percent(low)) .. \(percent(high)) % "
+          + "(\(formatFixed((high - low) * 100, 2)) points)")
+    }
+    // The classes whose IoU moves most between variants.
+    var moves: [(name: String, range: Double)] = []
+    for (position, score) in perClass.enumerated() where score.isEvaluated {
+      let values = variants.compactMap { position < $0.classIoU.count ? $0.classIoU[position] : nil }
+        .filter { !$0.isNaN }
+      if let low = values.min(), let high = values.max(), high > low {
+        moves.append((score.name, high - low))
+      }
+    }
+    moves.sort { $0.range != $1.range ? $0.range > $1.range : $0.name < $1.name }
+    if !moves.isEmpty {
+      lines.append(
+        "classes that move most (IoU range, points): "
+          + moves.prefix(6).map { "\($0.name) \(formatFixed($0.range * 100, 2))" }
+          .joined(separator: ", "))
+    }
+    return lines
   }
 
   /// The confusion matrix as a plain-text table (rows = ground truth), void row and column last.
@@ -211,6 +285,21 @@ public struct EvaluationReport: Sendable {
       ("frequencyWeightedIoU", number(frequencyWeightedIoU)),
       ("evaluatedPixels", .int(evaluatedPixels)),
       ("averaging", .string("NaN scores (class absent from ground truth and prediction) skipped")),
+      ("mappings", .array(mappings.map { .string($0) })),
+      ("notes", .array(notes.map { .string($0) })),
+      (
+        "variants",
+        .array(
+          variants.map { variant in
+            .object([
+              ("label", .string(variant.label)),
+              ("mappings", .array(variant.mappings.map { .string($0) })),
+              ("meanIoU", number(variant.meanIoU)), ("meanDice", number(variant.meanDice)),
+              ("pixelAccuracy", number(variant.pixelAccuracy)),
+              ("classIoU", .array(variant.classIoU.map(number))),
+            ])
+          })
+      ),
       ("classes", .array(perClassJSON)),
       (
         "confusionMatrix",

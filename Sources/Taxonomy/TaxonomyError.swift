@@ -35,12 +35,19 @@ public enum TaxonomyError: Error, Equatable, Sendable, CustomStringConvertible {
   case noMapping(from: String, to: String)
   /// Several default mappings lead from one class set to another.
   case ambiguousMapping(from: String, to: String, candidates: [String])
-  /// No class set or mapping of this name is loaded.
-  case unknownName(String, directory: String)
+  /// No class set or mapping of this name is loaded; `searched` lists the folders, `known` the
+  /// names that exist.
+  case unknownName(String, searched: [String], known: [String])
   /// Two files of a mapping directory define the same name.
   case duplicateDefinition(name: String, files: [String])
   /// The `mappings/` directory could not be located; `searched` lists the places tried.
   case mappingsDirectoryNotFound(searched: [String])
+  /// Ground truth and predictions share no class set from which the scoring level is reached.
+  case noCommonLevel(groundTruth: String, prediction: String, level: String?)
+  /// A mapping asked for (`--mapping`) is not a step of the scoring path.
+  case mappingNotOnPath(mapping: String, path: String)
+  /// A label file holds values that are neither classes of its class set nor its ignore value.
+  case labelValuesNotInClassSet(file: String, classSet: String, values: [LabelValueCount])
 
   public var description: String {
     switch self {
@@ -72,13 +79,27 @@ public enum TaxonomyError: Error, Equatable, Sendable, CustomStringConvertible {
     case .noMapping(let from, let to): "no mapping from '\(from)' to '\(to)'"
     case .ambiguousMapping(let from, let to, let candidates):
       "several default mappings from '\(from)' to '\(to)': \(candidates.joined(separator: ", "))"
-    case .unknownName(let name, let directory): "\(directory): no class set or mapping '\(name)'"
+    case .unknownName(let name, let searched, let known):
+      "no class set or mapping '\(name)' in \(searched.joined(separator: ", ")) (known: "
+        + known.joined(separator: ", ")
+        + "); give a file path, or add a folder of your own with --mappings DIR)"
     case .duplicateDefinition(let name, let files):
       "'\(name)' is defined in several files: \(files.joined(separator: ", "))"
     case .mappingsDirectoryNotFound(let searched):
       "cannot find the mappings directory (a folder 'mappings' holding README.md); pass "
         + "--mappings DIR or set ATSO_TRANSFER_MAPPINGS. Searched: "
         + searched.joined(separator: ", ")
+    case .noCommonLevel(let groundTruth, let prediction, let level):
+      "ground truth in '\(groundTruth)' and predictions in '\(prediction)' share no class set"
+        + (level.map { " from which '\($0)' is reached" } ?? "")
+        + " (no chain of default mappings leads from both to one class set)"
+    case .mappingNotOnPath(let mapping, let path):
+      "mapping '\(mapping)' is not a step of the scoring path (\(path)); ground truth and "
+        + "predictions meet at the finest class set both map to, then both go to the level "
+        + "through the same mappings"
+    case .labelValuesNotInClassSet(let file, let classSet, let values):
+      "\(file): label values that are not classes of \(classSet) (nor its ignore value): "
+        + values.map { "\($0.value) (\($0.count) pixels)" }.joined(separator: ", ")
     }
   }
 }

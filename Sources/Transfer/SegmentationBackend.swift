@@ -56,8 +56,7 @@ public final class SegmentationBackend: TransferBackend {
     self.options = options
     self.ignoreIndex = ignoreIndex
     if let threads = options.threads { BLASThreads.set(threads) }
-    library = try MappingLibrary(
-      directory: options.mappings ?? MappingLibrary.locateDirectory())
+    library = try MappingLibrary.load(adding: MappingLibrary.folders(inList: options.mappings))
     let sourceData = try options.source.open()
     let className = options.classes ?? Self.defaultClasses(for: sourceData.classSetName)
     classSet = try library.classSet(named: className)
@@ -86,11 +85,15 @@ public final class SegmentationBackend: TransferBackend {
       }
       let s = order[..<count].sorted().map { sourceData.samples[$0] }
       let r = order[count...].sorted().map { sourceData.samples[$0] }
-      labeled = try InMemorySet.load(s, table: sourceTable, size: size, withLabels: true)
-      reference = try InMemorySet.load(r, table: sourceTable, size: size, withLabels: true)
+      let classes = try library.classSet(named: sourceData.classSetName)
+      labeled = try InMemorySet.load(
+        s, table: sourceTable, size: size, withLabels: true, labelClasses: classes)
+      reference = try InMemorySet.load(
+        r, table: sourceTable, size: size, withLabels: true, labelClasses: classes)
     } else {
       labeled = try InMemorySet.load(
-        sourceData.samples, table: sourceTable, size: size, withLabels: true)
+        sourceData.samples, table: sourceTable, size: size, withLabels: true,
+        labelClasses: library.classSet(named: sourceData.classSetName))
       guard var spec = options.reference else {
         throw TransferError.invalidConfiguration(
           file: "configuration", key: "backend.reference", reason: "missing")
@@ -101,7 +104,8 @@ public final class SegmentationBackend: TransferBackend {
       let data = try withLabels ?? options.reference?.open() ?? spec.open()
       let table = try Self.modelTable(library, from: data.classSetName, to: classSet)
       reference = try InMemorySet.load(
-        data.samples, table: table, size: size, withLabels: withLabels != nil)
+        data.samples, table: table, size: size, withLabels: withLabels != nil,
+        labelClasses: library.classSet(named: data.classSetName))
     }
     let testData = try options.test.open()
     guard testData.isLabeled else {
@@ -112,7 +116,7 @@ public final class SegmentationBackend: TransferBackend {
     test = try InMemorySet.load(
       testData.samples,
       table: try Self.modelTable(library, from: testData.classSetName, to: classSet), size: size,
-      withLabels: true)
+      withLabels: true, labelClasses: library.classSet(named: testData.classSetName))
     guard Set(reference.ids).count == reference.count else {
       throw TransferError.invalidReferenceSet(reason: "duplicate unit ids in R")
     }
@@ -127,7 +131,8 @@ public final class SegmentationBackend: TransferBackend {
   }
 
   /// The 256-entry table from a dataset's label pixels to model ids, 255 for everything that
-  /// is ignored, void or not evaluated.
+  /// is ignored, void or not evaluated. The mapping is the ground-truth step of the scoring
+  /// semantics (``MappingLibrary/mapping(from:to:)``, ``ScoringPath``).
   static func modelTable(_ library: MappingLibrary, from name: String, to classes: ClassSet)
     throws -> [UInt8]
   {

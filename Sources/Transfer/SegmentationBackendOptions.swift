@@ -90,7 +90,7 @@ public struct SegmentationBackendOptions: Sendable, Equatable {
     flip=P                 horizontal flip probability (0.5)
     initialization=he|pytorch   conv init of new networks (he)
     threads=N              kernel threads
-    mappings=DIR           the mappings/ folder
+    mappings=DIR[:DIR]     folders of your own class sets and mappings (beside the shipped)
     model.NET=, widths.NET=    overrides for stage network NET
     """
 

@@ -1,5 +1,6 @@
 import Foundation
 import Segmentation
+import Taxonomy
 import Tensor
 
 /// Images and labels held in memory at the working size, for the segmentation backend.
@@ -13,16 +14,19 @@ struct InMemorySet: Sendable {
   var count: Int { ids.count }
 
   /// Decodes `samples`, resizes them to `size` (bilinear images, nearest labels) and maps the
-  /// labels through `table` (256 entries to model ids or 255).
+  /// labels through `table` (256 entries to model ids or 255); `labelClasses` checks the raw
+  /// label values (``Dataset/load(_:labelTable:labelClasses:maxPixels:)``).
   static func load(
-    _ samples: [SampleReference], table: [UInt8], size: ImageSize, withLabels: Bool
+    _ samples: [SampleReference], table: [UInt8], size: ImageSize, withLabels: Bool,
+    labelClasses: ClassSet? = nil
   ) throws -> InMemorySet {
     var set = InMemorySet(ids: [], images: [], labels: withLabels ? [] : nil)
     let augmenter = Augmenter(.evaluation(workingSize: size))
     for reference in samples {
       var ref = reference
       if !withLabels { ref.labelPath = nil }
-      let sample = try Dataset.load(ref, labelTable: withLabels ? table : nil)
+      let sample = try Dataset.load(
+        ref, labelTable: withLabels ? table : nil, labelClasses: withLabels ? labelClasses : nil)
       var generator = SeededGenerator(seed: 0)  // the evaluation recipe draws nothing
       let out = augmenter.apply(sample, using: &generator)
       set.ids.append(sample.id)

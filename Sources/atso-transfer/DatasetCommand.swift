@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Segmentation
+import Taxonomy
 
 /// `atso-transfer dataset ...`: list segmentation datasets and write synthetic ones.
 struct DatasetCommand: ParsableCommand {
@@ -18,8 +19,13 @@ extension DatasetCommand {
       discussion: """
         SPEC is a dataset spec: cityscapes:ROOT[:SPLIT], cityscapes-trainids:ROOT[:SPLIT],
         mapillary:ROOT[:SPLIT], camvid:LIST, list:LIST:CLASSSET, optionally followed by
-        ?include=PREFIX,...&exclude=PREFIX,...&unlabeled.
+        ?include=PREFIX,...&exclude=PREFIX,...&unlabeled. The label values of the decoded
+        samples are listed with their class names; values that the class set lacks (other
+        than its ignore value) are listed under a warning with the files that hold them: every
+        other command refuses such files.
         """)
+
+    @OptionGroup var mappings: MappingsDirectoryOption
 
     @Argument(help: "The dataset spec, e.g. camvid:data/camvid/train.txt?include=0001TP.")
     var spec: String
@@ -50,21 +56,56 @@ extension DatasetCommand {
         "first: \(data.samples[0].id)  \(data.samples[0].imagePath)",
       ]
       if let label = data.samples[0].labelPath { lines.append("       \(label)") }
-      var histogram = [Int](repeating: 0, count: 256)
+      // The class set, to name the values and to find those it lacks.
+      var classes: ClassSet?
+      do {
+        classes = try mappings.library().classSet(named: data.classSetName)
+      } catch {
+        lines.append("warning: label values not checked: \(error)")
+      }
+      var histogram = [Int64](repeating: 0, count: 256)
       var sizes = Set<ImageSize>()
+      var filesWithUnknown: [String: [String]] = [:]  // value -> files
       for i in 0..<min(decode, data.count) {
         let sample = try data.load(i)
         sizes.insert(ImageSize(height: sample.image.height, width: sample.image.width))
-        for v in sample.label?.values ?? [] { histogram[Int(v)] += 1 }
-      }
-      if decode > 0 {
-        let sizeText = sizes.map(\.description).sorted().joined(separator: ", ")
-        lines.append("decoded \(min(decode, data.count)): sizes \(sizeText)")
-        let total = max(1, histogram.reduce(0, +))
-        let values = histogram.indices.filter { histogram[$0] > 0 }.map {
-          "\($0):\(String(format: "%.1f", 100 * Double(histogram[$0]) / Double(total)))%"
+        guard let label = sample.label, let path = data.samples[i].labelPath else { continue }
+        let counts = ClassSet.valueHistogram(label.values)
+        for value in 0..<256 { histogram[value] += counts[value] }
+        for unknown in classes?.unknownLabelValues(in: counts) ?? [] {
+          filesWithUnknown["\(unknown.value)", default: []].append(path)
         }
-        if !values.isEmpty { lines.append("label values: " + values.joined(separator: " ")) }
+      }
+      guard decode > 0 else { return lines.joined(separator: "\n") }
+      let sizeText = sizes.map { "\($0.height)x\($0.width)" }.sorted().joined(separator: ", ")
+      lines.append("decoded \(min(decode, data.count)): sizes \(sizeText) (HxW)")
+      let total = max(1, histogram.reduce(0, +))
+      let present = histogram.indices.filter { histogram[$0] > 0 }
+      if !present.isEmpty { lines.append("label values (value, class, share of pixels):") }
+      for value in present {
+        let share = String(format: "%5.1f %%", 100 * Double(histogram[value]) / Double(total))
+        let name: String
+        if let semanticClass = classes?.semanticClass(id: value) {
+          name = semanticClass.name + (semanticClass.isEvaluated ? "" : " (not evaluated)")
+        } else if let classes, value == classes.ignoreIndex {
+          name = "(ignore)"
+        } else {
+          name = classes == nil ? "" : "NOT A CLASS of \(data.classSetName)"
+        }
+        lines.append("  \(String(format: "%3d", value))  \(share)  \(name)")
+      }
+      if let classes, !filesWithUnknown.isEmpty {
+        let unknown = classes.unknownLabelValues(in: histogram)
+        lines.append(
+          "warning: label values that \(classes.name) lacks (train, evaluate, transfer and "
+            + "mapping apply refuse these files): "
+            + unknown.map { "\($0.value) (\($0.count) pixels)" }.joined(separator: ", "))
+        for entry in unknown {
+          let files = filesWithUnknown["\(entry.value)"] ?? []
+          lines.append(
+            "  \(entry.value) in \(files.count) file(s): "
+              + files.prefix(5).joined(separator: ", ") + (files.count > 5 ? ", ..." : ""))
+        }
       }
       return lines.joined(separator: "\n")
     }

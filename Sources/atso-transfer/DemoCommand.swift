@@ -122,7 +122,8 @@ struct DemoCommand: ParsableCommand {
     }
     let (height, width) = try parsedSize()
     let root = URL(fileURLWithPath: output).standardizedFileURL.path
-    let mappingsDirectory = try MappingLibrary.locateDirectory(explicit: mappings)
+    let mappingsDirectory = try MappingLibrary.searchPath(adding: mappings.map { [$0] } ?? [])
+      .joined(separator: ":")
     let marker = root + "/data/target/validation/images"
     if !FileManager.default.fileExists(atPath: marker) {
       say("writing \(sourceCount) source scenes (Cityscapes layout) to \(root)/data/source")

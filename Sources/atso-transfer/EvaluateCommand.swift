@@ -35,29 +35,20 @@ final class EvaluationCollector: @unchecked Sendable {
 /// Scores label files against ground truth, streaming.
 enum LabelEvaluation {
   /// Reads one label file and checks its values against a class set.
-  static func readChecked(_ path: String, classes: ClassSet, role: String) throws -> LabelImage {
+  static func readChecked(_ path: String, classes: ClassSet) throws -> LabelImage {
     let label = try ImageFile.readLabel(at: path)
-    // One tight pass marks the values present; the class check then looks at 256 flags, not
-    // at every pixel through a closure.
-    var present = [Bool](repeating: false, count: 256)
-    label.values.withUnsafeBufferPointer { values in
-      present.withUnsafeMutableBufferPointer { flags in
-        for v in values { flags[Int(v)] = true }
-      }
-    }
-    try check(present, path: path, classes: classes, role: role)
+    try classes.checkLabelValues(ClassSet.valueHistogram(label.values), file: path)
     return label
   }
 
-  /// Throws if a value flagged in `present` is neither a class of `classes` nor its ignore value.
-  static func check(_ present: [Bool], path: String, classes: ClassSet, role: String) throws {
-    var known = [Bool](repeating: false, count: 256)
-    for c in classes.classes { known[c.id] = true }
-    known[classes.ignoreIndex] = true
-    if let bad = (0..<256).first(where: { present[$0] && !known[$0] }) {
-      throw SegmentationCommandError(
-        description: "\(path): \(role) label value \(bad) is not a class of \(classes.name) "
-          + "(nor its ignore value \(classes.ignoreIndex))")
+  /// Throws if a value flagged in `present` is neither a class of `classes` nor its ignore value,
+  /// naming the file, every such value and its pixel count (`counts`, only computed then).
+  static func check(
+    _ present: [Bool], counts: () -> [Int64], path: String, classes: ClassSet
+  ) throws {
+    let accepted = classes.acceptedLabelValues
+    if (0..<256).contains(where: { present[$0] && !accepted[$0] }) {
+      try classes.checkLabelValues(counts(), file: path)
     }
   }
 
@@ -94,10 +85,11 @@ enum LabelEvaluation {
           histogram.add(groundTruth: truth.values, prediction: prediction.values)
           let present = histogram.presentValues
           try check(
-            present.groundTruth, path: pair.truth, classes: truthClasses, role: "ground-truth")
+            present.groundTruth, counts: { histogram.valueCounts.groundTruth }, path: pair.truth,
+            classes: truthClasses)
           try check(
-            present.prediction, path: pair.prediction, classes: predictionClasses,
-            role: "prediction")
+            present.prediction, counts: { histogram.valueCounts.prediction },
+            path: pair.prediction, classes: predictionClasses)
           partial.accumulate(histogram)
         } catch {
           collector.fail(index, error)
@@ -170,20 +162,32 @@ struct EvaluateCommand: ParsableCommand {
       --predictions DIR (what `atso-transfer predict` writes), in --prediction-classes. \
       Alternatively --pairs FILE lists 'prediction truth' lines.
 
-      Both sides are counted at their own (finest) level, then reduced through the mappings to \
-      --at (default: the prediction class set), e.g. Mapillary-trained predictions in \
-      cityscapes-19 against Cityscapes labelIds (cityscapes-34) scored in cityscapes-19, or \
-      in cityscapes-categories. --mapping NAME/FILE replaces the prediction side's mapping.
+      Both sides are counted on their raw values, then mapped: the ground truth goes to the \
+      prediction class set first (the finest class set both share), then both go to --at \
+      (default: that shared class set) through the same mappings. So Mapillary ground truth \
+      against cityscapes-19 predictions is scored in cityscapes-categories through \
+      Mapillary -> cityscapes-19 -> categories, not through the direct Mapillary -> \
+      categories table (which serves predictions in Mapillary's own classes; \
+      `atso-transfer mapping check` lists where such tables differ). \
+      --mapping NAME/FILE (repeatable) replaces the default mapping between its two class \
+      sets on that path (a variant, your own file); --variants scores the same pixels under \
+      every variant of the mappings on the path and prints the spread. The report names every \
+      mapping used.
 
-      With --checkpoint FILE the network is run on --truth at --size (default: each image's \
-      own size) and scored against the labels resized to that size, without writing files.
+      With --checkpoint FILE the network is run on --truth at --size (default: the training \
+      size, from training.json beside the checkpoint, as `predict`), the class probabilities \
+      are upsampled bilinearly to each image's own size and scored against the labels at \
+      full resolution; --at-working-size scores at the network size instead (labels resized \
+      nearest, as the transfer backend does). The report states the resolution.
 
       Examples:
         atso-transfer evaluate --truth cityscapes:data/cityscapes:val \\
           --predictions out/pred --prediction-classes cityscapes-19 \\
           --json scores.json
+        atso-transfer evaluate --truth mapillary:data/vistas:validation \\
+          --predictions out/pred --prediction-classes cityscapes-19 --variants
         atso-transfer evaluate --checkpoint runs/camvid-day/checkpoint.safetensors \\
-          --truth 'camvid:data/camvid/train.txt?include=0001TP' --size 96x128
+          --truth 'camvid:data/camvid/train.txt?include=0001TP'
       """)
 
   @OptionGroup var mappings: MappingsDirectoryOption
@@ -203,17 +207,26 @@ struct EvaluateCommand: ParsableCommand {
   @Option(help: "A list file of 'prediction truth' label paths (instead of --truth).")
   var pairs: String?
 
-  @Option(help: "The class set to score in (default: the prediction class set).")
+  @Option(help: "The class set to score in (default: where ground truth and predictions meet).")
   var at: String?
 
-  @Option(help: "A mapping name or JSON file from the prediction class set to --at.")
-  var mapping: String?
+  @Option(
+    help: "A mapping name or file used instead of the default between its class sets (repeatable).")
+  var mapping: [String] = []
+
+  @Flag(help: "Also score under every variant of the mappings used, and print the spread.")
+  var variants = false
 
   @Option(help: "A checkpoint to run on --truth instead of reading predictions.")
   var checkpoint: String?
 
-  @Option(parsing: .unconditional, help: "With --checkpoint: the working size HxW.")
+  @Option(
+    parsing: .unconditional,
+    help: "With --checkpoint: the network input size HxW (default: the training size).")
   var size: SizeArgument?
+
+  @Flag(help: "With --checkpoint: score at the network input size, labels resized (nearest).")
+  var atWorkingSize = false
 
   @Option(parsing: .unconditional, help: "Decoding threads (default: the number of processors).")
   var threads: Int?
@@ -233,6 +246,9 @@ struct EvaluateCommand: ParsableCommand {
       if predictions != nil || pairs != nil {
         throw ValidationError("--checkpoint replaces --predictions/--pairs; give one")
       }
+      if predictionClasses != nil {
+        throw ValidationError("--checkpoint predicts the checkpoint's class set; drop --prediction-classes")
+      }
     } else {
       if pairs == nil && (truth == nil || predictions == nil) {
         throw ValidationError("give --truth SPEC and --predictions DIR, or --pairs FILE")
@@ -247,17 +263,28 @@ struct EvaluateCommand: ParsableCommand {
         throw ValidationError("--pairs needs --truth-classes")
       }
       if size != nil { throw ValidationError("--size applies to --checkpoint only") }
+      if atWorkingSize { throw ValidationError("--at-working-size applies to --checkpoint only") }
     }
     try validating {
       if let threads { try SettingChecks.threads(threads, field: "--threads") }
     }
   }
 
+  /// The library: the search path plus the files named by the options.
+  func library() throws -> MappingLibrary {
+    try mappings.library(including: [truthClasses, predictionClasses, at] + mapping)
+  }
+
   /// The scores the options ask for.
   func report() throws -> EvaluationReport {
-    let directory = try mappings.locate()
-    let library = try MappingLibrary(directory: directory)
-    if let checkpoint { return try checkpointReport(checkpoint, library: library) }
+    let library = try library()
+    if let checkpoint {
+      if let threads { BLASThreads.set(threads) }
+      let saved = try Checkpoint.read(from: checkpoint)
+      return try report(
+        model: saved.makeModel(path: checkpoint),
+        modelClasses: library.classSet(named: saved.description.classSetName), library: library)
+    }
     let predictionSet = try library.classSet(named: predictionClasses ?? "")
     let truthSet: ClassSet
     let labelPairs: [LabelPair]
@@ -272,43 +299,58 @@ struct EvaluateCommand: ParsableCommand {
     let counts = try LabelEvaluation.accumulate(
       labelPairs, truthClasses: truthSet, predictionClasses: predictionSet,
       workers: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-    let target = at ?? predictionSet.name
-    let predictionMapping: LabelMapping
-    if let mapping {
-      predictionMapping =
-        FileManager.default.fileExists(atPath: mapping)
-        ? try LabelMapping(contentsOfFile: mapping, searchDirectories: [directory])
-        : try library.mapping(named: mapping)
-    } else {
-      predictionMapping = try library.mapping(from: predictionSet.name, to: target)
-    }
-    let reduced = try counts.reduced(
-      groundTruth: try library.mapping(from: truthSet.name, to: predictionMapping.target.name),
-      prediction: predictionMapping)
-    return try reduced.report()
+    return try scored(counts, library: library, notes: ["\(labelPairs.count) label pairs"])
   }
 
-  func checkpointReport(_ path: String, library: MappingLibrary) throws -> EvaluationReport {
-    if let threads { BLASThreads.set(threads) }
-    let saved = try Checkpoint.read(from: path)
-    if let size {
-      try saved.description.architecture.check(workingSize: size.size, field: "--size")
-      try saved.description.architecture.checkMemory(
-        batch: 8, size: size.size, training: false, field: "--size (batches of 8)")
+  /// The scores of `model` (predicting `modelClasses`) on `--truth`: the checkpoint path.
+  func report(model: any SegmentationModel, modelClasses: ClassSet, library: MappingLibrary)
+    throws -> EvaluationReport
+  {
+    var dataset = try DatasetSpec(parsing: truth ?? "").open()
+    dataset.labelClasses = try library.classSet(named: truthClasses ?? dataset.classSetName)
+    let input = try checkpointInputSize(
+      checkpoint: checkpoint ?? "", size: size?.size, architecture: model.architecture)
+    let counts = try ModelEvaluation.matrix(
+      model, classes: modelClasses, on: dataset, workingSize: input.size,
+      atWorkingSize: atWorkingSize)
+    let network = "\(input.size.height)x\(input.size.width) (HxW, \(input.source))"
+    let resolution =
+      atWorkingSize
+      ? "resolution: network input \(network), scored at that size against the labels "
+        + "resized (nearest)"
+      : "resolution: network input \(network), class probabilities "
+        + "upsampled bilinearly to each image's own size, scored against the full-resolution "
+        + "labels"
+    return try scored(
+      counts, library: library,
+      notes: ["\(dataset.count) images, checkpoint \(checkpoint ?? "(in memory)")", resolution])
+  }
+
+  /// Scores a raw ground truth x prediction matrix along the scoring path (and its variants).
+  func scored(_ counts: ConfusionMatrix, library: MappingLibrary, notes: [String]) throws
+    -> EvaluationReport
+  {
+    let overrides = try mapping.map { try library.mapping(named: $0) }
+    let truthName = counts.groundTruthClasses.name
+    let predictionName = counts.predictionClasses.name
+    let paths =
+      variants
+      ? try library.scoringPathVariants(
+        groundTruth: truthName, prediction: predictionName, level: at, using: overrides)
+      : [
+        ScoringVariant(
+          path: try library.scoringPath(
+            groundTruth: truthName, prediction: predictionName, level: at, using: overrides),
+          choices: [])
+      ]
+    var report = try paths[0].path.report(counts)
+    report.notes += notes
+    if variants {
+      report.variants = try paths.map {
+        EvaluationReport.VariantScore($0, report: try $0.path.report(counts))
+      }
     }
-    let model = try saved.makeModel(path: path)
-    let modelClasses = try library.classSet(named: saved.description.classSetName)
-    let dataset = try DatasetSpec(parsing: truth ?? "").open()
-    let truthName = truthClasses ?? dataset.classSetName
-    let table = trainingLabelTable(
-      try library.mapping(from: truthName, to: modelClasses.name), modelClasses: modelClasses)
-    let counts = try evaluateSegmentation(
-      anyModel: model, on: LabeledSource(dataset: dataset, labelTable: table),
-      classes: modelClasses, workingSize: size?.size)
-    let target = at ?? modelClasses.name
-    if target == modelClasses.name { return try counts.report() }
-    let toTarget = try library.mapping(from: modelClasses.name, to: target)
-    return try counts.reduced(groundTruth: toTarget, prediction: toTarget).report()
+    return report
   }
 
   func run() throws {

@@ -49,12 +49,12 @@ extension MappingCommand {
 
     /// The mapping the argument names.
     func resolvedMapping() throws -> LabelMapping {
+      let library = try mappings.library(including: [mapping, labelClasses])
       if !FileManager.default.fileExists(atPath: mapping), mapping.contains(":") {
         let parts = mapping.split(separator: ":", maxSplits: 1).map(String.init)
-        return try MappingLibrary(directory: mappings.locate())
-          .mapping(from: parts[0], to: parts[1])
+        return try library.mapping(from: parts[0], to: parts[1])
       }
-      guard case .mapping(let m) = try mappings.document(mapping) else {
+      guard case .mapping(let m) = try library.document(named: mapping) else {
         throw ValidationError("'\(mapping)' is a class set, not a mapping")
       }
       return m
@@ -65,7 +65,7 @@ extension MappingCommand {
       let table = mapping.lookupTable
       var labelIDs: [UInt8]?
       if encoding == .labelid {
-        let library = try MappingLibrary(directory: mappings.locate())
+        let library = try mappings.library(including: [labelClasses])
         labelIDs = try LabelWriter.inverseTable(
           library.mapping(from: labelClasses, to: mapping.target.name))
       }
@@ -85,14 +85,28 @@ extension MappingCommand {
       } catch {
         throw SegmentationCommandError(description: "\(output): cannot create the folder")
       }
+      var refused: [String] = []
       for name in names {
-        let label = try LabelEvaluation.readChecked(
-          input + "/" + name, classes: mapping.source, role: "source")
+        let label: LabelImage
+        do {
+          label = try LabelEvaluation.readChecked(input + "/" + name, classes: mapping.source)
+        } catch let error as TaxonomyError {
+          refused.append(error.description)
+          continue
+        }
         try writer.write(label.mapped(through: table), to: output + "/" + name)
+      }
+      if !refused.isEmpty {
+        throw SegmentationCommandError(
+          description: "refused \(refused.count) of \(names.count) files (not written; are they "
+            + "labels in \(mapping.source.name)?):\n  "
+            + refused.prefix(20).joined(separator: "\n  ")
+            + (refused.count > 20 ? "\n  ... and \(refused.count - 20) more" : ""))
       }
       print(
         "mapped \(names.count) files \(mapping.source.name) -> \(mapping.target.name) "
-          + "(\(encoding.rawValue)) into \(output)")
+          + "(\(encoding.rawValue), mapping \(mapping.name)"
+          + (mapping.variant.map { ", variant \($0)" } ?? "") + ") into \(output)")
     }
   }
 }

@@ -8,54 +8,41 @@ struct MappingCommand: ParsableCommand {
     commandName: "mapping",
     abstract: "Validate, show and compose class sets and label mappings (JSON, see mappings/).",
     discussion: """
-      The mappings directory is found from --mappings DIR, else \
-      $\(MappingLibrary.environmentVariable), \
-      else a folder 'mappings/' holding README.md in the current directory or a parent, else \
-      the same search from the executable's directory.
+      Class sets and mappings come from your folders (--mappings DIR, repeatable, and \
+      $\(MappingLibrary.environmentVariable)) and the shipped folder 'mappings/' (holding \
+      README.md, found from the current directory or a parent, else from the executable's \
+      directory).
       """,
-    subcommands: [Validate.self, Show.self, Compose.self, Apply.self])
+    subcommands: [Validate.self, Check.self, Show.self, Compose.self, Apply.self])
 }
 
-/// The `--mappings DIR` option shared by the subcommands.
+/// The `--mappings DIR` option of every command that reads class sets or mappings.
 struct MappingsDirectoryOption: ParsableArguments {
   @Option(
     name: .customLong("mappings"),
     help: ArgumentHelp(
-      "The mappings directory.", discussion: "Default: $ATSO_TRANSFER_MAPPINGS, else searched.",
+      "A folder of your own class sets and mappings, used beside the shipped ones (repeatable).",
+      discussion: """
+        Also $\(MappingLibrary.environmentVariable) (folders separated by ':'). Your folders \
+        come before the shipped mappings/ (found from the current or the executable's folder); \
+        a name defined differently in two files is an error naming both. A file path works \
+        wherever a class set or mapping name does.
+        """,
       valueName: "dir"))
-  var directory: String?
+  var directories: [String] = []
 
-  /// The located mappings directory.
-  func locate() throws -> String {
-    try MappingLibrary.locateDirectory(explicit: directory)
+  /// The folders searched: these, the environment's, then the shipped folder.
+  func searchPath() throws -> [String] {
+    try MappingLibrary.searchPath(adding: directories)
   }
 
-  /// The located directory as a search path, or no directory when none can be found and none
-  /// was asked for.
-  func searchDirectories() throws -> [String] {
-    do {
-      return [try locate()]
-    } catch TaxonomyError.mappingsDirectoryNotFound {
-      return []
+  /// The library of the search path, with the class set and mapping files among `references`
+  /// (options that may name a file instead of a name) added.
+  func library(including references: [String?] = []) throws -> MappingLibrary {
+    let files = references.compactMap { $0 }.filter {
+      $0.hasSuffix(".json") && FileManager.default.fileExists(atPath: $0)
     }
-  }
-
-  /// Loads `fileOrName`: a file path; else a file name without `.mapping.json` or
-  /// `.classes.json` in the mappings directory; else the name of a class set or mapping there.
-  func document(_ fileOrName: String) throws -> TaxonomyDocument {
-    if FileManager.default.fileExists(atPath: fileOrName) {
-      return try TaxonomyDocument(
-        contentsOfFile: fileOrName, searchDirectories: searchDirectories())
-    }
-    let directory = try locate()
-    for suffix in [".mapping.json", ".classes.json"]
-    where FileManager.default.fileExists(atPath: directory + "/" + fileOrName + suffix) {
-      return try TaxonomyDocument(
-        contentsOfFile: directory + "/" + fileOrName + suffix, searchDirectories: [directory])
-    }
-    let library = try MappingLibrary(directory: directory)
-    if let classSet = library.classSets[fileOrName] { return .classSet(classSet) }
-    return .mapping(try library.mapping(named: fileOrName))
+    return try MappingLibrary.load(adding: directories, files: files)
   }
 }
 
@@ -100,23 +87,31 @@ extension MappingCommand {
 
     func run() throws {
       var files = self.files
-      var directory: String?
+      var folders: [String] = []
       if files.isEmpty {
-        let located = try mappings.locate()
-        directory = located
-        files = try FileManager.default.contentsOfDirectory(atPath: located)
-          .filter { $0.hasSuffix(".json") }.sorted().map { located + "/" + $0 }
+        folders = try mappings.searchPath()
+        for folder in folders {
+          files += try FileManager.default.contentsOfDirectory(atPath: folder)
+            .filter { $0.hasSuffix(".json") }.sorted().map { folder + "/" + $0 }
+        }
       }
-      let (report, failures) = Self.validate(
-        files, searchDirectories: try mappings.searchDirectories())
+      let searchPath = (try? mappings.searchPath()) ?? []
+      let (report, failures) = Self.validate(files, searchDirectories: searchPath)
       print(report, terminator: "")
       var failed = failures.count
-      if let directory, failures.isEmpty {
+      if !folders.isEmpty, failures.isEmpty {
         do {
-          let library = try MappingLibrary(directory: directory)
+          let library = try MappingLibrary(directories: folders)
           print(
-            "ok     \(directory): \(library.classSets.count) class sets, "
+            "ok     \(folders.joined(separator: ", ")): \(library.classSets.count) class sets, "
               + "\(library.mappings.count) mappings")
+          let differing = library.pathComparisons().filter { !$0.differences.isEmpty }
+          if !differing.isEmpty {
+            print(
+              "note   \(differing.count) mapping(s) differ from a chain of default mappings "
+                + "between the same class sets: " + differing.map(\.direct.name).joined(
+                  separator: ", ") + " (atso-transfer mapping check lists the classes)")
+          }
         } catch {
           print("error  \(error)")
           failed += 1
@@ -129,11 +124,65 @@ extension MappingCommand {
     }
   }
 
+  struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Compare every mapping with the chains of default mappings between its class sets.",
+      discussion: """
+        Evaluation maps ground truth to the predictions' class set first and then both sides \
+        to the level through the same mappings (see `atso-transfer evaluate --help`), so a \
+        direct mapping that disagrees with a chain (Mapillary -> Cityscapes categories against \
+        Mapillary -> cityscapes-19 -> categories) gives another score. This lists every class \
+        where they disagree; classes are compared where they count in a score (not evaluated \
+        or ignored = ignore). Exit 0, or 1 with --strict when any mapping disagrees.
+        """)
+
+    @OptionGroup var mappings: MappingsDirectoryOption
+
+    @Flag(help: "Exit 1 when a mapping disagrees with a chain.")
+    var strict = false
+
+    /// The report and whether any mapping disagrees.
+    func report() throws -> (text: String, disagrees: Bool) {
+      let library = try mappings.library()
+      var lines: [String] = []
+      var disagrees = false
+      for comparison in library.pathComparisons() {
+        let direct = comparison.direct
+        let chain = comparison.path.map(\.name).joined(separator: " + ")
+        let variant = direct.variant.map { " (variant \($0))" } ?? ""
+        if comparison.differences.isEmpty {
+          lines.append("agrees   \(direct.name)\(variant) = \(chain)")
+          continue
+        }
+        disagrees = true
+        lines.append(
+          "differs  \(direct.name)\(variant) vs \(chain): \(comparison.differences.count) of "
+            + "\(direct.source.classes.count) source classes")
+        func name(_ id: Int?) -> String {
+          id.flatMap { direct.target.semanticClass(id: $0)?.name } ?? "(ignore)"
+        }
+        for difference in comparison.differences {
+          let source = direct.source.semanticClass(id: difference.sourceID)?.name ?? "?"
+          lines.append(
+            "           \(difference.sourceID) \(source): \(name(difference.direct)) (direct), "
+              + "\(name(difference.composed)) (chain)")
+        }
+      }
+      if lines.isEmpty { lines.append("no mapping has a chain of default mappings beside it") }
+      return (lines.joined(separator: "\n") + "\n", disagrees)
+    }
+
+    func run() throws {
+      let (text, disagrees) = try report()
+      print(text, terminator: "")
+      if strict && disagrees { throw ExitCode(1) }
+    }
+  }
+
   struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Print a class set or a mapping as a table.",
-      discussion: "FILE is a path, or the name of a class set or mapping in the mappings directory."
-    )
+      discussion: "FILE is a path, or the name (or file stem) of a class set or mapping.")
 
     @OptionGroup var mappings: MappingsDirectoryOption
 
@@ -141,7 +190,7 @@ extension MappingCommand {
     var file: String
 
     func text() throws -> String {
-      switch try mappings.document(file) {
+      switch try mappings.library(including: [file]).document(named: file) {
       case .classSet(let classSet): classSet.table()
       case .mapping(let mapping): mapping.table()
       }
@@ -172,10 +221,11 @@ extension MappingCommand {
     var name: String?
 
     func composed() throws -> LabelMapping {
-      guard case .mapping(let a) = try mappings.document(first) else {
+      let library = try mappings.library(including: [first, second])
+      guard case .mapping(let a) = try library.document(named: first) else {
         throw ValidationError("'\(first)' is a class set, not a mapping")
       }
-      guard case .mapping(let b) = try mappings.document(second) else {
+      guard case .mapping(let b) = try library.document(named: second) else {
         throw ValidationError("'\(second)' is a class set, not a mapping")
       }
       return try a.composed(with: b, name: name)

@@ -190,24 +190,9 @@ struct PredictCommand: ParsableCommand {
     }
   }
 
-  /// The working size: `--size`, else the run's `training.json`.
-  func workingSize() throws -> ImageSize {
-    if let size { return size.size }
-    let folder = URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
-    let path = TrainingRunFiles.configuration(in: folder)
-    guard FileManager.default.fileExists(atPath: path),
-      let working = try readRunConfiguration(path).augmentation.workingSize
-    else {
-      throw SegmentationCommandError(
-        description: "\(checkpoint): no training.json beside it to take the size from; give --size")
-    }
-    return working
-  }
-
   func run() throws {
     if let threads { BLASThreads.set(threads) }
-    let directory = try mappings.locate()
-    let library = try MappingLibrary(directory: directory)
+    let library = try mappings.library(including: [classes, labelClasses])
     let saved = try Checkpoint.read(from: checkpoint)
     let model = try saved.makeModel(path: checkpoint)
     let modelClasses = try library.classSet(named: saved.description.classSetName)
@@ -219,11 +204,8 @@ struct PredictCommand: ParsableCommand {
         library.mapping(from: labelClasses, to: outClasses.name))
     }
     let writer = LabelWriter(classes: outClasses, encoding: encoding, labelIDs: labelIDs)
-    let working = try workingSize()
-    let sizeField = size == nil ? "\(checkpoint): the working size of training.json" : "--size"
-    try saved.description.architecture.check(workingSize: working, field: sizeField)
-    try saved.description.architecture.checkMemory(
-      batch: 1, size: working, training: false, field: sizeField)
+    let input = try checkpointInputSize(
+      checkpoint: checkpoint, size: size?.size, architecture: saved.description.architecture)
     let references = try samples()
     do {
       try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
@@ -232,10 +214,10 @@ struct PredictCommand: ParsableCommand {
     }
     var iterator = PredictionIterator(
       dataset: Dataset(classSetName: modelClasses.name, samples: references),
-      workingSize: working)
+      workingSize: input.size)
     var written = 0
     while let sample = try iterator.next() {
-      let result = predictAtOriginalSize(model, sample: sample)
+      let result = predictLabelsAtImageSize(model, sample: sample, flip: flip)
       let labels = LabelImage(
         width: sample.originalSize.width, height: sample.originalSize.height,
         values: result.labels.map { toOutput[Int($0)] })
@@ -260,30 +242,100 @@ struct PredictCommand: ParsableCommand {
       }
       written += 1
     }
-    print("wrote \(written) label maps (\(outClasses.name), \(encoding.rawValue)) to \(output)")
+    print(
+      "wrote \(written) label maps (\(outClasses.name), \(encoding.rawValue)) to \(output); "
+        + "network input \(input.size.height)x\(input.size.width) (HxW, \(input.source)), "
+        + "probabilities upsampled to each image's own size")
+  }
+}
+
+/// The network input size of a checkpoint: `size` when given, else the training size from the
+/// `training.json` beside the checkpoint. `predict` and `evaluate --checkpoint` share it.
+/// - Returns: the size and where it came from, for the report.
+func checkpointInputSize(checkpoint: String, size: ImageSize?, architecture: ModelArchitecture)
+  throws -> (size: ImageSize, source: String)
+{
+  let input: (size: ImageSize, source: String)
+  if let size {
+    input = (size, "--size")
+  } else {
+    let folder = URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
+    let path = TrainingRunFiles.configuration(in: folder)
+    guard FileManager.default.fileExists(atPath: path),
+      let working = try readRunConfiguration(path).augmentation.workingSize
+    else {
+      throw SegmentationCommandError(
+        description: "\(checkpoint): no training.json beside it to take the training size from; "
+          + "give --size HxW")
+    }
+    input = (working, "the training size, \(path)")
+  }
+  // The network must accept the size, and a batch of 8 at that size must fit in memory.
+  let field = size == nil ? "\(input.source):" : "--size"
+  try architecture.check(workingSize: input.size, field: field)
+  try architecture.checkMemory(batch: 8, size: input.size, training: false, field: field)
+  return input
+}
+
+/// The arg-max labels of `model` on `sample` and their probabilities at the file's
+/// resolution: the network runs at the sample's (working) size, its class probabilities are
+/// resized bilinearly to the image's own size (`flip` averages with the mirrored image).
+func predictLabelsAtImageSize(_ model: any SegmentationModel, sample: PredictionSample, flip: Bool)
+  -> (labels: [UInt8], confidence: [Float])
+{
+  let (_, probabilities) = predictSegmentation(model, images: sample.image, horizontalFlip: flip)
+  let shape = probabilities.shape
+  let resized = ImageOps.resizeBilinear(
+    probabilities.reshaped(to: [shape[1], shape[2], shape[3]]), to: sample.originalSize)
+  let classes = shape[3]
+  let pixels = sample.originalSize.height * sample.originalSize.width
+  var labels = [UInt8](repeating: 0, count: pixels)
+  var best = [Float](repeating: 0, count: pixels)
+  resized.scalars.withUnsafeBufferPointer { p in
+    for i in 0..<pixels {
+      var arg = 0
+      for c in 1..<classes where p[i * classes + c] > p[i * classes + arg] { arg = c }
+      labels[i] = UInt8(min(arg, 255))
+      best[i] = p[i * classes + arg]
+    }
+  }
+  return (labels, best)
+}
+
+/// Scoring a model on a labelled dataset (`evaluate --checkpoint`).
+enum ModelEvaluation {
+  /// The raw matrix of the dataset's label values (rows, in `dataset.labelClasses`) against
+  /// the model's predictions (columns, in `classes`), at each image's own size (probabilities
+  /// upsampled, ``predictLabelsAtImageSize(_:sample:flip:)``) or, with `atWorkingSize`, at the
+  /// network input size against the labels resized (nearest).
+  static func matrix(
+    _ model: any SegmentationModel, classes: ClassSet, on dataset: Dataset,
+    workingSize: ImageSize, atWorkingSize: Bool
+  ) throws -> ConfusionMatrix {
+    guard let truthClasses = dataset.labelClasses else {
+      throw SegmentationCommandError(description: "the ground truth's class set is not resolved")
+    }
+    var matrix = ConfusionMatrix(groundTruth: truthClasses, prediction: classes)
+    var iterator = PredictionIterator(dataset: dataset, workingSize: workingSize)
+    var histogram = RawPairHistogram()
+    while let sample = try iterator.next() {
+      guard let label = sample.label else {
+        throw SegmentationCommandError(
+          description: "\(sample.reference.imagePath): the ground-truth sample has no label file")
+      }
+      histogram.removeAll()
+      if atWorkingSize {
+        histogram.add(
+          groundTruth: ImageOps.resizeNearest(label, to: workingSize).values,
+          prediction: predictSegmentation(model, images: sample.image).labels)
+      } else {
+        histogram.add(
+          groundTruth: label.values,
+          prediction: predictLabelsAtImageSize(model, sample: sample, flip: false).labels)
+      }
+      matrix.accumulate(histogram)
+    }
+    return matrix
   }
 
-  /// The arg-max labels and their probabilities at the file's resolution.
-  func predictAtOriginalSize(_ model: any SegmentationModel, sample: PredictionSample) -> (
-    labels: [UInt8], confidence: [Float]
-  ) {
-    let (_, probabilities) = predictSegmentation(
-      model, images: sample.image, horizontalFlip: flip)
-    let shape = probabilities.shape
-    let resized = ImageOps.resizeBilinear(
-      probabilities.reshaped(to: [shape[1], shape[2], shape[3]]), to: sample.originalSize)
-    let classes = shape[3]
-    let pixels = sample.originalSize.height * sample.originalSize.width
-    var labels = [UInt8](repeating: 0, count: pixels)
-    var best = [Float](repeating: 0, count: pixels)
-    resized.scalars.withUnsafeBufferPointer { p in
-      for i in 0..<pixels {
-        var arg = 0
-        for c in 1..<classes where p[i * classes + c] > p[i * classes + arg] { arg = c }
-        labels[i] = UInt8(min(arg, 255))
-        best[i] = p[i * classes + arg]
-      }
-    }
-    return (labels, best)
-  }
 }

@@ -45,12 +45,14 @@ func validating(_ checks: () throws -> Void) throws {
 struct DatasetResolver {
   let library: MappingLibrary
 
-  /// Opens `specs` (all in one class set) as one dataset.
+  /// Opens `specs` (all in one class set) as one dataset whose label files are checked
+  /// against that class set when read.
   func open(_ specs: [String], option: String) throws -> Dataset {
     var merged: Dataset?
     var ids = Set<String>()
     for text in specs {
-      let dataset = try DatasetSpec(parsing: text).open()
+      var dataset = try DatasetSpec(parsing: text).open()
+      dataset.labelClasses = try library.classSet(named: dataset.classSetName)
       if let first = merged, first.classSetName != dataset.classSetName {
         throw SegmentationCommandError(
           description: "\(option) \(text): labels in \(dataset.classSetName), but the previous "
@@ -77,7 +79,7 @@ struct DatasetResolver {
     -> LabelMapping
   {
     if let name {
-      let mapping = try library.mapping(named: name)
+      let mapping = try library.mapping(named: name)  // a name, file stem or path
       guard mapping.source.name == source, mapping.target.name == target else {
         throw SegmentationCommandError(
           description: "mapping '\(name)' maps \(mapping.source.name) -> \(mapping.target.name), "
@@ -293,8 +295,9 @@ struct TrainCommand: ParsableCommand {
 
   func run() throws {
     if let threads { BLASThreads.set(threads) }
-    let resolver = DatasetResolver(library: try MappingLibrary(directory: mappings.locate()))
+    let resolver = DatasetResolver(library: try mappings.library(including: [classes, mapping]))
     let modelClasses = try resolver.library.classSet(named: classes)
+    let classes = modelClasses.name  // a file path names its class set
     let ignore = UInt8(modelClasses.ignoreIndex)
     let trainingSet = try resolver.open(dataset, option: "--dataset")
     guard trainingSet.isLabeled else {

@@ -25,8 +25,8 @@ struct DatasetCommandTests {
       ]) as? DatasetCommand.Info)
     let text = try source.report()
     #expect(text.hasPrefix("2 samples, class set cityscapes-34, 2 labelled"))
-    #expect(text.contains("sizes 32x16"))
-    #expect(text.contains(" 7:"))  // road labelId
+    #expect(text.contains("sizes 16x32 (HxW)"))
+    #expect(text.contains("    7 ") && text.contains("%  road"))  // road labelId, named
 
     let target = try #require(
       try AtsoTransfer.parseAsRoot([
@@ -34,7 +34,8 @@ struct DatasetCommandTests {
       ]) as? DatasetCommand.Info)
     let targetText = try target.report()
     #expect(targetText.contains("class set mapillary-vistas-v1.2"))
-    #expect(targetText.contains(" 13:"))  // road in v1.2
+    #expect(targetText.contains("   13 ") && targetText.contains("%  construction--flat--road"))
+    #expect(!targetText.contains("warning"))
   }
 
   @Test("flag validation")

@@ -115,16 +115,6 @@ struct InputValidationCommandTests {
       let text = message(arguments, run: true)
       #expect(text.contains("--size 1x1 is not accepted: expected at least 2x2"), "\(text)")
     }
-    // Images at their own size (no --size): a 1x1 image is named.
-    let tiny = run.root + "/tiny"
-    try FileManager.default.createDirectory(atPath: tiny, withIntermediateDirectories: true)
-    try ImageFile.writePNG(RGBImage(width: 1, height: 1, pixels: [1, 2, 3]), to: tiny + "/a.png")
-    try ImageFile.writePNG(LabelImage(width: 1, height: 1, values: [7]), to: tiny + "/a_label.png")
-    try "a.png a_label.png\n".write(toFile: tiny + "/list.txt", atomically: true, encoding: .utf8)
-    let text = message(
-      ["evaluate", "--mappings", m, "--checkpoint", run.checkpoint,
-       "--truth", "list:\(tiny)/list.txt:cityscapes-34"], run: true)
-    #expect(text.contains("sample 'a': the image size 1x1 is not accepted"), "\(text)")
   }
 
   @Test("predict: a truncated JPEG and an empty folder are errors naming the file or folder")

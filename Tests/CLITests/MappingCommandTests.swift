@@ -24,7 +24,7 @@ private func temporaryDirectory() throws -> String {
     ])
     let validate = try #require(command as? MappingCommand.Validate)
     #expect(validate.files == ["a.json", "b.json"])
-    #expect(validate.mappings.directory == "/some/dir")
+    #expect(validate.mappings.directories == ["/some/dir"])
   }
 
   @Test func validateAcceptsEveryShippedFile() throws {

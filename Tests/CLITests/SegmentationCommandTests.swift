@@ -237,7 +237,9 @@ struct SegmentationCommandTests {
       LabelImage(width: 32, height: 16, values: [UInt8](repeating: 100, count: 512)),
       to: pred + "/\(second).png")
     let unknown = errorText { _ = try w.evaluate(arguments) }
-    #expect(unknown.contains("label value 100") && unknown.contains("\(second).png"))
+    #expect(
+      unknown.contains("\(second).png: label values that are not classes of cityscapes-19")
+        && unknown.contains("100 (512 pixels)"))
 
     try ImageFile.writePNG(
       LabelImage(width: 8, height: 4, values: [UInt8](repeating: 1, count: 32)),
@@ -285,6 +287,9 @@ struct SegmentationCommandTests {
       ])
       try apply.run()
     }
-    #expect(text.contains("is not a class of cityscapes-19"))
+    #expect(text.contains("refused 2 of 2 files") && text.contains("not classes of cityscapes-19"))
+    for name in try FileManager.default.contentsOfDirectory(atPath: w.labels) {
+      #expect(!FileManager.default.fileExists(atPath: w.root + "/bad/" + name), "\(name) written")
+    }
   }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Taxonomy
 import Tensor
 import Testing
 
@@ -62,6 +63,29 @@ struct InputValidationTests {
     let (labels, _) = predictSegmentation(
       model, images: Tensor(repeating: 0.5, shape: [1, minimum, minimum, 3]))
     #expect(labels.count == minimum * minimum)
+  }
+
+  @Test("evaluation at each image's own size names an image smaller than the network accepts")
+  func ownSizeTooSmall() throws {
+    let folder = try TestPaths.temporaryDirectory("own-size")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try ImageFile.writePNG(RGBImage(width: 1, height: 1, pixels: [1, 2, 3]), to: folder + "/a.png")
+    try ImageFile.writePNG(LabelImage(width: 1, height: 1, values: [0]), to: folder + "/a_l.png")
+    let classes = try ClassSet(
+      contentsOfFile: TestPaths.packageRoot + "/mappings/cityscapes-19.classes.json")
+    var generator = SeededGenerator(seed: 1)
+    let model = UNet(.init(widths: [2, 4], classCount: classes.outputCount), using: &generator)
+    let source = LabeledSource(
+      dataset: Dataset(
+        classSetName: classes.name,
+        samples: [SampleReference(id: "a", imagePath: folder + "/a.png", labelPath: folder + "/a_l.png")]),
+      labelTable: Array(0...255))
+    do {
+      _ = try evaluateSegmentation(model, on: source, classes: classes, workingSize: nil)
+      Issue.record("a 1x1 image went through a U-Net that halves it")
+    } catch {
+      #expect("\(error)".contains("sample 'a': the image size 1x1 is not accepted"), "\(error)")
+    }
   }
 
   @Test("absurd working sizes are refused before any allocation")

@@ -244,7 +244,13 @@ struct Fixture {
     try write(
       #"{"kind": "mapping", "version": 1, "name": "m2", "from": "a", "to": "b", "entries": [{"to": "q", "from": ["x", "y", "z"]}]}"#,
       to: fixture.directory, named: "m2.mapping.json")
-    #expect(throws: TaxonomyError.ambiguousMapping(from: "a", to: "b", candidates: ["m", "m2"])) {
+    #expect(
+      throws: TaxonomyError.ambiguousMapping(
+        from: "a", to: "b",
+        candidates: [
+          "m (\(fixture.directory)/m1.mapping.json)", "m2 (\(fixture.directory)/m2.mapping.json)",
+        ])
+    ) {
       try MappingLibrary(directory: fixture.directory)
     }
   }

@@ -1,4 +1,5 @@
 import Foundation
+import Taxonomy
 
 /// One image of a dataset and, when the split is labelled, its label map.
 public struct SampleReference: Sendable, Equatable, Hashable, Codable {
@@ -41,10 +42,14 @@ public struct Dataset: Sendable, Equatable {
   public var classSetName: String
   /// The samples, in a stable (sorted or listed) order.
   public var samples: [SampleReference]
+  /// The class set of the label files, once the caller has resolved ``classSetName``: every
+  /// label file read is then checked against it (``load(_:labelTable:maxPixels:)``).
+  public var labelClasses: ClassSet?
 
-  public init(classSetName: String, samples: [SampleReference]) {
+  public init(classSetName: String, samples: [SampleReference], labelClasses: ClassSet? = nil) {
     self.classSetName = classSetName
     self.samples = samples
+    self.labelClasses = labelClasses
   }
 
   /// The number of samples.
@@ -56,33 +61,40 @@ public struct Dataset: Sendable, Equatable {
   /// The samples for which `isIncluded` is true, e.g. one CamVid sequence:
   /// `camvid.filtered { $0.id.hasPrefix("0001TP") }`.
   public func filtered(_ isIncluded: (SampleReference) -> Bool) -> Dataset {
-    Dataset(classSetName: classSetName, samples: samples.filter(isIncluded))
+    Dataset(
+      classSetName: classSetName, samples: samples.filter(isIncluded), labelClasses: labelClasses)
   }
 
   /// The same images with their labels dropped: a labelled split used as an unlabelled domain.
   public func withoutLabels() -> Dataset {
     Dataset(
       classSetName: classSetName,
-      samples: samples.map { SampleReference(id: $0.id, imagePath: $0.imagePath) })
+      samples: samples.map { SampleReference(id: $0.id, imagePath: $0.imagePath) },
+      labelClasses: labelClasses)
   }
 
   /// Decodes sample `index`, mapping its label pixels through `labelTable` once.
   ///
+  /// With ``labelClasses`` set, the raw label values are checked first.
   /// - Parameters:
   ///   - labelTable: 256 entries, `labelTable[pixel]` is the class id or the ignore index;
   ///     `nil` keeps the raw pixel values.
   ///   - maxPixels: the decoder's pixel limit.
   /// - Throws: `DatasetError.image` for unreadable files, `.sizeMismatch` when image and label
-  ///   differ in size, `.invalidLabelTable` for a table that does not have 256 entries.
+  ///   differ in size, `.invalidLabelTable` for a table that does not have 256 entries,
+  ///   `.labelValues` for label values that are no class of ``labelClasses`` (nor its ignore
+  ///   value), naming the file, the values and their pixel counts.
   public func load(
     _ index: Int, labelTable: [UInt8]? = nil, maxPixels: Int = ImageLimits.defaultMaxPixels
   ) throws(DatasetError) -> Sample {
-    try Dataset.load(samples[index], labelTable: labelTable, maxPixels: maxPixels)
+    try Dataset.load(
+      samples[index], labelTable: labelTable, labelClasses: labelClasses, maxPixels: maxPixels)
   }
 
-  /// Decodes one sample (see ``load(_:labelTable:maxPixels:)``).
+  /// Decodes one sample (see ``load(_:labelTable:maxPixels:)``); `labelClasses`, when given,
+  /// checks the raw label values.
   public static func load(
-    _ reference: SampleReference, labelTable: [UInt8]? = nil,
+    _ reference: SampleReference, labelTable: [UInt8]? = nil, labelClasses: ClassSet? = nil,
     maxPixels: Int = ImageLimits.defaultMaxPixels
   ) throws(DatasetError) -> Sample {
     if let table = labelTable, table.count != 256 {
@@ -107,6 +119,14 @@ public struct Dataset: Sendable, Equatable {
       throw .sizeMismatch(
         imagePath: reference.imagePath, imageWidth: image.width, imageHeight: image.height,
         labelPath: labelPath, labelWidth: label.width, labelHeight: label.height)
+    }
+    if let labelClasses {
+      do {
+        try labelClasses.checkLabelValues(
+          ClassSet.valueHistogram(label.values), file: labelPath)
+      } catch {
+        throw .labelValues(error)
+      }
     }
     if let table = labelTable { label = label.mapped(through: table) }
     return Sample(id: reference.id, image: image, label: label)
@@ -137,6 +157,9 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
   case stateMismatch(reason: String)
   /// A dataset spec string (``DatasetSpec``) cannot be parsed.
   case invalidSpec(String, reason: String)
+  /// A label file holds values that its class set lacks
+  /// (``TaxonomyError/labelValuesNotInClassSet(file:classSet:values:)``).
+  case labelValues(TaxonomyError)
 
   public var description: String {
     switch self {
@@ -152,6 +175,7 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
       "sample \(id): preprocessed shape \(shape) differs from the batch shape \(expected)"
     case .stateMismatch(let reason): "cannot resume the data loader: \(reason)"
     case .invalidSpec(let text, let reason): "dataset '\(text)': \(reason)"
+    case .labelValues(let error): error.description
     }
   }
 }
