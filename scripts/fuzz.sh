@@ -31,6 +31,9 @@ cd "$here/Fuzz"
 # SwiftPM's --sanitize=fuzzer only links libFuzzer: the Swift modules get their coverage
 # instrumentation from -sanitize=fuzzer passed to swiftc.
 flags=(-c release --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address)
+# The build plan is made again each time: SwiftPM keeps the source list of the path dependency
+# (the main package) from its last plan and would miss files added there since.
+rm -f .build/release.yaml .build/release/description.json
 echo "building the harnesses (release, fuzzer + address sanitizers)..." >&2
 swift build "${flags[@]}" >"$work/build.log" 2>&1 || {
   tail -30 "$work/build.log" >&2; exit 2; }
