@@ -19,7 +19,7 @@ report=${2:-/tmp/atso-probe/report.tsv}
 T=$(mktemp -d /tmp/atso-probe-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 mkdir -p "$(dirname "$report")"
-M="$here/mappings"
+M=${PROBE_MAPPINGS:-"$here/mappings"}  # the mappings of the binary probed
 F="$T/f"
 
 python3 "$here/scripts/probe_fixtures.py" "$F" >/dev/null || exit 2

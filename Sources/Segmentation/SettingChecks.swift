@@ -33,25 +33,28 @@ public enum SettingChecks {
     }
   }
 
-  /// A finite number in `range` (a momentum, a probability, a weight decay).
+  /// A finite number in `range` (a probability, a weight decay).
   public static func finite<F: BinaryFloatingPoint>(
     _ value: F, in range: ClosedRange<F>, field: String
   ) throws(ModelError) {
-    guard value.isFinite, range.contains(value) else {
-      throw .invalidSetting(
-        field: field, value: text(value),
-        expected: "a finite number in \(text(range.lowerBound))...\(text(range.upperBound))")
-    }
+    try finite(
+      value, range.contains(value), "\(text(range.lowerBound))...\(text(range.upperBound))", field)
   }
 
   /// A finite number in `range.lowerBound ..< range.upperBound` (SGD momentum).
   public static func finite<F: BinaryFloatingPoint>(
     _ value: F, in range: Range<F>, field: String
   ) throws(ModelError) {
-    guard value.isFinite, range.contains(value) else {
+    try finite(
+      value, range.contains(value), "\(text(range.lowerBound))..<\(text(range.upperBound))", field)
+  }
+
+  private static func finite<F: BinaryFloatingPoint>(
+    _ value: F, _ inRange: Bool, _ range: String, _ field: String
+  ) throws(ModelError) {
+    guard value.isFinite, inRange else {
       throw .invalidSetting(
-        field: field, value: text(value),
-        expected: "a finite number in \(text(range.lowerBound))..<\(text(range.upperBound))")
+        field: field, value: text(value), expected: "a finite number in \(range)")
     }
   }
 

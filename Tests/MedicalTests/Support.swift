@@ -21,16 +21,8 @@ let hasTotalseg = fileExists(totalsegRoot + "/example_seg_mr.nii.gz")
 
 /// Runs a program and returns its standard output, or `nil` when it fails.
 func run(_ executable: String, _ arguments: [String]) -> Data? {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: executable)
-  process.arguments = arguments
-  let output = Pipe()
-  process.standardOutput = output
-  process.standardError = FileHandle.nullDevice
-  do { try process.run() } catch { return nil }
-  let data = output.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return process.terminationStatus == 0 ? data : nil
+  let result = Peers.run(executable, arguments)
+  return result.status == 0 ? result.output : nil
 }
 
 /// A Python interpreter that can import nibabel and numpy (``Peers``: ../venv-peers from

@@ -9,22 +9,6 @@ import Testing
 enum CityscapesOracle {
   static let python = Peers.python(
     importing: ["cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling", "numpy"])
-
-  /// Runs a program; returns its exit status (-1 if it cannot start) and its standard output.
-  @discardableResult
-  static func run(_ program: String, _ arguments: [String]) -> (status: Int32, output: Data) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: program)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { return (-1, Data()) }
-    // Read before waiting so that a full pipe cannot block the child.
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, data)
-  }
 }
 
 @Suite struct CityscapesOracleTests {
@@ -60,7 +44,7 @@ enum CityscapesOracle {
       manifest += "gt\(index).bin pred\(index).bin \(height) \(width)\n"
     }
     try write(manifest, to: directory, named: "pairs.txt")
-    let (status, output) = CityscapesOracle.run(
+    let (status, output) = Peers.run(
       python, [packageRoot + "/scripts/cityscapes_oracle.py", directory])
     try #require(status == 0, "the Python oracle failed")
     let json = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
