@@ -20,20 +20,27 @@ public enum SafeTensors {
   /// The largest accepted JSON header (PyPI safetensors' limit: 100 MB).
   public static let maxHeaderBytes = 100_000_000
 
-  /// Encodes named tensors and string metadata.
-  public static func encode(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String])
-    -> Data
-  {
+  /// Bytes per element of the safetensors dtypes, for the layout of entries that are skipped.
+  static let elementBytes: [String: Int] = [
+    "F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
+    "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+  ]
+
+  /// Encodes named tensors, `I64` integer tensors (stored after them) and string metadata.
+  public static func encode(
+    _ tensors: [(name: String, tensor: Tensor)],
+    integers: [(name: String, shape: [Int], values: [Int64])] = [], metadata: [String: String]
+  ) -> Data {
     var header: [String: Any] = [:]
     var offset = 0
-    for (name, tensor) in tensors {
+    func add(_ name: String, _ dtype: String, _ shape: [Int], bytes: Int) {
       header[name] =
-        [
-          "dtype": "F32", "shape": tensor.shape,
-          "data_offsets": [offset, offset + 4 * tensor.count],
-        ] as [String: Any]
-      offset += 4 * tensor.count
+        ["dtype": dtype, "shape": shape, "data_offsets": [offset, offset + bytes]]
+        as [String: Any]
+      offset += bytes
     }
+    for (name, tensor) in tensors { add(name, "F32", tensor.shape, bytes: 4 * tensor.count) }
+    for (name, shape, values) in integers { add(name, "I64", shape, bytes: 8 * values.count) }
     if !metadata.isEmpty { header["__metadata__"] = metadata }
     // Serialising plain strings, integers and arrays cannot fail.
     var json =
@@ -44,16 +51,20 @@ public enum SafeTensors {
     withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
     data.append(json)
     for (_, tensor) in tensors { data.append(tensor.littleEndianBytes()) }
+    for (_, _, values) in integers {
+      for value in values { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
+    }
     return data
   }
 
-  /// Decodes a safetensors file's bytes; `path` names the file in errors.
+  /// Decodes a safetensors file's bytes; `path` names the file in errors. Entries whose dtype is
+  /// in `skippedDTypes` (e.g. PyTorch's `I64` `num_batches_tracked`) are left out.
   ///
   /// - Returns: the tensors in data order, and the metadata.
   /// - Throws: ``ModelError/malformedCheckpoint(path:reason:)`` for a truncated file, a bad
   ///   header, a dtype other than `F32`, or offsets that do not match the shapes.
-  public static func decode(_ data: Data, path: String) throws(ModelError)
-    -> (tensors: [(name: String, tensor: Tensor)], metadata: [String: String])
+  public static func decode(_ data: Data, path: String, skipping skippedDTypes: Set<String> = [])
+    throws(ModelError) -> (tensors: [(name: String, tensor: Tensor)], metadata: [String: String])
   {
     func fail(_ reason: String) -> ModelError { .malformedCheckpoint(path: path, reason: reason) }
     let bytes = [UInt8](data)
@@ -82,18 +93,22 @@ public enum SafeTensors {
       }
       metadata = m
     }
+    // Every entry, skipped ones included, takes its place in the layout check; only F32 ones
+    // are decoded.
+    var layout: [(name: String, begin: Int, end: Int)] = []
     var entries: [(name: String, shape: [Int], begin: Int, end: Int)] = []
     for (name, value) in header where name != "__metadata__" {
       guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
         let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int],
         offsets.count == 2
       else { throw fail("entry '\(name)' lacks dtype, shape or data_offsets") }
-      guard dtype == "F32" else {
+      let skipped = skippedDTypes.contains(dtype)
+      guard skipped || dtype == "F32" else {
         throw fail("tensor '\(name)' has dtype \(dtype); only F32 is supported")
       }
       // The byte count of the shape, refusing negative dimensions and overflow before any
       // allocation.
-      var byteCount = 4
+      var byteCount = skipped ? (Self.elementBytes[dtype] ?? 1) : 4
       for dimension in shape {
         let (product, overflow) = byteCount.multipliedReportingOverflow(by: dimension)
         guard dimension >= 0, !overflow, product <= dataSize else {
@@ -103,18 +118,20 @@ public enum SafeTensors {
         byteCount = product
       }
       guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataSize,
-        offsets[1] - offsets[0] == byteCount
+        offsets[1] - offsets[0] == byteCount || (skipped && Self.elementBytes[dtype] == nil)
       else {
         throw fail(
           "tensor '\(name)' of shape \(shape) (\(byteCount) bytes) has data_offsets \(offsets) "
             + "(data is \(dataSize) bytes)")
       }
-      entries.append((name, shape, offsets[0], offsets[1]))
+      layout.append((name, offsets[0], offsets[1]))
+      if !skipped { entries.append((name, shape, offsets[0], offsets[1])) }
     }
     entries.sort { ($0.begin, $0.name) < ($1.begin, $1.name) }
+    layout.sort { ($0.begin, $0.name) < ($1.begin, $1.name) }
     // As PyPI safetensors requires: tensors back to back from offset 0 to the end of the file.
     var end = 0
-    for entry in entries {
+    for entry in layout {
       guard entry.begin == end else {
         throw fail(
           "tensor '\(entry.name)' starts at data offset \(entry.begin), expected \(end) "

@@ -139,14 +139,6 @@ extension ModelArchitecture {
     }
   }
 
-  /// A short name for messages: `unet [16, 32, 64, 128]`, `deeplab [16, 32, 64, 128]`.
-  public var summary: String {
-    switch self {
-    case .unet(let c): "unet \(c.widths)"
-    case .deepLab(let c): "deeplab \(c.widths)"
-    }
-  }
-
   /// Checks the structure before the network is built: widths, channels, classes, rates, and a
   /// parameter count that fits in memory. `field` names where a configuration key came from:
   /// a flag (`widths` -> `--widths`) or a file (`x.safetensors: architecture.widths`).
@@ -179,7 +171,7 @@ extension ModelArchitecture {
     }
     guard let count = parameterScalarCount, count <= 1 << 31 else {
       throw .invalidSetting(
-        field: field("widths"), value: summary,
+        field: field("widths"), value: network,
         expected: "a network of at most 2^31 parameters (8 GiB); this one has "
           + (parameterScalarCount.map { "\($0)" } ?? "more than 2^63"))
     }
@@ -194,7 +186,7 @@ extension ModelArchitecture {
     guard size.height >= minimum, size.width >= minimum else {
       throw .invalidSetting(
         field: field, value: size.heightByWidth,
-        expected: "at least \(minimum)x\(minimum): \(summary) "
+        expected: "at least \(minimum)x\(minimum): a \(network) "
           + (isUNet
             ? "halves the image \(minimum.trailingZeroBitCount) time"
               + (minimum == 2 ? "" : "s")
@@ -208,6 +200,15 @@ extension ModelArchitecture {
         field: field, value: size.heightByWidth,
         expected: "at most \(SettingChecks.maxSide) pixels a side and "
           + "\(ImageLimits.defaultMaxPixels) pixels in all")
+    }
+  }
+
+  /// The family and widths, without the class count (which a flag check may not know yet):
+  /// `U-Net of widths 4,8`.
+  private var network: String {
+    switch self {
+    case .unet(let c): "U-Net of widths " + c.widths.map(String.init).joined(separator: ",")
+    case .deepLab(let c): "DeepLab of widths " + c.widths.map(String.init).joined(separator: ",")
     }
   }
 
@@ -325,7 +326,7 @@ extension ModelArchitecture {
       throw .invalidSetting(
         field: field, value: "\(batch) x \(size.heightByWidth)",
         expected: "a batch that fits in memory: \(batch) images of \(size.heightByWidth) "
-          + "for \(summary) need about "
+          + "for a \(network) need about "
           + (estimate.map(SettingChecks.bytesText) ?? "more than 8 EiB")
           + ", and \(SettingChecks.bytesText(limit)) are available; give a smaller batch or size")
     }

@@ -57,7 +57,7 @@ struct InputValidationCommandTests {
     "train: absurd, negative and NaN flags are refused in validate(), naming the flag",
     arguments: [
       (["--size", "1x1", "--iterations", "1"],
-       "--size 1x1 is not accepted: expected at least 2x2: unet [4, 8] halves the image 1 time"),
+       "--size 1x1 is not accepted: expected at least 2x2: a U-Net of widths 4,8 halves the image 1 time"),
       (["--size", "100000x100000", "--iterations", "1"], "--size 100000x100000 is not accepted"),
       (["--size", "16x32", "--iterations", "1", "--learning-rate", "-1"],
        "--learning-rate -1 is not accepted: expected a finite number > 0"),
@@ -75,7 +75,7 @@ struct InputValidationCommandTests {
       (["--size", "16x32", "--iterations", "1", "--widths", "100000,100000"], "--widths [100000, 100000]"),
       (["--size", "16x32", "--iterations", "1", "--widths", "2,2,2,2,2,2,2,2"], "expected at least 128x128"),
       (["--size", "4x4", "--iterations", "1", "--model", "deeplab", "--widths", "4,4,8,8"],
-       "expected at least 8x8: deeplab [4, 4, 8, 8]"),
+       "expected at least 8x8: a DeepLab of widths 4,4,8,8 works"),
       (["--size", "96x128", "--iterations", "1", "--batch", "65536", "--widths", "64,128,256,512"],
        "is not accepted: expected a batch that fits in memory"),
     ])

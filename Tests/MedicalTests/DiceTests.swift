@@ -36,7 +36,7 @@ func numpyCounts(
 struct DiceTests {
   @Test(
     "per-case and global Dice match numpy, for fine and coarse classes",
-    .enabled(if: Peers.enabled(nibabelPython), Peers.missing("numpy and nibabel")))
+    .enabled(if: PeerPython.enabled(nibabelPython), PeerPython.missing("numpy and nibabel")))
   func matchesNumpy() throws {
     var rng = SeededGenerator(seed: 11)
     var cases: [(prediction: [UInt8], groundTruth: [UInt8])] = []

@@ -21,17 +21,17 @@ let hasTotalseg = fileExists(totalsegRoot + "/example_seg_mr.nii.gz")
 
 /// Runs a program and returns its standard output, or `nil` when it fails.
 func run(_ executable: String, _ arguments: [String]) -> Data? {
-  let result = Peers.run(executable, arguments)
-  return result.status == 0 ? result.output : nil
+  let result = PeerPython.run(executable, arguments)
+  return result.status == 0 ? Data(result.output.utf8) : nil
 }
 
-/// A Python interpreter that can import nibabel and numpy (``Peers``: ../venv-peers from
+/// A Python interpreter that can import nibabel and numpy (``PeerPython``: ../venv-peers from
 /// scripts/setup_peers.sh). `nil` skips the oracle tests, except in CI.
-let nibabelPython = Peers.python(importing: ["nibabel", "numpy"])
+let nibabelPython = PeerPython.find(importing: ["nibabel", "numpy"])
 
 /// Records a failure in CI when the nibabel oracle of an optional comparison is missing.
 func requireNibabelInCI() {
-  if Peers.isCI { Issue.record(Peers.missing("nibabel")) }
+  if PeerPython.isCI { Issue.record(PeerPython.missing("nibabel")) }
 }
 
 let script = packageRoot + "/scripts/make_nifti_fixtures.py"

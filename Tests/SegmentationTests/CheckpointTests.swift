@@ -9,9 +9,9 @@ import Testing
 private let packageRoot = URL(fileURLWithPath: #filePath)
   .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// A Python with PyPI's `safetensors` and numpy (``Peers``: ../venv-peers from
+/// A Python with PyPI's `safetensors` and numpy (``PeerPython``: ../venv-peers from
 /// scripts/setup_peers.sh).
-private let safetensorsPython = Peers.python(importing: ["safetensors.numpy", "numpy"])
+private let safetensorsPython = PeerPython.find(importing: ["safetensors.numpy", "numpy"])
 
 private func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
   let process = Process()
@@ -113,9 +113,9 @@ func checkpointErrors() throws {
 
 @Test(
   "PyPI safetensors reads our files and we read its files",
-  .enabled(if: Peers.enabled(safetensorsPython), Peers.missing("safetensors")))
+  .enabled(if: PeerPython.enabled(safetensorsPython), PeerPython.missing("safetensors")))
 func safetensorsInterop() throws {
-  let python = try #require(safetensorsPython, Peers.missing("safetensors"))
+  let python = try #require(safetensorsPython, PeerPython.missing("safetensors"))
   let directory = try temporaryDirectory()
   defer { try? FileManager.default.removeItem(at: directory) }
   let ours = directory.appendingPathComponent("ours.safetensors").path

@@ -4,10 +4,10 @@ import TestSupport
 import Testing
 @testable import Taxonomy
 
-/// A Python interpreter that can import PyPI's `cityscapesscripts` (``Peers``: ../venv-peers
+/// A Python interpreter that can import PyPI's `cityscapesscripts` (``PeerPython``: ../venv-peers
 /// from scripts/setup_peers.sh), or nil.
 enum CityscapesOracle {
-  static let python = Peers.python(
+  static let python = PeerPython.find(
     importing: ["cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling", "numpy"])
 }
 
@@ -17,9 +17,9 @@ enum CityscapesOracle {
   /// ConfusionMatrix: class IoU on the 34 labelIds and category IoU after reducing by the
   /// shipped cityscapes-34 -> 19 -> categories mappings agree to 1e-6.
   @Test(
-    .enabled(if: Peers.enabled(CityscapesOracle.python), Peers.missing("cityscapesscripts")))
+    .enabled(if: PeerPython.enabled(CityscapesOracle.python), PeerPython.missing("cityscapesscripts")))
   func classAndCategoryIoUMatchCityscapesScripts() throws {
-    let python = try #require(CityscapesOracle.python, Peers.missing("cityscapesscripts"))
+    let python = try #require(CityscapesOracle.python, PeerPython.missing("cityscapesscripts"))
     let directory = try makeTemporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let library = try MappingLibrary(directory: mappingsDirectory)
@@ -44,10 +44,11 @@ enum CityscapesOracle {
       manifest += "gt\(index).bin pred\(index).bin \(height) \(width)\n"
     }
     try write(manifest, to: directory, named: "pairs.txt")
-    let (status, output) = Peers.run(
+    let (status, output, _) = PeerPython.run(
       python, [packageRoot + "/scripts/cityscapes_oracle.py", directory])
     try #require(status == 0, "the Python oracle failed")
-    let json = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
+    let json = try #require(
+      try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
     let classIoU = try #require(json["classIoU"] as? [String: Any])
     let categoryIoU = try #require(json["categoryIoU"] as? [String: Any])
 
