@@ -7,9 +7,9 @@
 #   -seconds S   run each harness for S seconds instead (what .ci/run does: -seconds 5)
 #   HARNESS      FuzzPNG FuzzJPEG FuzzNIfTI FuzzSafetensors FuzzClassSet FuzzMapping
 #                FuzzConfiguration FuzzDatasetSpec (default: all)
-# The grown corpora and crash reproducers stay in $FUZZ_WORK (default /tmp/atso-fuzz); a crash
-# (or leak, or sanitizer report) stops that harness, prints the reproducer and makes the script
-# exit 1 after the others ran. Prints one line per harness: executions, seconds, corpus size,
+# The grown corpora and crash reproducers stay in $FUZZ_WORK (default /tmp/atso-fuzz-<folder of
+# the package>); a crash (or leak, or sanitizer report) stops that harness, prints the reproducer
+# and makes the script exit 1 after the others ran. Prints one line per harness: executions, seconds, corpus size,
 # coverage (libFuzzer's cov/ft) and the outcome.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#harnesses[@]} -gt 0 ] || harnesses=(FuzzPNG FuzzJPEG FuzzNIfTI FuzzSafetensors FuzzClassSet
   FuzzMapping FuzzConfiguration FuzzDatasetSpec)
-work=${FUZZ_WORK:-/tmp/atso-fuzz}
+work=${FUZZ_WORK:-/tmp/atso-fuzz-$(basename "$here")}
 mkdir -p "$work"
 
 cd "$here/Fuzz"

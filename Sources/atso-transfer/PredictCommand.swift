@@ -270,10 +270,11 @@ func checkpointInputSize(checkpoint: String, size: ImageSize?, architecture: Mod
     }
     input = (working, "the training size, \(path)")
   }
-  // The network must accept the size, and a batch of 8 at that size must fit in memory.
+  // The network must accept the size, and one image at that size (predict and evaluate run
+  // them one at a time) must fit in memory.
   let field = size == nil ? "\(input.source):" : "--size"
   try architecture.check(workingSize: input.size, field: field)
-  try architecture.checkMemory(batch: 8, size: input.size, training: false, field: field)
+  try architecture.checkMemory(batch: 1, size: input.size, training: false, field: field)
   return input
 }
 
