@@ -27,7 +27,7 @@ let package = Package(
     harness("FuzzSafetensors", ["Segmentation"]),
     harness("FuzzClassSet", ["Taxonomy"]),
     harness("FuzzMapping", ["Taxonomy"]),
-    harness("FuzzConfiguration", ["Transfer"]),
+    harness("FuzzConfiguration", ["Transfer", "ImageTransfer", "VolumeTransfer"]),
     harness("FuzzDatasetSpec", ["Segmentation"]),
   ]
 )

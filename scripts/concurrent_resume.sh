@@ -15,7 +15,7 @@ T=$(mktemp -d /tmp/atso-concurrent-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 cat >"$T/run.json" <<'EOF'
 {"seed": 5, "folds": 2, "generations": 2,
- "backend": {"kind": "simulation", "units": "6", "delay-us": "20000"}}
+ "backend": {"kind": "simulation", "units": 6, "delayMicroseconds": 20000}}
 EOF
 "$bin" transfer --config "$T/run.json" -o "$T/reference" >/dev/null || exit 2
 results="metrics.jsonl table.json table.md curves-fine.png folds.json"

@@ -222,8 +222,22 @@ write("img/jpeg_marker_only.jpg", b"\xFF\xD8\xFF")
 write("json/not_json.json", b"{ not json")
 write("json/empty.json", b"")
 write("json/deep.json", b"[" * 100000 + b"]" * 100000)
-write("json/config_nan_lr.json", json.dumps(
-    {"backend": {"kind": "segmentation", "learning-rate": "nan"}}).encode())
+# JSON has no NaN: an overflowing literal is the way a file gives an infinite learning rate.
+write("json/config_inf_lr.json",
+      b'{"backend": {"kind": "image", "source": "camvid:x.txt", "test": "camvid:y.txt", "labeledFraction": 0.5, '
+      b'"learningRate": 1e999}}')
+write("json/config_negative_lr.json", json.dumps({"backend": {
+    "kind": "image", "source": "camvid:x.txt", "test": "camvid:y.txt", "labeledFraction": 0.5,
+    "learningRate": -1}}).encode())
+write("json/config_batch_huge.json", json.dumps({"backend": {
+    "kind": "image", "source": "camvid:x.txt", "test": "camvid:y.txt", "labeledFraction": 0.5,
+    "batch": 100000000}}).encode())
+write("json/config_widths_4.json", json.dumps({"backend": {
+    "kind": "image", "source": "camvid:x.txt", "test": "camvid:y.txt", "labeledFraction": 0.5,
+    "widths": [4]}}).encode())
+write("json/config_size_1x1.json", json.dumps({"backend": {
+    "kind": "image", "source": "camvid:x.txt", "test": "camvid:y.txt", "labeledFraction": 0.5,
+    "size": "1x1"}}).encode())
 write("json/config_unknown_key.json", json.dumps({"sede": 1}).encode())
 write("json/config_folds_huge.json", json.dumps({"folds": 1 << 40}).encode())
 write("json/config_generations_neg.json", json.dumps({"generations": -3}).encode())

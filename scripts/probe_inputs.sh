@@ -74,7 +74,8 @@ signals=0 accepted=0 unclear=0 total=0 others=0
 declare -A OWNER=(
   [train-labels-200]=taxonomy [mapping-validate-not-json]=taxonomy
   [mapping-validate-deep]=taxonomy [mapping-validate-empty]=taxonomy
-  [config-config_nan_lr]=core [config-config_folds_huge]=core
+  [config-config_inf_lr]=core [config-config_negative_lr]=core [config-config_batch_huge]=core
+  [config-config_widths_4]=core [config-config_size_1x1]=core [config-config_folds_huge]=core
 )
 # probe NAME EXPECT NEEDLE -- ARGS...
 #   EXPECT: reject (must fail with a clear message) | accept (must succeed) | any (no signal)
@@ -220,7 +221,7 @@ probe config-empty reject "empty.json" -- transfer --config "$F/json/empty.json"
 probe config-deep reject "deep.json" -- transfer --config "$F/json/deep.json" -o "$T/rj3" --dry-run
 probe config-missing reject "nowhere.json" -- transfer --config "$T/nowhere.json" -o "$T/rj4" --dry-run
 cat >"$T/sim.json" <<'JSON'
-{"seed": 1, "folds": 2, "generations": 1, "backend": {"kind": "simulation", "units": "4"}}
+{"seed": 1, "folds": 2, "generations": 1, "backend": {"kind": "simulation", "units": 4}}
 JSON
 "$bin" transfer --config "$T/sim.json" -o "$T/simrun" >/dev/null 2>&1
 sed -i 's/"generations" : 1/"generations" : 2/' "$T/simrun/configuration.json"

@@ -62,9 +62,7 @@ struct PredictVolume: ParsableCommand {
       let read = try NIfTI.readImage(image)
       try networks.check(volumeShape: read.shape, path: image)
       let volume = read.windowed(intensity)
-      let labels = networks.predict(
-        CaseSlicer(image: volume), superClassOfFine: nil, levelClassCount: networks.classCount
-      ).labels
+      let labels = networks.predict(CaseSlicer(image: volume)).labels
       try NIfTI.write(Volume(geometry: volume.geometry, voxels: labels), to: destination)
       print("\(destination)")
     }

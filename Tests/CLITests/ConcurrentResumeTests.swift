@@ -34,7 +34,7 @@ func concurrentResumes() throws {
   var configuration = TransferConfiguration(seed: 5, folds: 2, generations: 2)
   // 20 ms inside every write: the remaining jobs take about a second, so the second `resume`
   // starts while the first holds the run.
-  configuration.backend = ["kind": "simulation", "units": "6", "delay-us": "20000"]
+  configuration.backend = SimulationOptions(units: 6, delayMicroseconds: 20000)
   let file = root + "/run.json"
   try configuration.save(to: file)
   let reference = root + "/reference"

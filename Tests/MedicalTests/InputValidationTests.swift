@@ -150,9 +150,7 @@ struct MedicalInputValidationTests {
     let volume = Volume(
       geometry: Geometry(shape: [4, 4, 4], affine: .identity),
       voxels: (0..<64).map { Float($0) / 64 })
-    let labels = networks.predict(
-      CaseSlicer(image: volume), superClassOfFine: nil, levelClassCount: 3
-    ).labels
+    let labels = networks.predict(CaseSlicer(image: volume)).labels
     #expect(labels.count == 64)
   }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Transfer
@@ -19,7 +20,7 @@ private func record(_ directory: String, _ job: String) throws -> StepRecord {
 /// that output.
 private func firstJob(writing prefix: String, in run: TransferRun) throws -> (String, String) {
   let found = run.plan.jobs.lazy.compactMap { job in
-    TransferRun.outputs(of: job).first(where: { $0.hasPrefix(prefix) }).map { (job.id, $0) }
+    job.action.outputs.first(where: { $0.hasPrefix(prefix) }).map { (job.id, $0) }
   }.first
   return try #require(found, "no job writes \(prefix)")
 }
@@ -28,7 +29,7 @@ private func firstJob(writing prefix: String, in run: TransferRun) throws -> (St
 struct RunFolderTests {
   @Test("a second writer is refused at once with the holder's pid; the lock goes with its holder")
   func lock() throws {
-    let directory = try temporaryDirectory("lock")
+    let directory = try makeTemporaryDirectory("lock")
     let first = try RunLock(directory: directory)
     do {
       _ = try RunLock(directory: directory)
@@ -108,7 +109,7 @@ struct RunFolderTests {
     let reference = try referenceRun()
     let directory = reference.directory
     let path = directory + "/configuration.json"
-    var edited = try TransferConfiguration.load(from: path)
+    var edited = try TransferConfiguration.load(from: path, kinds: []).configuration
     edited.generations = 3
     edited.pseudoLabels.confidenceThreshold = 0.5
     try edited.save(to: path)
@@ -167,7 +168,7 @@ struct RunFolderTests {
   @Test("an unfinished run with a damaged checkpoint recovers it and finishes the same")
   func damagedUnfinishedRun() throws {
     let reference = try referenceRun()
-    let directory = try temporaryDirectory("damaged-unfinished")
+    let directory = try makeTemporaryDirectory("damaged-unfinished")
     let crashing = FakeBackend(units: sevenUnits, crashAtCall: 20)
     let first = try TransferRun.start(
       configuration: resumeConfiguration, directory: directory, backend: crashing)
