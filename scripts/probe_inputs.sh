@@ -106,7 +106,7 @@ probe() {
     verdict=REFUSED; unclear=$((unclear + 1))
   elif [ "$expect" = reject ]; then
     if [ -z "$message" ] \
-      || grep -qE "Error Domain|NSCocoaErrorDomain|couldn.t be|could not be completed|is 348, expected 348|cannot encode the configuration|Missing value for|Fatal error|dataCorrupted|keyNotFound|typeMismatch|Swift\.|_NSCF" <<<"$message" \
+      || grep -qE "Error Domain|NSCocoaErrorDomain|couldn.t be|could not be completed|is 348, expected 348|cannot encode the configuration|Missing value for|Fatal error|dataCorrupted|keyNotFound|typeMismatch|Swift\.|_NSCF|Dictionary<|Array<|Optional<|UInt64|Int32" <<<"$message" \
       || { [ "$needle" != - ] && ! grep -qF -- "$needle" <<<"$message"; }; then
       verdict=UNCLEAR; unclear=$((unclear + 1))
     fi
