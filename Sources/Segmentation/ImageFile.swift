@@ -1,15 +1,9 @@
-import Foundation
-
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 /// Reading and writing image files, picking the codec from the file's signature bytes.
 public enum ImageFile {
-  /// Reads a whole file, refusing missing files, directories and files over
+  /// Reads a whole file, refusing missing files, folders and files over
   /// `ImageLimits.maxFileBytes`.
   ///
-  /// - Throws: `ImageError.fileNotFound`, `.readFailed`, `.tooLarge`.
+  /// - Throws: `ImageError.fileNotFound`, `.readFailed` (with the system's reason).
   public static func readBytes(at path: String) throws(ImageError) -> [UInt8] {
     var bytes: [UInt8] = []
     try readBytes(at: path, into: &bytes)
@@ -17,59 +11,12 @@ public enum ImageFile {
   }
 
   /// ``readBytes(at:)`` into `bytes`, reusing its storage (a reader of many files allocates
-  /// only for a file larger than all before it). Reads with `open`/`read` (no Foundation).
+  /// only for a file larger than all before it).
   public static func readBytes(at path: String, into bytes: inout [UInt8]) throws(ImageError) {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else {
-      let code = errno
-      if code == ENOENT || code == ENOTDIR { throw .fileNotFound(path: path) }
-      throw .readFailed(path: path, reason: String(cString: strerror(code)))
-    }
-    defer { close(fd) }
-    var info = Glibc.stat()
-    guard fstat(fd, &info) == 0 else {
-      throw .readFailed(path: path, reason: String(cString: strerror(errno)))
-    }
-    guard info.st_mode & S_IFMT != S_IFDIR else {
-      throw .readFailed(path: path, reason: "is a directory")
-    }
-    let expected = Int(info.st_size)
-    if expected > ImageLimits.maxFileBytes {
-      throw .readFailed(
-        path: path,
-        reason: "file of \(expected) bytes exceeds the \(ImageLimits.maxFileBytes)-byte limit")
-    }
-    // Read to the end (a file may not have the size stat gave: pipes say 0).
-    var count = 0
-    resize(&bytes, to: max(expected + 1, 1 << 16))  // + 1: the read that sees the end fits
-    while true {
-      if count == bytes.count {
-        guard count < ImageLimits.maxFileBytes else {
-          throw .readFailed(
-            path: path, reason: "file exceeds the \(ImageLimits.maxFileBytes)-byte limit")
-        }
-        resize(&bytes, to: min(ImageLimits.maxFileBytes, 2 * count))
-      }
-      let n = bytes.withUnsafeMutableBytes { buffer in
-        read(fd, buffer.baseAddress.map { $0 + count }, buffer.count - count)
-      }
-      if n > 0 {
-        count += n
-      } else if n == 0 {
-        break
-      } else if errno != EINTR {
-        throw .readFailed(path: path, reason: String(cString: strerror(errno)))
-      }
-    }
-    resize(&bytes, to: count)
-  }
-
-  /// Sets `bytes.count` to `count`, keeping the storage (new bytes are 0).
-  private static func resize(_ bytes: inout [UInt8], to count: Int) {
-    if bytes.count > count {
-      bytes.removeLast(bytes.count - count)
-    } else if bytes.count < count {
-      bytes.append(contentsOf: repeatElement(0, count: count - bytes.count))
+    switch FileRead.read(at: path, limit: ImageLimits.maxFileBytes, into: &bytes) {
+    case nil: return
+    case .notFound: throw .fileNotFound(path: path)
+    case let failure?: throw .readFailed(path: path, reason: failure.description)
     }
   }
 
@@ -77,13 +24,8 @@ public enum ImageFile {
   ///
   /// - Throws: `ImageError.writeFailed`.
   public static func writeBytes(_ bytes: [UInt8], to path: String) throws(ImageError) {
-    do {
-      let url = URL(fileURLWithPath: path)
-      try FileManager.default.createDirectory(
-        at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-      try Data(bytes).write(to: url, options: .atomic)
-    } catch {
-      throw .writeFailed(path: path, reason: "\(error)")
+    if let reason = FileWrite.atomically(bytes, to: path, createFolders: true) {
+      throw .writeFailed(path: path, reason: reason)
     }
   }
 

@@ -37,7 +37,7 @@ struct LabelReaderTests {
       try reader.read(at: missing, into: &image)
     }
     let folder = FileManager.default.temporaryDirectory.path
-    #expect(throws: ImageError.readFailed(path: folder, reason: "is a directory")) {
+    #expect(throws: ImageError.readFailed(path: folder, reason: "is a folder, not a file")) {
       try reader.read(at: folder, into: &image)
     }
     // The reader still works after a failure.
