@@ -220,13 +220,15 @@ struct EvaluateCommand: ParsableCommand {
   @Option(help: "A checkpoint to run on --truth instead of reading predictions.")
   var checkpoint: String?
 
-  @Option(help: "With --checkpoint: the network input size HxW (default: the training size).")
+  @Option(
+    parsing: .unconditional,
+    help: "With --checkpoint: the network input size HxW (default: the training size).")
   var size: SizeArgument?
 
   @Flag(help: "With --checkpoint: score at the network input size, labels resized (nearest).")
   var atWorkingSize = false
 
-  @Option(help: "Decoding threads (default: the number of processors).")
+  @Option(parsing: .unconditional, help: "Decoding threads (default: the number of processors).")
   var threads: Int?
 
   @Option(help: "Write the report as JSON.")
@@ -263,7 +265,9 @@ struct EvaluateCommand: ParsableCommand {
       if size != nil { throw ValidationError("--size applies to --checkpoint only") }
       if atWorkingSize { throw ValidationError("--at-working-size applies to --checkpoint only") }
     }
-    if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
+    try validating {
+      if let threads { try SettingChecks.threads(threads, field: "--threads") }
+    }
   }
 
   /// The library: the search path plus the files named by the options.
@@ -304,7 +308,8 @@ struct EvaluateCommand: ParsableCommand {
   {
     var dataset = try DatasetSpec(parsing: truth ?? "").open()
     dataset.labelClasses = try library.classSet(named: truthClasses ?? dataset.classSetName)
-    let input = try checkpointInputSize(checkpoint: checkpoint ?? "", size: size?.size)
+    let input = try checkpointInputSize(
+      checkpoint: checkpoint ?? "", size: size?.size, architecture: model.architecture)
     let counts = try ModelEvaluation.matrix(
       model, classes: modelClasses, on: dataset, workingSize: input.size,
       atWorkingSize: atWorkingSize)

@@ -268,8 +268,12 @@ struct ResumeCommand: ParsableCommand {
     abstract: "Continue a transfer run that was interrupted (even by kill -9).",
     discussion: """
       Reads RUN/configuration.json and RUN/folds.json, discards half-written files (*.partial, \
-      outputs without a completion record), skips every completed step and runs the rest; the \
-      result is the same as that of an uninterrupted run.
+      *.tmp-<pid>, outputs without a completion record), skips every completed step whose \
+      outputs still have their recorded checksums and runs the rest; the result is the same as \
+      that of an uninterrupted run. One process writes a run at a time (RUN/run.lock): a \
+      second `resume` (or a `transfer` into the same folder) is refused at once, naming the \
+      process that holds it. A configuration.json edited since the run started is refused, \
+      listing the keys that differ, unless --accept-changes is given.
 
       Example:
         atso-transfer resume runs/day-dusk
@@ -277,6 +281,13 @@ struct ResumeCommand: ParsableCommand {
 
   @Argument(help: "The run directory created by `atso-transfer transfer`.")
   var runDirectory: String
+
+  @Flag(
+    help: """
+      Continue with a configuration.json edited since the run started (refused otherwise, \
+      listing the keys that differ); the jobs whose inputs change are recomputed.
+      """)
+  var acceptChanges = false
 
   func validate() throws {
     guard FileManager.default.fileExists(atPath: runDirectory + "/configuration.json") else {
@@ -289,7 +300,8 @@ struct ResumeCommand: ParsableCommand {
       from: runDirectory + "/configuration.json", kinds: BackendKinds.all)
     let backend = try configuration.makeBackend(progress: BackendKinds.progress)
     let transfer = try TransferRun(
-      resuming: runDirectory, configuration: configuration, backend: backend)
+      resuming: runDirectory, configuration: configuration, backend: backend,
+      acceptingChanges: acceptChanges)
     try execute(transfer)
     print((try? String(contentsOfFile: runDirectory + "/table.md", encoding: .utf8)) ?? "")
     printResultFiles(runDirectory)
