@@ -45,15 +45,20 @@ done > "$OUT/day.txt"
 # M0: the reference U-Net of README "Train on CamVid".
 if [ -n "${M0:-}" ] && [ ! -f "$M0" ]; then echo "M0=$M0: no such checkpoint" >&2; exit 2; fi
 M0=${M0:-$OUT/m0-seed$SEED/checkpoint.safetensors}
-if [ ! -f "$M0" ] || { [ "$M0" = "$OUT/m0-seed$SEED/checkpoint.safetensors" ] && [ ! -f "$OUT/m0-seed$SEED/done" ]; }; then
-  t0=$(date +%s)
-  resume=(); [ -f "$OUT/m0-seed$SEED/training.json" ] && resume=(--resume)
-  "$BIN" train --dataset "camvid:$DATA/train.txt?include=0006R0,0016E5" \
+# The reference U-Net trained as README "Train on CamVid" on the frames of SEQUENCES in
+# train.txt (and the day frames of val.txt), into OUT/NAME, resumed if killed.
+train_unet() {  # NAME SEQUENCES
+  local resume=(); [ -f "$OUT/$1/training.json" ] && resume=(--resume)
+  "$BIN" train --dataset "camvid:$DATA/train.txt?include=$2" \
     --dataset "camvid:$DATA/val.txt?include=0006R0,0016E5" \
     --classes camvid-11 --model unet --size 96x128 --batch 8 --epochs 60 \
     --learning-rate 0.01 --momentum 0.9 --weight-decay 5e-4 --initialization pytorch \
     --seed "$SEED" --threads "$THREADS" --checkpoint-every 100 "${resume[@]}" \
-    --output "$OUT/m0-seed$SEED" > "$OUT/m0-seed$SEED.log" 2>&1 || { log "M0 failed"; exit 1; }
+    --output "$OUT/$1" > "$OUT/$1.log" 2>&1
+}
+if [ ! -f "$M0" ] || { [ "$M0" = "$OUT/m0-seed$SEED/checkpoint.safetensors" ] && [ ! -f "$OUT/m0-seed$SEED/done" ]; }; then
+  t0=$(date +%s)
+  train_unet "m0-seed$SEED" 0006R0,0016E5 || { log "M0 failed"; exit 1; }
   touch "$OUT/m0-seed$SEED/done"
   log "M0 seed $SEED trained in $(( $(date +%s) - t0 )) s"
 fi
@@ -100,13 +105,7 @@ run() {  # NAME
 oracle() {
   local t0; t0=$(date +%s)
   [ -f "$OUT/oracle-seed$SEED/dusk.json" ] && { log "oracle: done before"; return 0; }
-  local resume=(); [ -f "$OUT/oracle-seed$SEED/training.json" ] && resume=(--resume)
-  "$BIN" train --dataset "camvid:$DATA/train.txt?include=0006R0,0016E5,0001TP" \
-    --dataset "camvid:$DATA/val.txt?include=0006R0,0016E5" \
-    --classes camvid-11 --model unet --size 96x128 --batch 8 --epochs 60 \
-    --learning-rate 0.01 --momentum 0.9 --weight-decay 5e-4 --initialization pytorch \
-    --seed "$SEED" --threads "$THREADS" --checkpoint-every 100 "${resume[@]}" \
-    --output "$OUT/oracle-seed$SEED" > "$OUT/oracle-seed$SEED.log" 2>&1 || { log "oracle failed"; return 1; }
+  train_unet "oracle-seed$SEED" 0006R0,0016E5,0001TP || { log "oracle failed"; return 1; }
   "$BIN" evaluate --checkpoint "$OUT/oracle-seed$SEED/checkpoint.safetensors" \
     --truth "camvid:$DATA/train.txt?include=0001TP" --size 96x128 --json "$OUT/oracle-seed$SEED/dusk.json" \
     > "$OUT/oracle-seed$SEED/dusk.txt" 2>&1

@@ -256,24 +256,35 @@ public struct ResultsTable: Sendable, Equatable {
 
   /// The plot ``curves(stage:dataset:width:height:)`` renders.
   func curvesPlot(stage name: String, dataset: String) -> LinePlot {
+    let adapted = adaptsBeforeLabeling
+    return stagePlot(
+      stage: name, dataset: dataset,
+      title: "\(metric.title.prefix(1).uppercased() + metric.title.dropFirst()) (%) per generation",
+      yLabel: "\(metric.title) (%)",
+      solid: ({ "\(Self.title($0)) @E\(adapted ? " +AdaBN" : "")" }, { adapted ? $0.atEAdaBN : $0.atE }),
+      dashed: ({ "\(Self.title($0)) labels @R" }, \.labelsAtR))
+  }
+
+  /// A plot of two values of a stage's cells against generation, per schedule a solid and a
+  /// dashed series in the schedule's style.
+  func stagePlot(
+    stage name: String, dataset: String, title: String, yLabel: String,
+    solid: (label: (ScheduleKind) -> String, value: (Cell) -> Double?),
+    dashed: (label: (ScheduleKind) -> String, value: (Cell) -> Double?)
+  ) -> LinePlot {
     var series: [LinePlot.Series] = []
     var level = ""
     if let stage = stages.first(where: { $0.name == name }) {
       level = "\(stage.level)"
-      let adapted = adaptsBeforeLabeling
-      let solid = self.series(
-        stage: stage, { "\(Self.title($0)) @E\(adapted ? " +AdaBN" : "")" }, dashed: false
-      ) { adapted ? $0.atEAdaBN : $0.atE }
-      let dashed = self.series(stage: stage, { "\(Self.title($0)) labels @R" }, dashed: true) {
-        $0.labelsAtR
-      }
-      for (e, r) in zip(solid, dashed) { series += [e, r] }
+      let lines = self.series(stage: stage, solid.label, dashed: false, solid.value)
+      let dashes = self.series(stage: stage, dashed.label, dashed: true, dashed.value)
+      for (a, b) in zip(lines, dashes) { series += [a, b] }
     }
     return LinePlot(
-      title: "\(metric.title.prefix(1).uppercased() + metric.title.dropFirst()) (%) per generation",
+      title: title,
       subtitle: ["stage \(name)" + (level.isEmpty ? "" : ", level \(level)"), dataset]
         .filter { !$0.isEmpty }.joined(separator: "; "),
-      xLabel: "generation", yLabel: "\(metric.title) (%)", series: series)
+      xLabel: "generation", yLabel: yLabel, series: series)
   }
 
   /// The lazy-mimicking plot of a `schedules` stage: per schedule, the agreement (%) on R of each
@@ -286,20 +297,10 @@ public struct ResultsTable: Sendable, Equatable {
 
   /// The plot ``agreementCurves(stage:dataset:width:height:)`` renders.
   func agreementPlot(stage name: String, dataset: String) -> LinePlot {
-    var series: [LinePlot.Series] = []
-    var level = ""
-    if let stage = stages.first(where: { $0.name == name }) {
-      level = "\(stage.level)"
-      let teacher = self.series(
-        stage: stage, { "\(Self.title($0)) with teacher" }, dashed: false, \.agreement)
-      let source = self.series(
-        stage: stage, { "\(Self.title($0)) with M0" }, dashed: true, \.agreementWithM0)
-      for (t, s) in zip(teacher, source) { series += [t, s] }
-    }
-    return LinePlot(
-      title: "Agreement on R (%) per generation",
-      subtitle: ["stage \(name)" + (level.isEmpty ? "" : ", level \(level)"), dataset]
-        .filter { !$0.isEmpty }.joined(separator: "; "),
-      xLabel: "generation", yLabel: "pixels agreeing (%)", series: series)
+    stagePlot(
+      stage: name, dataset: dataset, title: "Agreement on R (%) per generation",
+      yLabel: "pixels agreeing (%)",
+      solid: ({ "\(Self.title($0)) with teacher" }, \.agreement),
+      dashed: ({ "\(Self.title($0)) with M0" }, \.agreementWithM0))
   }
 }
