@@ -11,7 +11,8 @@
 #   threshold; super-class labels: arg-max of the softmax summed per super class. K = 2, T = 3.
 # Runs (each a run directory with table.md, table.json, metrics.jsonl, curves and agreement
 # plots; every table has the baselines source only and AdaBN alone):
-#   fine-adabn     self-learning, STSO, ATSO with AdaBN before labeling
+#   fine-adabn     ATSO, STSO, self-learning with AdaBN before labeling (ATSO listed first: its
+#                  jobs run first, so a run cut short has the headline rows)
 #   staged-adabn   ATSO at super:camvid-11--super-5, then fine: R relabeled by its final
 #                  model, which is fine-tuned on S + R (FIDELITY's "staged 5 -> 11")
 #   stage3-atso    (FULL=1) ATSO at the fine level starting from the super-5 final model
@@ -86,12 +87,12 @@ EOF
 }
 FINE='[{"name": "fine", "method": "schedules"}]'
 SUPER='{"name": "super5", "method": "schedules", "level": "super:camvid-11--super-5"}'
-configuration fine-adabn '["self-learning", "stso", "atso"]' true "$FINE"
+configuration fine-adabn '["atso", "stso", "self-learning"]' true "$FINE"
 configuration staged-adabn '["atso"]' true "[$SUPER,
   {\"name\": \"fine\", \"method\": \"train\", \"initialization\": \"previous-stage\", \"labels\": \"relabel\"}]"
 configuration stage3-atso '["atso"]' true "[$SUPER,
   {\"name\": \"fine\", \"method\": \"schedules\", \"initialization\": \"previous-stage\"}]"
-configuration fine '["self-learning", "stso", "atso"]' false "$FINE"
+configuration fine '["atso", "stso", "self-learning"]' false "$FINE"
 
 run() {  # NAME
   local name=$1 t0; t0=$(date +%s)
