@@ -146,30 +146,31 @@ public final class TransferRun {
       try createDirectory(directory + "/" + sub)
       try removePartials(in: directory + "/" + sub)
     }
-    var evaluations: [String: EvaluationResult] = [:]
+    var results = RunResults()
     for job in plan.jobs {
       if let record = records.completed(job) {
-        if let evaluation = record.evaluation { evaluations[job.id] = evaluation }
+        results.add(record, job: job.id)
         continue
       }
       currentJob = job.id
       let record = try run(job)
       currentJob = nil
       executedJobs.append(job.id)
-      if let evaluation = record.evaluation {
-        evaluations[job.id] = evaluation
-        try writeMetrics(metricsRecords(evaluations))
-      }
+      if results.add(record, job: job.id) { try writeMetrics(metricsRecords(results)) }
     }
-    let metrics = metricsRecords(evaluations)
+    let metrics = metricsRecords(results)
     try writeMetrics(metrics)
     let table = ResultsTable(records: metrics, configuration: configuration)
     try writeAtomically(Data(table.markdown().utf8), to: directory + "/table.md")
     try writeAtomically(try table.json(), to: directory + "/table.json")
+    let dataset = LinePlot.datasetLine(configuration.backend)
     for stage in configuration.stages where stage.method == .schedules {
-      let plot = table.curves(
-        stage: stage.name, dataset: LinePlot.datasetLine(configuration.backend))
-      try writePNG(plot, to: directory + "/curves-\(stage.name).png")
+      try writePNG(
+        table.curves(stage: stage.name, dataset: dataset),
+        to: directory + "/curves-\(stage.name).png")
+      try writePNG(
+        table.agreementCurves(stage: stage.name, dataset: dataset),
+        to: directory + "/agreement-\(stage.name).png")
     }
     try writePreviews()
     return metrics
@@ -205,7 +206,7 @@ public final class TransferRun {
           checkpoint: path(model.checkpoint), units: units,
           output: path(output.checkpoint) + partialSuffix, seed: job.seed))
     case .label(let teacher, let filters, let output):
-      let leaked = Set(teacher.trainedOn).intersection(output.units)
+      let leaked = Set(teacher.trainedOnInStage).intersection(output.units)
       if output.isCrossFold && !leaked.isEmpty {
         throw TransferError.foldLeak(
           labelSet: output.id, model: teacher.id, units: leaked.sorted())
@@ -223,20 +224,11 @@ public final class TransferRun {
           network: output.network, initialCheckpoint: path(initial.checkpoint),
           pseudoLabels: labels.map(labelSet), level: level,
           output: path(output.checkpoint) + partialSuffix, seed: job.seed))
-    case .evaluate(let model, let level, let agreementLabels):
-      let checkpoint = path(model.checkpoint)
-      let reference = try backend.evaluate(
-        EvaluationRequest(checkpoint: checkpoint, set: .reference, level: level))
-      let test = try backend.evaluate(
-        EvaluationRequest(checkpoint: checkpoint, set: .test, level: level))
-      let agreement =
-        agreementLabels.isEmpty
-        ? nil
-        : try backend.agreement(
-          AgreementRequest(
-            studentCheckpoint: checkpoint, teacherLabels: agreementLabels.map(labelSet),
-            level: level))
-      record.evaluation = EvaluationResult(reference: reference, test: test, agreement: agreement)
+    case .scoreLabels(let labels, let level):
+      record.labelScore = try backend.scorePseudoLabels(
+        PseudoLabelScoreRequest(labels: labels.map(labelSet), level: level))
+    case .evaluate(let evaluation):
+      record.evaluation = try evaluate(evaluation)
     }
     for output in job.action.outputs {
       let temporary = path(output) + partialSuffix
@@ -261,18 +253,6 @@ public final class TransferRun {
   }
 
   // MARK: Metrics
-
-  func metricsRecords(_ evaluations: [String: EvaluationResult]) -> [MetricsRecord] {
-    plan.entries.compactMap { entry in
-      guard let result = evaluations[entry.evaluationJob] else { return nil }
-      return MetricsRecord(
-        stage: entry.stage, level: entry.level, schedule: entry.schedule,
-        generation: entry.generation, fold: entry.fold, model: entry.model,
-        metric: result.test.metric, atR: result.reference.score, atE: result.test.score,
-        agreement: result.agreement,
-        perClass: .init(reference: result.reference.perClass, test: result.test.perClass))
-    }
-  }
 
   func writeMetrics(_ records: [MetricsRecord]) throws {
     let encoder = JSONEncoder()

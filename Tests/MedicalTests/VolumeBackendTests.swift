@@ -114,7 +114,7 @@ struct VolumeBackendTests {
     #expect(
       throws: TransferError.invalidConfiguration(
         file: "f", key: "backend.widths",
-        reason: "[8] is not two or more positive widths, e.g. [8, 16, 32]")
+        reason: "[8] is not accepted: expected 2 to 16 widths (the last is the bottleneck's), each in 1...16384")
     ) { try volumeOptions(["dataset": "x", "widths": [8]]).validate(file: "f") }
     // A configuration of the earlier shape: dashed names, iterations, batch-size, strings.
     let legacy = #"""
@@ -237,7 +237,7 @@ struct VolumeBackendTests {
     let run = try TransferRun.start(
       configuration: configuration, directory: directory, backend: backend)
     let records = try run.execute()
-    #expect(records.count == 1 + 2 + 1)
+    #expect(records.count == 1 + 1 + 2 + 1)  // the baseline, M0, two fold models, final
     // Every label set came from an AdaBN copy whose statistics are exactly its units' images.
     var adapted = 0
     for step in try FileManager.default.contentsOfDirectory(atPath: directory + "/steps") {
