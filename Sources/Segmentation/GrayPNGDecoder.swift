@@ -6,8 +6,9 @@ import CDeflate
 /// Evaluation spends almost all its time decoding (zlib's inflate and Adler-32 were 77 % of a
 /// decode through libpng); libdeflate inflates a whole buffer about twice as fast. Every other
 /// file, and every file this path finds irregular in any way (a CRC or Adler-32 mismatch, a
-/// chunk out of order, a `tRNS` chunk, an unknown critical chunk, a bad filter byte, too much or
-/// too little image data, more pixels than allowed), returns `false`, and the caller decodes it
+/// chunk out of order or with a name that is not four letters, a `tRNS` chunk, an unknown critical
+/// chunk, a bad filter byte, too much or too little image data, more than 1,000,000 columns or rows
+/// (libpng's limits), more pixels than allowed), gives nil, and the caller decodes it
 /// through libpng (``PNGCodec``), which accepts or names the error as it always has. For the
 /// files it accepts the result is the file's raw samples, as libpng gives them.
 ///
@@ -47,7 +48,8 @@ final class GrayPNGDecoder {
     let trns: UInt32 = 0x7452_4E53
     guard be32(8) == 13, type(8) == ihdr, crcMatches(file, chunk: 8, length: 13) else { return nil }
     let width = be32(16), height = be32(20)
-    guard width > 0, height > 0, width <= 0x7FFF_FFFF, height <= 0x7FFF_FFFF,
+    // libpng's default user limits: 1,000,000 columns and rows.
+    guard width > 0, height > 0, width <= 1_000_000, height <= 1_000_000,
       width.multipliedReportingOverflow(by: height).partialValue <= maxPixels,
       file[24] == 8, file[25] == 0, file[26] == 0, file[27] == 0, file[28] == 0
     else { return nil }
@@ -59,7 +61,8 @@ final class GrayPNGDecoder {
     while offset + 12 <= file.count {
       let length = be32(offset)
       let chunkType = type(offset)
-      guard length <= file.count - offset - 12, crcMatches(file, chunk: offset, length: length)
+      guard length <= file.count - offset - 12, isChunkName(file, at: offset + 4),
+        crcMatches(file, chunk: offset, length: length)
       else { return nil }
       let body = (offset + 8)..<(offset + 8 + length)
       if chunkType == idat {
@@ -114,6 +117,11 @@ final class GrayPNGDecoder {
       }
     }
     return ok ? (width, height) : nil
+  }
+
+  /// Whether the four bytes at `start` are ASCII letters (libpng refuses other chunk names).
+  private func isChunkName(_ file: UnsafeBufferPointer<UInt8>, at start: Int) -> Bool {
+    (start..<(start + 4)).allSatisfy { (file[$0] | 0x20) >= 0x61 && (file[$0] | 0x20) <= 0x7A }
   }
 
   /// Whether the CRC-32 stored after the chunk at `chunk` (type and `length` data bytes) matches.

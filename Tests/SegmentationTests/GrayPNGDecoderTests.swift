@@ -139,6 +139,9 @@ struct GrayPNGDecoderTests {
       ("palette colour type", image.file(colorType: 3, extra: [plte]), 1 << 20),
       ("truncated", Array(image.file().dropLast(12)), 1 << 20),
       ("over the pixel limit", image.file(), 127),
+      ("a chunk name that is not letters", image.file(extra: [PNGBuilder.chunk("tE1t", [1])]), 1 << 20),
+      ("over libpng's column limit", PNGBuilder(
+        width: 1_000_001, height: 1, values: [UInt8](repeating: 0, count: 1_000_001)).file(filters: [0]), 1 << 21),
     ]
     let decoder = GrayPNGDecoder()
     for (name, file, limit) in cases {
