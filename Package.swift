@@ -22,9 +22,11 @@ let package = Package(
     .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
     .systemLibrary(name: "CZLib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
+    .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
     // The toolkit, from the bottom up.
     .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+    .target(name: "Cluster", dependencies: ["CMPI"]),
     .target(name: "Taxonomy", dependencies: ["CJSONC"]),
     .target(name: "Segmentation", dependencies: ["Tensor", "Taxonomy", "CPNG", "CJPEGShim"]),
     .target(name: "Transfer", dependencies: ["Segmentation", "Tensor", "Taxonomy"]),
@@ -40,6 +42,8 @@ let package = Package(
     .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"],
                 resources: [.copy("Fixtures")]),
+    .executableTarget(name: "cluster-probe", dependencies: ["Cluster"], path: "Tests/ClusterProbe"),
+    .testTarget(name: "ClusterTests", dependencies: ["Cluster", "cluster-probe"]),
     .testTarget(name: "TaxonomyTests", dependencies: ["Taxonomy", "TestSupport"]),
     .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "TestSupport"],
                 resources: [.copy("Fixtures")]),
