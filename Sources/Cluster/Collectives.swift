@@ -18,44 +18,58 @@
 extension Communicator {
   static let reduceTag = 0x7e01
   static let broadcastTag = 0x7e02
+  /// How long a collective polls without sleeping: the ranks of a data-parallel step arrive
+  /// within milliseconds of each other, and large messages need both sides polling.
+  static let spin = Duration.milliseconds(20)
 
   /// The element-wise sum of `values` over all ranks, on every rank (see the ordering above).
   ///
   /// - Throws: ``ClusterError/rankFailed(rank:job:message:)`` if a rank failed (or
   ///   contributed a different number of values),
   ///   ``ClusterError/timedOut(rank:operation:seconds:)`` if a rank sent nothing for `timeout`.
-  public func sum<Scalar: BinaryFloatingPoint & BitwiseCopyable>(
-    _ values: [Scalar], timeout: Duration? = nil
+  public func sum(_ values: [Float], timeout: Duration? = nil) throws -> [Float] {
+    try sum(values, timeout: timeout) { total, other in
+      total.withUnsafeMutableBufferPointer { t in
+        other.withUnsafeBufferPointer { o in for i in t.indices { t[i] += o[i] } }
+      }
+    }
+  }
+
+  /// ``sum(_:timeout:)`` of `Double`s.
+  public func sum(_ values: [Double], timeout: Duration? = nil) throws -> [Double] {
+    try sum(values, timeout: timeout) { total, other in
+      total.withUnsafeMutableBufferPointer { t in
+        other.withUnsafeBufferPointer { o in for i in t.indices { t[i] += o[i] } }
+      }
+    }
+  }
+
+  private func sum<Scalar: BitwiseCopyable>(
+    _ values: [Scalar], timeout: Duration?, add: (inout [Scalar], [Scalar]) -> Void
   ) throws -> [Scalar] {
     guard !isSingleProcess, size > 1 else { return values }
-    let result = try collective(
-      .bytes(Self.rawBytes(values)), operation: "sum", timeout: timeout
-    ) { left, right, rightRank in
-      var total: [Scalar] = Self.scalars(left)
-      let other: [Scalar] = Self.scalars(right)
+    return try collective(.values(values), operation: "sum", timeout: timeout) {
+      total, other, rank in
       guard other.count == total.count else {
-        return .failure(
-          rank: rightRank,
-          message: ClusterError.mismatchedReduction(
-            rank: rightRank, expected: total.count, received: other.count
-          ).description)
+        return ClusterError.mismatchedReduction(
+          rank: rank, expected: total.count, received: other.count
+        ).description
       }
-      for i in total.indices { total[i] += other[i] }
-      return .bytes(Self.rawBytes(total))
+      add(&total, other)
+      return nil
     }
-    return Self.scalars(result)
   }
 
   /// Rank 0's `bytes` on every rank (the other ranks' `bytes` are ignored).
   public func broadcast(_ bytes: [UInt8], timeout: Duration? = nil) throws -> [UInt8] {
     guard !isSingleProcess, size > 1 else { return bytes }
     return try collective(
-      .bytes(rank == 0 ? bytes : []), operation: "broadcast", timeout: timeout
-    ) { left, _, _ in .bytes(left) }
+      .values(rank == 0 ? bytes : []), operation: "broadcast", timeout: timeout
+    ) { _, _, _ in nil }
   }
 
   /// Returns when every rank has called it (or throws the failure of a rank that called
-  /// ``fail(_:)``).
+  /// ``fail(_:timeout:)``).
   public func barrier(timeout: Duration? = nil) throws {
     _ = try broadcast([], timeout: timeout)
   }
@@ -64,108 +78,131 @@ extension Communicator {
   /// that each of them throws ``ClusterError/rankFailed(rank:job:message:)`` naming this rank;
   /// then throws the same here.
   public func fail(_ error: any Error, timeout: Duration? = nil) throws -> Never {
-    let failure = ClusterError.rankFailed(rank: rank, job: nil, message: String(describing: error))
     guard !isSingleProcess, size > 1 else { throw error }
+    let message = String(describing: error)
     _ = try collective(
-      .failure(rank: rank, message: String(describing: error)), operation: "fail",
-      timeout: timeout
-    ) { left, _, _ in .bytes(left) }
-    throw failure  // not reached: the collective throws the failure
+      Partial<UInt8>.failure(rank: rank, message: message), operation: "fail", timeout: timeout
+    ) { _, _, _ in nil }
+    throw ClusterError.rankFailed(rank: rank, job: nil, message: message)  // not reached
   }
 
-  /// One reduction up the tree and a broadcast of its result down; see the type's notes.
-  func collective(
-    _ own: Contribution, operation: String, timeout: Duration?,
-    merge: ([UInt8], [UInt8], Int) -> Contribution
-  ) throws -> [UInt8] {
+  /// One reduction up the tree and a broadcast of its result down (see the type's notes).
+  /// `combine(&own, child, childRank)` adds a child's values to this rank's, or returns why
+  /// it cannot (that becomes the child's failure).
+  func collective<Scalar: BitwiseCopyable>(
+    _ own: Partial<Scalar>, operation: String, timeout: Duration?,
+    combine: (inout [Scalar], [Scalar], Int) -> String?
+  ) throws -> [Scalar] {
     var accumulated = own
     var mask = 1
     while mask < size {
       if rank & mask != 0 {
-        try post(accumulated.encoded(), to: rank - mask, tag: Self.reduceTag)
+        try accumulated.post(on: self, to: rank - mask, tag: Self.reduceTag)
         break
       }
       let child = rank + mask
       if child < size {
-        let message = try receive(from: child, tag: Self.reduceTag, timeout: timeout)
-        let theirs = try Contribution(message)
+        let theirs = try Partial<Scalar>(
+          receive(from: child, tag: Self.reduceTag, timeout: timeout, spin: Self.spin))
         switch (accumulated, theirs) {
         case (.failure, _): break
-        case (.bytes, .failure): accumulated = theirs
-        case (.bytes(let left), .bytes(let right)): accumulated = merge(left, right, child)
+        case (.values, .failure): accumulated = theirs
+        case (.values(var total), .values(let other)):
+          accumulated = .values([])  // keeps `total` uniquely referenced while it is added to
+          if let reason = combine(&total, other, child) {
+            accumulated = .failure(rank: child, message: reason)
+          } else {
+            accumulated = .values(total)
+          }
         }
       }
       mask <<= 1
     }
     // Down: rank 0 holds the result; every other rank receives it from its parent.
     let lowest = rank == 0 ? Int.max : rank & -rank
-    let result: Contribution
-    if rank == 0 {
-      result = accumulated
-    } else {
-      result = try Contribution(
-        receive(from: rank - lowest, tag: Self.broadcastTag, timeout: timeout))
-    }
-    let encoded = result.encoded()
+    let result =
+      rank == 0
+      ? accumulated
+      : try Partial<Scalar>(
+        receive(from: rank - lowest, tag: Self.broadcastTag, timeout: timeout, spin: Self.spin))
     var step = 1
     while step < size { step <<= 1 }
     while step >= 1 {
       if step < lowest, rank + step < size {
-        try post(encoded, to: rank + step, tag: Self.broadcastTag)
+        try result.post(on: self, to: rank + step, tag: Self.broadcastTag)
       }
       step >>= 1
     }
     try progressSends()
     switch result {
-    case .bytes(let bytes): return bytes
+    case .values(let values): return values
     case .failure(let rank, let message):
       throw ClusterError.rankFailed(rank: rank, job: nil, message: message)
     }
   }
-
-  static func rawBytes<Scalar: BitwiseCopyable>(_ values: [Scalar]) -> [UInt8] {
-    values.withUnsafeBytes { Array($0) }
-  }
-
-  static func scalars<Scalar: BitwiseCopyable>(_ bytes: [UInt8]) -> [Scalar] {
-    let count = bytes.count / MemoryLayout<Scalar>.stride
-    return [Scalar](unsafeUninitializedCapacity: count) { buffer, initialized in
-      bytes.withUnsafeBytes { source in
-        UnsafeMutableRawBufferPointer(buffer).copyMemory(
-          from: UnsafeRawBufferPointer(rebasing: source[0..<count * MemoryLayout<Scalar>.stride]))
-      }
-      initialized = count
-    }
-  }
 }
 
-/// What one rank brings to a collective: its bytes, or the failure that stops every rank.
-enum Contribution {
-  case bytes([UInt8])
+/// What a rank holds during a collective: its values (or the sum of its subtree's), or the
+/// failure that stops every rank.
+///
+/// On the wire: 8 header bytes (status 0 for values, 1 for a failure), then the raw values, or
+/// the failing rank and its message.
+enum Partial<Scalar: BitwiseCopyable> {
+  case values([Scalar])
   case failure(rank: Int, message: String)
 
+  static var headerBytes: Int { 8 }
+
   init(_ message: Message) throws {
-    var reader = ByteReader(message)
-    switch try reader.uint8() {
-    case 0: self = .bytes(reader.remainder())
-    case 1: self = .failure(rank: try reader.int(), message: try reader.string())
+    let bytes = message.bytes
+    guard bytes.count >= Self.headerBytes else {
+      throw ClusterError.malformedMessage(
+        rank: message.source, tag: message.tag, reason: "\(bytes.count) bytes, no header")
+    }
+    switch bytes[0] {
+    case 0:
+      let stride = MemoryLayout<Scalar>.stride
+      let count = (bytes.count - Self.headerBytes) / stride
+      let values = [Scalar](unsafeUninitializedCapacity: count) { buffer, initialized in
+        bytes.withUnsafeBytes { source in
+          UnsafeMutableRawBufferPointer(buffer).copyMemory(
+            from: UnsafeRawBufferPointer(
+              rebasing: source[Self.headerBytes..<(Self.headerBytes + count * stride)]))
+        }
+        initialized = count
+      }
+      self = .values(values)
+    case 1:
+      var reader = ByteReader(
+        bytes: Array(bytes[Self.headerBytes...]), source: message.source, tag: message.tag)
+      self = .failure(rank: try reader.int(), message: try reader.string())
     case let other:
       throw ClusterError.malformedMessage(
         rank: message.source, tag: message.tag, reason: "unknown collective status \(other)")
     }
   }
 
-  func encoded() -> [UInt8] {
-    var writer = ByteWriter()
+  /// Sends this partial to `destination` (one copy of the values into the send buffer).
+  func post(on communicator: Communicator, to destination: Int, tag: Int) throws {
     switch self {
-    case .bytes(let bytes):
-      writer.append(UInt8(0))
-      writer.appendRemainder(bytes)
+    case .values(let values):
+      try values.withUnsafeBytes { payload in
+        _ = try communicator.post(
+          count: Self.headerBytes + payload.count, to: destination, tag: tag
+        ) { buffer in
+          for i in 0..<Self.headerBytes { buffer[i] = 0 }
+          UnsafeMutableRawBufferPointer(rebasing: buffer[Self.headerBytes...])
+            .copyMemory(from: payload)
+        }
+      }
     case .failure(let rank, let message):
-      writer.append(UInt8(1))
+      var writer = ByteWriter()
+      for _ in 0..<Self.headerBytes { writer.append(UInt8(0)) }
       writer.append(rank)
       writer.append(message)
+      var bytes = writer.bytes
+      bytes[0] = 1
+      try communicator.post(bytes, to: destination, tag: tag)
     }
-    return writer.bytes
   }
 }

@@ -154,21 +154,31 @@ public final class Communicator: @unchecked Sendable {
   // MARK: Sending
 
   /// Starts sending `bytes` to `destination` and returns at once; the bytes are copied and
-  /// kept until MPI has delivered them (see ``progressSends()``).
+  /// kept until MPI has delivered them (see ``progressSends()``). Returns the send's number.
   ///
   /// - Precondition: more than one rank; `destination` is another rank; fewer than 2 GiB.
   @discardableResult
   public func post(_ bytes: [UInt8], to destination: Int, tag: Int) throws -> Int {
+    try post(count: bytes.count, to: destination, tag: tag) { buffer in
+      bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    }
+  }
+
+  /// ``post(_:to:tag:)`` of a message of `count` bytes that `fill` writes, every one of them,
+  /// into the send buffer (so that large payloads are copied once).
+  @discardableResult
+  func post(
+    count: Int, to destination: Int, tag: Int, fill: (UnsafeMutableRawBufferPointer) -> Void
+  ) throws -> Int {
     guard let handle else { preconditionFailure("no other rank to send to in a single process") }
     precondition(destination != rank && (0..<size).contains(destination), "bad rank \(destination)")
-    precondition(bytes.count <= Int(Int32.max), "a message holds at most 2 GiB")
-    let buffer = UnsafeMutableRawBufferPointer.allocate(
-      byteCount: max(bytes.count, 1), alignment: 16)
-    bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    precondition(count <= Int(Int32.max), "a message holds at most 2 GiB")
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 16)
+    fill(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
     var request: MPI_Request? = cmpi_request_null()
     let code = MPI_Isend(
-      buffer.baseAddress, Int32(bytes.count), cmpi_byte(), Int32(destination), Int32(tag),
-      handle, &request)
+      buffer.baseAddress, Int32(count), cmpi_byte(), Int32(destination), Int32(tag), handle,
+      &request)
     guard code == MPI_SUCCESS else {
       buffer.deallocate()
       throw Self.error(code, "MPI_Isend to rank \(destination)")
@@ -250,9 +260,10 @@ public final class Communicator: @unchecked Sendable {
     guard flag != 0 else { return nil }
     var count: Int32 = 0
     try Self.check(MPI_Get_count(&status, cmpi_byte(), &count), "MPI_Get_count")
-    var bytes = [UInt8](repeating: 0, count: Int(count))
-    let code = bytes.withUnsafeMutableBytes { buffer in
-      MPI_Mrecv(buffer.baseAddress, count, cmpi_byte(), &message, cmpi_status_ignore())
+    var code: Int32 = MPI_SUCCESS
+    let bytes = [UInt8](unsafeUninitializedCapacity: Int(count)) { buffer, initialized in
+      code = MPI_Mrecv(buffer.baseAddress, count, cmpi_byte(), &message, cmpi_status_ignore())
+      initialized = Int(count)
     }
     try Self.check(code, "MPI_Mrecv from rank \(status.MPI_SOURCE)")
     return Message(source: Int(status.MPI_SOURCE), tag: Int(status.MPI_TAG), bytes: bytes)
@@ -265,8 +276,16 @@ public final class Communicator: @unchecked Sendable {
   public func receive(
     from source: Int? = nil, tag: Int? = nil, timeout: Duration? = nil
   ) throws -> Message {
+    try receive(from: source, tag: tag, timeout: timeout, spin: .microseconds(200))
+  }
+
+  /// ``receive(from:tag:timeout:)`` that polls without sleeping for `spin` first: large
+  /// messages move in fragments that need both sides to call MPI often.
+  func receive(
+    from source: Int?, tag: Int?, timeout: Duration?, spin: Duration
+  ) throws -> Message {
     precondition(handle != nil, "no other rank to receive from in a single process")
-    var wait = Backoff(timeout: timeout)
+    var wait = Backoff(timeout: timeout, spin: spin)
     while true {
       if let message = try poll(from: source, tag: tag) { return message }
       try progressSends()
@@ -317,25 +336,36 @@ private struct PendingSends: @unchecked Sendable {
   }
 }
 
-/// Sleeps between polls: 20 µs at first, doubling up to `cap`, so that a short wait stays
-/// short and a long one costs no CPU.
+/// Waits between polls: yields the processor for the first `spin` (a reply that comes quickly
+/// is taken within microseconds), then sleeps 20 µs, doubling up to `cap`, so that a long wait
+/// costs no CPU.
 struct Backoff {
-  private let start = ContinuousClock.now
+  private var start = ContinuousClock.now
+  private var since = ContinuousClock.now
   private let timeout: Duration?
   private let cap: Duration
+  private let spin: Duration
   private var step: Duration = .microseconds(20)
 
-  init(timeout: Duration?, cap: Duration = .microseconds(500)) {
+  init(
+    timeout: Duration?, cap: Duration = .microseconds(500), spin: Duration = .microseconds(200)
+  ) {
     self.timeout = timeout
     self.cap = cap
+    self.spin = spin
   }
 
   var elapsed: Duration { ContinuousClock.now - start }
   var elapsedSeconds: Double { elapsed.seconds }
 
-  /// Sleeps one step; false when the timeout has passed (then it does not sleep).
+  /// Waits one step; false when the timeout has passed (then it does not wait).
   mutating func pause() -> Bool {
-    if let timeout, elapsed >= timeout { return false }
+    let now = ContinuousClock.now
+    if let timeout, now - start >= timeout { return false }
+    if now - since < spin {
+      sched_yield()
+      return true
+    }
     let components = step.components
     var request = timespec(
       tv_sec: Int(components.seconds), tv_nsec: Int(components.attoseconds / 1_000_000_000))
@@ -344,8 +374,11 @@ struct Backoff {
     return true
   }
 
-  /// After activity: the next pause is short again.
-  mutating func reset() { step = .microseconds(20) }
+  /// After activity: the next waits spin again.
+  mutating func reset() {
+    since = .now
+    step = .microseconds(20)
+  }
 }
 
 extension Duration {

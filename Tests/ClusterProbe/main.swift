@@ -174,6 +174,19 @@ do {
       let broadcast = try world.broadcast(world.rank == 0 ? Array("from rank 0".utf8) : [])
       say("broadcast \(String(decoding: broadcast, as: UTF8.self))")
 
+    case "time-sum":
+      // Seconds per sum of COUNT floats, over REPEATS sums (for the scale-out notes).
+      let count = Int(arguments[1]) ?? 1
+      let repeats = Int(arguments[2]) ?? 10
+      let values = contribution(rank: world.rank, count: count)
+      _ = try world.sum(values)
+      let start = ContinuousClock.now
+      for _ in 0..<repeats { _ = try world.sum(values) }
+      let seconds =
+        Double((ContinuousClock.now - start).components.attoseconds) / 1e18
+        + Double((ContinuousClock.now - start).components.seconds)
+      if world.rank == 0 { say("time-sum \(count) floats: \(seconds / Double(repeats) * 1e6) us") }
+
     case "fail":
       let failing = Int(arguments[1]) ?? 0
       let step = Int(arguments[2]) ?? 0
