@@ -17,20 +17,21 @@ import Tensor
 /// Offsets are relative to the start of the data; tensors are stored back to back, in the order
 /// given, as little-endian float32.
 public enum SafeTensors {
-  /// Encodes named tensors and string metadata.
-  public static func encode(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String])
-    -> Data
-  {
+  /// Encodes named tensors, `I64` integer tensors (stored after them) and string metadata.
+  public static func encode(
+    _ tensors: [(name: String, tensor: Tensor)],
+    integers: [(name: String, shape: [Int], values: [Int64])] = [], metadata: [String: String]
+  ) -> Data {
     var header: [String: Any] = [:]
     var offset = 0
-    for (name, tensor) in tensors {
+    func add(_ name: String, _ dtype: String, _ shape: [Int], bytes: Int) {
       header[name] =
-        [
-          "dtype": "F32", "shape": tensor.shape,
-          "data_offsets": [offset, offset + 4 * tensor.count],
-        ] as [String: Any]
-      offset += 4 * tensor.count
+        ["dtype": dtype, "shape": shape, "data_offsets": [offset, offset + bytes]]
+        as [String: Any]
+      offset += bytes
     }
+    for (name, tensor) in tensors { add(name, "F32", tensor.shape, bytes: 4 * tensor.count) }
+    for (name, shape, values) in integers { add(name, "I64", shape, bytes: 8 * values.count) }
     if !metadata.isEmpty { header["__metadata__"] = metadata }
     // Serialising plain strings, integers and arrays cannot fail.
     var json =
@@ -41,16 +42,20 @@ public enum SafeTensors {
     withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
     data.append(json)
     for (_, tensor) in tensors { data.append(tensor.littleEndianBytes()) }
+    for (_, _, values) in integers {
+      for value in values { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
+    }
     return data
   }
 
-  /// Decodes a safetensors file's bytes; `path` names the file in errors.
+  /// Decodes a safetensors file's bytes; `path` names the file in errors. Entries whose dtype is
+  /// in `skippedDTypes` (e.g. PyTorch's `I64` `num_batches_tracked`) are left out.
   ///
   /// - Returns: the tensors in data order, and the metadata.
   /// - Throws: ``ModelError/malformedCheckpoint(path:reason:)`` for a truncated file, a bad
   ///   header, a dtype other than `F32`, or offsets that do not match the shapes.
-  public static func decode(_ data: Data, path: String) throws(ModelError)
-    -> (tensors: [(name: String, tensor: Tensor)], metadata: [String: String])
+  public static func decode(_ data: Data, path: String, skipping skippedDTypes: Set<String> = [])
+    throws(ModelError) -> (tensors: [(name: String, tensor: Tensor)], metadata: [String: String])
   {
     func fail(_ reason: String) -> ModelError { .malformedCheckpoint(path: path, reason: reason) }
     let bytes = [UInt8](data)
@@ -81,6 +86,7 @@ public enum SafeTensors {
         let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int],
         offsets.count == 2
       else { throw fail("entry '\(name)' lacks dtype, shape or data_offsets") }
+      if skippedDTypes.contains(dtype) { continue }
       guard dtype == "F32" else {
         throw fail("tensor '\(name)' has dtype \(dtype); only F32 is supported")
       }

@@ -101,32 +101,44 @@ public struct ResultsTable: Sendable, Equatable {
     var stages: [StageTable]
   }
 
-  /// The line plot of a `schedules` stage: the metric (%) against generation, one color per
-  /// schedule, solid for @E and dashed for @R.
-  public func curves(stage name: String, width: Int = 640, height: Int = 400) -> PlotCanvas {
+  /// The line plot of a `schedules` stage: the metric (%) against generation, one style per
+  /// schedule (``LinePlot/scheduleStyles``), solid with filled markers for @E and dashed with
+  /// hollow markers for @R. `dataset` names the data in the subtitle (see
+  /// ``LinePlot/datasetLine(_:)``).
+  public func curves(stage name: String, dataset: String = "", width: Int = 640, height: Int = 400)
+    -> PlotCanvas
+  {
+    curvesPlot(stage: name, dataset: dataset).render(width: width, height: height)
+  }
+
+  /// The plot ``curves(stage:dataset:width:height:)`` renders.
+  func curvesPlot(stage name: String, dataset: String) -> LinePlot {
     var series: [LinePlot.Series] = []
+    var level = ""
     if let stage = stages.first(where: { $0.name == name }) {
+      level = "\(stage.level)"
       for schedule in schedules {
         let points = stage.rows.compactMap { row -> (Double, Cell)? in
           guard let generation = Int(row.generation), let cell = row.cells[schedule.rawValue]
           else { return nil }
           return (Double(generation), cell)
         }
-        let color = LinePlot.palette[(ScheduleKind.allCases.firstIndex(of: schedule) ?? 0) % 3]
+        let index = ScheduleKind.allCases.firstIndex(of: schedule) ?? 0
+        let style = LinePlot.scheduleStyles[index % LinePlot.scheduleStyles.count]
         series.append(
           .init(
-            label: "\(Self.title(schedule)) @E", color: color, isDashed: false,
+            label: "\(Self.title(schedule)) @E", style: style,
             points: points.map { ($0.0, $0.1.atE * 100) }))
         series.append(
           .init(
-            label: "\(Self.title(schedule)) @R", color: color, isDashed: true,
-            points: points.map { ($0.0, $0.1.atR * 100) }))
+            label: "\(Self.title(schedule)) @R", style: style, lineStyle: LinePlot.dashed,
+            isMarkerFilled: false, points: points.map { ($0.0, $0.1.atR * 100) }))
       }
     }
-    let plot = LinePlot(
-      title: "STAGE \(name): \(metric.rawValue) (%) PER GENERATION".uppercased(),
-      xLabel: "GENERATION", yLabel: "\(metric.rawValue) %".uppercased(),
-      series: series)
-    return plot.render(width: width, height: height)
+    return LinePlot(
+      title: "\(metric.title.prefix(1).uppercased() + metric.title.dropFirst()) (%) per generation",
+      subtitle: ["stage \(name)" + (level.isEmpty ? "" : ", level \(level)"), dataset]
+        .filter { !$0.isEmpty }.joined(separator: "; "),
+      xLabel: "generation", yLabel: "\(metric.title) (%)", series: series)
   }
 }

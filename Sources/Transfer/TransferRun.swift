@@ -162,7 +162,8 @@ public final class TransferRun {
     try writeAtomically(Data(table.markdown().utf8), to: directory + "/table.md")
     try writeAtomically(try table.json(), to: directory + "/table.json")
     for stage in configuration.stages where stage.method == .schedules {
-      let plot = table.curves(stage: stage.name)
+      let plot = table.curves(
+        stage: stage.name, dataset: LinePlot.datasetLine(configuration.backend))
       try writePNG(plot, to: directory + "/curves-\(stage.name).png")
     }
     try writePreviews()

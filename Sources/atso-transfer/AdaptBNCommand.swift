@@ -19,8 +19,8 @@ struct AdaptBNCommand: ParsableCommand {
 
       Example, CamVid day model -> dusk statistics, then its score on the dusk frames:
         atso-transfer adapt-bn --checkpoint runs/camvid-day/checkpoint.safetensors \\
-          --dataset 'camvid:data/camvid/train.txt?include=0001TP&unlabeled' --size 96x128 \\
-          --output runs/camvid-day/dusk-adabn.safetensors
+          --dataset 'camvid:data/camvid/train.txt?include=0001TP&unlabeled' \\
+          --size 96x128 --output runs/camvid-day/dusk-adabn.safetensors
         atso-transfer evaluate --checkpoint runs/camvid-day/dusk-adabn.safetensors \\
           --truth 'camvid:data/camvid/train.txt?include=0001TP' --size 96x128
       """)

@@ -8,6 +8,11 @@ struct DatasetCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "dataset",
     abstract: "Inspect segmentation datasets and write synthetic street-scene datasets.",
+    discussion: """
+      Examples:
+        atso-transfer dataset info 'camvid:data/camvid/train.txt?include=0001TP'
+        atso-transfer dataset synthesize --output synthetic --count 16
+      """,
     subcommands: [Info.self, Synthesize.self])
 }
 
@@ -17,12 +22,16 @@ extension DatasetCommand {
     static let configuration = CommandConfiguration(
       abstract: "List a dataset: sample count, class set, label files, label value histogram.",
       discussion: """
-        SPEC is a dataset spec: cityscapes:ROOT[:SPLIT], cityscapes-trainids:ROOT[:SPLIT],
-        mapillary:ROOT[:SPLIT], camvid:LIST, list:LIST:CLASSSET, optionally followed by
-        ?include=PREFIX,...&exclude=PREFIX,...&unlabeled. The label values of the decoded
-        samples are listed with their class names; values that the class set lacks (other
-        than its ignore value) are listed under a warning with the files that hold them: every
+        SPEC is a dataset spec: cityscapes:ROOT[:SPLIT], cityscapes-trainids:ROOT[:SPLIT], \
+        mapillary:ROOT[:SPLIT], camvid:LIST, list:LIST:CLASSSET, optionally followed by \
+        ?include=PREFIX,...&exclude=PREFIX,...&unlabeled. The label values of the decoded \
+        samples are listed with their class names; values that the class set lacks (other \
+        than its ignore value) are listed under a warning with the files that hold them: every \
         other command refuses such files.
+
+        Examples:
+          atso-transfer dataset info 'camvid:data/camvid/train.txt?include=0001TP'
+          atso-transfer dataset info cityscapes:data/cityscapes:val --decode 20
         """)
 
     @OptionGroup var mappings: MappingsDirectoryOption
@@ -118,9 +127,13 @@ extension DatasetCommand {
     static let configuration = CommandConfiguration(
       abstract: "Write synthetic street scenes: a daylight source and a dusk target domain.",
       discussion: """
-        Source scenes go to OUTPUT/source in the Cityscapes layout (split train, labelIds);
-        target scenes to OUTPUT/target in the Mapillary Vistas v1.2 layout (split training,
+        Source scenes go to OUTPUT/source in the Cityscapes layout (split train, labelIds); \
+        target scenes to OUTPUT/target in the Mapillary Vistas v1.2 layout (split training, \
         palette labels with the 66 class ids). The same seed always writes the same files.
+
+        Example:
+          atso-transfer dataset synthesize --output synthetic --count 16 --seed 3 \\
+            --width 256 --height 128
         """)
 
     @Option(help: "The output folder.")

@@ -15,15 +15,18 @@ struct DemoCommand: ParsableCommand {
       domain written in the Mapillary Vistas v1.2 layout (66 class ids) into OUTPUT/data/target \
       (split training = the unlabeled reference set R, split validation = the test set E). Then \
       runs, through the same dataset readers and the same TransferRun as real data, the staged \
-      super-class transfer into OUTPUT/run:
-        1. ATSO at the super-class level super:cityscapes-19--super-5 (network predicts \
-      cityscapes-19, trained through the reduce-then-compute loss),
-        2. a target network trained on the final super-class pseudo labels (reduce loss),
-        3. that network fine-tuned on fine-class pseudo labels,
+      super-class transfer into OUTPUT/run: (1) ATSO at the super-class level \
+      super:cityscapes-19--super-5 (the network predicts cityscapes-19 and is trained through \
+      the reduce-then-compute loss), (2) a target network trained on the final super-class \
+      pseudo labels (reduce loss), (3) that network fine-tuned on fine-class pseudo labels; \
       and compares it with direct transfer (the source-only model evaluated on the target). \
       Target ground truth (Mapillary 66 classes) is mapped to cityscapes-19 with the default \
       mapping. Prints the Table-1-shaped results; progress goes to stderr. A second call with \
       the same OUTPUT resumes (or just reprints) the run.
+
+      Examples:
+        atso-transfer demo --output atso-demo
+        atso-transfer demo --output demo-no-adabn --no-ada-bn --threads 2
       """)
 
   @Option(name: [.customShort("o"), .long], help: "The demo folder.")

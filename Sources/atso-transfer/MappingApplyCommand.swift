@@ -17,7 +17,9 @@ extension MappingCommand {
         ignore value) are an error naming the file and the value.
 
         MAPPING is a mapping file or name, or SOURCE:TARGET for the default path between two \
-        class sets. Examples:
+        class sets.
+
+        Examples:
           atso-transfer mapping apply cityscapes-34:cityscapes-19 \\
             --input gtFine/val/frankfurt --output trainids
           atso-transfer mapping apply mapillary-vistas-v1.2:cityscapes-19 \\

@@ -6,12 +6,22 @@ import Taxonomy
 struct MappingCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "mapping",
-    abstract: "Validate, show and compose class sets and label mappings (JSON, see mappings/).",
+    abstract: "Validate, check, show, compose and apply class sets and label mappings.",
     discussion: """
-      Class sets and mappings come from your folders (--mappings DIR, repeatable, and \
+      Class sets (*.classes.json) and mappings (*.mapping.json) are JSON files (see \
+      mappings/README.md). They come from your folders (--mappings DIR, repeatable, and \
       $\(MappingLibrary.environmentVariable)) and the shipped folder 'mappings/' (holding \
       README.md, found from the current directory or a parent, else from the executable's \
       directory).
+
+      Examples:
+        atso-transfer mapping validate
+        atso-transfer mapping check --strict
+        atso-transfer mapping show cityscapes-34--cityscapes-19
+        atso-transfer mapping compose cityscapes-34--cityscapes-19 \\
+          cityscapes-19--super-5 -o cityscapes-34--super-5.mapping.json
+        atso-transfer mapping apply cityscapes-34:cityscapes-19 \\
+          --input gtFine/val/frankfurt --output trainids
       """,
     subcommands: [Validate.self, Check.self, Show.self, Compose.self, Apply.self])
 }
@@ -50,7 +60,15 @@ extension MappingCommand {
   struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Validate class set and mapping files; exit 1 if any is invalid.",
-      discussion: "Without files, validates every *.json file of the mappings directory.")
+      discussion: """
+        Without files, validates every *.json file of the mappings directory and then the \
+        directory as a library (names unique, every mapping's class sets present).
+
+        Examples:
+          atso-transfer mapping validate
+          atso-transfer mapping validate my-data.classes.json \\
+            my-data--cityscapes-19.mapping.json --mappings mappings
+        """)
 
     @OptionGroup var mappings: MappingsDirectoryOption
 
@@ -134,6 +152,10 @@ extension MappingCommand {
         Mapillary -> cityscapes-19 -> categories) gives another score. This lists every class \
         where they disagree; classes are compared where they count in a score (not evaluated \
         or ignored = ignore). Exit 0, or 1 with --strict when any mapping disagrees.
+
+        Examples:
+          atso-transfer mapping check
+          atso-transfer mapping check --strict --mappings my-mappings
         """)
 
     @OptionGroup var mappings: MappingsDirectoryOption
@@ -182,7 +204,13 @@ extension MappingCommand {
   struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Print a class set or a mapping as a table.",
-      discussion: "FILE is a path, or the name (or file stem) of a class set or mapping.")
+      discussion: """
+        FILE is a path, or the name (or file stem) of a class set or mapping.
+
+        Examples:
+          atso-transfer mapping show cityscapes-19
+          atso-transfer mapping show mappings/camvid-11--super-5.mapping.json
+        """)
 
     @OptionGroup var mappings: MappingsDirectoryOption
 
@@ -204,7 +232,13 @@ extension MappingCommand {
   struct Compose: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Compose two mappings (A: X -> Y, then B: Y -> Z) into one file (X -> Z).",
-      discussion: "A and B are paths or mapping names. The result names classes by name.")
+      discussion: """
+        A and B are paths or mapping names. The result names classes by name.
+
+        Example:
+          atso-transfer mapping compose cityscapes-34--cityscapes-19 \\
+            cityscapes-19--super-5 -o cityscapes-34--super-5.mapping.json
+        """)
 
     @OptionGroup var mappings: MappingsDirectoryOption
 

@@ -8,10 +8,16 @@ struct MedicalDice: ParsableCommand {
     commandName: "medical-dice",
     abstract: "Dice per case and the Decathlon's global Dice of predicted NIfTI label maps.",
     discussion: """
-      Predictions and ground truth are paired by file name. A class absent from both the
-      prediction and the ground truth of a case has no Dice for that case and is left out of the
-      means. --table maps labels to coarser classes first (e.g. 0,1,1 merges hippocampus
-      anterior and posterior).
+      Predictions and ground truth are paired by file name. A class absent from both the \
+      prediction and the ground truth of a case has no Dice for that case and is left out of \
+      the means. --table maps labels to coarser classes first (e.g. 0,1,1 merges hippocampus \
+      anterior and posterior). Dice is printed in percent, as in the run tables.
+
+      Examples:
+        atso-transfer medical-dice --predictions pred \\
+          --labels Task04_Hippocampus/labelsTr --classes 3
+        atso-transfer medical-dice --predictions pred \\
+          --labels Task04_Hippocampus/labelsTr --classes 2 --table 0,1,1
       """)
 
   @Option(help: "Folder of predicted label maps.")
@@ -47,7 +53,8 @@ struct MedicalDice: ParsableCommand {
     let pairs = try MedicalDataset.folderPairs(images: predictions, labels: labels)
     var evaluation = DiceEvaluation(classCount: classes, table: try parsedTable())
     var lines: [String] = []
-    func format(_ d: Double?) -> String { d.map { String(format: "%.4f", $0) } ?? "-" }
+    // Percent with two decimals, as the run tables; "-" where a class has no Dice.
+    func format(_ d: Double?) -> String { d.map { String(format: "%.2f", 100 * $0) } ?? "-" }
     for c in pairs.cases {
       let predicted = try NIfTI.readLabels(c.image)
       let truth = try NIfTI.readLabels(c.label)
@@ -58,14 +65,15 @@ struct MedicalDice: ParsableCommand {
       evaluation.add(prediction: predicted.voxels, groundTruth: truth.voxels)
       let index = evaluation.perCase.count - 1
       let perClass = evaluation.dice(case: index).dropFirst().map(format).joined(separator: " ")
-      lines.append("\(c.name): mean \(format(evaluation.meanDice(case: index))) [\(perClass)]")
+      lines.append(
+        "\(c.name): mean \(format(evaluation.meanDice(case: index))) % [\(perClass)]")
     }
     let global = evaluation.globalDice.dropFirst().map(format).joined(separator: " ")
     let means = evaluation.meanDicePerClass.dropFirst().map(format).joined(separator: " ")
     lines.append("cases: \(pairs.cases.count)")
-    lines.append("mean Dice per class (1...): [\(means)]")
+    lines.append("mean Dice per class (1...), %: [\(means)]")
     lines.append(
-      "global Dice per class (1...): [\(global)], mean \(format(evaluation.meanGlobalDice))")
+      "global Dice per class (1...), %: [\(global)], mean \(format(evaluation.meanGlobalDice)) %")
     return lines.joined(separator: "\n")
   }
 

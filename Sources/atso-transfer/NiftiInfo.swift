@@ -6,7 +6,16 @@ import Medical
 struct NiftiInfo: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "nifti-info",
-    abstract: "Print the shape, datatype, spacing, orientation and value range of NIfTI files.")
+    abstract: "Print the shape, datatype, spacing and orientation of NIfTI files.",
+    discussion: """
+      For each file: the shape, the datatype and byte order, the voxel spacing (mm), the \
+      orientation codes of the voxel axes (e.g. RAS) with the sform and qform codes, the \
+      intensity scaling, the affine, and the range of the values.
+
+      Example:
+        atso-transfer nifti-info Task04_Hippocampus/imagesTr/hippocampus_001.nii.gz \\
+          Task04_Hippocampus/labelsTr/hippocampus_001.nii.gz
+      """)
 
   @Argument(help: "NIfTI-1 files (.nii or .nii.gz).")
   var files: [String]

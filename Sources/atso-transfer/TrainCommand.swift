@@ -94,7 +94,7 @@ struct TrainCommand: ParsableCommand {
       Datasets are spec strings (repeat --dataset; all must use one class set):
         cityscapes:ROOT[:SPLIT]   cityscapes-trainids:ROOT[:SPLIT]
         mapillary:ROOT[:SPLIT]    camvid:LIST    list:LIST:CLASSSET
-      followed by ?include=PREFIX,...&exclude=PREFIX,... to keep samples by id prefix.
+      followed by ?include=PREFIX,...&exclude=PREFIX,... to keep samples by id prefix. \
       Labels are mapped from the dataset's class set to --classes through the shipped \
       mappings (cityscapes-34 -> cityscapes-19, camvid-11 -> camvid-11 identity, ...); classes \
       that are not evaluated become the void label.
@@ -112,11 +112,14 @@ struct TrainCommand: ParsableCommand {
         atso-transfer train \\
           --dataset 'camvid:data/camvid/train.txt?include=0006R0,0016E5' \\
           --dataset 'camvid:data/camvid/val.txt?include=0006R0,0016E5' \\
-          --classes camvid-11 --model unet --size 96x128 --batch 8 --epochs 60 \\
-          --learning-rate 0.01 --weight-decay 5e-4 --seed 0 --threads 2 \\
+          --classes camvid-11 --model unet --size 96x128 --batch 8 \\
+          --epochs 60 --learning-rate 0.01 --weight-decay 5e-4 \\
+          --initialization pytorch --seed 0 --threads 2 \\
           --validate 'camvid:data/camvid/train.txt?include=0001TP' \\
-          --validate-every 500 \\
-          --output runs/camvid-day
+          --validate-every 500 --output runs/camvid-day
+        atso-transfer train --dataset cityscapes:data/cityscapes:train \\
+          --classes cityscapes-19 --model deeplab --size 256x512 --iterations 20000 \\
+          --output runs/cityscapes-deeplab
       """)
 
   @OptionGroup var mappings: MappingsDirectoryOption
@@ -235,13 +238,7 @@ struct TrainCommand: ParsableCommand {
     if asppChannels <= 0 { throw ValidationError("--aspp-channels must be positive") }
   }
 
-  func widthList() throws -> [Int] {
-    let values = widths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
-      throw ValidationError("--widths must be positive integers separated by commas: '\(widths)'")
-    }
-    return values.compactMap { $0 }
-  }
+  func widthList() throws -> [Int] { try positiveIntegers(widths, option: "--widths") }
 
   func scaleRange() throws -> ClosedRange<Float> {
     let values = scale.split(separator: ",").compactMap { Float(String($0)) }
@@ -304,7 +301,7 @@ struct TrainCommand: ParsableCommand {
       initialization: initialization)
     var reporter = ProgressReporter(interval: logEvery)
     reporter.line(
-      "training \(configuration.architecture) on \(trainingSet.count) samples "
+      "training \(configuration.architecture.summaryWithParameters) on \(trainingSet.count) samples "
         + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)")
     let result: TrainingRunResult
     do {
@@ -321,10 +318,19 @@ struct TrainCommand: ParsableCommand {
     var summary = "done: \(result.steps) steps, checkpoint \(result.checkpointPath)"
     if let loss = result.lastLoss { summary += ", last loss \(format(loss, 4))" }
     if let report = result.validation {
-      summary += ", validation mIoU \(format(Float(report.meanIoU * 100), 2))"
+      summary += ", validation mIoU \(format(Float(report.meanIoU * 100), 2)) %"
     }
     print(summary)
   }
+}
+
+/// The comma-separated positive integers of `text`, the value of `option` (e.g. `8,16,32`).
+func positiveIntegers(_ text: String, option: String) throws -> [Int] {
+  let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+  guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+    throw ValidationError("\(option) must be positive integers separated by commas: '\(text)'")
+  }
+  return values.compactMap { $0 }
 }
 
 /// Formats a number with `digits` decimals.
@@ -353,7 +359,7 @@ struct ProgressReporter {
     case .resumed(let step, let path): line("resumed at step \(step) from \(path)")
     case .checkpoint: break
     case .validation(let step, let report):
-      line("step \(step): validation mIoU \(format(Float(report.meanIoU * 100), 2))")
+      line("step \(step): validation mIoU \(format(Float(report.meanIoU * 100), 2)) %")
     case .step(let p):
       let now = Date()
       let text =

@@ -58,6 +58,14 @@ struct TransferCommand: ParsableCommand {
         --stage name=coarse,method=schedules,level=super:m7
         --stage name=fine,method=train,initialization=previous-stage,labels=relabel
 
+      Examples (CamVid day -> dusk with self-learning, STSO and ATSO, run in the CamVid folder; \
+      then the resolved configuration of a JSON file, without running it):
+        atso-transfer transfer -o runs/day-dusk --schedules self-learning,stso,atso \\
+          --backend-option 'source=camvid:train.txt?include=0006R0,0016E5' \\
+          --backend-option 'reference=camvid:train.txt?include=0001TP&unlabeled' \\
+          --backend-option 'test=camvid:train.txt?include=0001TP' \\
+          --backend-option size=96x128 --backend-option source-iterations=400
+        atso-transfer transfer --config run.json -o runs/r1 --dry-run
       """)
 
   @Option(name: .long, help: "A JSON configuration file.")
@@ -226,6 +234,9 @@ struct ResumeCommand: ParsableCommand {
       Reads RUN/configuration.json and RUN/folds.json, discards half-written files (*.partial, \
       outputs without a completion record), skips every completed step and runs the rest; the \
       result is the same as that of an uninterrupted run.
+
+      Example:
+        atso-transfer resume runs/day-dusk
       """)
 
   @Argument(help: "The run directory created by `atso-transfer transfer`.")

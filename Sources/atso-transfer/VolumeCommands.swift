@@ -9,15 +9,18 @@ struct PredictVolume: ParsableCommand {
     abstract: "Segment NIfTI volumes with a three-view model (axial, coronal, sagittal U-Nets).",
     discussion: """
       A volume model is a directory with axial.safetensors, coronal.safetensors and \
-      sagittal.safetensors, e.g. RUN/models/<id>.ckpt of a run made with
-        atso-transfer transfer --backend-option kind=volume \
-      --backend-option dataset=/path/to/Task04_Hippocampus ...
-      Each view's network labels every slice (with its neighbouring slices as channels); the \
+      sagittal.safetensors, e.g. RUN/models/<id>.ckpt of a run of `atso-transfer transfer \
+      --backend-option kind=volume`. Each view's network labels every slice (with its neighbouring slices as channels); the \
       three label volumes are fused voxel by voxel by majority vote (all three disagree: highest \
       summed probability). Intensities are windowed as in training (--window). The output is a \
       uint8 label map on the image's grid. Given folders, every .nii/.nii.gz image is labeled \
-      into the output folder under the same name; score them with
-        atso-transfer medical-dice --predictions OUT --labels labelsTr --classes 3
+      into the output folder under the same name (score them with `medical-dice`).
+
+      Examples:
+        atso-transfer predict-volume --model runs/hippo/models/m0.ckpt \\
+          --input Task04_Hippocampus/imagesTr --output pred
+        atso-transfer medical-dice --predictions pred \\
+          --labels Task04_Hippocampus/labelsTr --classes 3
       """)
 
   @Option(help: "The model directory (three view checkpoints).")

@@ -43,13 +43,14 @@ struct MedicalCommandTests {
         "medical-dice", "--predictions", root + "/pred", "--labels", root + "/gt", "--classes", "3",
       ]) as? MedicalDice)
     let text = try fine.report()
-    #expect(text.contains("c1: mean 0.6667 [0.6667 0.6667]"))
+    #expect(text.contains("c1: mean 66.67 % [66.67 66.67]"))
     let coarse = try #require(
       try AtsoTransfer.parseAsRoot([
         "medical-dice", "--predictions", root + "/pred", "--labels", root + "/gt", "--classes", "2",
         "--table", "0,1,1",
       ]) as? MedicalDice)
-    #expect(try coarse.report().contains("global Dice per class (1...): [1.0000], mean 1.0000"))
+    #expect(
+      try coarse.report().contains("global Dice per class (1...), %: [100.00], mean 100.00 %"))
     #expect(throws: (any Error).self) {
       try AtsoTransfer.parseAsRoot([
         "medical-dice", "--predictions", "p", "--labels", "l", "--classes", "2", "--table", "0,2",
