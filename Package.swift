@@ -29,12 +29,12 @@ let package = Package(
     .target(name: "Cluster", dependencies: ["CMPI"]),
     .target(name: "Taxonomy", dependencies: ["CJSONC"]),
     .target(name: "Segmentation", dependencies: ["Tensor", "Taxonomy", "CPNG", "CJPEGShim"]),
-    .target(name: "Transfer", dependencies: ["Segmentation", "Tensor", "Taxonomy"]),
+    .target(name: "Transfer", dependencies: ["Segmentation", "Tensor", "Taxonomy", "Cluster"]),
     .target(name: "Medical", dependencies: ["Transfer", "Segmentation", "Tensor", "Taxonomy", "CZLib"]),
     .executableTarget(
       name: "atso-transfer",
       dependencies: [
-        "Tensor", "Taxonomy", "Segmentation", "Transfer", "Medical",
+        "Tensor", "Taxonomy", "Segmentation", "Transfer", "Medical", "Cluster",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 

@@ -120,6 +120,14 @@ public struct JobFarm: Sendable {
     leader.stopAll(failure: nil)
   }
 
+  /// Rank 0, instead of ``run(start:jobs:completed:execute:complete:event:)`` when it cannot
+  /// start the work: stops every worker with `failure`.
+  public func stop(failure: any Error) {
+    precondition(communicator.rank == 0, "rank 0 stops the farm")
+    var leader = Leader(farm: self, jobs: [], completed: [], execute: { _ in [] }, event: { _ in })
+    leader.stopAll(failure: failure)
+  }
+
   // MARK: Workers
 
   /// Ranks other than 0: waits for rank 0's start message, turns it into an executor with

@@ -72,7 +72,7 @@ public final class TransferRun {
   /// Test hook: called with `"after-output:<job id>"` between a job's outputs and its record.
   package var faultInjection: ((String) throws -> Void)?
   /// The jobs executed (not skipped) by this object, in order.
-  public private(set) var executedJobs: [String] = []
+  public internal(set) var executedJobs: [String] = []
 
   /// Creates a new run directory and saves the resolved configuration and the fold split.
   ///
@@ -138,17 +138,8 @@ public final class TransferRun {
   /// - Returns: the metrics records, in plan order.
   @discardableResult
   public func execute() throws -> [MetricsRecord] {
-    try removePartials(in: directory)
-    for sub in ["models", "labels", "steps"] {
-      try createDirectory(directory + "/" + sub)
-      try removePartials(in: directory + "/" + sub)
-    }
-    var evaluations: [String: EvaluationResult] = [:]
-    for job in plan.jobs {
-      if let record = completedRecord(of: job) {
-        if let evaluation = record.evaluation { evaluations[job.id] = evaluation }
-        continue
-      }
+    var evaluations = try prepareDirectory()
+    for job in plan.jobs where completedRecord(of: job) == nil {
       let record = try run(job)
       executedJobs.append(job.id)
       if let evaluation = record.evaluation {
@@ -156,6 +147,25 @@ public final class TransferRun {
         try writeMetrics(metricsRecords(evaluations))
       }
     }
+    return try writeResults(evaluations)
+  }
+
+  /// Removes half-written files and returns the evaluations of the completed jobs.
+  func prepareDirectory() throws -> [String: EvaluationResult] {
+    try removePartials(in: directory)
+    for sub in ["models", "labels", "steps"] {
+      try createDirectory(directory + "/" + sub)
+      try removePartials(in: directory + "/" + sub)
+    }
+    var evaluations: [String: EvaluationResult] = [:]
+    for job in plan.jobs {
+      if let evaluation = completedRecord(of: job)?.evaluation { evaluations[job.id] = evaluation }
+    }
+    return evaluations
+  }
+
+  /// Writes the metrics, the tables, the plots and the previews of a finished run.
+  func writeResults(_ evaluations: [String: EvaluationResult]) throws -> [MetricsRecord] {
     let records = metricsRecords(evaluations)
     try writeMetrics(records)
     let table = ResultsTable(records: records, configuration: configuration)
@@ -246,9 +256,18 @@ public final class TransferRun {
   /// the outputs into place, then writes the completion record.
   func run(_ job: TransferJob) throws -> StepRecord {
     try removeIfPresent(recordPath(job))
+    let record = try produce(job)
+    try writeJSON(record, to: recordPath(job))
+    return record
+  }
+
+  /// Runs a job from scratch up to its completion record (not written): discards leftover
+  /// outputs, calls the backend on temporary paths (`temporary` appended), renames the outputs
+  /// into place.
+  func produce(_ job: TransferJob, temporary: String = partialSuffix) throws -> StepRecord {
     for output in Self.outputs(of: job) {
       try removeIfPresent(path(output))
-      try removeIfPresent(path(output) + partialSuffix)
+      try removeIfPresent(path(output) + temporary)
     }
     var record = StepRecord(
       id: job.id, identity: job.identity, seed: job.seed, outputs: Self.outputs(of: job),
@@ -257,14 +276,14 @@ public final class TransferRun {
     case .trainSource(let output):
       try backend.trainSource(
         SourceTrainingRequest(
-          network: output.network, output: path(output.checkpoint) + partialSuffix,
+          network: output.network, output: path(output.checkpoint) + temporary,
           seed: job.seed))
       record.model = output
     case .adaptBatchNorm(let model, let units, let output):
       try backend.adaptBatchNorm(
         BatchNormAdaptationRequest(
           checkpoint: path(model.checkpoint), units: units,
-          output: path(output.checkpoint) + partialSuffix, seed: job.seed))
+          output: path(output.checkpoint) + temporary, seed: job.seed))
       record.model = output
     case .label(let labeler, let options, let output):
       let leaked = Set(labeler.trainedOn).intersection(output.units)
@@ -272,11 +291,11 @@ public final class TransferRun {
         throw TransferError.foldLeak(
           labelSet: output.id, model: labeler.id, units: leaked.sorted())
       }
-      try createDirectory(path(output.directory) + partialSuffix)
+      try createDirectory(path(output.directory) + temporary)
       try backend.generatePseudoLabels(
         PseudoLabelRequest(
           checkpoint: path(labeler.checkpoint), units: output.units, level: output.level,
-          options: options, outputDirectory: path(output.directory) + partialSuffix,
+          options: options, outputDirectory: path(output.directory) + temporary,
           seed: job.seed))
       record.labelSet = output
     case .fineTune(let initial, let labels, let level, let output):
@@ -284,7 +303,7 @@ public final class TransferRun {
         FineTuningRequest(
           network: output.network, initialCheckpoint: path(initial.checkpoint),
           pseudoLabels: labels.map(source), level: level,
-          output: path(output.checkpoint) + partialSuffix, seed: job.seed))
+          output: path(output.checkpoint) + temporary, seed: job.seed))
       record.model = output
     case .evaluate(let model, let level, let agreementLabels):
       let checkpoint = path(model.checkpoint)
@@ -301,15 +320,14 @@ public final class TransferRun {
       record.evaluation = EvaluationResult(reference: reference, test: test, agreement: agreement)
     }
     for output in Self.outputs(of: job) {
-      let temporary = path(output) + partialSuffix
-      guard FileManager.default.fileExists(atPath: temporary) else {
+      let written = path(output) + temporary
+      guard FileManager.default.fileExists(atPath: written) else {
         throw TransferError.fileOperation(
-          path: temporary, reason: "job \(job.id): the backend did not write its output")
+          path: written, reason: "job \(job.id): the backend did not write its output")
       }
-      try renameReplacing(temporary, to: path(output))
+      try renameReplacing(written, to: path(output))
     }
     try faultInjection?("after-output:\(job.id)")
-    try writeJSON(record, to: recordPath(job))
     return record
   }
 

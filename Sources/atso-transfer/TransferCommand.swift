@@ -21,9 +21,7 @@ enum TransferBackendFactory {
       return try SimulationBackend(options: configuration.backend)
     case nil, "segmentation":
       let backend = try SegmentationBackend(configuration: configuration)
-      backend.progress = { line in
-        FileHandle.standardError.write(Data("[segmentation] \(line)\n".utf8))
-      }
+      backend.progress = { line in ScaleOut.log("[segmentation] \(line)") }
       return backend
     case "volume":
       return try VolumeBackend(options: configuration.backend)
@@ -116,6 +114,8 @@ struct TransferCommand: ParsableCommand {
 
   @Flag(help: "Print the resolved configuration and stop (needs no backend).")
   var dryRun = false
+
+  @OptionGroup var ranks: RankOptions
 
   /// The configuration file (or the defaults) with the flags applied, validated.
   func resolvedConfiguration() throws -> TransferConfiguration {
@@ -215,10 +215,18 @@ struct TransferCommand: ParsableCommand {
       return
     }
     guard let directory = configuration.runDirectory else { return }
-    let backend = try TransferBackendFactory.make(for: configuration)
-    let run = try TransferRun.start(
-      configuration: configuration, directory: directory, backend: backend)
-    try run.execute()
+    let ranked = try ScaleOut.execute(options: ranks) {
+      try TransferRun.start(
+        configuration: configuration, directory: directory,
+        backend: try TransferBackendFactory.make(for: configuration))
+    }
+    if ranked == false { return }  // a worker rank: rank 0 prints the results
+    if ranked == nil {
+      let backend = try TransferBackendFactory.make(for: configuration)
+      let run = try TransferRun.start(
+        configuration: configuration, directory: directory, backend: backend)
+      try run.execute()
+    }
     let table = (try? String(contentsOfFile: directory + "/table.md", encoding: .utf8)) ?? ""
     print(table)
     printResultFiles(directory)
@@ -248,11 +256,20 @@ struct ResumeCommand: ParsableCommand {
     }
   }
 
+  @OptionGroup var ranks: RankOptions
+
   func run() throws {
-    let configuration = try TransferConfiguration.load(from: runDirectory + "/configuration.json")
-    let backend = try TransferBackendFactory.make(for: configuration)
-    let transfer = try TransferRun(resuming: runDirectory, backend: backend)
-    try transfer.execute()
+    let open = {
+      let configuration = try TransferConfiguration.load(
+        from: runDirectory + "/configuration.json")
+      let backend = try TransferBackendFactory.make(for: configuration)
+      return try TransferRun(resuming: runDirectory, backend: backend)
+    }
+    switch try ScaleOut.execute(options: ranks, rankZero: open) {
+    case false?: return  // a worker rank: rank 0 prints the results
+    case true?: break
+    case nil: try open().execute()
+    }
     print((try? String(contentsOfFile: runDirectory + "/table.md", encoding: .utf8)) ?? "")
     printResultFiles(runDirectory)
   }
