@@ -9,7 +9,9 @@ let package = Package(
     .library(name: "Taxonomy", targets: ["Taxonomy"]),
     .library(name: "Segmentation", targets: ["Segmentation"]),
     .library(name: "Transfer", targets: ["Transfer"]),
+    .library(name: "ImageTransfer", targets: ["ImageTransfer"]),
     .library(name: "Medical", targets: ["Medical"]),
+    .library(name: "VolumeTransfer", targets: ["VolumeTransfer"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -29,12 +31,19 @@ let package = Package(
     .target(name: "Cluster", dependencies: ["CMPI"]),
     .target(name: "Taxonomy", dependencies: ["CJSONC"]),
     .target(name: "Segmentation", dependencies: ["Tensor", "Taxonomy", "CPNG", "CJPEGShim"]),
+    // The transfer core (plan, run directory, resume, tables) and its two backends, as peers.
     .target(name: "Transfer", dependencies: ["Segmentation", "Tensor", "Taxonomy", "Cluster"]),
-    .target(name: "Medical", dependencies: ["Transfer", "Segmentation", "Tensor", "Taxonomy", "CZLib"]),
+    .target(
+      name: "ImageTransfer", dependencies: ["Transfer", "Segmentation", "Tensor", "Taxonomy"]),
+    .target(name: "Medical", dependencies: ["Segmentation", "Tensor", "Taxonomy", "CZLib"]),
+    .target(
+      name: "VolumeTransfer",
+      dependencies: ["Transfer", "Medical", "Segmentation", "Tensor", "Taxonomy"]),
     .executableTarget(
       name: "atso-transfer",
       dependencies: [
-        "Tensor", "Taxonomy", "Segmentation", "Transfer", "Medical", "Cluster",
+        "Tensor", "Taxonomy", "Segmentation", "Transfer", "ImageTransfer", "Medical",
+        "VolumeTransfer", "Cluster",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
@@ -51,8 +60,15 @@ let package = Package(
       name: "TransferTests",
       dependencies: ["Transfer", "Segmentation", "Taxonomy", "Tensor", "TestSupport"]),
     .testTarget(
+      name: "ImageTransferTests",
+      dependencies: [
+        "ImageTransfer", "Transfer", "Segmentation", "Taxonomy", "Tensor", "TestSupport",
+      ]),
+    .testTarget(
       name: "MedicalTests",
-      dependencies: ["Medical", "Transfer", "Segmentation", "Tensor", "TestSupport"]),
+      dependencies: [
+        "Medical", "VolumeTransfer", "Transfer", "Segmentation", "Tensor", "TestSupport",
+      ]),
     .testTarget(
       name: "CLITests",
       dependencies: [

@@ -1,5 +1,5 @@
 #!/bin/bash
-# CamVid day -> dusk domain transfer with the segmentation backend: four runs (fine level /
+# CamVid day -> dusk domain transfer with the image backend: four runs (fine level /
 # staged super-class, each without and with AdaBN), two at a time with one kernel thread each.
 #   S = day sequences 0006R0, 0016E5 (labeled); R = dusk 0001TP (labels dropped; read only for
 #   @R); E = the same dusk frames with labels. camvid-11 network, 96x128, U-Net 8,16,32.
@@ -20,9 +20,9 @@ COMMON=(--seed 1 --generations 2 --folds 2
   --backend-option "reference=camvid:$D?include=0001TP&unlabeled"
   --backend-option "test=camvid:$D?include=0001TP"
   --backend-option size=96x128 --backend-option widths=8,16,32 --backend-option batch=4
-  --backend-option source-iterations=$SOURCE_ITERATIONS
-  --backend-option finetune-iterations=$FINETUNE_ITERATIONS
-  --backend-option learning-rate=0.02 --backend-option threads=1)
+  --backend-option sourceIterations=$SOURCE_ITERATIONS
+  --backend-option finetuneIterations=$FINETUNE_ITERATIONS
+  --backend-option learningRate=0.02 --backend-option threads=1)
 STAGED=(--schedules atso
   --stage name=coarse,method=schedules,level=super:camvid-11--super-5
   --stage name=target-coarse,method=train,level=super:camvid-11--super-5,network=target,labels=previous-stage-final

@@ -9,7 +9,7 @@ BIN=${BIN:-$(dirname "$0")/../.build/release/atso-transfer}
 exec "$BIN" transfer --run-directory "$RUN" --seed 1 \
   --schedules self-learning,stso,atso --folds 2 --generations 1 \
   --backend-option kind=volume --backend-option dataset="$DATA" \
-  --backend-option labeled-fraction=0.1 --backend-option test-cases=40 \
-  --backend-option widths=8,16 --backend-option iterations=${ITERATIONS:-1000} \
-  --backend-option fine-tune-iterations=${FINE_TUNE_ITERATIONS:-300} \
-  --backend-option batch-size=8 --backend-option learning-rate=0.05
+  --backend-option labeledFraction=0.1 --backend-option testCases=40 \
+  --backend-option widths=8,16 --backend-option sourceIterations=${ITERATIONS:-1000} \
+  --backend-option finetuneIterations=${FINE_TUNE_ITERATIONS:-300} \
+  --backend-option batch=8 --backend-option learningRate=0.05

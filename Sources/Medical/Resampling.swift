@@ -55,29 +55,28 @@ public enum Resampling {
   /// An image resampled linearly along `axis` to `spacing` millimetres.
   public static func resample(_ volume: Volume<Float>, axis: Int, spacing: Double) -> Volume<Float>
   {
-    let n = volume.shape[axis]
-    let plan = plan(count: n, from: volume.spacing[axis], to: spacing)
-    let v = volume.voxels
-    let values = gather(v, shape: volume.shape, axis: axis, newCount: plan.count) {
-      j, base, inner in
-      let (a, b, w) = plan[j]
-      return Float((1 - w) * Double(v[base + a * inner]) + w * Double(v[base + b * inner]))
+    resampled(volume, axis: axis, spacing: spacing) { a, b, w in
+      Float((1 - w) * Double(a) + w * Double(b))
     }
-    return Volume(
-      geometry: resampledGeometry(volume.geometry, axis: axis, spacing: spacing, count: plan.count),
-      voxels: values)
   }
 
   /// A label map resampled along `axis` to `spacing` millimetres by nearest slice.
   public static func resample(_ volume: Volume<UInt8>, axis: Int, spacing: Double) -> Volume<UInt8>
   {
-    let n = volume.shape[axis]
-    let plan = plan(count: n, from: volume.spacing[axis], to: spacing)
+    resampled(volume, axis: axis, spacing: spacing) { a, b, w in w < 0.5 ? a : b }
+  }
+
+  /// `volume` resampled along `axis` to `spacing` millimetres: each new value from the two
+  /// nearest original slices, `interpolate(a, b, w)` with `w` the weight of `b`.
+  static func resampled<T>(
+    _ volume: Volume<T>, axis: Int, spacing: Double, interpolate: (T, T, Double) -> T
+  ) -> Volume<T> {
+    let plan = plan(count: volume.shape[axis], from: volume.spacing[axis], to: spacing)
     let v = volume.voxels
     let values = gather(v, shape: volume.shape, axis: axis, newCount: plan.count) {
       j, base, inner in
       let (a, b, w) = plan[j]
-      return v[base + (w < 0.5 ? a : b) * inner]
+      return interpolate(v[base + a * inner], v[base + b * inner], w)
     }
     return Volume(
       geometry: resampledGeometry(volume.geometry, axis: axis, spacing: spacing, count: plan.count),

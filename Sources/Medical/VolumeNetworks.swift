@@ -108,37 +108,44 @@ public struct TrainingCase: Sendable {
 
 /// How the three networks are trained.
 public struct ViewTrainingSettings: Sendable, Equatable {
-  /// SGD steps per view.
+  /// Steps per view.
   public var iterations: Int
   /// Slices per step (all from one case, drawn at random).
   public var batchSize: Int
   public var learningRate: Float
+  /// The optimizer each view starts with (fresh state per call).
+  public var optimizer: TrainingOptimizer
+  public var maxGradientNorm: Float?
   public var loss: TrainingLoss
-  public var ignoreIndex: UInt8
+  public var ignoreIndex: IgnoreIndex
 
   public init(
-    iterations: Int, batchSize: Int, learningRate: Float, loss: TrainingLoss = .crossEntropy(),
-    ignoreIndex: UInt8 = 255
+    iterations: Int, batchSize: Int, learningRate: Float, optimizer: TrainingOptimizer,
+    maxGradientNorm: Float?, loss: TrainingLoss, ignoreIndex: IgnoreIndex
   ) {
     self.iterations = iterations
     self.batchSize = batchSize
     self.learningRate = learningRate
+    self.optimizer = optimizer
+    self.maxGradientNorm = maxGradientNorm
     self.loss = loss
     self.ignoreIndex = ignoreIndex
   }
 }
 
 extension ViewNetworks {
-  /// Trains each view's network on slices of `cases`.
+  /// Trains each view's network on slices of `cases`, through Segmentation's ``Trainer`` loop.
   ///
   /// Every step draws one case and a block of `batchSize` consecutive slices of it around a
   /// slice that holds a foreground voxel (class other than 0 and the ignore label; any slice of
-  /// a case without one), along the view being trained, with SGD (momentum 0.9) and the poly
-  /// schedule from `learningRate` over `iterations` steps. A fresh optimizer starts for each
-  /// call, so fine-tuning a teacher starts from its weights only.
+  /// a case without one), along the view being trained, with the poly schedule from
+  /// `learningRate` over `iterations` steps. A fresh optimizer starts for each call, so a
+  /// student starts from its initial model's weights only.
+  /// - Parameter progress: the training events of each view, in view order.
   /// - Throws: `ModelError` for a label the loss does not accept or a diverged step.
   public mutating func train(
-    on cases: [TrainingCase], settings: ViewTrainingSettings, using generator: inout SeededGenerator
+    on cases: [TrainingCase], settings: ViewTrainingSettings,
+    using generator: inout SeededGenerator, progress: (TrainingEvent) throws -> Void = { _ in }
   ) throws {
     guard !cases.isEmpty, settings.iterations > 0 else { return }
     for view in AnatomicalView.allCases {
@@ -146,7 +153,8 @@ extension ViewNetworks {
         loss: settings.loss, ignoreIndex: settings.ignoreIndex,
         schedule: PolySchedule(
           baseLearningRate: settings.learningRate, totalSteps: settings.iterations),
-        momentum: 0.9, weightDecay: 0, maxGradientNorm: 10, classSetName: "volume")
+        optimizer: settings.optimizer, maxGradientNorm: settings.maxGradientNorm,
+        classSetName: "volume")
       var trainer = Trainer(
         model: self[view], configuration: configuration,
         generator: SeededGenerator(seed: generator.next()))
@@ -156,85 +164,64 @@ extension ViewNetworks {
         let pixels = slices.labels.count / max(1, slices.indices.count)
         let foreground = slices.indices.filter { s in
           slices.labels[(s * pixels)..<((s + 1) * pixels)].contains {
-            $0 != 0 && $0 != settings.ignoreIndex
+            $0 != 0 && !settings.ignoreIndex.isVoid($0)
           }
         }
         return foreground.isEmpty ? slices.indices : foreground
       }
-      for _ in 0..<settings.iterations {
-        let pick = Int(generator.next() % UInt64(cases.count))
-        let chosen = cases[pick]
-        // A block of consecutive slices around a random foreground slice.
-        let count = chosen.slicer.sliceCount(view)
-        let center = candidates[pick][Int(generator.next() % UInt64(candidates[pick].count))]
-        let first = min(max(0, center - settings.batchSize / 2), max(0, count - settings.batchSize))
-        let indices = (0..<settings.batchSize).map { min(first + $0, count - 1) }
-        let slices = chosen.slicer.batch(view, indices: indices, neighbours: neighbours)
-        try trainer.trainStep(Batch(images: slices.images, labels: slices.labels))
-      }
+      let neighbours = self.neighbours
+      try trainer.train(
+        until: settings.iterations, imagesPerStep: settings.batchSize,
+        next: { _ in
+          let pick = Int(generator.next() % UInt64(cases.count))
+          let chosen = cases[pick]
+          // A block of consecutive slices around a random foreground slice.
+          let count = chosen.slicer.sliceCount(view)
+          let center = candidates[pick][Int(generator.next() % UInt64(candidates[pick].count))]
+          let first = min(
+            max(0, center - settings.batchSize / 2), max(0, count - settings.batchSize))
+          let indices = (0..<settings.batchSize).map { min(first + $0, count - 1) }
+          let slices = chosen.slicer.batch(view, indices: indices, neighbours: neighbours)
+          return TrainingBatch(Batch(images: slices.images, labels: slices.labels))
+        }, progress: progress)
       self[view] = trainer.model
     }
   }
 
-  /// Re-estimates the batch-norm running statistics of each view on the slices of `slicers`
-  /// (AdaBN): forward passes in training mode, no parameter update.
-  public mutating func adaptBatchNorm(
-    on slicers: [CaseSlicer], batchSize: Int, using generator: inout SeededGenerator
-  ) {
+  /// AdaBN on the slices of `slicers`: each view's batch-norm statistics become the exact
+  /// average over all its slices (``adaptedBatchNorm(_:batches:)``, the package's one AdaBN),
+  /// in batches of `batchSize` consecutive slices of a case.
+  public mutating func adaptBatchNorm(on slicers: [CaseSlicer], batchSize: Int) {
+    let size = max(1, batchSize)
+    let neighbours = self.neighbours
     for view in AnatomicalView.allCases {
-      var network = self[view]
-      for slicer in slicers.shuffled(using: &generator) {
-        let count = slicer.sliceCount(view)
-        for start in stride(from: 0, to: count, by: max(1, batchSize)) {
-          let indices = Array(start..<min(count, start + max(1, batchSize)))
-          _ = network.trainingForward(
-            slicer.batch(view, indices: indices, neighbours: neighbours).images)
+      let batches = slicers.lazy.flatMap { slicer in
+        stride(from: 0, to: slicer.sliceCount(view), by: size).lazy.map { start in
+          let indices = Array(start..<min(slicer.sliceCount(view), start + size))
+          return slicer.batch(view, indices: indices, neighbours: neighbours).images
         }
       }
-      self[view] = network
+      self[view] = adaptedBatchNorm(self[view], batches: batches)
     }
   }
 
-  /// Segments one case: each view's prediction, its class probabilities summed per class of the
-  /// level (`superClassOfFine`, or the fine classes), fused by majority vote.
+  /// Segments one case: each view's probabilities at `level` (nil: the fine classes), the
+  /// arg-max of each view (``ClassDecisions``), fused by majority vote.
   ///
-  /// - Parameters:
-  ///   - superClassOfFine: the class at the level of every fine class (`nil`: none), or `nil`
-  ///     to predict fine classes.
-  ///   - levelClassCount: the classes at the level.
   /// - Returns: fused labels and the confidence of each voxel's label (its probability averaged
   ///   over the three views), both in the image's storage order.
-  public func predict(
-    _ slicer: CaseSlicer, superClassOfFine: [Int?]?, levelClassCount: Int
-  ) -> (labels: [UInt8], confidences: [Float]) {
+  public func predict(_ slicer: CaseSlicer, level: ClassLevel? = nil)
+    -> (labels: [UInt8], confidences: [Float])
+  {
+    let levelClassCount = level?.classCount ?? classCount
     var labels: [[UInt8]] = []
     var probabilities: [[Float]] = []
     for view in AnatomicalView.allCases {
       let slices = slicer.batch(view, neighbours: neighbours)
-      let fine = softmaxChannels(self[view](slices.images))
-      let pixels = fine.count / classCount
-      var level = [Float](repeating: 0, count: pixels * levelClassCount)
-      fine.scalars.withUnsafeBufferPointer { p in
-        for i in 0..<pixels {
-          for f in 0..<classCount {
-            let target = superClassOfFine.map { f < $0.count ? $0[f] : nil } ?? f
-            guard let target, target < levelClassCount else { continue }
-            level[i * levelClassCount + target] += p[i * classCount + f]
-          }
-        }
-      }
-      let volume = slicer.assemble(level, view: view, channels: levelClassCount)
-      let voxels = volume.count / levelClassCount
-      var argmax = [UInt8](repeating: 0, count: voxels)
-      for v in 0..<voxels {
-        var best = 0
-        for c in 1..<levelClassCount
-        where volume[v * levelClassCount + c] > volume[v * levelClassCount + best] {
-          best = c
-        }
-        argmax[v] = UInt8(best)
-      }
-      labels.append(argmax)
+      let fine = softmaxChannels(self[view](slices.images)).scalars
+      let atLevel = level?.levelProbabilities(fine, fineCount: classCount) ?? fine
+      let volume = slicer.assemble(atLevel, view: view, channels: levelClassCount)
+      labels.append(ClassDecisions(probabilities: volume, classCount: levelClassCount).labels)
       probabilities.append(volume)
     }
     let fused = ViewFusion.majorityVote(

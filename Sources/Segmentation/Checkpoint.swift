@@ -125,8 +125,9 @@ public enum SafeTensors {
 public struct TrainingState: Codable, Equatable, Sendable {
   /// The number of optimizer steps taken.
   public var step: Int
-  /// The optimizer's hyperparameters (its velocities are stored as tensors, see ``Checkpoint``).
-  public var optimizer: SGD
+  /// The optimizer's hyperparameters (its state tensors are stored beside the weights, see
+  /// ``Checkpoint`` and ``TrainingOptimizer``).
+  public var optimizer: TrainingOptimizer
   /// The learning-rate schedule.
   public var schedule: PolySchedule
   /// The training loop's random generator (augmentation, shuffling).
@@ -136,7 +137,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
 
   /// Creates a training state.
   public init(
-    step: Int, optimizer: SGD, schedule: PolySchedule, generator: SeededGenerator,
+    step: Int, optimizer: TrainingOptimizer, schedule: PolySchedule, generator: SeededGenerator,
     loader: LoaderState? = nil
   ) {
     self.step = step
@@ -157,29 +158,34 @@ public struct CheckpointDescription: Codable, Equatable, Sendable {
   public var classSetName: String
   /// The training state, if the checkpoint can resume training.
   public var training: TrainingState?
+  /// The size every image was resized to in training (nil: not recorded, e.g. older files).
+  public var workingSize: ImageSize?
 
   /// Creates a description.
-  public init(architecture: ModelArchitecture, classSetName: String, training: TrainingState? = nil)
-  {
+  public init(
+    architecture: ModelArchitecture, classSetName: String, training: TrainingState? = nil,
+    workingSize: ImageSize? = nil
+  ) {
     formatVersion = 1
     self.architecture = architecture
     self.classSetName = classSetName
     self.training = training
+    self.workingSize = workingSize
   }
 }
 
 /// A saved network: its named tensors and its description.
 ///
 /// On disk a checkpoint is one safetensors file holding the model's tensors under their parameter
-/// names, the optimizer's velocities under `optimizer.velocity.<name>`, and the JSON description
+/// names, the optimizer's state under `optimizer.<...>.<name>` (``TrainingOptimizer``), and the JSON description
 /// (``CheckpointDescription``) in the `__metadata__` entry `atso.checkpoint`. A readable copy of
 /// the description is written beside it as `<file>.json`. Both are written to a temporary file in
 /// the same folder and renamed over the target, so a crash never leaves a half-written checkpoint.
 public struct Checkpoint: Sendable {
   /// The metadata key holding the description.
   public static let descriptionKey = "atso.checkpoint"
-  /// The name prefix of optimizer velocities.
-  public static let velocityPrefix = "optimizer.velocity."
+  /// The name prefix of optimizer state tensors.
+  public static let optimizerPrefix = TrainingOptimizer.statePrefix
 
   /// The description.
   public var description: CheckpointDescription
@@ -190,21 +196,20 @@ public struct Checkpoint: Sendable {
 
   /// Captures a model, with its optimizer's velocities when `training` is given.
   public init<M: SegmentationModel>(
-    model: M, classSetName: String, training: TrainingState? = nil
+    model: M, classSetName: String, training: TrainingState? = nil, workingSize: ImageSize? = nil
   ) {
     let named = model.namedTensors
     names = named.map(\.name)
     tensors = Dictionary(uniqueKeysWithValues: named.map { ($0.name, $0.tensor) })
     var state = training
     if var s = state {
-      for name in names {
-        if let v = s.optimizer.velocity[name] { tensors[Self.velocityPrefix + name] = v }
-      }
-      s.optimizer.velocity = [:]
+      for (name, tensor) in s.optimizer.stateTensors { tensors[name] = tensor }
+      s.optimizer = s.optimizer.withoutStateTensors
       state = s
     }
     description = CheckpointDescription(
-      architecture: model.architecture, classSetName: classSetName, training: state)
+      architecture: model.architecture, classSetName: classSetName, training: state,
+      workingSize: workingSize)
   }
 
   /// Writes the checkpoint to `path` (and its description to `path + ".json"`), atomically.
@@ -256,16 +261,14 @@ public struct Checkpoint: Sendable {
     description: CheckpointDescription, tensors: [(name: String, tensor: Tensor)], path: String
   ) {
     self.description = description
-    self.names = tensors.map(\.name).filter { !$0.hasPrefix(Self.velocityPrefix) }
+    self.names = tensors.map(\.name).filter { !$0.hasPrefix(Self.optimizerPrefix) }
     self.tensors = Dictionary(tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
   }
 
   /// The training state with the optimizer's velocities restored.
   public var trainingState: TrainingState? {
     guard var state = description.training else { return nil }
-    for (name, tensor) in tensors where name.hasPrefix(Self.velocityPrefix) {
-      state.optimizer.velocity[String(name.dropFirst(Self.velocityPrefix.count))] = tensor
-    }
+    state.optimizer.restoreState(from: tensors)
     return state
   }
 

@@ -71,7 +71,7 @@ struct EpochPlan: Sendable {
 ///
 /// ```swift
 /// let loader = try DataLoader(dataset: cityscapes, labelTable: table,
-///                             augmentation: .training(workingSize: w, cropSize: c),
+///                             augmentation: .training(workingSize: w, cropSize: c, ignoreIndex: .standard),
 ///                             batchSize: 4, seed: 1)
 /// let batch = try loader.next()      // Batch: images [4, h, w, 3], labels, ids
 /// let saved = loader.state           // Codable; resume with DataLoader(..., resumingFrom: saved)
@@ -209,7 +209,7 @@ struct BatchJob: Sendable {
       }
       scalars += out.image.scalars
       labels +=
-        out.label ?? [UInt8](repeating: augmenter.config.ignoreIndex, count: shape[0] * shape[1])
+        out.label ?? [UInt8](repeating: augmenter.config.ignoreIndex.value, count: shape[0] * shape[1])
       ids.append(out.id)
     }
     let images = Tensor(shape: [ids.count] + shape, scalars: scalars)

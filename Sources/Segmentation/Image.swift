@@ -1,3 +1,5 @@
+import Taxonomy
+
 /// An 8-bit RGB image, packed row-major: the red, green and blue bytes of pixel `(x, y)` sit at
 /// `3 * (y * width + x) + 0...2`.
 public struct RGBImage: Sendable, Equatable {
@@ -81,19 +83,6 @@ public struct Gray16Image: Sendable, Equatable {
   }
 }
 
-/// One palette entry.
-public struct PaletteColor: Sendable, Equatable, Hashable, Codable {
-  public var red: UInt8
-  public var green: UInt8
-  public var blue: UInt8
-
-  public init(_ red: UInt8, _ green: UInt8, _ blue: UInt8) {
-    self.red = red
-    self.green = green
-    self.blue = blue
-  }
-}
-
 /// A palette (colour-mapped) image: one index per pixel and the colour table it refers to.
 ///
 /// For Mapillary Vistas and CamVid-style label files the indices are the class ids.
@@ -101,9 +90,9 @@ public struct PaletteImage: Sendable, Equatable {
   /// The indices, one per pixel.
   public var indices: LabelImage
   /// The colour table; every index is below `palette.count`.
-  public var palette: [PaletteColor]
+  public var palette: [LabelColor]
 
-  public init(indices: LabelImage, palette: [PaletteColor]) {
+  public init(indices: LabelImage, palette: [LabelColor]) {
     self.indices = indices
     self.palette = palette
   }

@@ -1,24 +1,33 @@
 import Taxonomy
 
+/// ``LabelColor`` (Taxonomy's sRGB colour) is the package's one colour type: class colours,
+/// palettes of label files, previews and plots.
+extension LabelColor {
+  /// The colour with these channel values.
+  public init(_ red: UInt8, _ green: UInt8, _ blue: UInt8) {
+    self.init(red: red, green: green, blue: blue)
+  }
+}
+
 extension ClassSet {
   /// The colour of every pixel value (256 entries) for pictures of label maps: each class's own
   /// colour, a well-spread hue (golden angle) for classes without one, black for every other
   /// value (the ignore value, values that are no class).
-  public var displayColors: [PaletteColor] {
-    var colors = [PaletteColor](repeating: PaletteColor(0, 0, 0), count: 256)
+  public var displayColors: [LabelColor] {
+    var colors = [LabelColor](repeating: LabelColor(0, 0, 0), count: 256)
     for (index, semantic) in classes.enumerated() where (0..<256).contains(semantic.id) {
       if let c = semantic.color {
-        colors[semantic.id] = PaletteColor(c.red, c.green, c.blue)
+        colors[semantic.id] = c
       } else {
         let hue = (Double(index) * 137.508).truncatingRemainder(dividingBy: 360)
-        colors[semantic.id] = PaletteColor(hue: hue)
+        colors[semantic.id] = LabelColor(hue: hue)
       }
     }
     return colors
   }
 }
 
-extension PaletteColor {
+extension LabelColor {
   /// A saturated colour of `hue` degrees (HSV with s = 0.75, v = 0.9; never black).
   public init(hue: Double) {
     let (s, v) = (0.75, 0.9)
@@ -41,7 +50,7 @@ extension PaletteColor {
 
 extension LabelImage {
   /// The label map painted with `colors` (indexed by pixel value, 256 entries).
-  public func colorized(_ colors: [PaletteColor]) -> RGBImage {
+  public func colorized(_ colors: [LabelColor]) -> RGBImage {
     precondition(colors.count == 256, "a colour for each of the 256 values")
     var pixels = [UInt8](repeating: 0, count: values.count * 3)
     for (i, v) in values.enumerated() {

@@ -1,4 +1,5 @@
 import CPNG
+import Taxonomy
 
 /// PNG decoding and encoding through libpng's simplified API.
 ///
@@ -103,10 +104,10 @@ public enum PNGCodec {
         ? .success(formatRGBAColormap)
         : .failure(.unsupported(path: path, reason: "PNG has no palette"))
     }.get()
-    var palette: [PaletteColor] = []
+    var palette: [LabelColor] = []
     for i in 0..<raw.colormapEntries {
       palette.append(
-        PaletteColor(raw.colormap[4 * i], raw.colormap[4 * i + 1], raw.colormap[4 * i + 2]))
+        LabelColor(raw.colormap[4 * i], raw.colormap[4 * i + 1], raw.colormap[4 * i + 2]))
     }
     let indices = LabelImage(width: raw.width, height: raw.height, values: raw.pixels)
     return PaletteImage(indices: indices, palette: palette)

@@ -1,344 +1,6 @@
 import Foundation
 import Segmentation
-
-/// An 8-bit RGB raster, row-major, 3 bytes per pixel (`pixels.count == width * height * 3`).
-public struct PlotCanvas: Sendable, Equatable {
-  public let width: Int
-  public let height: Int
-  public var pixels: [UInt8]
-
-  /// A `width` x `height` image filled with `color`.
-  public init(width: Int, height: Int, color: RGB = .white) {
-    precondition(width > 0 && height > 0, "empty image \(width)x\(height)")
-    self.width = width
-    self.height = height
-    pixels = [UInt8](repeating: 0, count: width * height * 3)
-    for i in 0..<(width * height) {
-      pixels[3 * i] = color.red
-      pixels[3 * i + 1] = color.green
-      pixels[3 * i + 2] = color.blue
-    }
-  }
-
-  /// The canvas as an image for Segmentation's codecs.
-  public var image: RGBImage { RGBImage(width: width, height: height, pixels: pixels) }
-
-  /// The color at (x, y); `x` is the column, `y` the row from the top.
-  public func pixel(x: Int, y: Int) -> RGB {
-    let i = 3 * (y * width + x)
-    return RGB(pixels[i], pixels[i + 1], pixels[i + 2])
-  }
-
-  /// Sets one pixel; points outside the image are ignored (clipping).
-  public mutating func set(x: Int, y: Int, _ color: RGB) {
-    guard x >= 0, y >= 0, x < width, y < height else { return }
-    let i = 3 * (y * width + x)
-    pixels[i] = color.red
-    pixels[i + 1] = color.green
-    pixels[i + 2] = color.blue
-  }
-
-  /// Fills the rectangle `[x, x + w) x [y, y + h)` (clipped).
-  public mutating func fill(x: Int, y: Int, width w: Int, height h: Int, _ color: RGB) {
-    for row in y..<(y + max(h, 0)) {
-      for column in x..<(x + max(w, 0)) { set(x: column, y: row, color) }
-    }
-  }
-
-  /// Draws a line with Bresenham's algorithm, `thickness` pixels wide, solid or dashed (gaps
-  /// widened by the pen, so that `off` pixels stay blank); a dash pattern starts `phase` pixels in, and the phase at the end is returned, so that a polyline
-  /// drawn segment by segment keeps one rhythm.
-  @discardableResult
-  public mutating func line(
-    from start: (x: Int, y: Int), to end: (x: Int, y: Int), _ color: RGB,
-    thickness: Int = 1, style: LinePlot.LineStyle = .solid, phase: Int = 0
-  ) -> Int {
-    var (x, y) = start
-    let dx = abs(end.x - x)
-    let dy = -abs(end.y - y)
-    let sx = x < end.x ? 1 : -1
-    let sy = y < end.y ? 1 : -1
-    var error = dx + dy
-    var step = phase
-    let offset = (thickness - 1) / 2
-    while true {
-      var isDrawn = true
-      if case .dashed(let on, let off) = style, on + off > 0 {
-        // The round pen of a thick line reaches thickness - 1 pixels into a gap: widen it.
-        isDrawn = step % (on + off + max(0, thickness - 2)) < on
-      }
-      if isDrawn {
-        if thickness <= 2 {
-          fill(x: x - offset, y: y - offset, width: thickness, height: thickness, color)
-        } else {
-          disc(x: x, y: y, diameter: thickness, color)
-        }
-      }
-      if x == end.x && y == end.y { break }
-      let e2 = 2 * error
-      if e2 >= dy {
-        error += dy
-        x += sx
-      }
-      if e2 <= dx {
-        error += dx
-        y += sy
-      }
-      step += 1
-    }
-    return step
-  }
-
-  /// Fills a disc of `diameter` pixels centred at (x, y) (the pen of thick lines).
-  mutating func disc(x: Int, y: Int, diameter: Int, _ color: RGB) {
-    let r = Double(diameter) / 2
-    let extent = Int(r.rounded(.up))
-    for dy in -extent...extent {
-      for dx in -extent...extent where Double(dx * dx + dy * dy) <= r * r - 0.25 {
-        set(x: x + dx, y: y + dy, color)
-      }
-    }
-  }
-
-  /// Draws `text` with the built-in font (``BitmapFont``), top-left corner of the first cell at
-  /// (x, y), each font pixel a `scale` x `scale` square; at scale 2 and more, diagonal steps are
-  /// smoothed (EPX / Scale2x). Characters the font lacks are drawn as a box. Returns the width
-  /// drawn (``BitmapFont/width(of:scale:)``).
-  @discardableResult
-  public mutating func text(_ text: String, x: Int, y: Int, _ color: RGB, scale: Int = 1) -> Int {
-    var cursor = x
-    for character in text {
-      let mask = BitmapFont.mask(character, scale: scale)
-      for (r, row) in mask.enumerated() {
-        for (c, isSet) in row.enumerated() where isSet { set(x: cursor + c, y: y + r, color) }
-      }
-      cursor += BitmapFont.advance * scale
-    }
-    return cursor - x
-  }
-
-  /// Draws `text` rotated a quarter turn counter-clockwise (reading bottom to top), the top-left
-  /// corner of its bounding box at (x, y). Returns the height drawn.
-  @discardableResult
-  public mutating func verticalText(_ text: String, x: Int, y: Int, _ color: RGB, scale: Int = 1)
-    -> Int
-  {
-    let length = BitmapFont.width(of: text, scale: scale)
-    var cursor = 0
-    for character in text {
-      let mask = BitmapFont.mask(character, scale: scale)
-      for (r, row) in mask.enumerated() {
-        for (c, isSet) in row.enumerated() where isSet {
-          // Horizontal (cursor + c, r) turns into (r, length - 1 - (cursor + c)).
-          set(x: x + r, y: y + length - 1 - (cursor + c), color)
-        }
-      }
-      cursor += BitmapFont.advance * scale
-    }
-    return length
-  }
-
-  /// Draws a marker of `size` pixels centred at (x, y): filled, or a 2-pixel outline with a
-  /// white inside.
-  public mutating func marker(
-    _ shape: LinePlot.Marker, x: Int, y: Int, size: Int, _ color: RGB, isFilled: Bool = true
-  ) {
-    let r = Double(size) / 2
-    func inside(_ dx: Double, _ dy: Double, shrink: Double) -> Bool {
-      let q = r - shrink
-      guard q > 0 else { return false }
-      switch shape {
-      case .none: return false
-      case .circle: return dx * dx + dy * dy <= q * q
-      case .square: return abs(dx) <= q * 0.85 && abs(dy) <= q * 0.85
-      case .diamond: return abs(dx) + abs(dy) <= q
-      case .triangle:
-        // Apex up at -q, base at +0.75 q.
-        let top = -q
-        let base = q * 0.75
-        guard dy >= top, dy <= base else { return false }
-        return abs(dx) <= (dy - top) / (base - top) * q
-      }
-    }
-    let extent = Int(r.rounded(.up)) + 1
-    for dy in -extent...extent {
-      for dx in -extent...extent {
-        let (fx, fy) = (Double(dx), Double(dy))
-        guard inside(fx, fy, shrink: 0) else { continue }
-        let isRim = !isFilled && !inside(fx, fy, shrink: 2)
-        set(x: x + dx, y: y + dy, isFilled || isRim ? color : .white)
-      }
-    }
-  }
-}
-
-/// An RGB color.
-public struct RGB: Sendable, Equatable, Hashable {
-  public var red: UInt8
-  public var green: UInt8
-  public var blue: UInt8
-  public init(_ red: UInt8, _ green: UInt8, _ blue: UInt8) {
-    self.red = red
-    self.green = green
-    self.blue = blue
-  }
-  public static let white = RGB(255, 255, 255)
-  public static let black = RGB(0, 0, 0)
-  public static let gray = RGB(200, 200, 200)
-}
-
-/// A small monospaced bitmap font: ASCII 32-126 in cells of 6 x 9 font pixels (5 x 7 glyphs with
-/// a 1-pixel gap, capitals and digits 7 rows high, lower case with 2 rows of descenders), drawn
-/// by ``PlotCanvas/text(_:x:y:_:scale:)``. Designed for this package (no third-party glyphs).
-enum BitmapFont {
-  /// Horizontal distance between characters, in font pixels.
-  static let advance = 6
-  /// The cell height in font pixels: 7 rows above the baseline and 2 for descenders.
-  static let height = 9
-
-  /// The 9 rows of `character` (7-row glyphs get two empty descender rows); a box for a
-  /// character the font lacks.
-  static func glyph(_ character: Character) -> [String] {
-    let rows =
-      glyphs[character] ?? ["#####", "#...#", "#...#", "#...#", "#...#", "#...#", "#####"]
-    return rows + Array(repeating: ".....", count: height - rows.count)
-  }
-
-  /// The pixels of `character` at `scale`: `height * scale` rows of `advance * scale` columns.
-  /// Scale 2 or more is smoothed with EPX (Scale2x) before the remaining integer enlargement.
-  static func mask(_ character: Character, scale: Int) -> [[Bool]] {
-    var bits = glyph(character).map { row in row.map { $0 == "#" } + [false] }
-    var factor = max(1, scale)
-    if factor >= 2 && factor % 2 == 0 {
-      bits = scale2x(bits)
-      factor /= 2
-    }
-    guard factor > 1 else { return bits }
-    return bits.flatMap { row in
-      Array(repeating: row.flatMap { Array(repeating: $0, count: factor) }, count: factor)
-    }
-  }
-
-  /// EPX / Scale2x (Andrea Mazzoleni): doubles a bitmap, rounding diagonal steps.
-  static func scale2x(_ bits: [[Bool]]) -> [[Bool]] {
-    let h = bits.count
-    let w = bits.first?.count ?? 0
-    func at(_ r: Int, _ c: Int) -> Bool { r >= 0 && c >= 0 && r < h && c < w && bits[r][c] }
-    var out = [[Bool]](repeating: [Bool](repeating: false, count: 2 * w), count: 2 * h)
-    for r in 0..<h {
-      for c in 0..<w {
-        let p = bits[r][c]
-        let (a, b, cc, d) = (at(r - 1, c), at(r, c + 1), at(r, c - 1), at(r + 1, c))
-        out[2 * r][2 * c] = cc == a && cc != d && a != b ? a : p
-        out[2 * r][2 * c + 1] = a == b && a != cc && b != d ? b : p
-        out[2 * r + 1][2 * c] = d == cc && d != b && cc != a ? cc : p
-        out[2 * r + 1][2 * c + 1] = b == d && b != a && d != cc ? d : p
-      }
-    }
-    return out
-  }
-
-  /// The width `text` takes at `scale`, in pixels.
-  static func width(of text: String, scale: Int = 1) -> Int { text.count * advance * scale }
-
-  static let glyphs: [Character: [String]] = [
-    " ": [".....", ".....", ".....", ".....", ".....", ".....", "....."],
-    "0": [".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."],
-    "1": ["..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."],
-    "2": [".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"],
-    "3": ["#####", "...#.", "..#..", "...#.", "....#", "#...#", ".###."],
-    "4": ["...#.", "..##.", ".#.#.", "#..#.", "#####", "...#.", "...#."],
-    "5": ["#####", "#....", "####.", "....#", "....#", "#...#", ".###."],
-    "6": ["..##.", ".#...", "#....", "####.", "#...#", "#...#", ".###."],
-    "7": ["#####", "....#", "...#.", "..#..", ".#...", ".#...", ".#..."],
-    "8": [".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."],
-    "9": [".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."],
-    "A": [".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"],
-    "B": ["####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."],
-    "C": [".###.", "#...#", "#....", "#....", "#....", "#...#", ".###."],
-    "D": ["###..", "#..#.", "#...#", "#...#", "#...#", "#..#.", "###.."],
-    "E": ["#####", "#....", "#....", "####.", "#....", "#....", "#####"],
-    "F": ["#####", "#....", "#....", "####.", "#....", "#....", "#...."],
-    "G": [".###.", "#...#", "#....", "#.###", "#...#", "#...#", ".####"],
-    "H": ["#...#", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"],
-    "I": [".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."],
-    "J": ["..###", "...#.", "...#.", "...#.", "...#.", "#..#.", ".##.."],
-    "K": ["#...#", "#..#.", "#.#..", "##...", "#.#..", "#..#.", "#...#"],
-    "L": ["#....", "#....", "#....", "#....", "#....", "#....", "#####"],
-    "M": ["#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"],
-    "N": ["#...#", "#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#"],
-    "O": [".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."],
-    "P": ["####.", "#...#", "#...#", "####.", "#....", "#....", "#...."],
-    "Q": [".###.", "#...#", "#...#", "#...#", "#.#.#", "#..#.", ".##.#"],
-    "R": ["####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"],
-    "S": [".####", "#....", "#....", ".###.", "....#", "....#", "####."],
-    "T": ["#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."],
-    "U": ["#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."],
-    "V": ["#...#", "#...#", "#...#", "#...#", "#...#", ".#.#.", "..#.."],
-    "W": ["#...#", "#...#", "#...#", "#.#.#", "#.#.#", "#.#.#", ".#.#."],
-    "X": ["#...#", "#...#", ".#.#.", "..#..", ".#.#.", "#...#", "#...#"],
-    "Y": ["#...#", "#...#", ".#.#.", "..#..", "..#..", "..#..", "..#.."],
-    "Z": ["#####", "....#", "...#.", "..#..", ".#...", "#....", "#####"],
-    ".": [".....", ".....", ".....", ".....", ".....", ".##..", ".##.."],
-    ":": [".....", ".##..", ".##..", ".....", ".##..", ".##..", "....."],
-    "-": [".....", ".....", ".....", "#####", ".....", ".....", "....."],
-    "/": [".....", "....#", "...#.", "..#..", ".#...", "#....", "....."],
-    "%": ["##...", "##..#", "...#.", "..#..", ".#...", "#..##", "...##"],
-    "@": [".###.", "#...#", "....#", ".##.#", "#.#.#", "#.#.#", ".###."],
-    "(": ["...#.", "..#..", "..#..", "..#..", "..#..", "..#..", "...#."],
-    ")": [".#...", "..#..", "..#..", "..#..", "..#..", "..#..", ".#..."],
-    "=": [".....", ".....", "#####", ".....", "#####", ".....", "....."],
-    "+": [".....", "..#..", "..#..", "#####", "..#..", "..#..", "....."],
-    "!": ["..#..", "..#..", "..#..", "..#..", "..#..", ".....", "..#.."],
-    "?": [".###.", "#...#", "....#", "...#.", "..#..", ".....", "..#.."],
-    "'": ["..#..", "..#..", ".#...", ".....", ".....", ".....", "....."],
-    "\"": [".#.#.", ".#.#.", ".#.#.", ".....", ".....", ".....", "....."],
-    "#": [".#.#.", ".#.#.", "#####", ".#.#.", "#####", ".#.#.", ".#.#."],
-    "$": ["..#..", ".####", "#.#..", ".###.", "..#.#", "####.", "..#.."],
-    "&": [".##..", "#..#.", "#.#..", ".#...", "#.#.#", "#..#.", ".##.#"],
-    "*": [".....", "..#..", "#.#.#", ".###.", "#.#.#", "..#..", "....."],
-    "<": ["...#.", "..#..", ".#...", "#....", ".#...", "..#..", "...#."],
-    ">": [".#...", "..#..", "...#.", "....#", "...#.", "..#..", ".#..."],
-    "[": [".###.", ".#...", ".#...", ".#...", ".#...", ".#...", ".###."],
-    "]": [".###.", "...#.", "...#.", "...#.", "...#.", "...#.", ".###."],
-    "\\": [".....", "#....", ".#...", "..#..", "...#.", "....#", "....."],
-    "^": ["..#..", ".#.#.", "#...#", ".....", ".....", ".....", "....."],
-    "`": [".#...", "..#..", "...#.", ".....", ".....", ".....", "....."],
-    "{": ["...#.", "..#..", "..#..", ".#...", "..#..", "..#..", "...#."],
-    "}": [".#...", "..#..", "..#..", "...#.", "..#..", "..#..", ".#..."],
-    "|": ["..#..", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."],
-    "~": [".....", ".....", ".#...", "#.#.#", "...#.", ".....", "....."],
-    "a": [".....", ".....", ".###.", "....#", ".####", "#...#", ".####", ".....", "....."],
-    "b": ["#....", "#....", "####.", "#...#", "#...#", "#...#", "####.", ".....", "....."],
-    "c": [".....", ".....", ".###.", "#....", "#....", "#...#", ".###.", ".....", "....."],
-    "d": ["....#", "....#", ".####", "#...#", "#...#", "#...#", ".####", ".....", "....."],
-    "e": [".....", ".....", ".###.", "#...#", "#####", "#....", ".###.", ".....", "....."],
-    "f": ["..##.", ".#..#", ".#...", "###..", ".#...", ".#...", ".#...", ".....", "....."],
-    "g": [".....", ".....", ".####", "#...#", "#...#", "#...#", ".####", "....#", ".###."],
-    "h": ["#....", "#....", "#.##.", "##..#", "#...#", "#...#", "#...#", ".....", "....."],
-    "i": ["..#..", ".....", ".##..", "..#..", "..#..", "..#..", ".###.", ".....", "....."],
-    "j": ["...#.", ".....", "..##.", "...#.", "...#.", "...#.", "...#.", "#..#.", ".##.."],
-    "k": ["#....", "#....", "#..#.", "#.#..", "##...", "#.#..", "#..#.", ".....", "....."],
-    "l": [".##..", "..#..", "..#..", "..#..", "..#..", "..#..", ".###.", ".....", "....."],
-    "m": [".....", ".....", "##.#.", "#.#.#", "#.#.#", "#.#.#", "#.#.#", ".....", "....."],
-    "n": [".....", ".....", "#.##.", "##..#", "#...#", "#...#", "#...#", ".....", "....."],
-    "o": [".....", ".....", ".###.", "#...#", "#...#", "#...#", ".###.", ".....", "....."],
-    "p": [".....", ".....", "####.", "#...#", "#...#", "#...#", "####.", "#....", "#...."],
-    "q": [".....", ".....", ".####", "#...#", "#...#", "#...#", ".####", "....#", "....#"],
-    "r": [".....", ".....", "#.##.", "##..#", "#....", "#....", "#....", ".....", "....."],
-    "s": [".....", ".....", ".####", "#....", ".###.", "....#", "####.", ".....", "....."],
-    "t": [".#...", ".#...", "###..", ".#...", ".#...", ".#..#", "..##.", ".....", "....."],
-    "u": [".....", ".....", "#...#", "#...#", "#...#", "#..##", ".##.#", ".....", "....."],
-    "v": [".....", ".....", "#...#", "#...#", "#...#", ".#.#.", "..#..", ".....", "....."],
-    "w": [".....", ".....", "#...#", "#...#", "#.#.#", "#.#.#", ".#.#.", ".....", "....."],
-    "x": [".....", ".....", "#...#", ".#.#.", "..#..", ".#.#.", "#...#", ".....", "....."],
-    "y": [".....", ".....", "#...#", "#...#", "#...#", "#...#", ".####", "....#", ".###."],
-    "z": [".....", ".....", "#####", "...#.", "..#..", ".#...", "#####", ".....", "....."],
-    ",": [".....", ".....", ".....", ".....", ".....", ".##..", "..#..", ".#...", "....."],
-    ";": [".....", ".##..", ".##..", ".....", ".....", ".##..", "..#..", ".#...", "....."],
-    "_": [".....", ".....", ".....", ".....", ".....", ".....", ".....", "#####", "....."],
-  ]
-}
+import Taxonomy
 
 /// A line plot: axes with ticks and a grid, a title and subtitle, axis labels and a legend.
 ///
@@ -360,11 +22,11 @@ public struct LinePlot: Sendable {
 
   /// The look of one series, apart from its label and color.
   public struct Style: Sendable, Equatable {
-    public var color: RGB
+    public var color: LabelColor
     public var lineWidth: Int
     public var marker: Marker
     public var markerSize: Int
-    public init(color: RGB, lineWidth: Int, marker: Marker, markerSize: Int) {
+    public init(color: LabelColor, lineWidth: Int, marker: Marker, markerSize: Int) {
       self.color = color
       self.lineWidth = lineWidth
       self.marker = marker
@@ -374,7 +36,7 @@ public struct LinePlot: Sendable {
 
   public struct Series: Sendable {
     public var label: String
-    public var color: RGB
+    public var color: LabelColor
     public var lineStyle: LineStyle
     public var lineWidth: Int
     public var marker: Marker
@@ -384,7 +46,7 @@ public struct LinePlot: Sendable {
     public var points: [(x: Double, y: Double)]
 
     public init(
-      label: String, color: RGB, lineStyle: LineStyle = .solid, lineWidth: Int = 2,
+      label: String, color: LabelColor, lineStyle: LineStyle = .solid, lineWidth: Int = 2,
       marker: Marker = .square, markerSize: Int = 7, isMarkerFilled: Bool = true,
       points: [(x: Double, y: Double)]
     ) {
@@ -411,7 +73,7 @@ public struct LinePlot: Sendable {
   }
 
   /// Colors for up to three schedules (red, blue, green).
-  public static let palette = [RGB(214, 39, 40), RGB(31, 119, 180), RGB(44, 160, 44)]
+  public static let palette = [LabelColor(214, 39, 40), LabelColor(31, 119, 180), LabelColor(44, 160, 44)]
 
   /// One style per schedule (self-learning, STSO, ATSO), widest first: drawn in this order, a
   /// later line over an earlier one leaves the earlier one's color on both sides and its larger

@@ -47,7 +47,7 @@ public struct ContactSheet: Sendable {
   public var columns: [String]
   public private(set) var rows: [(caption: String, panels: [RGBImage])] = []
   /// Classes whose colours appear in the panels, with their names (legend order).
-  public var legend: [(name: String, color: RGB)] = []
+  public var legend: [(name: String, color: LabelColor)] = []
 
   public init(columns: [String]) { self.columns = columns }
 
@@ -62,15 +62,18 @@ public struct ContactSheet: Sendable {
     rows.append((caption, panels))
   }
 
-  /// The legend entries of the ids present in `labels` (ids of `classes` only), in id order.
-  public static func legend(for labels: [[UInt8]], classes: ClassSet, colors: [PaletteColor])
-    -> [(name: String, color: RGB)]
+  /// The legend entries of the ids present in `labels` (ids of `classes` only, the class set's
+  /// void value left out), in id order.
+  public static func legend(for labels: [[UInt8]], classes: ClassSet, colors: [LabelColor])
+    -> [(name: String, color: LabelColor)]
   {
     var present = [Bool](repeating: false, count: 256)
     for map in labels { for value in map { present[Int(value)] = true } }
-    return classes.classes.filter { (0..<255).contains($0.id) && present[$0.id] }
+    return classes.classes.filter {
+      (0..<256).contains($0.id) && $0.id != classes.ignoreIndex && present[$0.id]
+    }
       .sorted { $0.id < $1.id }
-      .map { ($0.name, RGB(colors[$0.id])) }
+      .map { ($0.name, colors[$0.id]) }
   }
 
   /// Where things go: the panel scale and the origin of every panel.
@@ -135,7 +138,7 @@ public struct ContactSheet: Sendable {
             let i = 3 * (sy * panel.width + px * layout.down / layout.up)
             canvas.set(
               x: origin.x + px, y: origin.y + py,
-              RGB(panel.pixels[i], panel.pixels[i + 1], panel.pixels[i + 2]))
+              LabelColor(panel.pixels[i], panel.pixels[i + 1], panel.pixels[i + 2]))
           }
         }
       }
@@ -162,9 +165,9 @@ public struct ContactSheet: Sendable {
   var legendWidth: Int { min(legend.map { entryWidth($0.name) }.reduce(0, +), 640) }
 
   /// The legend entries broken into lines of at most `width` pixels.
-  func legendRows(width: Int) -> [[(name: String, color: RGB)]] {
-    var lines: [[(name: String, color: RGB)]] = []
-    var current: [(name: String, color: RGB)] = []
+  func legendRows(width: Int) -> [[(name: String, color: LabelColor)]] {
+    var lines: [[(name: String, color: LabelColor)]] = []
+    var current: [(name: String, color: LabelColor)] = []
     var used = 0
     for entry in legend {
       let w = entryWidth(entry.name)
@@ -179,9 +182,4 @@ public struct ContactSheet: Sendable {
     if !current.isEmpty { lines.append(current) }
     return lines
   }
-}
-
-extension RGB {
-  /// The colour of a palette entry.
-  public init(_ color: PaletteColor) { self.init(color.red, color.green, color.blue) }
 }

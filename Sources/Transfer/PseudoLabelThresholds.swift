@@ -1,5 +1,8 @@
+import Segmentation
+
 /// Confidence filters for pseudo labels, as pure functions over per-pixel (predicted class,
-/// confidence) arrays. The backend produces the arrays; these functions decide what is kept.
+/// confidence) arrays. Backends produce the arrays; ``PseudoLabelFilters/apply(_:classCount:)``
+/// decides what is kept with these functions.
 
 /// Replaces every prediction whose confidence is below `threshold` by `ignoreIndex`.
 ///
@@ -8,13 +11,13 @@
 ///   - confidences: the confidence (maximum softmax probability) of each pixel, same count.
 /// - Precondition: `classes.count == confidences.count`.
 public func applyConfidenceThreshold(
-  classes: [UInt8], confidences: [Float], threshold: Float, ignoreIndex: UInt8 = 255
+  classes: [UInt8], confidences: [Float], threshold: Float, ignoreIndex: IgnoreIndex
 ) -> [UInt8] {
   precondition(
     classes.count == confidences.count,
     "\(classes.count) classes vs \(confidences.count) confidences")
   var labels = classes
-  for i in labels.indices where !(confidences[i] >= threshold) { labels[i] = ignoreIndex }
+  for i in labels.indices where !(confidences[i] >= threshold) { labels[i] = ignoreIndex.value }
   return labels
 }
 
@@ -42,7 +45,7 @@ public struct ClassBalancedThresholds: Sendable, Equatable {
   /// - Precondition: `classes.count == confidences.count`.
   public init(
     classes: [UInt8], confidences: [Float], classCount: Int, portion: Double,
-    ignoreIndex: UInt8 = 255
+    ignoreIndex: IgnoreIndex
   ) throws {
     precondition(
       classes.count == confidences.count,
@@ -51,7 +54,7 @@ public struct ClassBalancedThresholds: Sendable, Equatable {
       throw TransferError.invalidThreshold(name: "classBalancedPortion", value: portion)
     }
     var perClass = Array(repeating: [Float](), count: classCount)
-    for (c, confidence) in zip(classes, confidences) where c != ignoreIndex {
+    for (c, confidence) in zip(classes, confidences) where !ignoreIndex.isVoid(c) {
       guard Int(c) < classCount else {
         throw TransferError.invalidThreshold(name: "class id", value: Double(c))
       }
@@ -71,93 +74,19 @@ public struct ClassBalancedThresholds: Sendable, Equatable {
   ///
   /// Pixels of a class without a threshold (or outside the class range) become `ignoreIndex`.
   /// - Precondition: `classes.count == confidences.count`.
-  public func apply(classes: [UInt8], confidences: [Float], ignoreIndex: UInt8 = 255) -> [UInt8] {
+  public func apply(classes: [UInt8], confidences: [Float], ignoreIndex: IgnoreIndex) -> [UInt8] {
     precondition(
       classes.count == confidences.count,
       "\(classes.count) classes vs \(confidences.count) confidences")
     var labels = classes
-    for i in labels.indices where labels[i] != ignoreIndex {
+    for i in labels.indices where !ignoreIndex.isVoid(labels[i]) {
       let c = Int(labels[i])
       guard c < thresholds.count, let threshold = thresholds[c], confidences[i] >= threshold
       else {
-        labels[i] = ignoreIndex
+        labels[i] = ignoreIndex.value
         continue
       }
     }
     return labels
-  }
-}
-
-/// Accumulates per-class confidence histograms unit by unit, for class-balanced thresholds over
-/// a set too large to hold in memory.
-///
-/// Confidences in [0, 1] fall into `binCount` equal bins. The threshold of class c is the lower
-/// edge of the bin where the count from the top first reaches `k_c`, so at least `k_c` pixels are
-/// kept, and at most `k_c` plus the other pixels of that bin.
-public struct ClassBalancedThresholdEstimator: Sendable, Equatable {
-  public let classCount: Int
-  public let binCount: Int
-  /// `counts[c * binCount + b]`: pixels of class c with confidence in bin b.
-  public private(set) var counts: [Int]
-
-  public init(classCount: Int, binCount: Int = 4096) {
-    precondition(classCount > 0 && binCount > 0, "classCount and binCount must be positive")
-    self.classCount = classCount
-    self.binCount = binCount
-    counts = Array(repeating: 0, count: classCount * binCount)
-  }
-
-  func bin(_ confidence: Float) -> Int {
-    let clamped = min(max(Double(confidence), 0), 1)
-    return min(binCount - 1, Int(clamped * Double(binCount)))
-  }
-
-  /// Adds the pixels of one unit (pixels of class `ignoreIndex` are skipped).
-  ///
-  /// - Throws: `TransferError.invalidThreshold` for a class id outside `0..<classCount`.
-  public mutating func add(classes: [UInt8], confidences: [Float], ignoreIndex: UInt8 = 255)
-    throws
-  {
-    precondition(
-      classes.count == confidences.count,
-      "\(classes.count) classes vs \(confidences.count) confidences")
-    for (c, confidence) in zip(classes, confidences) where c != ignoreIndex {
-      guard Int(c) < classCount else {
-        throw TransferError.invalidThreshold(name: "class id", value: Double(c))
-      }
-      counts[Int(c) * binCount + bin(confidence)] += 1
-    }
-  }
-
-  /// The thresholds for keeping `portion` of each class.
-  ///
-  /// - Throws: `TransferError.invalidThreshold` for a portion outside (0, 1].
-  public func thresholds(portion: Double) throws -> ClassBalancedThresholds {
-    guard portion > 0, portion <= 1 else {
-      throw TransferError.invalidThreshold(name: "classBalancedPortion", value: portion)
-    }
-    var result: [Float?] = []
-    for c in 0..<classCount {
-      let row = counts[(c * binCount)..<((c + 1) * binCount)]
-      let total = row.reduce(0, +)
-      guard total > 0 else {
-        result.append(nil)
-        continue
-      }
-      let keep = classBalancedKeepCount(portion: portion, count: total)
-      var seen = 0
-      var threshold: Float = 0
-      for b in stride(from: binCount - 1, through: 0, by: -1) {
-        seen += row[row.startIndex + b]
-        if seen >= keep {
-          let edge = Double(b) / Double(binCount)
-          threshold = Float(edge)
-          if Double(threshold) > edge { threshold = threshold.nextDown }
-          break
-        }
-      }
-      result.append(threshold)
-    }
-    return ClassBalancedThresholds(thresholds: result)
   }
 }

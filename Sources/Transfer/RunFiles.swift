@@ -68,3 +68,44 @@ public func derivedSeed(runSeed: UInt64, identity: String) -> UInt64 {
   z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
   return z ^ (z >> 31)
 }
+
+/// A digest of the bytes of a file, or of every regular file directly in a directory (names
+/// and bytes, in name order): identifies a checkpoint by its content, wherever it lies.
+///
+/// - Throws: `TransferError.fileOperation` when the path cannot be read.
+public func contentDigest(of path: String) throws -> String {
+  let manager = FileManager.default
+  var isDirectory: ObjCBool = false
+  guard manager.fileExists(atPath: path, isDirectory: &isDirectory) else {
+    throw TransferError.fileOperation(path: path, reason: "no such file or directory")
+  }
+  func bytes(_ file: String) throws -> Data {
+    guard let data = manager.contents(atPath: file) else {
+      throw TransferError.fileOperation(path: file, reason: "cannot read")
+    }
+    return data
+  }
+  var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+  func mix(_ data: some Sequence<UInt8>) {
+    for byte in data {
+      hash ^= UInt64(byte)
+      hash = hash &* 0x0000_0100_0000_01b3
+    }
+  }
+  if isDirectory.boolValue {
+    let names = ((try? manager.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    for name in names where !name.hasPrefix(".") {
+      var isSubdirectory: ObjCBool = false
+      let file = path + "/" + name
+      guard manager.fileExists(atPath: file, isDirectory: &isSubdirectory),
+        !isSubdirectory.boolValue
+      else { continue }
+      mix(name.utf8)
+      mix([0])
+      mix(try bytes(file))
+    }
+  } else {
+    mix(try bytes(path))
+  }
+  return String(hash, radix: 16)
+}

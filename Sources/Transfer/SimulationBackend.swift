@@ -1,12 +1,65 @@
 import Foundation
 
+/// The options of the ``SimulationBackend`` (`"kind": "simulation"`).
+public struct SimulationOptions: BackendOptions, Equatable {
+  public static let kind = "simulation"
+  public static let summary = "JSON tables as models, to exercise plans and resume"
+  public static let keys: [BackendOptionKey] = [
+    .init("units", .integer, default: "12", "reference units unit0, unit1, ...", scope: .model),
+    .init(
+      "delayMicroseconds", .integer, default: "0", "pause in the middle of every file write",
+      scope: .speed, formerNames: ["delay-us"]),
+    .init(
+      "sourceQuality", .number, default: "0.5", "the quality of a trained source model",
+      scope: .sourceTraining),
+    .init(
+      "gain", .number, default: "0.04", "what a student gains over its pseudo labels",
+      scope: .studentTraining),
+  ]
+
+  public var units = 12
+  public var delayMicroseconds = 0
+  public var sourceQuality = 0.5
+  public var gain = 0.04
+
+  public init(units: Int = 12, delayMicroseconds: Int = 0) {
+    self.units = units
+    self.delayMicroseconds = delayMicroseconds
+  }
+
+  enum CodingKeys: String, CodingKey { case units, delayMicroseconds, sourceQuality, gain }
+
+  public init(from decoder: any Decoder) throws {
+    try decodeBackendKeys(decoder, Self.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    units = try c.decodeInteger(Int.self, forKey: .units) ?? 12
+    delayMicroseconds = try c.decodeInteger(Int.self, forKey: .delayMicroseconds) ?? 0
+    sourceQuality = try c.decodeIfPresent(Double.self, forKey: .sourceQuality) ?? 0.5
+    gain = try c.decodeIfPresent(Double.self, forKey: .gain) ?? 0.04
+  }
+
+  public func validate(file: String) throws {
+    let fail = { (key: String, reason: String) in
+      TransferError.invalid("backend." + key, reason, file: file)
+    }
+    if units < 1 { throw fail("units", "must be at least 1, got \(units)") }
+    if delayMicroseconds < 0 { throw fail("delayMicroseconds", "must be >= 0") }
+    if !(0...1).contains(sourceQuality) { throw fail("sourceQuality", "must be in [0, 1]") }
+    if !(0...1).contains(gain) { throw fail("gain", "must be in [0, 1]") }
+  }
+
+  public func makeBackend(_ context: BackendContext) throws -> any TransferBackend {
+    SimulationBackend(options: self)
+  }
+}
+
 /// A backend whose "models" are small JSON tables, to exercise the orchestration end to end
 /// (schedules, folds, resume, tables, plots) without networks: `backend kind=simulation`.
 ///
 /// A simulated model has a quality in [0, 1] on unseen data and memorizes the quality of the
 /// pseudo labels it was fine-tuned on (lazy mimicking): its score on R is the memorized value
-/// for the units it trained on. Fine-tuning on labels of mean quality q gives
-/// `max(q0, q) + 0.04 * (1 - q)` plus a jitter of the job seed below 0.001. Everything is
+/// for the units it trained on. Training a student on labels of mean quality q gives
+/// `max(q0, q) + gain * (1 - q)` plus a jitter of the job seed below 0.001. Everything is
 /// deterministic given the requests. Checkpoints are written in two halves with
 /// `delayMicroseconds` between them, so that a kill can land in the middle of a write.
 public final class SimulationBackend: TransferBackend {
@@ -30,28 +83,25 @@ public final class SimulationBackend: TransferBackend {
 
   public let units: [String]
   public let delayMicroseconds: UInt32
+  public let sourceQuality: Double
+  public let gain: Double
 
-  public init(units: [String], delayMicroseconds: UInt32 = 0) {
+  public init(
+    units: [String], delayMicroseconds: UInt32 = 0, sourceQuality: Double = 0.5,
+    gain: Double = 0.04
+  ) {
     self.units = units
     self.delayMicroseconds = delayMicroseconds
+    self.sourceQuality = sourceQuality
+    self.gain = gain
   }
 
-  /// Reads `units` (a count, default 12) and `delay-us` (default 0) from backend options.
-  ///
-  /// - Throws: `TransferError.invalidConfiguration` for a value that is not a number.
-  public convenience init(options: [String: String]) throws {
-    func number(_ key: String, default value: Int) throws -> Int {
-      guard let text = options[key] else { return value }
-      guard let number = Int(text), number >= 0 else {
-        throw TransferError.invalidConfiguration(
-          file: "configuration", key: "backend.\(key)", reason: "'\(text)' is not a count")
-      }
-      return number
-    }
-    let count = try number("units", default: 12)
-    let delay = try number("delay-us", default: 0)
+  /// The backend of `options`: units `unit0`, `unit1`, ...
+  public convenience init(options: SimulationOptions) {
     self.init(
-      units: (0..<count).map { "unit\($0)" }, delayMicroseconds: UInt32(clamping: delay))
+      units: (0..<options.units).map { "unit\($0)" },
+      delayMicroseconds: UInt32(clamping: options.delayMicroseconds),
+      sourceQuality: options.sourceQuality, gain: options.gain)
   }
 
   public static func read<T: Decodable>(_ type: T.Type, _ path: String) throws -> T {
@@ -91,11 +141,17 @@ public final class SimulationBackend: TransferBackend {
 
   public func trainSource(_ request: SourceTrainingRequest) throws {
     let model = Model(
-      quality: 0.5 + Self.jitter(request.seed), trainedOn: [], memorized: [:], adaptedOn: nil)
+      quality: sourceQuality + Self.jitter(request.seed), trainedOn: [], memorized: [:],
+      adaptedOn: nil)
     try write(model, request.output)
   }
 
-  public func fineTune(_ request: FineTuningRequest) throws {
+  /// Copies a simulated model written elsewhere (it must decode as one).
+  public func importSource(_ request: SourceImportRequest) throws {
+    try write(try Self.read(Model.self, request.checkpoint), request.output)
+  }
+
+  public func trainStudent(_ request: StudentTrainingRequest) throws {
     let initial = try Self.read(Model.self, request.initialCheckpoint)
     var memorized = initial.memorized
     var qualities: [Double] = []
@@ -111,7 +167,7 @@ public final class SimulationBackend: TransferBackend {
     let mean =
       qualities.isEmpty ? initial.quality : qualities.reduce(0, +) / Double(qualities.count)
     let quality = min(
-      0.99, max(initial.quality, mean) + 0.04 * (1 - mean) + Self.jitter(request.seed))
+      0.99, max(initial.quality, mean) + gain * (1 - mean) + Self.jitter(request.seed))
     try write(
       Model(quality: quality, trainedOn: trained.sorted(), memorized: memorized, adaptedOn: nil),
       request.output)
@@ -125,7 +181,7 @@ public final class SimulationBackend: TransferBackend {
   }
 
   public func generatePseudoLabels(_ request: PseudoLabelRequest) throws {
-    let model = try Self.read(Model.self, request.checkpoint)
+    let model = try Self.read(Model.self, request.teacherCheckpoint)
     for unit in request.units {
       try write(
         Label(unit: unit, quality: model.score(unit), labelerTrainedOn: model.trainedOn),
@@ -142,10 +198,10 @@ public final class SimulationBackend: TransferBackend {
   }
 
   public func agreement(_ request: AgreementRequest) throws -> Double {
-    let model = try Self.read(Model.self, request.checkpoint)
+    let model = try Self.read(Model.self, request.studentCheckpoint)
     var total = 0.0
     var count = 0
-    for source in request.pseudoLabels {
+    for source in request.teacherLabels {
       for unit in source.units {
         let label = try Self.read(Label.self, source.directory + "/\(unit).json")
         total += 1 - abs(model.score(unit) - label.quality)

@@ -1,6 +1,8 @@
-/// A set of pseudo-labeled units that a backend reads: the label files of `units`, written by
-/// ``TransferBackend/generatePseudoLabels(_:)`` into `directory`.
-public struct PseudoLabelSource: Sendable, Equatable, Codable {
+import Segmentation
+
+/// A set of pseudo-labeled units: the label files a teacher wrote for `units` into `directory`
+/// (``TransferBackend/generatePseudoLabels(_:)``), at `level`.
+public struct PseudoLabelSet: Sendable, Equatable, Codable {
   /// Absolute path of the label set's directory (owned by the run directory).
   public var directory: String
   public var units: [String]
@@ -28,20 +30,36 @@ public struct SourceTrainingRequest: Sendable, Equatable {
   }
 }
 
-/// Fine-tunes a checkpoint on S plus pseudo-labeled units.
-public struct FineTuningRequest: Sendable, Equatable {
+/// Takes a checkpoint trained elsewhere as the source model M0 of the default network.
+///
+/// The backend checks that it fits the run (class set, working size, inputs) and writes it to
+/// `output` in the run's own format.
+public struct SourceImportRequest: Sendable, Equatable {
+  /// The checkpoint to import (read only).
+  public var checkpoint: String
+  public var output: String
+
+  public init(checkpoint: String, output: String) {
+    self.checkpoint = checkpoint
+    self.output = output
+  }
+}
+
+/// Trains a student: starts from `initialCheckpoint` (M0 or its teacher) and trains on S plus
+/// its teachers' pseudo labels.
+public struct StudentTrainingRequest: Sendable, Equatable {
   public var network: String?
-  /// The checkpoint to start from (M0 or a teacher), read only.
+  /// The checkpoint the student starts from, read only.
   public var initialCheckpoint: String
   /// The pseudo-labeled units added to S (their union; disjoint unit sets).
-  public var pseudoLabels: [PseudoLabelSource]
+  public var pseudoLabels: [PseudoLabelSet]
   /// The level of the pseudo labels; at a super-class level, train with the reduce loss.
   public var level: LabelLevel
   public var output: String
   public var seed: UInt64
 
   public init(
-    network: String?, initialCheckpoint: String, pseudoLabels: [PseudoLabelSource],
+    network: String?, initialCheckpoint: String, pseudoLabels: [PseudoLabelSet],
     level: LabelLevel, output: String, seed: UInt64
   ) {
     self.network = network
@@ -68,44 +86,25 @@ public struct BatchNormAdaptationRequest: Sendable, Equatable {
   }
 }
 
-/// Filters applied to the predictions before they become pseudo labels.
-public struct PseudoLabelOptions: Sendable, Equatable, Codable {
-  /// Keep a pixel only if its confidence is at least this value.
-  public var confidenceThreshold: Double?
-  /// Keep, per class, this portion of the most confident pixels over all `units`
-  /// (see ``ClassBalancedThresholds``).
-  public var classBalancedPortion: Double?
-  /// The label written for filtered pixels.
-  public var ignoreIndex: UInt8
-
-  public init(
-    confidenceThreshold: Double? = nil, classBalancedPortion: Double? = nil,
-    ignoreIndex: UInt8 = 255
-  ) {
-    self.confidenceThreshold = confidenceThreshold
-    self.classBalancedPortion = classBalancedPortion
-    self.ignoreIndex = ignoreIndex
-  }
-}
-
-/// Predicts pseudo labels for `units` and writes one label file per unit into `outputDirectory`.
+/// Has a teacher predict pseudo labels for `units` and write one label file per unit into
+/// `outputDirectory`, filtered by `filters`.
 public struct PseudoLabelRequest: Sendable, Equatable {
-  public var checkpoint: String
+  public var teacherCheckpoint: String
   public var units: [String]
   public var level: LabelLevel
-  public var options: PseudoLabelOptions
+  public var filters: PseudoLabelFilters
   /// An existing, empty directory (temporary path of the run) that receives the labels.
   public var outputDirectory: String
   public var seed: UInt64
 
   public init(
-    checkpoint: String, units: [String], level: LabelLevel, options: PseudoLabelOptions,
+    teacherCheckpoint: String, units: [String], level: LabelLevel, filters: PseudoLabelFilters,
     outputDirectory: String, seed: UInt64
   ) {
-    self.checkpoint = checkpoint
+    self.teacherCheckpoint = teacherCheckpoint
     self.units = units
     self.level = level
-    self.options = options
+    self.filters = filters
     self.outputDirectory = outputDirectory
     self.seed = seed
   }
@@ -131,16 +130,16 @@ public struct EvaluationRequest: Sendable, Equatable {
   }
 }
 
-/// Measures how often a student agrees with its teacher: the fraction of the non-ignored
-/// pseudo-labeled pixels (the teacher's decisions) where the student predicts the same class.
+/// How often a student agrees with its teachers: the fraction of the non-void pixels of the
+/// teachers' pseudo labels where the student predicts the same class.
 public struct AgreementRequest: Sendable, Equatable {
-  public var checkpoint: String
-  public var pseudoLabels: [PseudoLabelSource]
+  public var studentCheckpoint: String
+  public var teacherLabels: [PseudoLabelSet]
   public var level: LabelLevel
 
-  public init(checkpoint: String, pseudoLabels: [PseudoLabelSource], level: LabelLevel) {
-    self.checkpoint = checkpoint
-    self.pseudoLabels = pseudoLabels
+  public init(studentCheckpoint: String, teacherLabels: [PseudoLabelSet], level: LabelLevel) {
+    self.studentCheckpoint = studentCheckpoint
+    self.teacherLabels = teacherLabels
     self.level = level
   }
 }
@@ -176,22 +175,25 @@ public struct Evaluation: Sendable, Equatable, Codable {
   }
 }
 
-/// The neural-network side of a transfer run, implemented with the real networks elsewhere.
+/// The neural-network side of a transfer run: a backend (the image backend, the volume backend,
+/// the simulation) behind the core's plan and run directory.
 ///
 /// Models are checkpoints at paths that the orchestrator gives (inside the run directory); units
 /// are string ids (an image, or a whole medical case). The orchestrator always passes a
 /// temporary output path and renames it when the call returns, so a backend need not write
 /// atomically. Every call must be deterministic given its request (its `seed` included).
-public protocol TransferBackend {
+public protocol TransferBackend: AnyObject {
   /// The unit ids of the unlabeled reference set R (any order; ids unique).
   func referenceUnits() throws -> [String]
   /// Trains M0 on S and writes it to `request.output`.
   func trainSource(_ request: SourceTrainingRequest) throws
-  /// Fine-tunes `request.initialCheckpoint` on S plus the pseudo labels; writes `request.output`.
-  func fineTune(_ request: FineTuningRequest) throws
+  /// Checks a checkpoint trained elsewhere against the run and writes it as M0.
+  func importSource(_ request: SourceImportRequest) throws
+  /// Trains a student from `request.initialCheckpoint` on S plus the pseudo labels.
+  func trainStudent(_ request: StudentTrainingRequest) throws
   /// Writes a copy of `request.checkpoint` with batch-norm statistics of `request.units`.
   func adaptBatchNorm(_ request: BatchNormAdaptationRequest) throws
-  /// Writes the pseudo labels of `request.units` into `request.outputDirectory`.
+  /// Writes the teacher's pseudo labels of `request.units` into `request.outputDirectory`.
   func generatePseudoLabels(_ request: PseudoLabelRequest) throws
   /// Evaluates a checkpoint on R or E.
   func evaluate(_ request: EvaluationRequest) throws -> Evaluation

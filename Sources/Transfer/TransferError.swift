@@ -22,6 +22,10 @@ public enum TransferError: Error, Equatable, CustomStringConvertible {
   case foldLeak(labelSet: String, model: String, units: [String])
   /// A threshold option is out of range.
   case invalidThreshold(name: String, value: Double)
+  /// A configuration written for an earlier version: `replacement` is what to write at `key`.
+  case outdatedConfiguration(file: String, key: String, changes: [String], replacement: String)
+  /// A job of a run failed; `reason` is the underlying error's description.
+  case jobFailed(job: String, reason: String)
 
   public var description: String {
     switch self {
@@ -44,6 +48,20 @@ public enum TransferError: Error, Equatable, CustomStringConvertible {
         + "on \(units.count) of its units (first: \(units.first ?? "?"))"
     case .invalidThreshold(let name, let value):
       "\(name) = \(value) is out of range"
+    case .outdatedConfiguration(let file, let key, let changes, let replacement):
+      "\(file): \(key): written for an earlier atso-transfer (\(changes.joined(separator: "; "))). "
+        + "Replace it with:\n\(replacement)"
+    case .jobFailed(let job, let reason):
+      "job \(job) failed: \(reason)"
     }
+  }
+}
+
+extension TransferError {
+  /// The error of a configuration entry: `key` in `file` (`backend.batch`, `stages[1].level`).
+  public static func invalid(_ key: String, _ reason: String, file: String = "configuration")
+    -> TransferError
+  {
+    .invalidConfiguration(file: file, key: key, reason: reason)
   }
 }

@@ -1,6 +1,26 @@
 import Cluster
 import Foundation
 
+extension JobAction {
+  /// The ids of the models and label sets the job reads.
+  var inputs: [String] {
+    switch self {
+    case .trainSource, .importSource: []
+    case .adaptBatchNorm(let model, _, _): [model.id]
+    case .label(let teacher, _, _): [teacher.id]
+    case .trainStudent(let initial, let labels, _, _): [initial.id] + labels.map(\.id)
+    case .evaluate(let model, _, let labels): [model.id] + labels.map(\.id)
+    }
+  }
+
+  /// The id of the model or label set the job writes, if any.
+  var outputID: String? {
+    if let model = outputModel { return model.id }
+    if case .label(_, _, let output) = self { return output.id }
+    return nil
+  }
+}
+
 extension TransferPlan {
   /// For every job, the jobs whose outputs it reads (the models it starts from, labels with or
   /// is evaluated as, and the label sets it trains on or compares with), in plan order.
@@ -8,27 +28,12 @@ extension TransferPlan {
     var producer: [String: String] = [:]  // model or label set id -> job id
     var result: [String: [String]] = [:]
     for job in jobs {
-      var inputs: [String] = []
-      switch job.action {
-      case .trainSource(let output):
-        producer[output.id] = job.id
-      case .adaptBatchNorm(let model, _, let output):
-        inputs = [model.id]
-        producer[output.id] = job.id
-      case .label(let labeler, _, let output):
-        inputs = [labeler.id]
-        producer[output.id] = job.id
-      case .fineTune(let initial, let labels, _, let output):
-        inputs = [initial.id] + labels.map(\.id)
-        producer[output.id] = job.id
-      case .evaluate(let model, _, let labels):
-        inputs = [model.id] + labels.map(\.id)
-      }
       var needed: [String] = []
-      for input in inputs {
+      for input in job.action.inputs {
         if let source = producer[input], !needed.contains(source) { needed.append(source) }
       }
       result[job.id] = needed
+      if let output = job.action.outputID { producer[output] = job.id }
     }
     return result
   }
@@ -61,10 +66,10 @@ extension TransferRun {
     var evaluations = try prepareDirectory()
     var completed: Set<String> = []
     for job in plan.jobs {
-      if completedRecord(of: job) != nil {
+      if records.completed(job) != nil {
         completed.insert(job.id)
       } else {
-        try removeIfPresent(recordPath(job))
+        try records.discard(job)
       }
     }
     let dependencies = plan.dependencies
@@ -78,7 +83,7 @@ extension TransferRun {
       complete: { job, bytes in
         let record = try self.decodeRecord(bytes, job: job.id)
         guard let planned = self.plan.jobs.first(where: { $0.id == job.id }) else { return }
-        try writeJSON(record, to: self.recordPath(planned))
+        try self.records.write(record, for: planned)
         self.executedJobs.append(job.id)
         if let evaluation = record.evaluation {
           evaluations[job.id] = evaluation
@@ -122,9 +127,7 @@ extension TransferRun {
       return try JSONDecoder().decode(StepRecord.self, from: Data(bytes))
     } catch {
       throw TransferError.fileOperation(
-        path: recordPath(for: job), reason: "the record a rank sent is not valid: \(error)")
+        path: path("steps/\(job).json"), reason: "the record a rank sent is not valid: \(error)")
     }
   }
-
-  func recordPath(for id: String) -> String { path("steps/\(id).json") }
 }

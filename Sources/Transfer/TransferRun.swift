@@ -1,52 +1,7 @@
 import Foundation
 import Segmentation
 
-/// The results of one evaluation job, stored in its completion record.
-public struct EvaluationResult: Codable, Sendable, Equatable {
-  public var reference: Evaluation
-  public var test: Evaluation
-  public var agreement: Double?
-}
-
-/// The completion record of a job, `steps/<id>.json`, written after the job's outputs.
-///
-/// A job is complete if and only if its record decodes, names the same identity as the plan,
-/// and its outputs exist.
-public struct StepRecord: Codable, Sendable, Equatable {
-  public var id: String
-  public var identity: String
-  public var seed: UInt64
-  /// Output paths relative to the run directory.
-  public var outputs: [String]
-  public var model: ModelProvenance?
-  public var labelSet: LabelSetProvenance?
-  public var evaluation: EvaluationResult?
-}
-
-/// One line of `metrics.jsonl`: one (stage, schedule, generation, model) evaluation.
-public struct MetricsRecord: Codable, Sendable, Equatable {
-  public struct PerClass: Codable, Sendable, Equatable {
-    public var reference: [Double?]
-    public var test: [Double?]
-  }
-  public var stage: String
-  public var level: LabelLevel
-  public var schedule: ScheduleKind
-  /// The generation; nil for a final model.
-  public var generation: Int?
-  public var fold: Int?
-  public var model: String
-  /// What `atR`, `atE` and `perClass` measure (mean IoU for images, Dice for volumes).
-  public var metric: EvaluationMetric
-  /// The score on the reference set R (diagnosis only).
-  public var atR: Double
-  /// The score on the test set E.
-  public var atE: Double
-  public var agreement: Double?
-  public var perClass: PerClass
-}
-
-/// A transfer run bound to a run directory: plans, executes and resumes.
+/// A transfer run bound to a run directory: plans once, executes and resumes.
 ///
 /// Layout of the run directory:
 /// ```
@@ -68,52 +23,55 @@ public final class TransferRun {
   public let configuration: TransferConfiguration
   public let split: FoldSplit
   public let plan: TransferPlan
+  public let records: StepRecords
   let backend: any TransferBackend
   /// Test hook: called with `"after-output:<job id>"` between a job's outputs and its record.
   package var faultInjection: ((String) throws -> Void)?
   /// The jobs executed (not skipped) by this object, in order.
   public internal(set) var executedJobs: [String] = []
+  /// The job being run, if ``execute()`` stopped in one (an error of its backend call).
+  public private(set) var currentJob: String?
 
-  /// Creates a new run directory and saves the resolved configuration and the fold split.
+  /// Creates a new run directory, saves the resolved configuration and the fold split, and
+  /// plans the run.
   ///
   /// - Throws: `TransferError.runDirectory` if the directory already holds a run.
   public static func start(
-    configuration: TransferConfiguration, directory: String, backend: any TransferBackend
+    configuration: ValidatedConfiguration, directory: String, backend: any TransferBackend
   ) throws -> TransferRun {
-    try configuration.validate()
     let configurationPath = directory + "/configuration.json"
     if FileManager.default.fileExists(atPath: configurationPath) {
       throw TransferError.runDirectory(
         path: directory, reason: "already holds a run (configuration.json); use resume")
     }
     try createDirectory(directory)
-    var resolved = configuration
-    resolved.runDirectory = directory
-    let split = try FoldSplit(
-      units: try backend.referenceUnits(), count: resolved.folds, runSeed: resolved.seed)
-    try writeJSON(split, to: directory + "/folds.json")
-    try resolved.save(to: configurationPath)
-    return try TransferRun(directory: directory, backend: backend)
+    let resolved = configuration.withRunDirectory(directory)
+    let run = try TransferRun(directory: directory, configuration: resolved, backend: backend)
+    try writeJSON(run.split, to: directory + "/folds.json")
+    try resolved.configuration.save(to: configurationPath)
+    return run
   }
 
-  /// Opens an existing run directory (to resume it).
+  /// ``start(configuration:directory:backend:)`` for a configuration not validated yet.
+  public static func start(
+    configuration: TransferConfiguration, directory: String, backend: any TransferBackend
+  ) throws -> TransferRun {
+    try start(configuration: configuration.validated(), directory: directory, backend: backend)
+  }
+
+  /// Opens an existing run directory whose configuration the caller has loaded (to resume it).
   ///
-  /// - Throws: `TransferError` if the configuration is missing or invalid, or if the fold split
-  ///   on disk differs from the one the seed and the backend's units give.
-  public convenience init(resuming directory: String, backend: any TransferBackend) throws {
-    try self.init(directory: directory, backend: backend)
-  }
-
-  init(directory: String, backend: any TransferBackend) throws {
-    let configurationPath = directory + "/configuration.json"
-    guard FileManager.default.fileExists(atPath: configurationPath) else {
+  /// - Throws: `TransferError` if the directory holds no run, or if the fold split on disk
+  ///   differs from the one the seed and the backend's units give.
+  public convenience init(
+    resuming directory: String, configuration: ValidatedConfiguration,
+    backend: any TransferBackend
+  ) throws {
+    guard FileManager.default.fileExists(atPath: directory + "/configuration.json") else {
       throw TransferError.runDirectory(
         path: directory, reason: "no configuration.json: not a run directory")
     }
-    let configuration = try TransferConfiguration.load(from: configurationPath)
-    let split = try FoldSplit(
-      units: try backend.referenceUnits(), count: configuration.folds,
-      runSeed: configuration.seed)
+    try self.init(directory: directory, configuration: configuration, backend: backend)
     let foldsPath = directory + "/folds.json"
     if let data = FileManager.default.contents(atPath: foldsPath) {
       let saved = try? JSONDecoder().decode(FoldSplit.self, from: data)
@@ -125,10 +83,36 @@ public final class TransferRun {
     } else {
       try writeJSON(split, to: foldsPath)
     }
+  }
+
+  /// Opens an existing run directory, reading its `configuration.json` with the backend
+  /// option types `kinds`.
+  public convenience init(
+    resuming directory: String, backend: any TransferBackend, kinds: [any BackendOptions.Type] = []
+  ) throws {
+    let path = directory + "/configuration.json"
+    guard FileManager.default.fileExists(atPath: path) else {
+      throw TransferError.runDirectory(
+        path: directory, reason: "no configuration.json: not a run directory")
+    }
+    try self.init(
+      resuming: directory, configuration: try TransferConfiguration.load(from: path, kinds: kinds),
+      backend: backend)
+  }
+
+  private init(
+    directory: String, configuration: ValidatedConfiguration, backend: any TransferBackend
+  ) throws {
+    let split = try FoldSplit(
+      units: try backend.referenceUnits(), count: configuration.configuration.folds,
+      runSeed: configuration.configuration.seed)
+    let digest = try configuration.configuration.sourceModel.map(contentDigest(of:))
     self.directory = directory
-    self.configuration = configuration
+    self.configuration = configuration.configuration
     self.split = split
-    self.plan = try TransferPlan(configuration: configuration, split: split)
+    self.plan = try TransferPlan(
+      configuration: configuration, split: split, sourceModelDigest: digest)
+    self.records = StepRecords(directory: directory)
     self.backend = backend
   }
 
@@ -136,11 +120,14 @@ public final class TransferRun {
   /// and the plots.
   ///
   /// - Returns: the metrics records, in plan order.
+  /// - Throws: the error of the first job that fails (``currentJob`` names it).
   @discardableResult
   public func execute() throws -> [MetricsRecord] {
     var evaluations = try prepareDirectory()
-    for job in plan.jobs where completedRecord(of: job) == nil {
+    for job in plan.jobs where records.completed(job) == nil {
+      currentJob = job.id
       let record = try run(job)
+      currentJob = nil
       executedJobs.append(job.id)
       if let evaluation = record.evaluation {
         evaluations[job.id] = evaluation
@@ -159,16 +146,16 @@ public final class TransferRun {
     }
     var evaluations: [String: EvaluationResult] = [:]
     for job in plan.jobs {
-      if let evaluation = completedRecord(of: job)?.evaluation { evaluations[job.id] = evaluation }
+      if let evaluation = records.completed(job)?.evaluation { evaluations[job.id] = evaluation }
     }
     return evaluations
   }
 
   /// Writes the metrics, the tables, the plots and the previews of a finished run.
   func writeResults(_ evaluations: [String: EvaluationResult]) throws -> [MetricsRecord] {
-    let records = metricsRecords(evaluations)
-    try writeMetrics(records)
-    let table = ResultsTable(records: records, configuration: configuration)
+    let metrics = metricsRecords(evaluations)
+    try writeMetrics(metrics)
+    let table = ResultsTable(records: metrics, configuration: configuration)
     try writeAtomically(Data(table.markdown().utf8), to: directory + "/table.md")
     try writeAtomically(try table.json(), to: directory + "/table.json")
     for stage in configuration.stages where stage.method == .schedules {
@@ -177,87 +164,19 @@ public final class TransferRun {
       try writePNG(plot, to: directory + "/curves-\(stage.name).png")
     }
     try writePreviews()
-    return records
-  }
-
-  // MARK: Previews
-
-  /// The models of `predictions.png` and their level: the first stage's source model (source
-  /// only), then for each schedule the last model of the last stage.
-  func previewModels() -> (models: [PreviewModel], level: LabelLevel) {
-    let last = configuration.stages[configuration.stages.count - 1]
-    var models: [PreviewModel] = []
-    var seen: Set<String> = []
-    func add(_ entry: ReportEntry?, title: String) {
-      guard let entry, seen.insert(entry.model).inserted,
-        let job = plan.jobs.first(where: { $0.id == entry.evaluationJob }),
-        case .evaluate(let model, _, _) = job.action
-      else { return }
-      models.append(PreviewModel(title: title, checkpoint: path(model.checkpoint)))
-    }
-    add(
-      plan.entries.first { $0.stage == configuration.stages[0].name && $0.generation == 0 },
-      title: "SOURCE ONLY")
-    for schedule in configuration.schedules {
-      let entry = plan.entries.last { $0.stage == last.name && $0.schedule == schedule }
-      let generation = entry?.generation.map { "G\($0)" } ?? "FINAL"
-      let stage = configuration.stages.count > 1 ? " \(last.name)" : ""
-      add(entry, title: "\(ResultsTable.title(schedule))\(stage) \(generation)".uppercased())
-    }
-    return (models, last.level)
-  }
-
-  /// Writes `predictions.png` (``TransferConfiguration/previews`` units of E: image, ground
-  /// truth and the ``previewModels()``' predictions), unless the count is 0 or the backend has
-  /// nothing to draw. A complete file (written atomically) is kept when this `execute` ran no
-  /// job: it was drawn from the same checkpoints.
-  func writePreviews() throws {
-    let target = path("predictions.png")
-    try removeIfPresent(target + partialSuffix)
-    guard configuration.previews > 0 else { return }
-    if executedJobs.isEmpty && FileManager.default.fileExists(atPath: target) { return }
-    let (models, level) = previewModels()
-    let written = try backend.writePreviews(
-      PreviewRequest(
-        models: models, level: level, count: configuration.previews,
-        output: target + partialSuffix))
-    if written { try renameReplacing(target + partialSuffix, to: target) }
+    return metrics
   }
 
   // MARK: Jobs
 
   func path(_ relative: String) -> String { directory + "/" + relative }
 
-  func recordPath(_ job: TransferJob) -> String { path("steps/\(job.id).json") }
-
-  /// The outputs of a job, relative to the run directory.
-  static func outputs(of job: TransferJob) -> [String] {
-    switch job.action {
-    case .trainSource(let output): [output.checkpoint]
-    case .adaptBatchNorm(_, _, let output): [output.checkpoint]
-    case .label(_, _, let output): [output.directory]
-    case .fineTune(_, _, _, let output): [output.checkpoint]
-    case .evaluate: []
-    }
-  }
-
-  /// The job's completion record if it is valid and its outputs exist; nil otherwise.
-  func completedRecord(of job: TransferJob) -> StepRecord? {
-    guard let data = FileManager.default.contents(atPath: recordPath(job)),
-      let record = try? JSONDecoder().decode(StepRecord.self, from: data),
-      record.id == job.id, record.identity == job.identity, record.seed == job.seed,
-      record.outputs == Self.outputs(of: job),
-      record.outputs.allSatisfy({ FileManager.default.fileExists(atPath: path($0)) })
-    else { return nil }
-    return record
-  }
-
   /// Runs a job from scratch: discards leftovers, calls the backend on temporary paths, renames
   /// the outputs into place, then writes the completion record.
   func run(_ job: TransferJob) throws -> StepRecord {
-    try removeIfPresent(recordPath(job))
+    try records.discard(job)
     let record = try produce(job)
-    try writeJSON(record, to: recordPath(job))
+    try records.write(record, for: job)
     return record
   }
 
@@ -265,46 +184,46 @@ public final class TransferRun {
   /// outputs, calls the backend on temporary paths (`temporary` appended), renames the outputs
   /// into place.
   func produce(_ job: TransferJob, temporary: String = partialSuffix) throws -> StepRecord {
-    for output in Self.outputs(of: job) {
+    for output in job.action.outputs {
       try removeIfPresent(path(output))
       try removeIfPresent(path(output) + temporary)
     }
-    var record = StepRecord(
-      id: job.id, identity: job.identity, seed: job.seed, outputs: Self.outputs(of: job),
-      model: nil, labelSet: nil, evaluation: nil)
+    var record = StepRecord(job: job)
+    record.model = job.action.outputModel
     switch job.action {
     case .trainSource(let output):
       try backend.trainSource(
         SourceTrainingRequest(
           network: output.network, output: path(output.checkpoint) + temporary,
           seed: job.seed))
-      record.model = output
+    case .importSource(let checkpoint, let output):
+      try backend.importSource(
+        SourceImportRequest(
+          checkpoint: checkpoint, output: path(output.checkpoint) + temporary))
     case .adaptBatchNorm(let model, let units, let output):
       try backend.adaptBatchNorm(
         BatchNormAdaptationRequest(
           checkpoint: path(model.checkpoint), units: units,
           output: path(output.checkpoint) + temporary, seed: job.seed))
-      record.model = output
-    case .label(let labeler, let options, let output):
-      let leaked = Set(labeler.trainedOn).intersection(output.units)
+    case .label(let teacher, let filters, let output):
+      let leaked = Set(teacher.trainedOn).intersection(output.units)
       if output.isCrossFold && !leaked.isEmpty {
         throw TransferError.foldLeak(
-          labelSet: output.id, model: labeler.id, units: leaked.sorted())
+          labelSet: output.id, model: teacher.id, units: leaked.sorted())
       }
       try createDirectory(path(output.directory) + temporary)
       try backend.generatePseudoLabels(
         PseudoLabelRequest(
-          checkpoint: path(labeler.checkpoint), units: output.units, level: output.level,
-          options: options, outputDirectory: path(output.directory) + temporary,
+          teacherCheckpoint: path(teacher.checkpoint), units: output.units, level: output.level,
+          filters: filters, outputDirectory: path(output.directory) + temporary,
           seed: job.seed))
       record.labelSet = output
-    case .fineTune(let initial, let labels, let level, let output):
-      try backend.fineTune(
-        FineTuningRequest(
+    case .trainStudent(let initial, let labels, let level, let output):
+      try backend.trainStudent(
+        StudentTrainingRequest(
           network: output.network, initialCheckpoint: path(initial.checkpoint),
-          pseudoLabels: labels.map(source), level: level,
+          pseudoLabels: labels.map(labelSet), level: level,
           output: path(output.checkpoint) + temporary, seed: job.seed))
-      record.model = output
     case .evaluate(let model, let level, let agreementLabels):
       let checkpoint = path(model.checkpoint)
       let reference = try backend.evaluate(
@@ -316,10 +235,11 @@ public final class TransferRun {
         ? nil
         : try backend.agreement(
           AgreementRequest(
-            checkpoint: checkpoint, pseudoLabels: agreementLabels.map(source), level: level))
+            studentCheckpoint: checkpoint, teacherLabels: agreementLabels.map(labelSet),
+            level: level))
       record.evaluation = EvaluationResult(reference: reference, test: test, agreement: agreement)
     }
-    for output in Self.outputs(of: job) {
+    for output in job.action.outputs {
       let written = path(output) + temporary
       guard FileManager.default.fileExists(atPath: written) else {
         throw TransferError.fileOperation(
@@ -331,8 +251,8 @@ public final class TransferRun {
     return record
   }
 
-  func source(_ labels: LabelSetProvenance) -> PseudoLabelSource {
-    PseudoLabelSource(directory: path(labels.directory), units: labels.units, level: labels.level)
+  func labelSet(_ labels: LabelSetProvenance) -> PseudoLabelSet {
+    PseudoLabelSet(directory: path(labels.directory), units: labels.units, level: labels.level)
   }
 
   /// Removes every `*.partial` entry directly in `folder`.
@@ -380,15 +300,15 @@ package func writePNG(_ canvas: PlotCanvas, to path: String) throws {
   try writeAtomically(Data(bytes), to: path)
 }
 
-/// Encodes a value as sorted-keys JSON and writes it atomically.
-func writeJSON(_ value: some Encodable, to path: String) throws {
-  let encoder = JSONEncoder()
-  encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-  let data: Data
-  do {
-    data = try encoder.encode(value)
-  } catch {
-    throw TransferError.fileOperation(path: path, reason: "cannot encode: \(error)")
+extension LinePlot {
+  /// The data line of a run's plots from its backend options: their text values (dataset
+  /// specifications, folders) by key, see ``datasetLine(_:)-(String:String)``.
+  public static func datasetLine(_ options: (any BackendOptions)?) -> String {
+    let object = (try? options?.jsonObject()) ?? [:]
+    return datasetLine(
+      object.compactMapValues { value -> String? in
+        if case .string(let text) = value { return text }
+        return nil
+      })
   }
-  try writeAtomically(data, to: path)
 }

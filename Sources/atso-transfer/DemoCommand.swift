@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ImageTransfer
 import Segmentation
 import Taxonomy
 import Transfer
@@ -91,16 +92,17 @@ struct DemoCommand: ParsableCommand {
   func transferConfiguration(root: String, mappingsDirectory: String) throws
     -> TransferConfiguration
   {
-    var options = [
-      "source": "cityscapes:\(root)/data/source:train",
-      "reference": "mapillary:\(root)/data/target:training?unlabeled",
-      "test": "mapillary:\(root)/data/target:validation",
-      "classes": "cityscapes-19", "model": "unet", "widths": widths, "size": size,
-      "batch": "4", "source-iterations": "\(sourceIterations)",
-      "finetune-iterations": "\(finetuneIterations)", "learning-rate": "0.02",
-      "mappings": mappingsDirectory,
+    var options: [String: ConfigurationValue] = [
+      "source": .string("cityscapes:\(root)/data/source:train"),
+      "reference": .string("mapillary:\(root)/data/target:training?unlabeled"),
+      "test": .string("mapillary:\(root)/data/target:validation"),
+      "classes": "cityscapes-19", "model": "unet", "size": .string(size), "batch": 4,
+      "sourceIterations": .integer(Int64(sourceIterations)),
+      "finetuneIterations": .integer(Int64(finetuneIterations)), "learningRate": 0.02,
+      "mappings": .string(mappingsDirectory),
     ]
-    if let threads { options["threads"] = "\(threads)" }
+    options["widths"] = OptionValueKind.integers.value(of: widths)
+    if let threads { options["threads"] = .integer(Int64(threads)) }
     let level = LabelLevel(string: Self.superLevel) ?? .fine
     return TransferConfiguration(
       seed: seed, runDirectory: root + "/run", schedules: [.atso], folds: 2,
@@ -114,12 +116,12 @@ struct DemoCommand: ParsableCommand {
           name: "target-fine", method: .train, level: .fine, initialization: .previousStage,
           labels: .relabel),
       ],
-      backend: options)
+      backend: try ImageBackendOptions.decoding(options, file: "demo"))
   }
 
   func run() throws {
     let started = Date()
-    func say(_ line: String) {
+    let say: @Sendable (String) -> Void = { line in
       let seconds = String(format: "%6.1f", -started.timeIntervalSinceNow)
       FileHandle.standardError.write(Data("[demo \(seconds) s] \(line)\n".utf8))
     }
@@ -144,21 +146,22 @@ struct DemoCommand: ParsableCommand {
       say("reusing the scenes in \(root)/data")
     }
     let configuration = try transferConfiguration(
-      root: root, mappingsDirectory: mappingsDirectory)
-    try configuration.validate(file: "demo")
-    let backend = try SegmentationBackend(configuration: configuration)
-    backend.progress = { say($0) }
+      root: root, mappingsDirectory: mappingsDirectory
+    ).validated(file: "demo")
+    let backend = try configuration.makeBackend(progress: say)
     let directory = root + "/run"
     let transfer: TransferRun
     if FileManager.default.fileExists(atPath: directory + "/configuration.json") {
       say("resuming the run in \(directory)")
-      transfer = try TransferRun(resuming: directory, backend: backend)
+      transfer = try TransferRun(
+        resuming: directory, configuration: configuration.withRunDirectory(directory),
+        backend: backend)
     } else {
       transfer = try TransferRun.start(
         configuration: configuration, directory: directory, backend: backend)
     }
     say("running \(transfer.plan.jobs.count) jobs (ATSO K=2, \(generations) generations, 3 stages)")
-    let records = try transfer.execute()
+    let records = try execute(transfer)
     // Direct transfer: the source-only model on the target, at the fine level too.
     let direct = try backend.evaluate(
       EvaluationRequest(checkpoint: directory + "/models/source.ckpt", set: .test, level: .fine))

@@ -44,7 +44,7 @@ struct LabelWriter {
   }
 
   /// The RGB colour of every pixel value (``ClassSet/displayColors``).
-  var colors: [PaletteColor] { classes.displayColors }
+  var colors: [LabelColor] { classes.displayColors }
 
   func write(_ labels: LabelImage, to path: String) throws {
     switch encoding {
@@ -82,7 +82,7 @@ struct PredictCommand: ParsableCommand {
         labelid   gray, ids of --label-classes (default cityscapes-34 labelIds)
                   through the inverse mapping (each class needs one source class)
         palette   palette PNG, index = class id, colours from the class set
-        color     RGB class colours
+        color     LabelColor class colours
       --overlay also writes OUTPUT/<id>_overlay.png (image blended with the colours), \
       --confidence OUTPUT/<id>_confidence.png (8-bit, 255 = probability 1 of the chosen class).
 

@@ -80,11 +80,7 @@ enum ScaleOut {
       try run.execute(on: farm, event: print)
       return true
     }
-    try TransferRun.serve(farm: farm) { directory in
-      let configuration = try TransferConfiguration.load(from: directory + "/configuration.json")
-      let backend = try TransferBackendFactory.make(for: configuration)
-      return try TransferRun(resuming: directory, backend: backend)
-    }
+    try TransferRun.serve(farm: farm) { directory in try TransferRun.open(directory) }
     return false
   }
 }

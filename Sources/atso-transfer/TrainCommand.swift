@@ -15,16 +15,14 @@ struct SizeArgument: ExpressibleByArgument, Equatable {
   var size: ImageSize
 
   init?(argument: String) {
-    let parts = argument.lowercased().split(separator: "x")
-    guard parts.count == 2, let h = Int(parts[0]), let w = Int(parts[1]), h > 0, w > 0 else {
-      return nil
-    }
-    size = ImageSize(height: h, width: w)
+    guard let size = ImageSize(heightByWidth: argument) else { return nil }
+    self.size = size
   }
 }
 
 /// The network families of `--model`.
 extension WeightInitialization: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
 
 enum ModelKind: String, ExpressibleByArgument, CaseIterable {
   case unet, deeplab
@@ -163,10 +161,17 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "The base learning rate of the poly schedule.")
   var learningRate: Float = 0.01
 
+  @Option(
+    help: """
+      The optimizer: sgd (PyTorch's torch.optim.SGD with --momentum) or adam \
+      (torch.optim.Adam, betas 0.9 and 0.999, epsilon 1e-8; --momentum is not used).
+      """)
+  var optimizer: OptimizerKind = .sgd
+
   @Option(help: "SGD momentum.")
   var momentum: Float = 0.9
 
-  @Option(help: "SGD L2 weight decay.")
+  @Option(help: "L2 weight decay (SGD and Adam).")
   var weightDecay: Float = 5e-4
 
   @Option(help: "The seed of the initialisation, data order and augmentation.")
@@ -263,7 +268,7 @@ struct TrainCommand: ParsableCommand {
     let resolver = DatasetResolver(library: try mappings.library(including: [classes, mapping]))
     let modelClasses = try resolver.library.classSet(named: classes)
     let classes = modelClasses.name  // a file path names its class set
-    let ignore = UInt8(modelClasses.ignoreIndex)
+    let ignore = IgnoreIndex(modelClasses)
     let trainingSet = try resolver.open(dataset, option: "--dataset")
     guard trainingSet.isLabeled else {
       throw SegmentationCommandError(
@@ -295,8 +300,8 @@ struct TrainCommand: ParsableCommand {
       augmentation: AugmentationConfig(
         workingSize: size.size, scaleRange: try scaleRange(), cropSize: size.size,
         flipProbability: flip, ignoreIndex: ignore),
-      batchSize: batch, totalSteps: steps, baseLearningRate: learningRate, momentum: momentum,
-      weightDecay: weightDecay, seed: seed, checkpointInterval: checkpointEvery,
+      batchSize: batch, totalSteps: steps, baseLearningRate: learningRate, optimizer: optimizer,
+      momentum: momentum, weightDecay: weightDecay, seed: seed, checkpointInterval: checkpointEvery,
       validationInterval: validateEvery, loaderWorkers: loaderThreads,
       initialization: initialization)
     var reporter = ProgressReporter(interval: logEvery)

@@ -1,34 +1,62 @@
 import ArgumentParser
 import Foundation
-import Medical
+import ImageTransfer
+import Segmentation
 import Transfer
+import VolumeTransfer
 
 /// Errors of the transfer commands that are not about flags.
 struct TransferCommandError: Error, Equatable, CustomStringConvertible {
   var description: String
 }
 
-/// Creates the backend (models, training, prediction, datasets) of a run.
-///
-/// The configuration's `backend` entries (`--backend-option key=value`) name the datasets and
-/// training settings. `kind=segmentation` (the default) selects ``SegmentationBackend`` (keys:
-/// ``SegmentationBackendOptions``); `kind=simulation` selects ``SimulationBackend`` (options
-/// `units=<count>`, `delay-us=<microseconds>`).
-enum TransferBackendFactory {
-  static func make(for configuration: TransferConfiguration) throws -> any TransferBackend {
-    switch configuration.backend["kind"] {
-    case "simulation":
-      return try SimulationBackend(options: configuration.backend)
-    case nil, "segmentation":
-      let backend = try SegmentationBackend(configuration: configuration)
-      backend.progress = { line in ScaleOut.log("[segmentation] \(line)") }
-      return backend
-    case "volume":
-      return try VolumeBackend(options: configuration.backend)
-    case let kind?:
-      throw TransferCommandError(
-        description: "unknown backend kind '\(kind)' (expected segmentation, volume or simulation)")
+/// The backends a configuration may name, the default first: the only place that knows them
+/// all (each declares its own typed options, see ``BackendOptions``).
+enum BackendKinds {
+  static let all: [any BackendOptions.Type] = [
+    ImageBackendOptions.self, VolumeBackendOptions.self, SimulationOptions.self,
+  ]
+
+  /// Every backend's keys, for `--help`.
+  static var help: String { all.map { $0.help }.joined(separator: "\n\n") }
+
+  /// Writes the backend's progress lines to stderr.
+  static let progress: @Sendable (String) -> Void = { line in ScaleOut.log("[backend] \(line)") }
+
+  /// The options of `kind` decoded from a JSON object.
+  static func decode(_ kind: any BackendOptions.Type, _ object: [String: ConfigurationValue], file: String)
+    throws -> any BackendOptions
+  {
+    try kind.decoding(object, file: file)
+  }
+
+  /// The backend object with `key=value` pairs applied (a `kind` pair selects the backend; the
+  /// object of another kind is left behind).
+  static func applying(
+    _ pairs: [String], to backend: (any BackendOptions)?, file: String
+  ) throws -> (any BackendOptions)? {
+    guard !pairs.isEmpty else { return backend }
+    var parsed: [(key: String, value: String)] = []
+    for pair in pairs {
+      let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+      guard parts.count == 2, !parts[0].isEmpty else {
+        throw ValidationError("--backend-option '\(pair)': expected key=value")
+      }
+      parsed.append((parts[0], parts[1]))
     }
+    var kindName = backend.map { type(of: $0).kind } ?? all[0].kind
+    if let kind = parsed.last(where: { $0.key == "kind" })?.value { kindName = kind }
+    guard let kind = all.first(where: { $0.kind == kindName }) else {
+      throw ValidationError(
+        "--backend-option kind=\(kindName): expected one of "
+          + all.map { $0.kind }.joined(separator: ", "))
+    }
+    var object: [String: ConfigurationValue] = [:]
+    if let backend, type(of: backend).kind == kind.kind { object = try backend.jsonObject() }
+    for (key, value) in parsed where key != "kind" {
+      try kind.set(key, to: value, in: &object, file: "--backend-option")
+    }
+    return try decode(kind, object, file: file)
   }
 }
 
@@ -49,6 +77,11 @@ struct TransferCommand: ParsableCommand {
       schedule's last model, in the class colours). A run killed at any moment is continued \
       with `atso-transfer resume RUN`.
 
+      The backend (--backend-option kind=image|volume|simulation, image by default) reads the \
+      data and trains the networks; its keys are listed under --backend-option. Keys that are \
+      data locations enter the job identities but not the seeds (the same data in another \
+      folder gives the same numbers); speed keys (threads) enter neither.
+
       A stage (--stage, repeatable) is comma-separated key=value pairs: name, method \
       (schedules or train), level (fine or super:<mapping>), initialization (source or \
       previous-stage), network, labels (previous-stage-final or relabel). For example, ATSO at \
@@ -62,8 +95,15 @@ struct TransferCommand: ParsableCommand {
           --backend-option 'source=camvid:train.txt?include=0006R0,0016E5' \\
           --backend-option 'reference=camvid:train.txt?include=0001TP&unlabeled' \\
           --backend-option 'test=camvid:train.txt?include=0001TP' \\
-          --backend-option size=96x128 --backend-option source-iterations=400
+          --backend-option size=96x128 --backend-option sourceIterations=400
         atso-transfer transfer --config run.json -o runs/r1 --dry-run
+        atso-transfer transfer --config run.json -o runs/r2 \\
+          --source-model runs/camvid-day/checkpoint.safetensors
+
+      BACKEND KEYS (--backend-option key=value, or the "backend" object of --config, where \
+      numbers are JSON numbers), with their defaults:
+
+      \(BackendKinds.help)
       """)
 
   @Option(name: .long, help: "A JSON configuration file.")
@@ -97,7 +137,7 @@ struct TransferCommand: ParsableCommand {
     help: "Re-estimate batch-norm statistics on the images before labeling them (AdaBN).")
   var adaBn: Bool?
 
-  @Option(help: "The void label of filtered pixels (0...255).")
+  @Option(help: "The void label of pseudo labels, training and scores (0...255; 255).")
   var ignoreIndex: Int?
 
   @Option(help: "Test images (or cases) drawn in RUN/predictions.png (0...32, 0: none; 4).")
@@ -107,19 +147,41 @@ struct TransferCommand: ParsableCommand {
   var stage: [String] = []
 
   @Option(
-    help: ArgumentHelp(
-      "A backend option key=value (repeatable), e.g. source=camvid:train.txt.",
-      discussion: SegmentationBackendOptions.help))
+    help: "A backend option key=value (repeatable; the keys are listed below), e.g. batch=8.")
   var backendOption: [String] = []
+
+  @Option(
+    help: """
+      Start from this checkpoint (a `train` checkpoint, a model of another run) instead of \
+      training the source model M0; its class set and working size are read from it and \
+      checked against the run.
+      """)
+  var sourceModel: String?
 
   @Flag(help: "Print the resolved configuration and stop (needs no backend).")
   var dryRun = false
 
   @OptionGroup var ranks: RankOptions
 
+  /// The configuration resolved by ``validate()``: the file read and decoded once, the flags
+  /// applied, validated once.
+  var resolved: ValidatedConfiguration?
+
+  enum CodingKeys: String, CodingKey {
+    case config, runDirectory, seed, schedules, folds, generations, confidenceThreshold
+    case classBalancedPortion, adaBn, ignoreIndex, previews, stage, backendOption, sourceModel
+    case dryRun, ranks
+  }
+
   /// The configuration file (or the defaults) with the flags applied, validated.
-  func resolvedConfiguration() throws -> TransferConfiguration {
-    var resolved = try config.map(TransferConfiguration.load(from:)) ?? TransferConfiguration()
+  func resolvedConfiguration() throws -> ValidatedConfiguration {
+    var resolved = TransferConfiguration()
+    if let config {
+      guard let data = FileManager.default.contents(atPath: config) else {
+        throw TransferError.fileOperation(path: config, reason: "cannot read the configuration")
+      }
+      resolved = try TransferConfiguration.decode(data, file: config, kinds: BackendKinds.all)
+    }
     let file = config ?? "command line"
     if let runDirectory { resolved.runDirectory = runDirectory }
     if let seed { resolved.seed = seed }
@@ -138,98 +200,63 @@ struct TransferCommand: ParsableCommand {
       resolved.pseudoLabels.classBalancedPortion = classBalancedPortion
     }
     if let adaBn { resolved.pseudoLabels.adaptBatchNorm = adaBn }
-    if let ignoreIndex { resolved.pseudoLabels.ignoreIndex = ignoreIndex }
-    if let previews { resolved.previews = previews }
-    if !stage.isEmpty { resolved.stages = try stage.map(Self.parseStage) }
-    for option in backendOption {
-      let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
-      guard parts.count == 2, !parts[0].isEmpty else {
-        throw ValidationError("--backend-option '\(option)': expected key=value")
+    if let ignoreIndex {
+      guard let value = UInt8(exactly: ignoreIndex) else {
+        throw ValidationError("--ignore-index must be in 0...255, got \(ignoreIndex)")
       }
-      resolved.backend[parts[0]] = parts[1]
+      resolved.pseudoLabels.ignoreIndex = IgnoreIndex(value)
     }
-    try resolved.validate(file: file)
-    guard resolved.runDirectory != nil else {
+    if let previews { resolved.previews = previews }
+    if let sourceModel {
+      resolved.sourceModel = URL(fileURLWithPath: sourceModel).standardizedFileURL.path
+    }
+    if !stage.isEmpty { resolved.stages = try stage.map(StageConfiguration.init(pairs:)) }
+    resolved.backend = try BackendKinds.applying(backendOption, to: resolved.backend, file: file)
+    let validated = try resolved.validated(file: file)
+    guard validated.configuration.runDirectory != nil else {
       throw ValidationError("no run directory: give --run-directory or runDirectory in --config")
     }
-    return resolved
+    return validated
   }
 
-  /// Parses `name=...,method=...,level=...[,initialization=...][,network=...][,labels=...]`.
-  static func parseStage(_ text: String) throws -> StageConfiguration {
-    var fields: [String: String] = [:]
-    for pair in text.split(separator: ",") {
-      let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-      guard parts.count == 2 else {
-        throw ValidationError("--stage '\(text)': '\(pair)' is not key=value")
-      }
-      fields[parts[0]] = parts[1]
-    }
-    let known: Set = ["name", "method", "level", "initialization", "network", "labels"]
-    if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
-      let expected = known.sorted().joined(separator: ", ")
-      throw ValidationError("--stage '\(text)': unknown key '\(unknown)' (expected \(expected))")
-    }
-    guard let name = fields["name"], let methodName = fields["method"] else {
-      throw ValidationError("--stage '\(text)': name and method are required")
-    }
-    guard let method = StageConfiguration.Method(rawValue: methodName) else {
-      throw ValidationError("--stage '\(text)': method '\(methodName)' is not schedules or train")
-    }
-    var stage = StageConfiguration(name: name, method: method, network: fields["network"])
-    if let levelName = fields["level"] {
-      guard let level = LabelLevel(string: levelName) else {
-        throw TransferError.unknownLabelLevel(levelName, file: "--stage")
-      }
-      stage.level = level
-    }
-    if let value = fields["initialization"] {
-      guard let initialization = StageConfiguration.Initialization(rawValue: value) else {
-        throw ValidationError(
-          "--stage '\(text)': initialization '\(value)' is not source or previous-stage")
-      }
-      stage.initialization = initialization
-    }
-    if let value = fields["labels"] {
-      guard let labels = StageConfiguration.LabelSource(rawValue: value) else {
-        throw ValidationError(
-          "--stage '\(text)': labels '\(value)' is not previous-stage-final or relabel")
-      }
-      stage.labels = labels
-    }
-    return stage
-  }
-
-  func validate() throws {
+  mutating func validate() throws {
     do {
-      _ = try resolvedConfiguration()
+      resolved = try resolvedConfiguration()
     } catch let error as TransferError {
       throw ValidationError(error.description)
     }
   }
 
   func run() throws {
-    let configuration = try resolvedConfiguration()
+    let configuration = try resolved ?? resolvedConfiguration()
     if dryRun {
-      print(String(decoding: try configuration.encoded(), as: UTF8.self))
+      print(String(decoding: try configuration.configuration.encoded(), as: UTF8.self))
       return
     }
-    guard let directory = configuration.runDirectory else { return }
-    let ranked = try ScaleOut.execute(options: ranks) {
+    guard let directory = configuration.configuration.runDirectory else { return }
+    let start = {
       try TransferRun.start(
         configuration: configuration, directory: directory,
-        backend: try TransferBackendFactory.make(for: configuration))
+        backend: try configuration.makeBackend(progress: BackendKinds.progress))
     }
-    if ranked == false { return }  // a worker rank: rank 0 prints the results
-    if ranked == nil {
-      let backend = try TransferBackendFactory.make(for: configuration)
-      let run = try TransferRun.start(
-        configuration: configuration, directory: directory, backend: backend)
-      try run.execute()
+    switch try ScaleOut.execute(options: ranks, rankZero: start) {
+    case false?: return  // a worker rank: rank 0 prints the results
+    case true?: break
+    case nil: try execute(start())
     }
-    let table = (try? String(contentsOfFile: directory + "/table.md", encoding: .utf8)) ?? ""
-    print(table)
+    print((try? String(contentsOfFile: directory + "/table.md", encoding: .utf8)) ?? "")
     printResultFiles(directory)
+  }
+}
+
+/// Executes a run; an error of one of its jobs names the job.
+@discardableResult
+func execute(_ run: TransferRun) throws -> [MetricsRecord] {
+  do {
+    return try run.execute()
+  } catch {
+    guard let job = run.currentJob else { throw error }
+    throw TransferCommandError(description: "job \(job): \(error)")
   }
 }
 
@@ -259,19 +286,23 @@ struct ResumeCommand: ParsableCommand {
   @OptionGroup var ranks: RankOptions
 
   func run() throws {
-    let open = {
-      let configuration = try TransferConfiguration.load(
-        from: runDirectory + "/configuration.json")
-      let backend = try TransferBackendFactory.make(for: configuration)
-      return try TransferRun(resuming: runDirectory, backend: backend)
-    }
-    switch try ScaleOut.execute(options: ranks, rankZero: open) {
+    switch try ScaleOut.execute(options: ranks, rankZero: { try TransferRun.open(runDirectory) }) {
     case false?: return  // a worker rank: rank 0 prints the results
     case true?: break
-    case nil: try open().execute()
+    case nil: try execute(TransferRun.open(runDirectory))
     }
     print((try? String(contentsOfFile: runDirectory + "/table.md", encoding: .utf8)) ?? "")
     printResultFiles(runDirectory)
+  }
+}
+
+extension TransferRun {
+  /// Opens the run in `directory` with its saved configuration, to resume it.
+  static func open(_ directory: String) throws -> TransferRun {
+    let configuration = try TransferConfiguration.load(
+      from: directory + "/configuration.json", kinds: BackendKinds.all)
+    let backend = try configuration.makeBackend(progress: BackendKinds.progress)
+    return try TransferRun(resuming: directory, configuration: configuration, backend: backend)
   }
 }
 

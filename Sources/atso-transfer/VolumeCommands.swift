@@ -59,9 +59,7 @@ struct PredictVolume: ParsableCommand {
     }
     for (image, destination) in jobs {
       let volume = try NIfTI.readImage(image).windowed(intensity)
-      let labels = networks.predict(
-        CaseSlicer(image: volume), superClassOfFine: nil, levelClassCount: networks.classCount
-      ).labels
+      let labels = networks.predict(CaseSlicer(image: volume)).labels
       try NIfTI.write(Volume(geometry: volume.geometry, voxels: labels), to: destination)
       print("\(destination)")
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TestSupport
 import Testing
 @testable import atso_transfer
 
@@ -15,19 +16,23 @@ func demoValidation() throws {
   let command = try #require(try AtsoTransfer.parseAsRoot(["demo"]) as? DemoCommand)
   #expect(command.output == "./atso-demo")
   #expect(command.adaBn)
-  for arguments in [["--size", "8x8"], ["--source-count", "1"], ["--generations", "0"]] {
+  for (arguments, message) in [
+    (["--size", "8x8"], "--size '8x8': expected HxW with both at least 16"),
+    (["--source-count", "1"], "--source-count and --target-count must be at least 2"),
+    (["--generations", "0"], "iterations and generations must be at least 1"),
+  ] {
     do {
       _ = try AtsoTransfer.parseAsRoot(["demo"] + arguments)
       Issue.record("\(arguments) accepted")
     } catch {
-      #expect(!AtsoTransfer.message(for: error).isEmpty)
+      #expect(AtsoTransfer.message(for: error) == message)
     }
   }
 }
 
 @Test("demo: a tiny run writes both layouts, runs the three stages and a second call resumes")
 func demoTinyRun() throws {
-  let root = NSTemporaryDirectory() + "cli-demo-\(UUID().uuidString)"
+  let root = try makeTemporaryDirectory("cli-demo")
   let arguments = [
     "demo", "-o", root, "--source-count", "4", "--target-count", "2", "--size", "32x48",
     "--widths", "4,8", "--source-iterations", "2", "--finetune-iterations", "1",

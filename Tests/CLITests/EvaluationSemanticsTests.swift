@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ImageTransfer
 import Segmentation
 import Taxonomy
 import Tensor
@@ -215,12 +216,13 @@ struct EvaluationSemanticsTests {
       domain: .target, root: root + "/target", split: "validation", count: 3, seed: 3,
       width: 48, height: 32)
     let test = "mapillary:\(root)/target:validation"
-    let backend = try SegmentationBackend(
-      options: SegmentationBackendOptions([
-        "source": "cityscapes:\(root)/source:train", "reference": test + "?unlabeled",
-        "test": test, "classes": "cityscapes-19", "widths": "4,8", "size": "32x48",
-        "batch": "2", "source-iterations": "6", "mappings": shippedMappings,
-      ]))
+    let backend = try ImageBackend(
+      options: ImageBackendOptions.decoding([
+        "source": .string("cityscapes:\(root)/source:train"),
+        "reference": .string(test + "?unlabeled"), "test": .string(test),
+        "classes": "cityscapes-19", "widths": [4, 8], "size": "32x48", "batch": 2,
+        "sourceIterations": 6, "mappings": .string(shippedMappings),
+      ]), context: BackendContext(levels: [.fine], ignoreIndex: .standard))
     let checkpoint = root + "/source.ckpt"
     try backend.trainSource(SourceTrainingRequest(network: nil, output: checkpoint, seed: 5))
     let transfer = try backend.evaluate(

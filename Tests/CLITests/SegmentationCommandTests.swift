@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Segmentation
 import Taxonomy
+import Tensor
+import TestSupport
 import Testing
 
 @testable import atso_transfer
@@ -21,8 +23,7 @@ private struct Workspace {
   var labels: String { city + "/gtFine/train/synth" }
 
   init(_ tag: String, count: Int = 3) throws {
-    root = NSTemporaryDirectory() + "cli-seg-\(tag)-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    root = try makeTemporaryDirectory("cli-seg-\(tag)")
     try SyntheticStreets.writeDataset(
       domain: .source, root: city, split: "train", count: count, seed: 11, width: 32, height: 16)
   }
@@ -91,26 +92,49 @@ struct SegmentationCommandTests {
       }
     }
     #expect(changed > 0)
-    #expect(throws: (any Error).self) {
-      try AtsoTransfer.parseAsRoot([
+    // The statistics are the package's one AdaBN over the same pre-processed images.
+    let model = try before.makeModel()
+    let images = try DatasetSpec(parsing: "mapillary:\(target):training?unlabeled").open().samples
+      .map { reference in
+        var generator = SeededGenerator(seed: 0)
+        return Augmenter(.evaluation(workingSize: ImageSize(height: 16, width: 32)))
+          .apply(try Dataset.load(reference), using: &generator).image
+      }
+    let expected = adaptedBatchNorm(model, images: images, batch: 2).parameters
+    for name in before.names { #expect(after.tensors[name] == expected[name], "\(name)") }
+    do {
+      _ = try AtsoTransfer.parseAsRoot([
         "adapt-bn", "--checkpoint", checkpoint, "--dataset", w.spec, "--size", "16x32",
         "--output", checkpoint,
       ])
+      Issue.record("--output equal to --checkpoint was accepted")
+    } catch {
+      #expect(AtsoTransfer.message(for: error) == "--output must differ from --checkpoint")
     }
   }
 
   @Test func trainValidatesOptions() throws {
     let base = ["train", "--dataset", "camvid:x.txt", "--classes", "camvid-11", "--size", "8x8",
                 "--output", "/tmp/x"]
-    #expect(throws: (any Error).self) { try AtsoTransfer.parseAsRoot(base) }
-    #expect(throws: (any Error).self) {
-      try AtsoTransfer.parseAsRoot(base + ["--iterations", "2", "--epochs", "1"])
-    }
-    #expect(throws: (any Error).self) {
-      try AtsoTransfer.parseAsRoot(base + ["--iterations", "2", "--validate-every", "5"])
-    }
-    #expect(throws: (any Error).self) {
-      try AtsoTransfer.parseAsRoot(base + ["--iterations", "2", "--model", "deeplab", "--widths", "8,16"])
+    for (extra, message) in [
+      ([], "give --iterations N or --epochs N"),
+      (["--iterations", "2", "--epochs", "1"], "give --iterations or --epochs, not both"),
+      (["--iterations", "2", "--validate-every", "5"], "--validate-every needs --validate SPEC"),
+      (
+        ["--iterations", "2", "--model", "deeplab", "--widths", "8,16"],
+        "--widths: DeepLab needs 4 widths, got 8,16"
+      ),
+      (
+        ["--iterations", "2", "--optimizer", "rmsprop"],
+        "The value 'rmsprop' is invalid for '--optimizer <optimizer>'. Please provide one of 'sgd' and 'adam'."
+      ),
+    ] {
+      do {
+        _ = try AtsoTransfer.parseAsRoot(base + extra)
+        Issue.record("\(extra) accepted")
+      } catch {
+        #expect(AtsoTransfer.message(for: error) == message, "\(extra)")
+      }
     }
     let train = try #require(
       try AtsoTransfer.parseAsRoot(base + ["--epochs", "3", "--scale", "0.5,2"]) as? TrainCommand)
@@ -132,6 +156,21 @@ struct SegmentationCommandTests {
     let text = errorText { _ = try w.train("run", steps: 2, extra: ["--resume", "--seed", "4"]) }
     #expect(text.contains("seed 0"))
     #expect(errorText { _ = try w.train("none", extra: ["--resume"]) }.contains("training.json"))
+  }
+
+  @Test func trainWithAdamResumesWithAdamOnly() throws {
+    let w = try Workspace("adam")
+    defer { w.remove() }
+    let path = try w.train("run", steps: 2, extra: ["--optimizer", "adam"])
+    let saved = try Checkpoint.read(from: path)
+    guard case .adam(let adam) = saved.trainingState?.optimizer else {
+      Issue.record("the checkpoint holds \(String(describing: saved.trainingState?.optimizer))")
+      return
+    }
+    #expect(adam.step == 2)
+    #expect(saved.tensors.keys.contains { $0.hasPrefix("optimizer.adam.first.") })
+    let text = errorText { _ = try w.train("run", steps: 2, extra: ["--resume"]) }
+    #expect(text.contains("optimizer adam"), "\(text)")
   }
 
   @Test func divergenceStopsAndKeepsTheLastGoodCheckpoint() throws {

@@ -117,14 +117,14 @@ struct TorchNameTests {
       .init(widths: [4, 8, 8, 8], asppChannels: 4, asppRates: [2, 3], classCount: 11),
       using: &generator)
     let state = TrainingState(
-      step: 42, optimizer: SGD(momentum: 0.9),
+      step: 42, optimizer: .sgd(SGD(momentum: 0.9)),
       schedule: PolySchedule(baseLearningRate: 0.01, totalSteps: 100),
       generator: generator)
     var trained = model
-    var sgd = state.optimizer
+    var sgd = SGD(momentum: 0.9)
     sgd.velocity = trained.parameters.filter { $0.key.hasSuffix("weight") }
     var withState = state
-    withState.optimizer = sgd
+    withState.optimizer = .sgd(sgd)
     let checkpoint = Checkpoint(model: trained, classSetName: "camvid-11", training: withState)
     let dir = try TorchPeer.directory("swift")
     let path = dir + "/deeplab.safetensors"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TestSupport
 import Testing
 import Transfer
 @testable import atso_transfer
@@ -30,11 +31,11 @@ func completedRecords(_ directory: String) -> [String] {
   .enabled(if: atsoTransferExecutable != nil, "the atso-transfer executable is not built"))
 func killNineAndResume() throws {
   let executable = try #require(atsoTransferExecutable)
-  let root = NSTemporaryDirectory() + "cli-kill-\(UUID().uuidString)"
+  let root = try makeTemporaryDirectory("cli-kill")
   try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
   var configuration = TransferConfiguration(seed: 7, folds: 3, generations: 2)
   configuration.pseudoLabels.adaptBatchNorm = true
-  configuration.backend = ["kind": "simulation", "units": "8", "delay-us": "2000"]
+  configuration.backend = SimulationOptions(units: 8, delayMicroseconds: 2000)
   let file = root + "/run.json"
   try configuration.save(to: file)
 

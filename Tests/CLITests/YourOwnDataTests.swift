@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ImageTransfer
 import Segmentation
 import Taxonomy
 import Testing
@@ -122,12 +123,12 @@ struct YourOwnDataTests {
     // 66 -> 19 -> yours).
     let configuration = TransferConfiguration(
       seed: 2, schedules: [.selfLearning], folds: 2, generations: 1,
-      backend: [
-        "source": city, "reference": "mapillary:\(root)/vistas:training?unlabeled",
-        "test": "mapillary:\(root)/vistas:training", "classes": "road-car-other",
-        "widths": "4,8", "size": "16x32", "batch": "2", "source-iterations": "2",
-        "finetune-iterations": "1", "mappings": mine,
-      ])
+      backend: try ImageBackendOptions.decoding([
+        "source": .string(city), "reference": .string("mapillary:\(root)/vistas:training?unlabeled"),
+        "test": .string("mapillary:\(root)/vistas:training"), "classes": "road-car-other",
+        "widths": [4, 8], "size": "16x32", "batch": 2, "sourceIterations": 2,
+        "finetuneIterations": 1, "mappings": .string(mine),
+      ]))
     try configuration.save(to: root + "/transfer.json")
     try run(["transfer", "--config", root + "/transfer.json", "-o", root + "/transfer", "--previews", "0"])
     let metrics = try String(contentsOfFile: root + "/transfer/metrics.jsonl", encoding: .utf8)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// The package root, found from this file's path (Tests/MedicalTests/Support.swift).
 let packageRoot: String = {
@@ -49,11 +50,9 @@ let nibabelPython: String? = {
 
 let script = packageRoot + "/scripts/make_nifti_fixtures.py"
 
-/// A fresh temporary directory.
+/// A fresh temporary directory (``makeTemporaryDirectory(_:)`` of TestSupport).
 func temporaryDirectory(_ name: String) -> String {
-  let path = NSTemporaryDirectory() + "medical-\(name)-\(UUID().uuidString)"
-  try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  return path
+  (try? makeTemporaryDirectory("medical-\(name)")) ?? NSTemporaryDirectory()
 }
 
 /// The fixtures written by nibabel (scripts/make_nifti_fixtures.py make), once per test run.

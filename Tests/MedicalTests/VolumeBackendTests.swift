@@ -2,9 +2,25 @@ import Foundation
 import Medical
 import Segmentation
 import Tensor
-import Transfer
+import TestSupport
 import Testing
 @testable import Transfer
+@testable import VolumeTransfer
+
+/// Volume options from a backend object.
+func volumeOptions(_ object: [String: ConfigurationValue]) throws -> VolumeBackendOptions {
+  try VolumeBackendOptions.decoding(object)
+}
+
+/// A volume backend for the levels of a run.
+func volumeBackend(
+  _ object: [String: ConfigurationValue], levels: [LabelLevel] = [.fine],
+  ignoreIndex: IgnoreIndex = .standard, sourceModel: String? = nil
+) throws -> VolumeBackend {
+  try VolumeBackend(
+    options: volumeOptions(object),
+    context: BackendContext(levels: levels, ignoreIndex: ignoreIndex, sourceModel: sourceModel))
+}
 
 /// Writes a tiny Decathlon dataset: `count` cases of 16x16x12 with a bright ellipsoid blob whose
 /// lower half is class 1 and upper half class 2, at a case-dependent position, plus noise.
@@ -12,7 +28,7 @@ import Testing
 func makeBlobDataset(
   count: Int, seed: UInt64, prefix: String = "blob", brightness: Float = 1
 ) throws -> String {
-  let root = temporaryDirectory("blobs")
+  let root = try makeTemporaryDirectory("blobs")
   let manager = FileManager.default
   try manager.createDirectory(atPath: root + "/imagesTr", withIntermediateDirectories: true)
   try manager.createDirectory(atPath: root + "/labelsTr", withIntermediateDirectories: true)
@@ -73,32 +89,73 @@ struct VolumeBackendTests {
     #expect(Set(a.test).isDisjoint(with: a.labeled) && Set(a.test).isDisjoint(with: a.reference))
   }
 
-  @Test("options are checked with the offending key")
-  func options() {
-    #expect(throws: TransferError.self) { try VolumeBackendOptions(["kind": "volume"]) }
-    #expect(throws: TransferError.self) {
-      try VolumeBackendOptions(["dataset": "x", "labeled-fraction": "1.5"])
+  @Test("options: typed and documented; the earlier names are refused with their replacement")
+  func options() throws {
+    #expect(
+      throws: TransferError.invalidConfiguration(
+        file: "configuration", key: "backend.dataset", reason: "missing")
+    ) { try volumeOptions([:]) }
+    let minimal = try volumeOptions(["dataset": "x"])
+    #expect(minimal.labeledFraction == 0.1 && minimal.training.batch == 8 && minimal.training.maxGradientNorm == 10)
+    #expect(minimal.training.finetuneIterations == minimal.training.sourceIterations)
+    #expect(try volumeOptions(["dataset": "x", "target": "y"]).labeledFraction == 1)
+    let encoded = try minimal.jsonObject()
+    for key in VolumeBackendOptions.keys {
+      guard let documented = key.kind.value(of: key.defaultText), key.kind != .string else {
+        continue
+      }
+      #expect(encoded[key.name] == documented, "\(key.name): documented \(key.defaultText)")
+      #expect(VolumeBackendOptions.help.contains("\(key.name)="))
     }
-    for bad in [["dataset": "x", "widths": "8"], ["dataset": "x", "epochz": "1"]] {
-      #expect(throws: TransferError.self) { try VolumeBackendOptions(bad) }
+    #expect(
+      throws: TransferError.invalidConfiguration(
+        file: "f", key: "backend.labeledFraction", reason: "must be in (0, 1], got 1.5")
+    ) { try volumeOptions(["dataset": "x", "labeledFraction": 1.5]).validate(file: "f") }
+    #expect(
+      throws: TransferError.invalidConfiguration(
+        file: "f", key: "backend.widths",
+        reason: "[8] is not two or more positive widths, e.g. [8, 16, 32]")
+    ) { try volumeOptions(["dataset": "x", "widths": [8]]).validate(file: "f") }
+    // A configuration of the earlier shape: dashed names, iterations, batch-size, strings.
+    let legacy = #"""
+      {"backend": {"kind": "volume", "dataset": "/d", "labeled-fraction": "0.1",
+       "iterations": "1000", "fine-tune-iterations": "300", "batch-size": "8",
+       "learning-rate": "0.05", "widths": "8,16"}}
+      """#
+    do {
+      _ = try TransferConfiguration.decode(
+        Data(legacy.utf8), file: "old.json", kinds: [VolumeBackendOptions.self])
+      Issue.record("the earlier shape was accepted")
+    } catch let error as TransferError {
+      guard case .outdatedConfiguration(_, _, let changes, let replacement) = error else {
+        Issue.record("unexpected \(error)")
+        return
+      }
+      #expect(changes.contains(#""batch-size" -> "batch""#))
+      #expect(changes.contains(#""iterations" -> "sourceIterations""#))
+      let fixed = try TransferConfiguration.decode(
+        Data(#"{"backend": \#(replacement)}"#.utf8), file: "new.json",
+        kinds: [VolumeBackendOptions.self])
+      let options = try #require(fixed.backend as? VolumeBackendOptions)
+      #expect(options.training.sourceIterations == 1000 && options.training.finetuneIterations == 300)
+      #expect(options.training.batch == 8 && options.training.learningRate == 0.05 && options.widths == [8, 16])
     }
   }
 
   @Test("ATSO on synthetic volumes: case-level folds, fused views, Dice, NIfTI labels, resume")
   func endToEnd() throws {
     let root = try makeBlobDataset(count: 8, seed: 1)
-    let options = [
-      "kind": "volume", "dataset": root, "labeled-fraction": "0.34", "test-cases": "2",
-      "widths": "4,8", "iterations": "80", "fine-tune-iterations": "20", "batch-size": "4",
-      "learning-rate": "0.05",
+    let options: [String: ConfigurationValue] = [
+      "dataset": .string(root), "labeledFraction": 0.34, "testCases": 2, "widths": [4, 8],
+      "sourceIterations": 80, "finetuneIterations": 20, "batch": 4, "learningRate": 0.05,
     ]
     let configuration = TransferConfiguration(
-      seed: 5, schedules: [.atso], folds: 2, generations: 1, backend: options)
-    let backend = try VolumeBackend(options: options)
+      seed: 5, schedules: [.atso], folds: 2, generations: 1, backend: try volumeOptions(options))
+    let backend = try volumeBackend(options)
     #expect(backend.split.labeled.count == 2)
     #expect(backend.split.reference.count == 4)
     #expect(backend.split.test.count == 2)
-    let directory = temporaryDirectory("run")
+    let directory = try makeTemporaryDirectory("run")
     let run = try TransferRun.start(
       configuration: configuration, directory: directory, backend: backend)
     let records = try run.execute()
@@ -138,7 +195,7 @@ struct VolumeBackendTests {
       let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/steps/" + step))
       let record = try JSONDecoder().decode(StepRecord.self, from: data)
       if let labelSet = record.labelSet, labelSet.isCrossFold {
-        #expect(Set(labelSet.labelerTrainedOn).isDisjoint(with: labelSet.units))
+        #expect(Set(labelSet.teacherTrainedOn).isDisjoint(with: labelSet.units))
       }
     }
     // Resume: drop the last completion records and outputs, the rerun gives the same metrics.
@@ -149,7 +206,7 @@ struct VolumeBackendTests {
     }
     try FileManager.default.removeItem(atPath: directory + "/metrics.jsonl")
     let resumed = try TransferRun(
-      resuming: directory, backend: try VolumeBackend(options: options))
+      resuming: directory, backend: try volumeBackend(options), kinds: [VolumeBackendOptions.self])
     try resumed.execute()
     #expect(!resumed.executedJobs.isEmpty)
     #expect(resumed.executedJobs.allSatisfy { $0.contains("final") })
@@ -161,20 +218,22 @@ struct VolumeBackendTests {
   func transferSetting() throws {
     let source = try makeBlobDataset(count: 3, seed: 3)
     let target = try makeBlobDataset(count: 5, seed: 4, prefix: "dim", brightness: 0.6)
-    let options = [
-      "kind": "volume", "dataset": source, "target": target, "labeled-fraction": "1",
-      "test-cases": "2", "widths": "4,8", "iterations": "40", "fine-tune-iterations": "10",
-      "batch-size": "4", "learning-rate": "0.05",
+    let options: [String: ConfigurationValue] = [
+      "dataset": .string(source), "target": .string(target), "labeledFraction": 1,
+      "testCases": 2, "widths": [4, 8], "sourceIterations": 40, "finetuneIterations": 10,
+      "batch": 4, "learningRate": 0.05,
     ]
     var configuration = TransferConfiguration(
-      seed: 6, schedules: [.atso], folds: 2, generations: 1, backend: options, previews: 1)
+      seed: 6, schedules: [.atso], folds: 2, generations: 1, backend: try volumeOptions(options),
+      previews: 1)
     configuration.pseudoLabels.adaptBatchNorm = true
     configuration.pseudoLabels.classBalancedPortion = 0.5
-    let backend = try VolumeBackend(options: options)
+    configuration.pseudoLabels.ignoreIndex = 250
+    let backend = try #require(try configuration.validated().makeBackend() as? VolumeBackend)
     #expect(backend.split.labeled == ["blob_000", "blob_001", "blob_002"])
     #expect(backend.split.reference.count == 3 && backend.split.test.count == 2)
     #expect((backend.split.reference + backend.split.test).allSatisfy { $0.hasPrefix("dim_") })
-    let directory = temporaryDirectory("transfer")
+    let directory = try makeTemporaryDirectory("transfer")
     let run = try TransferRun.start(
       configuration: configuration, directory: directory, backend: backend)
     let records = try run.execute()
@@ -189,15 +248,15 @@ struct VolumeBackendTests {
         #expect(Set(units).isSubset(of: Set(backend.split.reference)))
       }
       if let labels = record.labelSet {
-        #expect(labels.labeler.hasSuffix("-adabn"), "\(labels.id) labeled by \(labels.labeler)")
-        // Class-balanced thresholds leave low-confidence voxels as ignore (255).
+        #expect(labels.teacher.hasSuffix("-adabn"), "\(labels.id) labeled by \(labels.teacher)")
+        // Class-balanced thresholds leave low-confidence voxels as the run's void (250).
         var ignored = 0
         var total = 0
         for unit in labels.units {
           let volume = try NIfTI.readLabels(directory + "/\(labels.directory)/\(unit).nii.gz")
-          ignored += volume.voxels.filter { $0 == 255 }.count
+          ignored += volume.voxels.filter { $0 == 250 }.count
           total += volume.voxels.count
-          #expect(volume.voxels.allSatisfy { $0 <= 2 || $0 == 255 })
+          #expect(volume.voxels.allSatisfy { $0 <= 2 || $0 == 250 })
         }
         #expect(ignored > 0 && ignored < total, "\(labels.id): \(ignored) of \(total) ignored")
       }
@@ -209,33 +268,33 @@ struct VolumeBackendTests {
   @Test("super-class level: reduce loss fine-tuning and Dice of the merged structure")
   func superClass() throws {
     let root = try makeBlobDataset(count: 5, seed: 2)
-    let options = [
-      "kind": "volume", "dataset": root, "labeled-fraction": "0.5", "test-cases": "1",
-      "widths": "4,8", "iterations": "30", "batch-size": "4", "learning-rate": "0.05",
-      "mappings": packageRoot + "/mappings",
-    ]
-    let backend = try VolumeBackend(options: options)
-    let directory = temporaryDirectory("super")
+    let level = LabelLevel.superClass(mapping: "msd-hippocampus-to-hippocampus")
+    let backend = try volumeBackend(
+      [
+        "dataset": .string(root), "labeledFraction": 0.5, "testCases": 1, "widths": [4, 8],
+        "sourceIterations": 30, "batch": 4, "learningRate": 0.05,
+        "mappings": .string(packageRoot + "/mappings"),
+      ], levels: [.fine, level])
+    let directory = try makeTemporaryDirectory("super")
     try backend.trainSource(
       SourceTrainingRequest(network: nil, output: directory + "/m0", seed: 1))
-    let level = LabelLevel.superClass(mapping: "msd-hippocampus-to-hippocampus")
     try FileManager.default.createDirectory(
       atPath: directory + "/labels", withIntermediateDirectories: true)
     try backend.generatePseudoLabels(
       PseudoLabelRequest(
-        checkpoint: directory + "/m0", units: backend.split.reference, level: level,
-        options: PseudoLabelOptions(confidenceThreshold: 0.5),
+        teacherCheckpoint: directory + "/m0", units: backend.split.reference, level: level,
+        filters: PseudoLabelFilters(confidenceThreshold: 0.5, ignoreIndex: .standard),
         outputDirectory: directory + "/labels",
         seed: 2))
     for unit in backend.split.reference {
       let labels = try NIfTI.readLabels(directory + "/labels/\(unit).nii.gz").voxels
       #expect(labels.allSatisfy { $0 <= 1 || $0 == 255 })
     }
-    try backend.fineTune(
-      FineTuningRequest(
+    try backend.trainStudent(
+      StudentTrainingRequest(
         network: nil, initialCheckpoint: directory + "/m0",
         pseudoLabels: [
-          PseudoLabelSource(
+          PseudoLabelSet(
             directory: directory + "/labels", units: backend.split.reference, level: level)
         ], level: level, output: directory + "/m1", seed: 3))
     let evaluation = try backend.evaluate(
@@ -245,5 +304,81 @@ struct VolumeBackendTests {
     let fine = try backend.evaluate(
       EvaluationRequest(checkpoint: directory + "/m1", set: .test, level: .fine))
     #expect(fine.perClass.count == 3)
+  }
+
+  @Test("an ignore index other than 255 is the void label everywhere: labels, training, agreement")
+  func ignoreIndex() throws {
+    let root = try makeBlobDataset(count: 5, seed: 7)
+    let backend = try volumeBackend(
+      [
+        "dataset": .string(root), "labeledFraction": 0.5, "testCases": 1, "widths": [4, 8],
+        "sourceIterations": 20, "batch": 4, "learningRate": 0.05,
+      ], ignoreIndex: 250)
+    let directory = try makeTemporaryDirectory("volume-ignore")
+    try backend.trainSource(SourceTrainingRequest(network: nil, output: directory + "/m0", seed: 1))
+    try FileManager.default.createDirectory(
+      atPath: directory + "/labels", withIntermediateDirectories: true)
+    let units = backend.split.reference
+    try backend.generatePseudoLabels(
+      PseudoLabelRequest(
+        teacherCheckpoint: directory + "/m0", units: units, level: .fine,
+        filters: PseudoLabelFilters(confidenceThreshold: 0.9, ignoreIndex: 250),
+        outputDirectory: directory + "/labels", seed: 2))
+    let voxels = try units.flatMap {
+      try NIfTI.readLabels(directory + "/labels/\($0).nii.gz").voxels
+    }
+    #expect(voxels.contains(250) && !voxels.contains(255))
+    let set = PseudoLabelSet(directory: directory + "/labels", units: units, level: .fine)
+    // The teacher agrees with every voxel it kept: the 250s are void, not disagreements.
+    let agreement = try backend.agreement(
+      AgreementRequest(studentCheckpoint: directory + "/m0", teacherLabels: [set], level: .fine))
+    #expect(agreement == 1)
+    // A student trains on them (250 is not refused as a class label).
+    try backend.trainStudent(
+      StudentTrainingRequest(
+        network: nil, initialCheckpoint: directory + "/m0", pseudoLabels: [set], level: .fine,
+        output: directory + "/m1", seed: 3))
+    #expect(FileManager.default.fileExists(atPath: directory + "/m1/axial.safetensors"))
+    // A void value that is a class id is refused when the backend is made.
+    #expect(
+      throws: TransferError.invalidConfiguration(
+        file: "configuration", key: "pseudoLabels.ignoreIndex",
+        reason: "2 is a class of blobs (level fine); choose a value of at least 3 that is no class id")
+    ) {
+      try volumeBackend(["dataset": .string(root), "testCases": 1], ignoreIndex: 2)
+    }
+  }
+
+  @Test("a source model of three view checkpoints is imported; its widths and inputs are checked")
+  func sourceModel() throws {
+    let root = try makeBlobDataset(count: 5, seed: 8)
+    let object: [String: ConfigurationValue] = [
+      "dataset": .string(root), "labeledFraction": 0.5, "testCases": 1, "widths": [4, 8],
+      "sourceIterations": 10, "finetuneIterations": 5, "batch": 4, "learningRate": 0.05,
+    ]
+    let directory = try makeTemporaryDirectory("volume-source")
+    try volumeBackend(object).trainSource(
+      SourceTrainingRequest(network: nil, output: directory + "/m0", seed: 1))
+    var adopted = object
+    adopted["widths"] = nil
+    let configuration = try TransferConfiguration(
+      seed: 3, schedules: [.stso], generations: 1, backend: volumeOptions(adopted),
+      sourceModel: directory + "/m0", previews: 0
+    ).validated()
+    let backend = try #require(try configuration.makeBackend() as? VolumeBackend)
+    let run = try TransferRun.start(
+      configuration: configuration, directory: directory + "/run", backend: backend)
+    let records = try run.execute()
+    #expect(run.executedJobs.first == "import-source")
+    let direct = try backend.evaluate(
+      EvaluationRequest(checkpoint: directory + "/m0", set: .test, level: .fine))
+    #expect(records.first { $0.generation == 0 }?.atE == direct.score)
+    var other = object
+    other["widths"] = [8, 16]
+    #expect(
+      throws: TransferError.invalidConfiguration(
+        file: "configuration", key: "backend.widths",
+        reason: "[8, 16], but the source model has [4, 8]")
+    ) { try volumeBackend(other, sourceModel: directory + "/m0") }
   }
 }

@@ -53,7 +53,7 @@ private func trainedTinyModel() -> (UNet, TrainingState) {
     learningRate: 0.1)
   model.parameters = parameters
   let state = TrainingState(
-    step: 1, optimizer: sgd, schedule: PolySchedule(baseLearningRate: 0.1, totalSteps: 10),
+    step: 1, optimizer: .sgd(sgd), schedule: PolySchedule(baseLearningRate: 0.1, totalSteps: 10),
     generator: rng)
   return (model, state)
 }

@@ -207,8 +207,8 @@ struct DataLoaderTests {
     let loader = try DataLoader(
       dataset: dataset, labelTable: table,
       augmentation: .training(
-        workingSize: ImageSize(height: 180, width: 240), cropSize: ImageSize(height: 96, width: 128)
-      ),
+        workingSize: ImageSize(height: 180, width: 240), cropSize: ImageSize(height: 96, width: 128),
+        ignoreIndex: .standard),
       batchSize: 4, seed: 1)
     for _ in 0..<2 {
       let batch = try loader.next()

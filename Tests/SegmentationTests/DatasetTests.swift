@@ -1,4 +1,5 @@
 import Foundation
+import Taxonomy
 import Testing
 
 @testable import Segmentation
@@ -69,7 +70,7 @@ struct DatasetTests {
     defer { try? FileManager.default.removeItem(atPath: root) }
     try writePair(image: "\(root)/training/images/b.png", label: nil)
     try writePair(image: "\(root)/training/images/a.png", label: nil)
-    let palette = (0..<66).map { PaletteColor(UInt8($0), 0, 0) }
+    let palette = (0..<66).map { LabelColor(UInt8($0), 0, 0) }
     for id in ["a", "b"] {
       let indices = LabelImage(width: 6, height: 4, values: [UInt8](repeating: 55, count: 24))
       try ImageFile.writePNG(

@@ -1,5 +1,6 @@
 import Foundation
 import Tensor
+import Taxonomy
 import Testing
 
 @testable import Segmentation
@@ -8,8 +9,8 @@ import Testing
 private let gray = [UInt8]([0, 1, 2, 3, 7, 8, 11, 254, 255, 128, 64, 33])
 private let paletteIndices = [UInt8]([0, 1, 2, 3, 4, 5, 5, 4, 3, 2, 1, 0])
 private let paletteColors = [
-  PaletteColor(128, 64, 128), PaletteColor(244, 35, 232), PaletteColor(70, 70, 70),
-  PaletteColor(107, 142, 35), PaletteColor(70, 130, 180), PaletteColor(0, 0, 142),
+  LabelColor(128, 64, 128), LabelColor(244, 35, 232), LabelColor(70, 70, 70),
+  LabelColor(107, 142, 35), LabelColor(70, 130, 180), LabelColor(0, 0, 142),
 ]
 private let rgb: [UInt8] = (0..<12).flatMap { (i: Int) -> [UInt8] in
   let r = UInt8(10 * i)
@@ -71,7 +72,7 @@ struct ImageCodecTests {
     #expect(info.paletteCount == image.palette.count)
   }
 
-  @Test("a palette read as RGB is expanded through the colour table")
+  @Test("a palette read as LabelColor is expanded through the colour table")
   func paletteAsRGB() throws {
     let image = try ImageFile.readRGB(at: TestPaths.fixture("palette8.png"))
     for i in 0..<12 {
@@ -98,7 +99,7 @@ struct ImageCodecTests {
     }
   }
 
-  @Test("JPEG RGB and grayscale match Pillow's decode within 3 levels")
+  @Test("JPEG LabelColor and grayscale match Pillow's decode within 3 levels")
   func jpeg() throws {
     let data = try Data(contentsOf: URL(fileURLWithPath: TestPaths.fixture("expected.json")))
     struct Expected: Decodable {
@@ -126,7 +127,7 @@ struct ImageCodecTests {
     #expect(grayDiff <= 3, "max difference \(grayDiff)")
   }
 
-  @Test("round trips: gray, RGB, palette (indices and colours)")
+  @Test("round trips: gray, LabelColor, palette (indices and colours)")
   func roundTrips() throws {
     var generator = SeededGenerator(seed: 3)
     let w = 37
@@ -140,7 +141,7 @@ struct ImageCodecTests {
     #expect(try PNGCodec.decodeRGB(PNGCodec.encodeRGB(image), path: "c") == image)
 
     for entries in [2, 5, 66, 256] {
-      let palette = (0..<entries).map { PaletteColor(UInt8($0), UInt8(255 - $0), UInt8($0 / 2)) }
+      let palette = (0..<entries).map { LabelColor(UInt8($0), UInt8(255 - $0), UInt8($0 / 2)) }
       let indices = (0..<(w * h)).map { _ in UInt8(Int.random(in: 0..<entries, using: &generator)) }
       let paletted = PaletteImage(
         indices: LabelImage(width: w, height: h, values: indices), palette: palette)
@@ -159,7 +160,7 @@ struct ImageCodecTests {
   func paletteIndexOutOfRange() {
     let image = PaletteImage(
       indices: LabelImage(width: 2, height: 1, values: [0, 3]),
-      palette: [PaletteColor(0, 0, 0), PaletteColor(1, 1, 1)])
+      palette: [LabelColor(0, 0, 0), LabelColor(1, 1, 1)])
     #expect(throws: ImageError.self) { try PNGCodec.encodePalette(image, path: "x.png") }
     #expect(throws: ImageError.self) {
       try PNGCodec.encodePalette(PaletteImage(indices: image.indices, palette: []), path: "x.png")
@@ -317,14 +318,14 @@ struct RealImageTests {
     let root = TestPaths.sharedData + "/mapillary-mini"
     let label = try ImageFile.readPalette(at: root + "/v1.2/__CRyFzoDOXn6unQ6a3DnQ.png")
     #expect(Set(label.indices.values) == [17, 44, 45])
-    #expect(label.palette[17] == PaletteColor(70, 70, 70))
+    #expect(label.palette[17] == LabelColor(70, 70, 70))
     let image = try ImageFile.readRGB(at: root + "/images/__CRyFzoDOXn6unQ6a3DnQ.jpg")
     #expect(image.width == label.indices.width && image.height == label.indices.height)
     #expect(image.width == 100 && image.height == 100)
   }
 
   @Test(
-    "Cityscapes labelIds, trainIds, 16-bit instanceIds, RGB frame",
+    "Cityscapes labelIds, trainIds, 16-bit instanceIds, LabelColor frame",
     .enabled(if: TestPaths.hasSharedData("cityscapes-mini")))
   func cityscapes() throws {
     let base = TestPaths.sharedData + "/cityscapes-mini"

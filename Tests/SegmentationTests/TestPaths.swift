@@ -1,5 +1,6 @@
 import Foundation
 import Segmentation
+import TestSupport
 
 /// Paths used by the Segmentation tests.
 enum TestPaths {
@@ -34,10 +35,8 @@ enum TestPaths {
     try ImageFile.readBytes(at: fixture(name))
   }
 
-  /// A fresh, empty temporary directory.
+  /// A fresh, empty temporary directory (``makeTemporaryDirectory(_:)`` of TestSupport).
   static func temporaryDirectory(_ tag: String) throws -> String {
-    let path = NSTemporaryDirectory() + "atso-seg-\(tag)-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
+    try makeTemporaryDirectory("seg-\(tag)")
   }
 }

@@ -66,7 +66,8 @@ func unetOverfitsAndReloads() throws {
   var trainer = Trainer(
     model: model,
     configuration: TrainerConfiguration(
-      schedule: PolySchedule(baseLearningRate: 0.05, totalSteps: steps), classSetName: "toy-3"),
+      ignoreIndex: .standard, schedule: PolySchedule(baseLearningRate: 0.05, totalSteps: steps),
+      optimizer: .sgd(SGD(momentum: 0.9)), classSetName: "toy-3"),
     generator: rng)
   var losses: [Float] = []
   for _ in 0..<steps { losses.append(try trainer.trainStep(batch).loss) }
@@ -106,8 +107,9 @@ func reduceLossTrainsFineClasses() throws {
   var trainer = Trainer(
     model: model,
     configuration: TrainerConfiguration(
-      loss: .reduceThenCompute(superClassOfFine: table),
-      schedule: PolySchedule(baseLearningRate: 0.05, totalSteps: steps), classSetName: "toy-fine"),
+      loss: .reduceThenCompute(superClassOfFine: table), ignoreIndex: .standard,
+      schedule: PolySchedule(baseLearningRate: 0.05, totalSteps: steps),
+      optimizer: .sgd(SGD(momentum: 0.9)), classSetName: "toy-fine"),
     generator: rng)
   var losses: [Float] = []
   for _ in 0..<steps { losses.append(try trainer.trainStep(coarse).loss) }
@@ -136,8 +138,9 @@ func divergenceIsReported() throws {
   var trainer = Trainer(
     model: UNet(.init(widths: [4, 8], classCount: 3), using: &rng),
     configuration: TrainerConfiguration(
-      schedule: PolySchedule(baseLearningRate: 0.01, totalSteps: 10), checkpointPath: path,
-      checkpointInterval: 1, classSetName: "toy-3"),
+      ignoreIndex: .standard, schedule: PolySchedule(baseLearningRate: 0.01, totalSteps: 10),
+      optimizer: .sgd(SGD(momentum: 0.9)), checkpointPath: path, checkpointInterval: 1,
+      classSetName: "toy-3"),
     generator: rng)
   try trainer.trainStep(batch)
   let good = trainer.model

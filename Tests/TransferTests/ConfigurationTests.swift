@@ -1,11 +1,13 @@
 import Foundation
+import Segmentation
+import TestSupport
 import Testing
 @testable import Transfer
 
 func decodeConfiguration(_ json: String) throws -> TransferConfiguration {
-  let configuration = try TransferConfiguration.decode(Data(json.utf8), file: "run.json")
-  try configuration.validate(file: "run.json")
-  return configuration
+  let configuration = try TransferConfiguration.decode(
+    Data(json.utf8), file: "run.json", kinds: [TestOptions.self, SimulationOptions.self])
+  return try configuration.validated(file: "run.json").configuration
 }
 
 @Test("a minimal configuration gets the defaults; a full one round-trips through JSON")
@@ -25,15 +27,24 @@ func configurationRoundTrip() throws {
         "labels": "previous-stage-final"},
        {"name": "fine", "method": "train", "level": "fine", "initialization": "previous-stage",
         "labels": "relabel"}],
-     "backend": {"dataset": "gta5"}}
+     "backend": {"kind": "test", "source": "gta5", "size": 64}, "sourceModel": "/m/source.ckpt"}
     """#)
   #expect(full.seed == UInt64.max)
   #expect(full.stages[0].level == .superClass(mapping: "cityscapes-7"))
   #expect(full.stages[2].initialization == .previousStage)
   #expect(full.pseudoLabels.classBalancedPortion == 0.2 && full.pseudoLabels.ignoreIndex == 250)
-  let directory = try temporaryDirectory("config")
+  let options = try #require(full.backend as? TestOptions)
+  #expect(options.source == "gta5" && options.size == 64 && options.sourceSteps == 10)
+  #expect(full.sourceModel == "/m/source.ckpt")
+  let directory = try makeTemporaryDirectory("config")
   try full.save(to: directory + "/run.json")
-  #expect(try TransferConfiguration.load(from: directory + "/run.json") == full)
+  let loaded = try TransferConfiguration.load(from: directory + "/run.json", kinds: [TestOptions.self])
+  #expect(loaded.configuration == full)
+  #expect(loaded.configuration.backend as? TestOptions == options)
+  // The saved file holds the backend's resolved options, numbers as numbers.
+  let saved = try String(contentsOfFile: directory + "/run.json", encoding: .utf8)
+  #expect(saved.contains(#""sourceSteps" : 10"#), "\(saved)")
+  #expect(saved.contains(#""kind" : "test""#))
 }
 
 @Test(
@@ -58,7 +69,7 @@ func configurationRoundTrip() throws {
       TransferError.invalidConfiguration(
         file: "run.json", key: "generation",
         reason: "unknown key (expected one of seed, runDirectory, schedules, folds, generations, "
-          + "pseudoLabels, stages, backend, previews)")
+          + "pseudoLabels, stages, backend, sourceModel, previews)")
     ),
     (
       #"{"schedules": []}"#,
@@ -83,7 +94,8 @@ func configurationRoundTrip() throws {
     ),
     (
       #"{"folds": "two"}"#,
-      TransferError.invalidConfiguration(file: "run.json", key: "folds", reason: "expected Int")
+      TransferError.invalidConfiguration(
+        file: "run.json", key: "folds", reason: "expected an integer (a JSON number)")
     ),
     (
       #"{"stages": [{"name": "a", "method": "train", "labels": "relabel"}]}"#,
@@ -124,6 +136,38 @@ func configurationRoundTrip() throws {
         reason: "unknown key (expected one of name, method, level, initialization, network, labels)"
       )
     ),
+    (
+      #"{"pseudoLabels": {"ignoreIndex": 256}}"#,
+      TransferError.invalidConfiguration(
+        file: "run.json", key: "pseudoLabels.ignoreIndex", reason: "must be in 0...255, got 256")
+    ),
+    (
+      #"{"backend": {"kind": "test", "source": "x", "sise": 3}}"#,
+      TransferError.invalidConfiguration(
+        file: "run.json", key: "backend.sise",
+        reason: "unknown key of the test backend (expected one of kind, source, test, size, "
+          + "sourceSteps, studentSteps, threads)")
+    ),
+    (
+      #"{"backend": {"kind": "test", "source": "x", "size": 0}}"#,
+      TransferError.invalidConfiguration(
+        file: "run.json", key: "backend.size", reason: "must be at least 1, got 0")
+    ),
+    (
+      #"{"backend": {"kind": "test", "source": "x", "size": 1.5}}"#,
+      TransferError.invalidConfiguration(
+        file: "run.json", key: "backend.size", reason: "expected an integer (a JSON number)")
+    ),
+    (
+      #"{"backend": {"kind": "test"}}"#,
+      TransferError.invalidConfiguration(file: "run.json", key: "backend.source", reason: "missing")
+    ),
+    (
+      #"{"backend": {"kind": "tset", "data": "x"}}"#,
+      TransferError.invalidConfiguration(
+        file: "run.json", key: "backend.kind",
+        reason: "unknown backend kind 'tset' (expected test, simulation)")
+    ),
   ])
 func invalidConfiguration(json: String, expected: TransferError) {
   #expect(throws: expected) { try decodeConfiguration(json) }
@@ -139,9 +183,62 @@ func malformedConfiguration() throws {
     throws: TransferError.fileOperation(
       path: "/nonexistent/run.json", reason: "cannot read the configuration")
   ) {
-    try TransferConfiguration.load(from: "/nonexistent/run.json")
+    try TransferConfiguration.load(from: "/nonexistent/run.json", kinds: [])
   }
   #expect(
     TransferError.unknownSchedule("x", file: "run.json").description
       == "run.json: unknown schedule 'x' (expected self-learning, stso or atso)")
+}
+
+@Test("backend objects of the earlier shape are refused with the object to write instead")
+func outdatedBackendObjects() throws {
+  do {
+    _ = try decodeConfiguration(
+      #"{"backend": {"kind": "test", "source": "x", "source-steps": "40", "size": "8"}}"#)
+    Issue.record("an outdated backend object was accepted")
+  } catch let error as TransferError {
+    guard case .outdatedConfiguration(let file, let key, let changes, let replacement) = error
+    else {
+      Issue.record("unexpected \(error)")
+      return
+    }
+    #expect(file == "run.json" && key == "backend")
+    #expect(changes == [#""size": "8" -> 8"#, #""source-steps" -> "sourceSteps""#, #""sourceSteps": "40" -> 40"#])
+    // The replacement decodes to what was meant.
+    let fixed = try decodeConfiguration(#"{"backend": \#(replacement)}"#)
+    #expect(fixed.backend as? TestOptions == {
+      var options = TestOptions(source: "x")
+      options.size = 8
+      options.sourceSteps = 40
+      return options
+    }())
+    #expect(error.description.hasPrefix("run.json: backend: written for an earlier atso-transfer"))
+    #expect(error.description.contains("Replace it with:\n{"))
+  }
+  // The simulation backend's earlier key.
+  #expect(throws: TransferError.self) {
+    try decodeConfiguration(#"{"backend": {"kind": "simulation", "delay-us": "5"}}"#)
+  }
+}
+
+@Test("--backend-option text becomes typed values; renamed keys name the new one")
+func backendOptionText() throws {
+  let options = TestOptions(source: "x")
+  #expect(try options.setting("size", to: "12").size == 12)
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "command line", key: "backend.size", reason: "'twelve' is not an integer (changes every model)")
+  ) { try options.setting("size", to: "twelve") }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "command line", key: "backend.source-steps",
+      reason: "renamed to 'sourceSteps' (this configuration was written for an earlier version; "
+        + "see `atso-transfer transfer --help`)")
+  ) { try options.setting("source-steps", to: "3") }
+  #expect(OptionValueKind.integers.value(of: "8, 16,32") == [8, 16, 32])
+  #expect(OptionValueKind.numbers.value(of: "0.75,1.25") == [0.75, 1.25])
+  #expect(OptionValueKind.integers.value(of: "8,,16") == nil)
+  let help = TestOptions.help
+  for key in TestOptions.keys { #expect(help.contains("\(key.name)="), "\(key.name) missing") }
+  #expect(help.contains("speed only") && help.contains("a data location"))
 }

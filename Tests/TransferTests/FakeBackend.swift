@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Transfer
 
 /// The error the fake backend throws to simulate a crash.
@@ -12,7 +13,9 @@ typealias FakeLabel = SimulationBackend.Label
 /// One recorded backend call. Paths are reduced to their last component so that runs in
 /// different directories compare equal.
 struct FakeCall: Equatable, CustomStringConvertible {
-  enum Kind: String { case trainSource, fineTune, adaptBatchNorm, label, evaluate, agreement }
+  enum Kind: String {
+    case trainSource, importSource, trainStudent, adaptBatchNorm, label, evaluate, agreement
+  }
   var kind: Kind
   /// The model read (initial checkpoint, labeler...) and the output written.
   var input: String
@@ -82,11 +85,17 @@ final class FakeBackend: TransferBackend {
     record(.trainSource, request.network ?? "-", Self.name(request.output), seed: request.seed)
   }
 
-  func fineTune(_ request: FineTuningRequest) throws {
+  func importSource(_ request: SourceImportRequest) throws {
     try enter(partialOutput: request.output)
-    try simulation.fineTune(request)
+    try simulation.importSource(request)
+    record(.importSource, Self.name(request.checkpoint), Self.name(request.output))
+  }
+
+  func trainStudent(_ request: StudentTrainingRequest) throws {
+    try enter(partialOutput: request.output)
+    try simulation.trainStudent(request)
     record(
-      .fineTune, Self.name(request.initialCheckpoint), Self.name(request.output),
+      .trainStudent, Self.name(request.initialCheckpoint), Self.name(request.output),
       units: request.pseudoLabels.flatMap(\.units).sorted(), seed: request.seed)
   }
 
@@ -101,10 +110,10 @@ final class FakeBackend: TransferBackend {
   func generatePseudoLabels(_ request: PseudoLabelRequest) throws {
     try enter(partialOutput: request.outputDirectory)
     // The labeler's training set, read from the checkpoint itself (not from the orchestrator).
-    let model = try SimulationBackend.read(FakeModel.self, request.checkpoint)
+    let model = try SimulationBackend.read(FakeModel.self, request.teacherCheckpoint)
     try simulation.generatePseudoLabels(request)
     record(
-      .label, Self.name(request.checkpoint), Self.name(request.outputDirectory),
+      .label, Self.name(request.teacherCheckpoint), Self.name(request.outputDirectory),
       units: request.units, labelerTrainedOn: model.trainedOn, seed: request.seed)
   }
 
@@ -119,8 +128,8 @@ final class FakeBackend: TransferBackend {
     try enter(partialOutput: nil)
     let result = try simulation.agreement(request)
     record(
-      .agreement, Self.name(request.checkpoint), "",
-      units: request.pseudoLabels.flatMap(\.units).sorted())
+      .agreement, Self.name(request.studentCheckpoint), "",
+      units: request.teacherLabels.flatMap(\.units).sorted())
     return result
   }
 
@@ -130,9 +139,49 @@ final class FakeBackend: TransferBackend {
   }
 }
 
-/// A fresh temporary directory for one test.
-func temporaryDirectory(_ name: String) throws -> String {
-  let path = NSTemporaryDirectory() + "transfer-tests-\(name)-\(UUID().uuidString)"
-  try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  return path
+/// Backend options for tests of the core's identity rules: one key of every scope and a data
+/// location (the fake backend reads none of them).
+struct TestOptions: BackendOptions, Equatable {
+  static let kind = "test"
+  static let summary = "options of the core's tests"
+  static let keys: [BackendOptionKey] = [
+    .init("source", .string, default: "required", "where the data lies", isLocation: true),
+    .init("test", .string, default: "none", "where the test data lies", isLocation: true),
+    .init("size", .integer, default: "32", "changes every model"),
+    .init("sourceSteps", .integer, default: "10", "trains M0", scope: .sourceTraining),
+    .init("studentSteps", .integer, default: "5", "trains students", scope: .studentTraining),
+    .init("threads", .integer, default: "1", "speed only", scope: .speed),
+  ]
+  var source: String
+  var test: String?
+  var size = 32
+  var sourceSteps = 10
+  var studentSteps = 5
+  var threads = 1
+
+  init(source: String) { self.source = source }
+
+  enum CodingKeys: String, CodingKey { case source, test, size, sourceSteps, studentSteps, threads }
+
+  init(from decoder: any Decoder) throws {
+    try decodeBackendKeys(decoder, Self.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    source = try c.decode(String.self, forKey: .source)
+    test = try c.decodeIfPresent(String.self, forKey: .test)
+    size = try c.decodeInteger(Int.self, forKey: .size) ?? 32
+    sourceSteps = try c.decodeInteger(Int.self, forKey: .sourceSteps) ?? 10
+    studentSteps = try c.decodeInteger(Int.self, forKey: .studentSteps) ?? 5
+    threads = try c.decodeInteger(Int.self, forKey: .threads) ?? 1
+  }
+
+  func validate(file: String) throws {
+    if size < 1 {
+      throw TransferError.invalidConfiguration(
+        file: file, key: "backend.size", reason: "must be at least 1, got \(size)")
+    }
+  }
+
+  func makeBackend(_ context: BackendContext) throws -> any TransferBackend {
+    FakeBackend(units: sevenUnits)
+  }
 }

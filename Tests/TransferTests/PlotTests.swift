@@ -1,5 +1,7 @@
 import Foundation
 import Segmentation
+import Taxonomy
+import TestSupport
 import Testing
 
 @testable import Transfer
@@ -11,7 +13,7 @@ func readPlot(_ path: String) throws -> RGBImage {
 }
 
 /// The number of pixels of `color` in the rectangle `[x0, x1) x [y0, y1)`.
-func count(_ color: RGB, in image: PlotCanvas, x: Range<Int>, y: Range<Int>) -> Int {
+func count(_ color: LabelColor, in image: PlotCanvas, x: Range<Int>, y: Range<Int>) -> Int {
   var n = 0
   for row in y { for column in x where image.pixel(x: column, y: row) == color { n += 1 } }
   return n
@@ -19,10 +21,10 @@ func count(_ color: RGB, in image: PlotCanvas, x: Range<Int>, y: Range<Int>) -> 
 
 @Test("plots are written as RGB PNGs that decode to the canvas pixels")
 func plotPNGRoundTrip() throws {
-  var canvas = PlotCanvas(width: 150, height: 160, color: RGB(1, 2, 3))
-  canvas.set(x: 149, y: 159, RGB(250, 0, 7))
-  canvas.set(x: 0, y: 0, RGB(9, 8, 7))
-  let directory = try temporaryDirectory("png")
+  var canvas = PlotCanvas(width: 150, height: 160, color: LabelColor(1, 2, 3))
+  canvas.set(x: 149, y: 159, LabelColor(250, 0, 7))
+  canvas.set(x: 0, y: 0, LabelColor(9, 8, 7))
+  let directory = try makeTemporaryDirectory("png")
   try writePNG(canvas, to: directory + "/plot.png")
   let decoded = try readPlot(directory + "/plot.png")
   #expect(decoded.width == 150 && decoded.height == 160)
@@ -33,9 +35,9 @@ func plotPNGRoundTrip() throws {
 @Test("the curves plot draws the axes, every schedule's color, and names metric and data")
 func curvesPlot() throws {
   var configuration = TransferConfiguration(seed: 2, folds: 2, generations: 2)
-  configuration.backend = [
-    "test": "camvid:/data/camvid/train.txt?include=0001TP", "source": "camvid:/d/train.txt",
-  ]
+  var options = TestOptions(source: "camvid:/d/train.txt")
+  options.test = "camvid:/data/camvid/train.txt?include=0001TP"
+  configuration.backend = options
   let (run, _, records) = try runFresh(configuration, name: "plot")
   let table = ResultsTable(records: records, configuration: run.configuration)
   let plot = table.curvesPlot(stage: "fine", dataset: LinePlot.datasetLine(configuration.backend))
@@ -46,7 +48,7 @@ func curvesPlot() throws {
       == "stage fine, level fine; S camvid:train.txt, E camvid:train.txt?include=0001TP")
   #expect(plot.series.map(\.label).contains("self-learning @R"))
   let image = plot.render(width: 480, height: 300)
-  var colors: Set<RGB> = []
+  var colors: Set<LabelColor> = []
   for y in 0..<image.height { for x in 0..<image.width { colors.insert(image.pixel(x: x, y: y)) } }
   for color in LinePlot.palette { #expect(colors.contains(color)) }
   #expect(colors.contains(.black) && colors.contains(.white) && colors.contains(.gray))

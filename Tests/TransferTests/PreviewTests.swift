@@ -20,8 +20,8 @@ func previewClassColors() throws {
       SemanticClass(id: 0, name: "road", color: LabelColor(red: 128, green: 64, blue: 128)),
       SemanticClass(id: 1, name: "a"), SemanticClass(id: 2, name: "b"),
     ])
-  let colors = classes.displayColors.map(RGB.init)
-  #expect(colors[0] == RGB(128, 64, 128))
+  let colors = classes.displayColors
+  #expect(colors[0] == LabelColor(128, 64, 128))
   #expect(colors[1] != .black && colors[2] != .black && colors[1] != colors[2])
   #expect(colors[3] == .black && colors[255] == .black)
 }
@@ -36,7 +36,7 @@ func contactSheetLayout() throws {
       SemanticClass(id: 2, name: "unused", color: LabelColor(red: 1, green: 2, blue: 3)),
     ])
   let palette = classes.displayColors
-  let colors = palette.map(RGB.init)
+  let colors = palette
   // 4x3 label maps: left half sky, right half car (row 0), all car (row 1).
   let a: [UInt8] = [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]
   let b = [UInt8](repeating: 1, count: 12)
@@ -62,7 +62,7 @@ func contactSheetLayout() throws {
   #expect(canvas.pixel(x: model.x, y: model.y) == colors[0])
   #expect(canvas.pixel(x: model.x + 15, y: model.y + 11) == colors[1])
   let image = layout.panelOrigin(row: 1, column: 0)
-  #expect(canvas.pixel(x: image.x + 1, y: image.y + 1) == RGB(200, 200, 200))
+  #expect(canvas.pixel(x: image.x + 1, y: image.y + 1) == LabelColor(200, 200, 200))
   // The legend swatches are drawn below the last row.
   let pixels = (0..<canvas.height).flatMap { y in (0..<canvas.width).map { canvas.pixel(x: $0, y: y) } }
   let legendTop = layout.panelOrigin(row: 2, column: 0).y - 13
@@ -70,5 +70,5 @@ func contactSheetLayout() throws {
     (0..<canvas.width).map { canvas.pixel(x: $0, y: y) }
   }
   #expect(below.contains(colors[0]) && below.contains(colors[1]))
-  #expect(!pixels.contains(RGB(1, 2, 3)))
+  #expect(!pixels.contains(LabelColor(1, 2, 3)))
 }

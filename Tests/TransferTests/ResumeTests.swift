@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Transfer
 
@@ -51,7 +52,7 @@ func resumeAfterCrash() throws {
   var crashPoints = Array(stride(from: 1, through: total, by: 8))
   crashPoints.append(total)
   for n in crashPoints {
-    let directory = try temporaryDirectory("crash\(n)")
+    let directory = try makeTemporaryDirectory("crash\(n)")
     let crashing = FakeBackend(units: sevenUnits, crashAtCall: n)
     let first = try TransferRun.start(
       configuration: resumeConfiguration, directory: directory, backend: crashing)
@@ -74,7 +75,7 @@ func resumeAfterCrash() throws {
 @Test("repeated crashes, each resumed by a new orchestrator")
 func repeatedCrashes() throws {
   let reference = try referenceRun()
-  let directory = try temporaryDirectory("repeated")
+  let directory = try makeTemporaryDirectory("repeated")
   var allMutating: [FakeCall] = []
   for crash in [5, 9, 13, 4, nil] {
     let backend = FakeBackend(units: sevenUnits, crashAtCall: crash)
@@ -98,7 +99,7 @@ func repeatedCrashes() throws {
 func killBeforeRecord() throws {
   let reference = try referenceRun()
   for victim in ["label-fine-atso-g1-fold2", "finetune-fine-stso-g2", "train-source"] {
-    let directory = try temporaryDirectory("record")
+    let directory = try makeTemporaryDirectory("record")
     let first = try TransferRun.start(
       configuration: resumeConfiguration, directory: directory,
       backend: FakeBackend(units: sevenUnits))
@@ -117,11 +118,11 @@ func killBeforeRecord() throws {
 @Test("half-written files and corrupt records are discarded on resume")
 func halfWrittenFilesDiscarded() throws {
   let reference = try referenceRun()
-  let directory = try temporaryDirectory("garbage")
+  let directory = try makeTemporaryDirectory("garbage")
   // Crash inside a fine-tuning call, which leaves a half-written checkpoint behind.
   let crash =
     try #require(
-      reference.calls.indices.first { $0 >= 30 && reference.calls[$0].kind == .fineTune }) + 1
+      reference.calls.indices.first { $0 >= 30 && reference.calls[$0].kind == .trainStudent }) + 1
   let first = try TransferRun.start(
     configuration: resumeConfiguration, directory: directory,
     backend: FakeBackend(units: sevenUnits, crashAtCall: crash))
@@ -129,12 +130,12 @@ func halfWrittenFilesDiscarded() throws {
   let done = first.executedJobs
   let pending = try #require(
     first.plan.jobs.first { job in
-      if case .fineTune = job.action { return !done.contains(job.id) }
+      if case .trainStudent = job.action { return !done.contains(job.id) }
       return false
     })
   // A checkpoint of an unfinished job that looks complete, a truncated completion record of a
   // finished job, and leftover temporary files.
-  let pendingOutput = directory + "/" + TransferRun.outputs(of: pending)[0]
+  let pendingOutput = directory + "/" + pending.action.outputs[0]
   _ = FileManager.default.createFile(atPath: pendingOutput, contents: Data("{\"quality\": 1".utf8))
   let truncated = try #require(done.first { $0.hasPrefix("label-") })
   let recordPath = directory + "/steps/\(truncated).json"
@@ -169,15 +170,26 @@ func resumeFinishedRun() throws {
   #expect(backend.calls.isEmpty)
   #expect(resumed.executedJobs.isEmpty)
   expectSameResults(reference.directory, as: reference)
-  #expect(throws: TransferError.self) {
+  #expect(
+    throws: TransferError.runDirectory(
+      path: reference.directory, reason: "already holds a run (configuration.json); use resume")
+  ) {
     try TransferRun.start(
       configuration: resumeConfiguration, directory: reference.directory, backend: backend)
   }
   // A different reference set no longer matches the saved fold split.
-  #expect(throws: TransferError.self) {
-    try TransferRun(resuming: reference.directory, backend: FakeBackend(units: ["x", "y", "z"]))
+  #expect(
+    throws: TransferError.runDirectory(
+      path: reference.directory + "/folds.json",
+      reason: "the saved fold split differs from the one of the seed and the reference set")
+  ) {
+    try TransferRun(
+      resuming: reference.directory, backend: FakeBackend(units: ["x", "y", "z", "w", "v"]))
   }
-  #expect(throws: TransferError.self) {
+  #expect(
+    throws: TransferError.runDirectory(
+      path: reference.directory + "/nothing", reason: "no configuration.json: not a run directory")
+  ) {
     try TransferRun(resuming: reference.directory + "/nothing", backend: backend)
   }
 }
@@ -207,11 +219,28 @@ func editedConfiguration() throws {
   #expect(!backend.calls.contains { $0.kind == .trainSource })
   #expect(!resumed.executedJobs.contains("eval-fine-source"))
   #expect(backend.calls.filter { $0.kind == .label }.count == 2 * 2)
-  #expect(backend.calls.filter { $0.kind == .fineTune }.count == 2 + 1)
-  // Backend options are part of every identity: everything is recomputed.
-  edited.backend = ["epochs": "3"]
+  #expect(backend.calls.filter { $0.kind == .trainStudent }.count == 2 + 1)
+  // A backend option that trains the source model changes every job: everything is recomputed.
+  var options = TestOptions(source: "/a")
+  edited.backend = options
+  try edited.save(to: run.directory + "/configuration.json")
+  try TransferRun(resuming: run.directory, backend: FakeBackend(units: sevenUnits), kinds: [TestOptions.self]).execute()
+  options.sourceSteps = 20
+  edited.backend = options
   try edited.save(to: run.directory + "/configuration.json")
   let again = FakeBackend(units: sevenUnits)
-  try TransferRun(resuming: run.directory, backend: again).execute()
+  let resumedAgain = try TransferRun(resuming: run.directory, backend: again, kinds: [TestOptions.self])
+  try resumedAgain.execute()
   #expect(again.calls.filter { $0.kind == .trainSource }.count == 1)
+  #expect(resumedAgain.executedJobs.count == resumedAgain.plan.jobs.count)
+  // A student option leaves M0 and its evaluation alone.
+  options.studentSteps = 9
+  edited.backend = options
+  try edited.save(to: run.directory + "/configuration.json")
+  let students = FakeBackend(units: sevenUnits)
+  let third = try TransferRun(resuming: run.directory, backend: students, kinds: [TestOptions.self])
+  try third.execute()
+  #expect(!students.calls.contains { $0.kind == .trainSource })
+  #expect(!third.executedJobs.contains("eval-fine-source"))
+  #expect(students.calls.filter { $0.kind == .trainStudent }.count == 2 + 1)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Transfer
 
@@ -8,7 +9,7 @@ func runFresh(
   _ configuration: TransferConfiguration, units: [String] = sevenUnits, name: String
 ) throws -> (run: TransferRun, backend: FakeBackend, records: [MetricsRecord]) {
   let backend = FakeBackend(units: units)
-  let directory = try temporaryDirectory(name)
+  let directory = try makeTemporaryDirectory(name)
   let run = try TransferRun.start(
     configuration: configuration, directory: directory, backend: backend)
   let records = try run.execute()
@@ -23,7 +24,10 @@ func foldSplit() throws {
   #expect(try FoldSplit(units: sevenUnits.reversed(), count: 3, runSeed: 11) == split)
   let others = try (0..<8).map { try FoldSplit(units: sevenUnits, count: 3, runSeed: $0) }
   #expect(Set(others.map(\.folds)).count > 1)
-  #expect(throws: TransferError.self) { try FoldSplit(units: ["a", "b"], count: 3, runSeed: 0) }
+  #expect(
+    throws: TransferError.invalidReferenceSet(
+      reason: "2 units cannot be split into 3 non-empty folds")
+  ) { try FoldSplit(units: ["a", "b"], count: 3, runSeed: 0) }
   #expect(throws: TransferError.invalidReferenceSet(reason: "unit 'a' is listed twice")) {
     try FoldSplit(units: ["a", "b", "a"], count: 2, runSeed: 0)
   }
@@ -53,16 +57,16 @@ func atsoFoldBookkeeping(folds: Int) throws {
   var recordedSets = 0
   for job in run.plan.jobs {
     guard case .label = job.action else { continue }
-    let data = try #require(FileManager.default.contents(atPath: run.recordPath(job)))
+    let data = try #require(FileManager.default.contents(atPath: run.records.path(of: job)))
     let record = try JSONDecoder().decode(StepRecord.self, from: data)
     let labelSet = try #require(record.labelSet)
     #expect(labelSet.isCrossFold)
-    #expect(Set(labelSet.labelerTrainedOn).isDisjoint(with: labelSet.units))
+    #expect(Set(labelSet.teacherTrainedOn).isDisjoint(with: labelSet.units))
     recordedSets += 1
   }
   #expect(recordedSets == labelCalls.count)
   // Every student restarts from M0; model k trains on every fold except k.
-  let fineTunes = backend.calls.filter { $0.kind == .fineTune }
+  let fineTunes = backend.calls.filter { $0.kind == .trainStudent }
   #expect(fineTunes.count == folds * generations + 1)
   #expect(fineTunes.allSatisfy { $0.input == "source.ckpt" })
   for call in fineTunes where call.output.contains("-m") {
@@ -80,7 +84,7 @@ func selfLearningAndSTSO() throws {
   let configuration = TransferConfiguration(
     seed: 3, schedules: [.selfLearning, .stso], generations: 3)
   let (run, backend, records) = try runFresh(configuration, name: "slstso")
-  let fineTunes = backend.calls.filter { $0.kind == .fineTune }
+  let fineTunes = backend.calls.filter { $0.kind == .trainStudent }
   let byOutput = Dictionary(uniqueKeysWithValues: fineTunes.map { ($0.output, $0) })
   // Generation 1 is the same computation for both schedules and runs once.
   #expect(byOutput["fine-stso-g1.ckpt"] == nil)
@@ -105,10 +109,10 @@ func selfLearningAndSTSO() throws {
 func jobSeeds() throws {
   let configuration = TransferConfiguration(seed: 9, schedules: [.atso, .stso], folds: 3)
   let split = try FoldSplit(units: sevenUnits, count: 3, runSeed: 9)
-  let a = try TransferPlan(configuration: configuration, split: split)
+  let a = try TransferPlan(configuration: configuration.validated(), split: split)
   var reordered = configuration
   reordered.schedules = [.stso, .atso]
-  let b = try TransferPlan(configuration: reordered, split: split)
+  let b = try TransferPlan(configuration: reordered.validated(), split: split)
   let seedsA = Dictionary(uniqueKeysWithValues: a.jobs.map { ($0.id, $0.seed) })
   let seedsB = Dictionary(uniqueKeysWithValues: b.jobs.map { ($0.id, $0.seed) })
   #expect(seedsA == seedsB)
@@ -116,30 +120,56 @@ func jobSeeds() throws {
   #expect(Set(seedsA.values).count == seedsA.count)
   var reseeded = configuration
   reseeded.seed = 10
-  let c = try TransferPlan(configuration: reseeded, split: split)
+  let c = try TransferPlan(configuration: reseeded.validated(), split: split)
   #expect(c.jobs.first?.seed != a.jobs.first?.seed)
 }
 
-@Test("data locations change job identities, not seeds; threads change neither")
+@Test("data locations change job identities, not seeds; speed options change neither")
 func jobSeedsIgnoreLocations() throws {
-  var configuration = TransferConfiguration(seed: 9, schedules: [.atso, .stso], folds: 2)
-  configuration.backend = ["source": "camvid:/a/train.txt", "test": "camvid:/a/val.txt", "size": "32x48"]
+  let configuration = TransferConfiguration(
+    seed: 9, schedules: [.atso, .stso], folds: 2, backend: TestOptions(source: "/a/train.txt"))
   let split = try FoldSplit(units: sevenUnits, count: 2, runSeed: 9)
-  let a = try TransferPlan(configuration: configuration, split: split)
-  var moved = configuration
-  moved.backend["source"] = "camvid:/elsewhere/train.txt"
-  moved.backend["mappings"] = "/opt/mappings"
-  let b = try TransferPlan(configuration: moved, split: split)
-  #expect(a.jobs.map(\.seed) == b.jobs.map(\.seed))
-  #expect(zip(a.jobs, b.jobs).allSatisfy { $0.identity != $1.identity })
-  var threaded = configuration
-  threaded.backend["threads"] = "7"
-  let c = try TransferPlan(configuration: threaded, split: split)
-  #expect(a.jobs.map(\.identity) == c.jobs.map(\.identity) && a.jobs.map(\.seed) == c.jobs.map(\.seed))
-  var resized = configuration
-  resized.backend["size"] = "64x96"
-  let d = try TransferPlan(configuration: resized, split: split)
-  #expect(zip(a.jobs, d.jobs).allSatisfy { $0.seed != $1.seed && $0.identity != $1.identity })
+  func plan(_ edit: (inout TestOptions) -> Void) throws -> TransferPlan {
+    var options = TestOptions(source: "/a/train.txt")
+    edit(&options)
+    var edited = configuration
+    edited.backend = options
+    return try TransferPlan(configuration: edited.validated(), split: split)
+  }
+  let a = try plan { _ in }
+  let moved = try plan { $0.source = "/elsewhere/train.txt" }
+  #expect(a.jobs.map(\.seed) == moved.jobs.map(\.seed))
+  #expect(zip(a.jobs, moved.jobs).allSatisfy { $0.identity != $1.identity })
+  let threaded = try plan { $0.threads = 7 }
+  #expect(a.jobs.map(\.identity) == threaded.jobs.map(\.identity))
+  #expect(a.jobs.map(\.seed) == threaded.jobs.map(\.seed))
+  let resized = try plan { $0.size = 64 }
+  #expect(zip(a.jobs, resized.jobs).allSatisfy { $0.seed != $1.seed && $0.identity != $1.identity })
+}
+
+@Test("the source model depends only on what trains it: student options change students only")
+func sourceModelIdentity() throws {
+  let configuration = TransferConfiguration(
+    seed: 9, schedules: [.atso], folds: 2, backend: TestOptions(source: "/a"))
+  let split = try FoldSplit(units: sevenUnits, count: 2, runSeed: 9)
+  func jobs(_ edit: (inout TestOptions) -> Void) throws -> [String: TransferJob] {
+    var options = TestOptions(source: "/a")
+    edit(&options)
+    var edited = configuration
+    edited.backend = options
+    let plan = try TransferPlan(configuration: edited.validated(), split: split)
+    return Dictionary(uniqueKeysWithValues: plan.jobs.map { ($0.id, $0) })
+  }
+  let base = try jobs { _ in }
+  let students = try jobs { $0.studentSteps = 50 }
+  let sources = try jobs { $0.sourceSteps = 50 }
+  #expect(students["train-source"] == base["train-source"])
+  #expect(students["eval-fine-source"] == base["eval-fine-source"])
+  #expect(students["label-fine-atso-g1-fold1"] == base["label-fine-atso-g1-fold1"])
+  #expect(students["finetune-fine-atso-g1-m1"]?.identity != base["finetune-fine-atso-g1-m1"]?.identity)
+  #expect(students["finetune-fine-atso-g1-m1"]?.seed != base["finetune-fine-atso-g1-m1"]?.seed)
+  // A source option changes M0, and so everything that descends from it.
+  #expect(sources.values.allSatisfy { $0.identity != base[$0.id]?.identity })
 }
 
 @Test("staged transfer: ATSO at the super-class level, then the target network, then fine")
@@ -158,7 +188,7 @@ func stagedTransfer() throws {
     ])
   configuration.pseudoLabels.adaptBatchNorm = true
   let (_, backend, records) = try runFresh(configuration, name: "staged")
-  let fineTunes = backend.calls.filter { $0.kind == .fineTune }
+  let fineTunes = backend.calls.filter { $0.kind == .trainStudent }
   let target = try #require(fineTunes.first { $0.output == "target-coarse-atso.ckpt" })
   #expect(target.input == "source-target.ckpt")
   #expect(target.units == sevenUnits.sorted())
@@ -170,4 +200,40 @@ func stagedTransfer() throws {
   #expect(backend.calls.filter { $0.kind == .adaptBatchNorm }.count == 2 * 3 + 1)
   #expect(records.map(\.stage).contains("target-fine"))
   #expect(records.first { $0.stage == "coarse" }?.level == level)
+}
+
+@Test("a source model is imported instead of trained; it is identified by its content")
+func importedSourceModel() throws {
+  let folder = try makeTemporaryDirectory("import")
+  let model = FakeModel(quality: 0.7, trainedOn: [], memorized: [:], adaptedOn: nil)
+  try JSONEncoder().encode(model).write(to: URL(fileURLWithPath: folder + "/m0.json"))
+  var configuration = TransferConfiguration(seed: 2, schedules: [.atso], generations: 1)
+  configuration.sourceModel = folder + "/m0.json"
+  let (run, backend, records) = try runFresh(configuration, name: "imported")
+  #expect(!backend.calls.contains { $0.kind == .trainSource })
+  #expect(backend.calls.first?.kind == .importSource)
+  #expect(run.executedJobs.first == "import-source")
+  #expect(records.first { $0.generation == 0 }?.atE == 0.7)
+  // The same file elsewhere: other identities (a location), the same seeds; other content:
+  // every job changes.
+  let split = run.split
+  func plan(_ path: String) throws -> TransferPlan {
+    var edited = configuration
+    edited.sourceModel = path
+    return try TransferPlan(
+      configuration: edited.validated(), split: split, sourceModelDigest: contentDigest(of: path))
+  }
+  let moved = try makeTemporaryDirectory("import-moved")
+  try FileManager.default.copyItem(atPath: folder + "/m0.json", toPath: moved + "/m0.json")
+  let a = try plan(folder + "/m0.json")
+  let b = try plan(moved + "/m0.json")
+  #expect(a.jobs.map(\.seed) == b.jobs.map(\.seed))
+  #expect(a.jobs.map(\.identity) != b.jobs.map(\.identity))
+  try JSONEncoder().encode(FakeModel(quality: 0.6, trainedOn: [], memorized: [:], adaptedOn: nil))
+    .write(to: URL(fileURLWithPath: moved + "/m0.json"))
+  let c = try plan(moved + "/m0.json")
+  #expect(zip(b.jobs, c.jobs).allSatisfy { $0.seed != $1.seed })
+  #expect(throws: TransferError.fileOperation(path: "/nonexistent/m0.json", reason: "no such file or directory")) {
+    try contentDigest(of: "/nonexistent/m0.json")
+  }
 }

@@ -1,3 +1,4 @@
+import Segmentation
 import Tensor
 import Testing
 @testable import Transfer
@@ -24,21 +25,26 @@ func classBalancedExact() throws {
   let classes: [UInt8] = [0, 0, 0, 0, 1, 1, 255]
   let confidences: [Float] = [0.9, 0.8, 0.7, 0.6, 0.3, 0.2, 0.99]
   let cbst = try ClassBalancedThresholds(
-    classes: classes, confidences: confidences, classCount: 3, portion: 0.5)
+    classes: classes, confidences: confidences, classCount: 3, portion: 0.5, ignoreIndex: 255)
   #expect(cbst.thresholds == [0.8, 0.3, nil])
-  #expect(cbst.apply(classes: classes, confidences: confidences) == [0, 0, 255, 255, 1, 255, 255])
+  #expect(
+    cbst.apply(classes: classes, confidences: confidences, ignoreIndex: 255)
+      == [0, 0, 255, 255, 1, 255, 255])
   // A rare, unconfident class keeps its best pixel where a global threshold would drop it all.
-  let global = applyConfidenceThreshold(classes: classes, confidences: confidences, threshold: 0.6)
+  let global = applyConfidenceThreshold(
+    classes: classes, confidences: confidences, threshold: 0.6, ignoreIndex: 255)
   #expect(!global.contains(1))
   #expect(throws: TransferError.invalidThreshold(name: "classBalancedPortion", value: 0)) {
-    try ClassBalancedThresholds(classes: [0], confidences: [1], classCount: 1, portion: 0)
+    try ClassBalancedThresholds(
+      classes: [0], confidences: [1], classCount: 1, portion: 0, ignoreIndex: 255)
   }
   #expect(throws: TransferError.invalidThreshold(name: "class id", value: 3)) {
-    try ClassBalancedThresholds(classes: [3], confidences: [1], classCount: 3, portion: 0.5)
+    try ClassBalancedThresholds(
+      classes: [3], confidences: [1], classCount: 3, portion: 0.5, ignoreIndex: 255)
   }
 }
 
-@Test("random data: exact CBST keeps k_c per class; the histogram estimator keeps k_c up to a bin")
+@Test("random data: exact CBST keeps k_c per class; the filters apply it over all units")
 func classBalancedRandom() throws {
   var rng = SeededGenerator(seed: 4)
   let n = 5000
@@ -47,29 +53,21 @@ func classBalancedRandom() throws {
   let confidences = (0..<n).map { _ in rng.nextUniform() }
   for portion in [0.1, 0.35, 1.0] {
     let exact = try ClassBalancedThresholds(
-      classes: classes, confidences: confidences, classCount: classCount, portion: portion)
-    let kept = exact.apply(classes: classes, confidences: confidences)
-    var estimator = ClassBalancedThresholdEstimator(classCount: classCount, binCount: 256)
-    // Accumulate unit by unit (10 "images").
-    for start in stride(from: 0, to: n, by: 500) {
-      try estimator.add(
-        classes: Array(classes[start..<(start + 500)]),
-        confidences: Array(confidences[start..<(start + 500)]))
-    }
-    let approximate = try estimator.thresholds(portion: portion)
-    let keptApproximately = approximate.apply(classes: classes, confidences: confidences)
+      classes: classes, confidences: confidences, classCount: classCount, portion: portion,
+      ignoreIndex: 255)
+    let kept = exact.apply(classes: classes, confidences: confidences, ignoreIndex: 255)
     for c in 0..<classCount {
       let total = classes.filter { $0 == c }.count
       let k = classBalancedKeepCount(portion: portion, count: total)
       #expect(kept.filter { $0 == c }.count == k)  // no ties in random floats
-      let approx = keptApproximately.filter { $0 == c }.count
-      let binSlack = total / 256 * 4 + 8
-      #expect(approx >= k && approx <= k + binSlack, "class \(c): \(approx) vs \(k)")
-      let exactThreshold = try #require(exact.thresholds[c])
-      let approximateThreshold = try #require(approximate.thresholds[c])
-      #expect(
-        approximateThreshold <= exactThreshold
-          && exactThreshold - approximateThreshold < 1.0 / 256 + 1e-6)
     }
+    // Ten "images": the thresholds are over all of them, not per image.
+    let units = stride(from: 0, to: n, by: 500).map {
+      ClassDecisions(
+        labels: Array(classes[$0..<($0 + 500)]), confidences: Array(confidences[$0..<($0 + 500)]))
+    }
+    let filters = PseudoLabelFilters(classBalancedPortion: portion, ignoreIndex: 250)
+    let filtered = try filters.apply(units, classCount: classCount).flatMap { $0 }
+    #expect(filtered == kept.map { $0 == 255 ? 250 : $0 })
   }
 }

@@ -116,8 +116,9 @@ if options.mode != "infer" {
   var trainer = Trainer(
     model: model,
     configuration: TrainerConfiguration(
+      ignoreIndex: .standard,
       schedule: PolySchedule(baseLearningRate: 0.01, totalSteps: 1_000_000, power: 0),
-      momentum: 0.9, classSetName: "bench-19"),
+      optimizer: .sgd(SGD(momentum: 0.9)), classSetName: "bench-19"),
     generator: rng)
   var times: [Double] = []
   var loss: Float = 0

@@ -1,10 +1,11 @@
+import Taxonomy
 extension SyntheticStreets {
   /// The colour table of Mapillary Vistas v1.2 label PNGs, index = class id (0...65).
   ///
   /// From the dataset's `config.json` order as listed in facebookresearch/Mask2Former
   /// `register_mapillary_vistas.py` (see shared/reference/TAXONOMIES.md §2.1); index 17 is
   /// building (70,70,70), 65 is void (0,0,0).
-  public static let mapillaryPalette: [PaletteColor] = [
+  public static let mapillaryPalette: [LabelColor] = [
     (165, 42, 42), (0, 192, 0), (196, 196, 196), (190, 153, 153), (180, 165, 180), (90, 120, 150),
     (102, 102, 156), (128, 64, 255), (140, 140, 200), (170, 170, 170), (250, 170, 160),
     (96, 96, 96), (230, 150, 140), (128, 64, 128), (110, 110, 110), (244, 35, 232),
@@ -17,7 +18,7 @@ extension SyntheticStreets {
     (250, 170, 30), (192, 192, 192), (220, 220, 0), (140, 140, 20), (119, 11, 32), (150, 0, 255),
     (0, 60, 100), (0, 0, 142), (0, 0, 90), (0, 0, 230), (0, 80, 100), (128, 64, 64), (0, 0, 110),
     (0, 0, 70), (0, 0, 192), (32, 32, 32), (120, 10, 10), (0, 0, 0),
-  ].map { PaletteColor($0.0, $0.1, $0.2) }
+  ].map { LabelColor($0.0, $0.1, $0.2) }
 
   /// Writes `count` scenes of a domain to disk in the domain's dataset layout and returns the
   /// dataset read back through the matching reader.

@@ -11,18 +11,35 @@ public enum TrainingLoss: Sendable, Codable, Equatable {
   case reduceThenCompute(superClassOfFine: [Int?])
 }
 
+/// A run of consecutive images of a batch that is trained with one loss.
+///
+/// A batch of `n` images split into groups of `c_1, ..., c_k` images is trained on
+/// ```
+/// loss = sum_g (c_g / n) * loss_g      (loss_g: the mean over the counted pixels of group g)
+/// ```
+/// e.g. labeled source images with cross-entropy beside super-class pseudo labels with the
+/// reduce-then-compute loss.
+public struct LossGroup: Sendable, Equatable {
+  /// The number of images, counted from the end of the previous group.
+  public var count: Int
+  public var loss: TrainingLoss
+
+  public init(count: Int, loss: TrainingLoss) {
+    self.count = count
+    self.loss = loss
+  }
+}
+
 /// The hyperparameters of a ``Trainer``.
 public struct TrainerConfiguration: Sendable, Equatable {
-  /// The loss.
+  /// The loss of batches trained without groups.
   public var loss: TrainingLoss
   /// The void label of the batches.
-  public var ignoreIndex: UInt8
+  public var ignoreIndex: IgnoreIndex
   /// The learning-rate schedule (poly, power 0.9).
   public var schedule: PolySchedule
-  /// SGD momentum.
-  public var momentum: Float
-  /// SGD L2 weight decay.
-  public var weightDecay: Float
+  /// The optimizer a new trainer starts with (its state empty).
+  public var optimizer: TrainingOptimizer
   /// If set, gradients whose global L2 norm exceeds it are scaled down to it.
   public var maxGradientNorm: Float?
   /// If set, the trainer writes a checkpoint here every ``checkpointInterval`` good steps.
@@ -31,23 +48,24 @@ public struct TrainerConfiguration: Sendable, Equatable {
   public var checkpointInterval: Int
   /// The class set name recorded in checkpoints.
   public var classSetName: String
+  /// The working size recorded in checkpoints (nil: none, e.g. slices of volumes).
+  public var workingSize: ImageSize?
 
   /// Creates a configuration.
   public init(
-    loss: TrainingLoss = .crossEntropy(), ignoreIndex: UInt8 = 255,
-    schedule: PolySchedule, momentum: Float = 0.9, weightDecay: Float = 0,
-    maxGradientNorm: Float? = nil, checkpointPath: String? = nil, checkpointInterval: Int = 100,
-    classSetName: String
+    loss: TrainingLoss = .crossEntropy(), ignoreIndex: IgnoreIndex, schedule: PolySchedule,
+    optimizer: TrainingOptimizer, maxGradientNorm: Float? = nil, checkpointPath: String? = nil,
+    checkpointInterval: Int = 100, classSetName: String, workingSize: ImageSize? = nil
   ) {
     self.loss = loss
     self.ignoreIndex = ignoreIndex
     self.schedule = schedule
-    self.momentum = momentum
-    self.weightDecay = weightDecay
+    self.optimizer = optimizer
     self.maxGradientNorm = maxGradientNorm
     self.checkpointPath = checkpointPath
     self.checkpointInterval = max(1, checkpointInterval)
     self.classSetName = classSetName
+    self.workingSize = workingSize
   }
 }
 
@@ -55,26 +73,30 @@ public struct TrainerConfiguration: Sendable, Equatable {
 public struct TrainingStepResult: Sendable, Equatable {
   /// The step index (0-based) that was taken.
   public var step: Int
-  /// The mean loss over counted pixels.
+  /// The loss: the mean over counted pixels, or the image-weighted mean of the groups' losses.
   public var loss: Float
   /// The learning rate used.
   public var learningRate: Float
   /// The global L2 norm of the gradients before clipping.
   public var gradientNorm: Float
+  /// The labeled (not void) pixels of each loss group (one entry without groups).
+  public var countedPixels: [Int]
 }
 
-/// Trains a segmentation network with SGD and the poly schedule, one ``Batch`` at a time.
+/// Trains a segmentation network with the poly schedule, one ``Batch`` at a time: the one
+/// training path of the package (`train`, transfer source models and students, view networks).
 ///
 /// The trainer owns the model, the optimizer state, the step counter and a random generator (for
-/// callers that augment or shuffle), and saves all of them in checkpoints. A step whose loss or
-/// gradients are not finite is not applied: ``trainStep(_:)`` throws
+/// callers that augment or shuffle), and saves all of them in checkpoints. Every batch is
+/// validated against the model and the losses (``validate(_:groups:)``). A step whose loss or
+/// gradients are not finite is not applied: ``trainStep(_:groups:)`` throws
 /// ``ModelError/diverged(step:reason:lastGoodCheckpoint:)``, and the last checkpoint written
 /// (always from a good step, written atomically) stays on disk.
 public struct Trainer<Model: SegmentationModel>: Sendable {
   /// The network being trained.
   public var model: Model
-  /// The optimizer state.
-  public var optimizer: SGD
+  /// The optimizer and its state.
+  public var optimizer: TrainingOptimizer
   /// The hyperparameters.
   public var configuration: TrainerConfiguration
   /// The number of steps taken.
@@ -88,16 +110,16 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
   public init(model: Model, configuration: TrainerConfiguration, generator: SeededGenerator) {
     self.model = model
     self.configuration = configuration
-    self.optimizer = SGD(momentum: configuration.momentum, weightDecay: configuration.weightDecay)
+    self.optimizer = configuration.optimizer
     self.step = 0
     self.generator = generator
   }
 
-  /// Resumes from a checkpoint written by ``saveCheckpoint(to:)``: weights, buffers, optimizer
-  /// state, step and generator.
+  /// Resumes from a checkpoint written by ``saveCheckpoint(to:loader:)``: weights, buffers,
+  /// optimizer state, step and generator.
   ///
   /// - Throws: ``ModelError/checkpointMismatch(path:reason:)`` if the checkpoint has another
-  ///   architecture or no training state.
+  ///   architecture, no training state, or another optimizer.
   public init(
     model: Model, configuration: TrainerConfiguration, resumingFrom checkpoint: Checkpoint,
     path: String = "checkpoint"
@@ -106,6 +128,11 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     try checkpoint.restore(into: &model, path: path)
     guard let state = checkpoint.trainingState else {
       throw .checkpointMismatch(path: path, reason: "no training state to resume from")
+    }
+    guard state.optimizer.kind == configuration.optimizer.kind else {
+      throw .checkpointMismatch(
+        path: path,
+        reason: "trained with \(state.optimizer.kind.rawValue), not \(configuration.optimizer.kind.rawValue)")
     }
     self.model = model
     self.configuration = configuration
@@ -130,72 +157,120 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
   {
     var state = trainingState
     state.loader = loader
-    try Checkpoint(model: model, classSetName: configuration.classSetName, training: state)
-      .write(to: path)
+    try Checkpoint(
+      model: model, classSetName: configuration.classSetName, training: state,
+      workingSize: configuration.workingSize
+    ).write(to: path)
     lastCheckpointPath = path
   }
 
-  /// Checks a batch against the model and the loss.
-  public func validate(_ batch: Batch) throws(ModelError) {
+  /// The groups of a batch: `groups`, or the configuration's loss over all images.
+  func lossGroups(_ batch: Batch, _ groups: [LossGroup]?) -> [LossGroup] {
+    groups ?? [LossGroup(count: batch.count, loss: configuration.loss)]
+  }
+
+  /// Checks a batch against the model and its losses: shapes, group sizes, and every label a
+  /// class of its group's loss (fine classes, or super classes) or the ignore index.
+  public func validate(_ batch: Batch, groups: [LossGroup]? = nil) throws(ModelError) {
     let shape = batch.images.shape
     guard shape.count == 4, shape[0] > 0, shape[1] > 0, shape[2] > 0 else {
       throw .invalidBatch(reason: "images must be [n, h, w, c] with n, h, w > 0, got \(shape)")
     }
-    let pixels = shape[0] * shape[1] * shape[2]
-    guard batch.labels.count == pixels else {
-      throw .invalidBatch(reason: "\(batch.labels.count) labels for \(pixels) pixels of \(shape)")
+    let pixels = shape[1] * shape[2]
+    guard batch.labels.count == shape[0] * pixels else {
+      throw .invalidBatch(reason: "\(batch.labels.count) labels for \(shape[0] * pixels) pixels of \(shape)")
     }
-    let ignore = configuration.ignoreIndex
-    var valid = [Bool](repeating: false, count: 256)
-    switch configuration.loss {
-    case .crossEntropy(let weights):
-      if let weights, weights.count != model.classCount {
-        throw .invalidBatch(
-          reason: "\(weights.count) class weights for \(model.classCount) classes")
-      }
-      for c in 0..<min(256, model.classCount) { valid[c] = true }
-    case .reduceThenCompute(let superClassOfFine):
-      guard superClassOfFine.count == model.classCount else {
-        throw .invalidBatch(
-          reason:
-            "the fine-to-super table has \(superClassOfFine.count) entries for \(model.classCount) classes"
-        )
-      }
-      for s in superClassOfFine { if let s, (0..<256).contains(s) { valid[s] = true } }
+    let groups = lossGroups(batch, groups)
+    guard groups.allSatisfy({ $0.count > 0 }), groups.reduce(0, { $0 + $1.count }) == shape[0]
+    else {
+      throw .invalidBatch(reason: "loss groups of \(groups.map(\.count)) images for \(shape[0])")
     }
-    valid[Int(ignore)] = true
-    for (i, label) in batch.labels.enumerated() where !valid[Int(label)] {
-      throw .invalidLabel(value: label, pixel: i, classCount: model.classCount)
+    var first = 0
+    for group in groups {
+      var valid = [Bool](repeating: false, count: 256)
+      switch group.loss {
+      case .crossEntropy(let weights):
+        if let weights, weights.count != model.classCount {
+          throw .invalidBatch(
+            reason: "\(weights.count) class weights for \(model.classCount) classes")
+        }
+        for c in 0..<min(256, model.classCount) { valid[c] = true }
+      case .reduceThenCompute(let superClassOfFine):
+        guard superClassOfFine.count == model.classCount else {
+          throw .invalidBatch(
+            reason:
+              "the fine-to-super table has \(superClassOfFine.count) entries for \(model.classCount) classes"
+          )
+        }
+        for s in superClassOfFine { if let s, (0..<256).contains(s) { valid[s] = true } }
+      }
+      valid[Int(configuration.ignoreIndex.value)] = true
+      let range = (first * pixels)..<((first + group.count) * pixels)
+      for i in range where !valid[Int(batch.labels[i])] {
+        throw .invalidLabel(value: batch.labels[i], pixel: i, classCount: model.classCount)
+      }
+      first += group.count
     }
   }
 
-  /// The loss and its logits gradient for `logits` against `labels`.
-  func lossAndGradient(_ logits: Tensor, labels: [UInt8]) -> (loss: Float, logitsGradient: Tensor) {
-    switch configuration.loss {
+  /// The loss and its logits gradient for `logits` against `labels` under one loss.
+  func lossAndGradient(_ logits: Tensor, labels: [UInt8], loss: TrainingLoss)
+    -> (loss: Float, logitsGradient: Tensor)
+  {
+    let ignore = configuration.ignoreIndex.value
+    switch loss {
     case .crossEntropy(let weights):
-      softmaxCrossEntropy(
-        logits: logits, labels: labels, ignoreIndex: configuration.ignoreIndex,
-        classWeights: weights)
+      return softmaxCrossEntropy(
+        logits: logits, labels: labels, ignoreIndex: ignore, classWeights: weights)
     case .reduceThenCompute(let table):
-      reduceThenComputeLoss(
-        logits: logits, superLabels: labels, superClassOfFine: table,
-        ignoreIndex: configuration.ignoreIndex)
+      return reduceThenComputeLoss(
+        logits: logits, superLabels: labels, superClassOfFine: table, ignoreIndex: ignore)
     }
   }
 
-  /// Runs one training step: forward (batch statistics), loss, backward, gradient checks, SGD
-  /// update with the scheduled learning rate, and an automatic checkpoint when due.
+  /// The image-weighted loss of the groups and its logits gradient (see ``LossGroup``).
+  func lossAndGradient(_ logits: Tensor, labels: [UInt8], groups: [LossGroup])
+    -> (loss: Float, logitsGradient: Tensor)
+  {
+    if groups.count == 1 { return lossAndGradient(logits, labels: labels, loss: groups[0].loss) }
+    let (n, h, w, c) = (logits.shape[0], logits.shape[1], logits.shape[2], logits.shape[3])
+    var total: Float = 0
+    var gradient: [Float] = []
+    gradient.reserveCapacity(logits.count)
+    var first = 0
+    for group in groups {
+      let pixels = (first * h * w)..<((first + group.count) * h * w)
+      let part = Tensor(
+        shape: [group.count, h, w, c],
+        scalars: Array(logits.scalars[(pixels.lowerBound * c)..<(pixels.upperBound * c)]))
+      let (loss, partGradient) = lossAndGradient(
+        part, labels: Array(labels[pixels]), loss: group.loss)
+      let weight = Float(group.count) / Float(n)
+      total += weight * loss
+      gradient += partGradient.scalars.map { $0 * weight }
+      first += group.count
+    }
+    return (total, Tensor(shape: logits.shape, scalars: gradient))
+  }
+
+  /// Runs one training step: validation, forward (batch statistics), loss, backward, gradient
+  /// checks, optimizer update with the scheduled learning rate, and an automatic checkpoint when
+  /// due.
   ///
+  /// - Parameter groups: the loss of each run of images (nil: the configuration's loss).
   /// - Throws: ``ModelError/invalidBatch(reason:)`` / ``ModelError/invalidLabel(value:pixel:classCount:)``
   ///   for a bad batch (nothing changes), ``ModelError/diverged(step:reason:lastGoodCheckpoint:)``
   ///   for a non-finite loss or gradient (the parameters are not updated; the running statistics
   ///   of the failed forward pass are rolled back too), or a checkpoint write error.
   @discardableResult
-  public mutating func trainStep(_ batch: Batch) throws(ModelError) -> TrainingStepResult {
-    try validate(batch)
+  public mutating func trainStep(_ batch: Batch, groups: [LossGroup]? = nil) throws(ModelError)
+    -> TrainingStepResult
+  {
+    try validate(batch, groups: groups)
+    let groups = lossGroups(batch, groups)
     let before = model
     let (logits, cache) = model.trainingForward(batch.images)
-    let (loss, logitsGradient) = lossAndGradient(logits, labels: batch.labels)
+    let (loss, logitsGradient) = lossAndGradient(logits, labels: batch.labels, groups: groups)
     guard loss.isFinite else {
       model = before
       throw .diverged(step: step, reason: "loss is \(loss)", lastGoodCheckpoint: lastCheckpointPath)
@@ -229,8 +304,17 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     var parameters = model.parameters
     optimizer.update(&parameters, gradients: gradients, learningRate: learningRate)
     model.parameters = parameters
+    let pixels = batch.images.shape[1] * batch.images.shape[2]
+    var counted: [Int] = []
+    var first = 0
+    for group in groups {
+      let labels = batch.labels[(first * pixels)..<((first + group.count) * pixels)]
+      counted.append(configuration.ignoreIndex.countLabeled(Array(labels)))
+      first += group.count
+    }
     let result = TrainingStepResult(
-      step: step, loss: loss, learningRate: learningRate, gradientNorm: norm)
+      step: step, loss: loss, learningRate: learningRate, gradientNorm: norm,
+      countedPixels: counted)
     step += 1
     if let path = configuration.checkpointPath, step % configuration.checkpointInterval == 0 {
       try saveCheckpoint(to: path)
@@ -249,48 +333,4 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
   {
     predictSegmentation(model, images: images, horizontalFlip: horizontalFlip)
   }
-}
-
-/// Predicts labels and probabilities with any model; see ``Trainer/predict(_:horizontalFlip:)``.
-public func predictSegmentation<M: SegmentationModel>(
-  _ model: M, images: Tensor, horizontalFlip: Bool = false
-) -> (labels: [UInt8], probabilities: Tensor) {
-  var probabilities = softmaxChannels(model(images))
-  if horizontalFlip {
-    let mirrored = flippedHorizontally(softmaxChannels(model(flippedHorizontally(images))))
-    for i in probabilities.scalars.indices {
-      probabilities.scalars[i] = 0.5 * (probabilities.scalars[i] + mirrored.scalars[i])
-    }
-  }
-  let classes = probabilities.shape.last ?? 1
-  let pixels = probabilities.count / max(1, classes)
-  var labels = [UInt8](repeating: 0, count: pixels)
-  probabilities.scalars.withUnsafeBufferPointer { p in
-    for i in 0..<pixels {
-      var best = 0
-      for c in 1..<classes where p[i * classes + c] > p[i * classes + best] { best = c }
-      labels[i] = UInt8(min(best, 255))
-    }
-  }
-  return (labels, probabilities)
-}
-
-/// Mirrors NHWC images left to right.
-public func flippedHorizontally(_ x: Tensor) -> Tensor {
-  precondition(x.rank == 4, "flippedHorizontally expects [n, h, w, c], got \(x.shape)")
-  let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-  var out = Tensor(repeating: 0, shape: x.shape)
-  x.scalars.withUnsafeBufferPointer { src in
-    out.scalars.withUnsafeMutableBufferPointer { dst in
-      for row in 0..<(n * h) {
-        let base = row * w * c  // row `row` of image row / h
-        for col in 0..<w {
-          let from = base + col * c
-          let to = base + (w - 1 - col) * c
-          for k in 0..<c { dst[to + k] = src[from + k] }
-        }
-      }
-    }
-  }
-  return out
 }

@@ -12,7 +12,7 @@ public struct TrainingRunConfiguration: Sendable, Codable, Equatable {
   /// The name of the class set the logits index, recorded in checkpoints.
   public var classSetName: String
   /// The label value that is void in the loss and the metrics.
-  public var ignoreIndex: UInt8
+  public var ignoreIndex: IgnoreIndex
   /// The training pre-processing (working size, scale, crop, flip, normalisation).
   public var augmentation: AugmentationConfig
   /// Samples per step.
@@ -21,9 +21,11 @@ public struct TrainingRunConfiguration: Sendable, Codable, Equatable {
   public var totalSteps: Int
   /// The base learning rate of the poly schedule (power 0.9).
   public var baseLearningRate: Float
-  /// SGD momentum.
+  /// The optimizer (``OptimizerKind/sgd`` unless set).
+  public var optimizer: OptimizerKind
+  /// SGD momentum (not used by Adam, whose betas are 0.9 and 0.999).
   public var momentum: Float
-  /// SGD L2 weight decay.
+  /// L2 weight decay.
   public var weightDecay: Float
   /// The seed of the initialisation, the sample order and the augmentation.
   public var seed: UInt64
@@ -38,9 +40,10 @@ public struct TrainingRunConfiguration: Sendable, Codable, Equatable {
 
   /// Creates a configuration.
   public init(
-    architecture: ModelArchitecture, classSetName: String, ignoreIndex: UInt8,
+    architecture: ModelArchitecture, classSetName: String, ignoreIndex: IgnoreIndex,
     augmentation: AugmentationConfig, batchSize: Int, totalSteps: Int,
-    baseLearningRate: Float = 0.01, momentum: Float = 0.9, weightDecay: Float = 5e-4,
+    baseLearningRate: Float = 0.01, optimizer: OptimizerKind = .sgd, momentum: Float = 0.9,
+    weightDecay: Float = 5e-4,
     seed: UInt64 = 0, checkpointInterval: Int = 100, validationInterval: Int = 0,
     loaderWorkers: Int = 1, initialization: WeightInitialization = .he
   ) {
@@ -51,6 +54,7 @@ public struct TrainingRunConfiguration: Sendable, Codable, Equatable {
     self.batchSize = batchSize
     self.totalSteps = totalSteps
     self.baseLearningRate = baseLearningRate
+    self.optimizer = optimizer
     self.momentum = momentum
     self.weightDecay = weightDecay
     self.seed = seed
@@ -62,20 +66,22 @@ public struct TrainingRunConfiguration: Sendable, Codable, Equatable {
 
   enum CodingKeys: String, CodingKey {
     case architecture, classSetName, ignoreIndex, augmentation, batchSize, totalSteps
-    case baseLearningRate, momentum, weightDecay, seed, checkpointInterval, validationInterval
-    case loaderWorkers, initialization
+    case baseLearningRate, optimizer, momentum, weightDecay, seed, checkpointInterval
+    case validationInterval, loaderWorkers, initialization
   }
 
-  /// Decodes a configuration; `initialization` may be absent (files written before it existed).
+  /// Decodes a configuration; `initialization` and `optimizer` may be absent (files written
+  /// before they existed: He initialisation, SGD).
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     architecture = try c.decode(ModelArchitecture.self, forKey: .architecture)
     classSetName = try c.decode(String.self, forKey: .classSetName)
-    ignoreIndex = try c.decode(UInt8.self, forKey: .ignoreIndex)
+    ignoreIndex = try c.decode(IgnoreIndex.self, forKey: .ignoreIndex)
     augmentation = try c.decode(AugmentationConfig.self, forKey: .augmentation)
     batchSize = try c.decode(Int.self, forKey: .batchSize)
     totalSteps = try c.decode(Int.self, forKey: .totalSteps)
     baseLearningRate = try c.decode(Float.self, forKey: .baseLearningRate)
+    optimizer = try c.decodeIfPresent(OptimizerKind.self, forKey: .optimizer) ?? .sgd
     momentum = try c.decode(Float.self, forKey: .momentum)
     weightDecay = try c.decode(Float.self, forKey: .weightDecay)
     seed = try c.decode(UInt64.self, forKey: .seed)
@@ -116,7 +122,7 @@ public struct LabeledSource: Sendable {
 /// is not evaluated, such as CamVid's `Unlabelled`, or an id beyond
 /// ``ClassSet/outputCount``) sent to `modelClasses.ignoreIndex`.
 public func trainingLabelTable(_ mapping: LabelMapping, modelClasses: ClassSet) -> [UInt8] {
-  let ignore = UInt8(modelClasses.ignoreIndex)
+  let ignore = IgnoreIndex(modelClasses).value
   return mapping.lookupTable.map { value in
     let id = Int(value)
     guard id < modelClasses.outputCount, modelClasses.semanticClass(id: id)?.isEvaluated == true
@@ -167,22 +173,6 @@ public struct TrainingRunResult: Sendable {
   public var validation: EvaluationReport?
   /// Seconds spent training in this process.
   public var seconds: Double
-}
-
-/// The files of a training run folder.
-public enum TrainingRunFiles {
-  /// The configuration, `training.json`.
-  public static func configuration(in directory: String) -> String {
-    DatasetFiles.join(directory, "training.json")
-  }
-  /// The (latest) checkpoint, `checkpoint.safetensors` (and `checkpoint.safetensors.json`).
-  public static func checkpoint(in directory: String) -> String {
-    DatasetFiles.join(directory, "checkpoint.safetensors")
-  }
-  /// One JSON line per validation: `{"step": .., "meanIoU": .., "pixelAccuracy": ..}`.
-  public static func validationLog(in directory: String) -> String {
-    DatasetFiles.join(directory, "validation.jsonl")
-  }
 }
 
 /// Trains a network from scratch, or resumes an interrupted run, writing checkpoints to
@@ -245,8 +235,11 @@ func runTraining<Model: SegmentationModel>(
     ignoreIndex: configuration.ignoreIndex,
     schedule: PolySchedule(
       baseLearningRate: configuration.baseLearningRate, totalSteps: configuration.totalSteps),
-    momentum: configuration.momentum, weightDecay: configuration.weightDecay,
-    classSetName: configuration.classSetName)
+    optimizer: TrainingOptimizer(
+      configuration.optimizer, momentum: configuration.momentum,
+      weightDecay: configuration.weightDecay),
+    classSetName: configuration.classSetName,
+    workingSize: configuration.augmentation.workingSize)
 
   var trainer: Trainer<Model>
   var loaderState: LoaderState?
@@ -276,39 +269,25 @@ func runTraining<Model: SegmentationModel>(
       step: trainer.step, configuration: configuration, sampleCount: training.dataset.count))
 
   var lastValidation: EvaluationReport?
-  func validate() throws {
+  func validate(_ model: Model, step: Int) throws {
     guard let validation else { return }
     let matrix = try evaluateSegmentation(
-      trainer.model, on: validation, classes: modelClasses,
+      model, on: validation, classes: modelClasses,
       workingSize: configuration.augmentation.workingSize,
       normalization: configuration.augmentation.normalization,
       batchSize: configuration.batchSize)
     let report = try matrix.report()
     lastValidation = report
     appendValidationLine(
-      step: trainer.step, report: report, to: TrainingRunFiles.validationLog(in: directory))
-    try progress(.validation(step: trainer.step, report: report))
+      step: step, report: report, to: TrainingRunFiles.validationLog(in: directory))
+    try progress(.validation(step: step, report: report))
   }
 
-  let start = Date()
   let firstStep = trainer.step
-  var lastLoss: Float?
-  while trainer.step < configuration.totalSteps {
-    let batch = try loader.next()
-    let result = try trainer.trainStep(batch)
-    lastLoss = result.loss
-    let elapsed = Date().timeIntervalSince(start)
-    let done = trainer.step - firstStep
-    let perStep = elapsed / Double(max(1, done))
-    try progress(
-      .step(
-        TrainingProgress(
-          step: trainer.step, totalSteps: configuration.totalSteps, loss: result.loss,
-          learningRate: result.learningRate,
-          imagesPerSecond: elapsed > 0
-            ? Double(done * configuration.batchSize) / elapsed : 0,
-          secondsPerStep: perStep,
-          secondsRemaining: perStep * Double(configuration.totalSteps - trainer.step))))
+  let loop = try trainer.train(
+    until: configuration.totalSteps, imagesPerStep: configuration.batchSize,
+    next: { _ in TrainingBatch(try loader.next()) }, progress: progress
+  ) { trainer, _ in
     let isLast = trainer.step == configuration.totalSteps
     if isLast || trainer.step % max(1, configuration.checkpointInterval) == 0 {
       try trainer.saveCheckpoint(to: checkpointPath, loader: loader.state)
@@ -317,16 +296,16 @@ func runTraining<Model: SegmentationModel>(
     if !isLast, configuration.validationInterval > 0,
       trainer.step % configuration.validationInterval == 0
     {
-      try validate()
+      try validate(trainer.model, step: trainer.step)
     }
   }
   if trainer.step == firstStep, !FileManager.default.fileExists(atPath: checkpointPath) {
     try trainer.saveCheckpoint(to: checkpointPath, loader: loader.state)
   }
-  try validate()
+  try validate(trainer.model, step: trainer.step)
   return TrainingRunResult(
-    steps: trainer.step, checkpointPath: checkpointPath, lastLoss: lastLoss,
-    validation: lastValidation, seconds: Date().timeIntervalSince(start))
+    steps: trainer.step, checkpointPath: checkpointPath, lastLoss: loop.last?.loss,
+    validation: lastValidation, seconds: loop.seconds)
 }
 
 /// The loader state of an uninterrupted run after `step` steps (one batch per step).
@@ -342,107 +321,4 @@ func derivedLoaderState(step: Int, configuration: TrainingRunConfiguration, samp
   state.position = step % perEpoch
   state.generator = LoaderState.epochGenerator(seed: configuration.seed, epoch: state.epoch)
   return state
-}
-
-/// Scores a model on labelled samples at a working size: the arg-max of the logits against the
-/// labels resized (nearest) to the working size, accumulated in one confusion matrix.
-///
-/// Samples are decoded in order without augmentation; with no working size every image is run
-/// at its own size, one at a time.
-/// - Parameters:
-///   - classes: the class set of both the labels (after `source.labelTable`) and the logits.
-/// - Throws: `DatasetError` for unreadable samples.
-public func evaluateSegmentation<Model: SegmentationModel>(
-  _ model: Model, on source: LabeledSource, classes: ClassSet, workingSize: ImageSize?,
-  normalization: Normalization = .imageNet, batchSize: Int = 8
-) throws -> ConfusionMatrix {
-  var matrix = ConfusionMatrix(classes: classes)
-  let loader = try DataLoader(
-    dataset: source.dataset, labelTable: source.labelTable,
-    augmentation: AugmentationConfig(
-      workingSize: workingSize, normalization: normalization,
-      ignoreIndex: UInt8(classes.ignoreIndex)),
-    batchSize: workingSize == nil ? 1 : max(1, batchSize), seed: 0, shuffle: false,
-    dropLast: false, prefetch: 2, workers: 1)
-  for _ in 0..<loader.batchesPerEpoch {
-    let batch = try loader.next()
-    let (labels, _) = predictSegmentation(model, images: batch.images)
-    matrix.accumulate(groundTruth: batch.labels, prediction: labels)
-  }
-  return matrix
-}
-
-/// ``evaluateSegmentation(_:on:classes:workingSize:normalization:batchSize:)`` for a model of
-/// any architecture (as built by ``Checkpoint/makeModel(path:)``).
-public func evaluateSegmentation(
-  anyModel model: any SegmentationModel, on source: LabeledSource, classes: ClassSet,
-  workingSize: ImageSize?, normalization: Normalization = .imageNet, batchSize: Int = 8
-) throws -> ConfusionMatrix {
-  try evaluateSegmentation(
-    model, on: source, classes: classes, workingSize: workingSize,
-    normalization: normalization, batchSize: batchSize)
-}
-
-/// Reads `training.json`.
-public func readRunConfiguration(_ path: String) throws -> TrainingRunConfiguration {
-  let data: Data
-  do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-    throw ModelError.fileAccess(
-      path: path, reason: "cannot read the run configuration (is this a training folder?)")
-  }
-  do {
-    return try JSONDecoder().decode(TrainingRunConfiguration.self, from: data)
-  } catch {
-    throw ModelError.malformedCheckpoint(path: path, reason: "bad run configuration: \(error)")
-  }
-}
-
-func writeRunConfiguration(_ configuration: TrainingRunConfiguration, to path: String) throws {
-  let encoder = JSONEncoder()
-  encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-  let data: Data
-  do { data = try encoder.encode(configuration) } catch {
-    throw ModelError.fileAccess(path: path, reason: "cannot encode the configuration: \(error)")
-  }
-  try writeAtomically(data, to: path)
-}
-
-/// The first field that differs between a saved and a requested configuration, or `nil`.
-func describeDifference(_ saved: TrainingRunConfiguration, _ requested: TrainingRunConfiguration)
-  -> String?
-{
-  var requested = requested
-  requested.loaderWorkers = saved.loaderWorkers  // does not change the results
-  requested.checkpointInterval = saved.checkpointInterval
-  requested.validationInterval = saved.validationInterval
-  guard saved != requested else { return nil }
-  let fields: [(String, Bool)] = [
-    ("architecture \(saved.architecture)", saved.architecture == requested.architecture),
-    ("class set \(saved.classSetName)", saved.classSetName == requested.classSetName),
-    ("ignore index \(saved.ignoreIndex)", saved.ignoreIndex == requested.ignoreIndex),
-    ("augmentation \(saved.augmentation)", saved.augmentation == requested.augmentation),
-    ("batch size \(saved.batchSize)", saved.batchSize == requested.batchSize),
-    ("\(saved.totalSteps) steps", saved.totalSteps == requested.totalSteps),
-    ("learning rate \(saved.baseLearningRate)",
-     saved.baseLearningRate == requested.baseLearningRate),
-    ("momentum \(saved.momentum)", saved.momentum == requested.momentum),
-    ("weight decay \(saved.weightDecay)", saved.weightDecay == requested.weightDecay),
-    ("seed \(saved.seed)", saved.seed == requested.seed),
-  ]
-  return fields.first { !$0.1 }.map { "\($0.0); give the same options to resume" }
-    ?? "another configuration"
-}
-
-func appendValidationLine(step: Int, report: EvaluationReport, to path: String) {
-  func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
-  let line =
-    "{\"step\": \(step), \"meanIoU\": \(number(report.meanIoU)), "
-    + "\"pixelAccuracy\": \(number(report.pixelAccuracy))}\n"
-  if let handle = FileHandle(forWritingAtPath: path) {
-    handle.seekToEndOfFile()
-    handle.write(Data(line.utf8))
-    handle.closeFile()
-  } else {
-    _ = FileManager.default.createFile(atPath: path, contents: Data(line.utf8))
-  }
 }

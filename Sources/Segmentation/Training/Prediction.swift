@@ -1,0 +1,83 @@
+import Tensor
+
+/// Predicts labels and probabilities with any model; see ``Trainer/predict(_:horizontalFlip:)``.
+public func predictSegmentation<M: SegmentationModel>(
+  _ model: M, images: Tensor, horizontalFlip: Bool = false
+) -> (labels: [UInt8], probabilities: Tensor) {
+  let probabilities = predictProbabilities(model, images: images, horizontalFlip: horizontalFlip)
+  let decisions = ClassDecisions(
+    probabilities: probabilities.scalars, classCount: probabilities.shape.last ?? 1)
+  return (decisions.labels, probabilities)
+}
+
+/// Class probabilities `[n, h, w, classCount]` of `images` with the running statistics.
+///
+/// With `horizontalFlip`, the mean of those of the images and of their mirror images (mirrored
+/// back).
+public func predictProbabilities<M: SegmentationModel>(
+  _ model: M, images: Tensor, horizontalFlip: Bool = false
+) -> Tensor {
+  var probabilities = softmaxChannels(model(images))
+  if horizontalFlip {
+    let mirrored = flippedHorizontally(softmaxChannels(model(flippedHorizontally(images))))
+    for i in probabilities.scalars.indices {
+      probabilities.scalars[i] = 0.5 * (probabilities.scalars[i] + mirrored.scalars[i])
+    }
+  }
+  return probabilities
+}
+
+/// Class probabilities of every image (`[h, w, c]` each), `batch` images per forward pass;
+/// one `[h, w, classCount]` tensor per image.
+public func predictProbabilities<M: SegmentationModel>(
+  _ model: M, images: [Tensor], batch: Int
+) -> [Tensor] {
+  var result: [Tensor] = []
+  var start = 0
+  while start < images.count {
+    let end = min(images.count, start + max(1, batch))
+    let probabilities = predictProbabilities(model, images: stacked(images[start..<end]))
+    let shape = Array(probabilities.shape.dropFirst())
+    let per = shape.reduce(1, *)
+    for k in 0..<(end - start) {
+      result.append(
+        Tensor(shape: shape, scalars: Array(probabilities.scalars[(k * per)..<((k + 1) * per)])))
+    }
+    start = end
+  }
+  return result
+}
+
+/// Stacks tensors of one shape into a batch `[n] + shape`.
+///
+/// - Precondition: at least one tensor; all of one shape.
+public func stacked(_ tensors: some Collection<Tensor>) -> Tensor {
+  guard let first = tensors.first else { preconditionFailure("stacking no tensors") }
+  var scalars: [Float] = []
+  scalars.reserveCapacity(first.count * tensors.count)
+  for tensor in tensors {
+    precondition(tensor.shape == first.shape, "stacking \(tensor.shape) onto \(first.shape)")
+    scalars += tensor.scalars
+  }
+  return Tensor(shape: [tensors.count] + first.shape, scalars: scalars)
+}
+
+/// Mirrors NHWC images left to right.
+public func flippedHorizontally(_ x: Tensor) -> Tensor {
+  precondition(x.rank == 4, "flippedHorizontally expects [n, h, w, c], got \(x.shape)")
+  let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+  var out = Tensor(repeating: 0, shape: x.shape)
+  x.scalars.withUnsafeBufferPointer { src in
+    out.scalars.withUnsafeMutableBufferPointer { dst in
+      for row in 0..<(n * h) {
+        let base = row * w * c  // row `row` of image row / h
+        for col in 0..<w {
+          let from = base + col * c
+          let to = base + (w - 1 - col) * c
+          for k in 0..<c { dst[to + k] = src[from + k] }
+        }
+      }
+    }
+  }
+  return out
+}

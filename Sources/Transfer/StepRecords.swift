@@ -1,0 +1,98 @@
+import Foundation
+
+/// The results of one evaluation job, stored in its completion record.
+public struct EvaluationResult: Codable, Sendable, Equatable {
+  public var reference: Evaluation
+  public var test: Evaluation
+  public var agreement: Double?
+}
+
+/// The completion record of a job, `steps/<id>.json`, written after the job's outputs.
+///
+/// A job is complete if and only if its record decodes, names the same identity and seed as the
+/// plan, and its outputs exist (``StepRecords/completed(_:)``).
+public struct StepRecord: Codable, Sendable, Equatable {
+  public var id: String
+  public var identity: String
+  public var seed: UInt64
+  /// Output paths relative to the run directory.
+  public var outputs: [String]
+  public var model: ModelProvenance?
+  public var labelSet: LabelSetProvenance?
+  public var evaluation: EvaluationResult?
+
+  /// The record of `job` before any result is known.
+  init(job: TransferJob) {
+    id = job.id
+    identity = job.identity
+    seed = job.seed
+    outputs = job.action.outputs
+  }
+}
+
+/// The completion records of a run directory (`steps/`): the one place that writes and trusts
+/// them, so that what makes a record valid is decided here only.
+public struct StepRecords: Sendable {
+  /// The run directory.
+  public let directory: String
+
+  public init(directory: String) { self.directory = directory }
+
+  /// The record file of a job.
+  public func path(of job: TransferJob) -> String { directory + "/steps/\(job.id).json" }
+
+  /// The job's record if it is valid and its outputs exist; nil otherwise.
+  public func completed(_ job: TransferJob) -> StepRecord? {
+    guard let data = FileManager.default.contents(atPath: path(of: job)),
+      let record = try? JSONDecoder().decode(StepRecord.self, from: data),
+      record.id == job.id, record.identity == job.identity, record.seed == job.seed,
+      record.outputs == job.action.outputs,
+      record.outputs.allSatisfy({ FileManager.default.fileExists(atPath: directory + "/" + $0) })
+    else { return nil }
+    return record
+  }
+
+  /// Removes the record of a job that is about to run again.
+  func discard(_ job: TransferJob) throws { try removeIfPresent(path(of: job)) }
+
+  /// Writes a job's record (atomically), after its outputs are in place.
+  func write(_ record: StepRecord, for job: TransferJob) throws {
+    try writeJSON(record, to: path(of: job))
+  }
+}
+
+/// One line of `metrics.jsonl`: one (stage, schedule, generation, model) evaluation.
+public struct MetricsRecord: Codable, Sendable, Equatable {
+  public struct PerClass: Codable, Sendable, Equatable {
+    public var reference: [Double?]
+    public var test: [Double?]
+  }
+  public var stage: String
+  public var level: LabelLevel
+  public var schedule: ScheduleKind
+  /// The generation; nil for a final model.
+  public var generation: Int?
+  public var fold: Int?
+  public var model: String
+  /// What `atR`, `atE` and `perClass` measure (mean IoU for images, Dice for volumes).
+  public var metric: EvaluationMetric
+  /// The score on the reference set R (diagnosis only).
+  public var atR: Double
+  /// The score on the test set E.
+  public var atE: Double
+  public var agreement: Double?
+  public var perClass: PerClass
+}
+
+/// Encodes a value as sorted-keys JSON and writes it atomically.
+func writeJSON(_ value: some Encodable, to path: String) throws {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+  let data: Data
+  do {
+    data = try encoder.encode(value)
+  } catch {
+    throw TransferError.fileOperation(path: path, reason: "cannot encode: \(error)")
+  }
+  try writeAtomically(data, to: path)
+}

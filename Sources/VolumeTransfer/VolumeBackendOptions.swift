@@ -1,0 +1,153 @@
+import Foundation
+import Medical
+import Segmentation
+import Tensor
+import Transfer
+
+/// The intensity windows of the volume backend.
+public enum WindowKind: String, Sendable, Codable, CaseIterable {
+  /// The 0.5th to 99.5th percentile of each volume.
+  case mri
+  /// -100 to 240 HU.
+  case ct
+
+  public var window: IntensityWindow { self == .ct ? .ct : .mri }
+}
+
+/// The options of the ``VolumeBackend`` (`"kind": "volume"`): a case is the unit; S, R and E are
+/// sets of whole volumes of Medical Segmentation Decathlon folders.
+public struct VolumeBackendOptions: BackendOptions, Equatable {
+  public static let kind = "volume"
+  public static let summary = "three-view 2-D networks on MSD volumes, cases as units"
+  /// The defaults of the shared training keys.
+  public static let trainingDefaults = TrainingOptions.Defaults(
+    batch: 8, weightDecay: 0, maxGradientNorm: 10, sourceIterations: 200,
+    finetuneIterations: nil, unit: "slices")
+  public static let keys: [BackendOptionKey] = dataKeys + TrainingOptions.keys(trainingDefaults)
+  static let dataKeys: [BackendOptionKey] = [
+    .init("dataset", .string, default: "required", "MSD folder (dataset.json) with the labeled data", isLocation: true),
+    .init("target", .string, default: "none", "second MSD folder: R and E come from it (transfer)", isLocation: true),
+    .init("labeledFraction", .number, default: "0.1, or 1 with target", "labeled share of dataset's cases (S)"),
+    .init("testCases", .integer, default: "20% of the cases", "cases held out for E (of target if given)"),
+    .init("splitSeed", .integer, default: "0", "seed of the case split"),
+    .init("widths", .integers, default: "8,16,32, or a source model's", "U-Net widths of each view"),
+    .init("neighbours", .integer, default: "1, or a source model's", "slices on either side given as channels"),
+    .init("window", .string, default: "mri", "intensity window: mri or ct"),
+    .init("mappings", .string, default: "none", "folders of your own class sets and mappings, DIR[:DIR] (beside the shipped)", isLocation: true),
+  ]
+
+  public var dataset: String
+  public var target: String?
+  public var labeledFraction: Double
+  public var testCases: Int?
+  public var splitSeed: UInt64
+  public var widths: [Int]?
+  public var neighbours: Int?
+  /// The shared training keys (batch, optimizer, steps, learning rates, threads).
+  public var training: TrainingOptions
+  public var window: WindowKind
+  public var mappings: String?
+
+  enum CodingKeys: String, CodingKey {
+    case dataset, target, labeledFraction, testCases, splitSeed, widths, neighbours, window
+    case mappings
+  }
+
+  /// Decodes the options with the defaults ``keys`` documents.
+  public init(from decoder: any Decoder) throws {
+    try decodeBackendKeys(decoder, Self.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    dataset = try c.decode(String.self, forKey: .dataset)
+    target = try c.decodeIfPresent(String.self, forKey: .target)
+    labeledFraction =
+      try c.decodeIfPresent(Double.self, forKey: .labeledFraction) ?? (target == nil ? 0.1 : 1)
+    testCases = try c.decodeInteger(Int.self, forKey: .testCases)
+    splitSeed = try c.decodeInteger(UInt64.self, forKey: .splitSeed) ?? 0
+    widths = try c.decodeIntegers(forKey: .widths)
+    neighbours = try c.decodeInteger(Int.self, forKey: .neighbours)
+    training = try TrainingOptions(from: decoder, defaults: Self.trainingDefaults)
+    window = try c.decodeIfPresent(WindowKind.self, forKey: .window) ?? .mri
+    mappings = try c.decodeIfPresent(String.self, forKey: .mappings)
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    try training.encode(to: encoder)
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(dataset, forKey: .dataset)
+    try c.encodeIfPresent(target, forKey: .target)
+    try c.encode(labeledFraction, forKey: .labeledFraction)
+    try c.encodeIfPresent(testCases, forKey: .testCases)
+    try c.encode(splitSeed, forKey: .splitSeed)
+    try c.encodeIfPresent(widths, forKey: .widths)
+    try c.encodeIfPresent(neighbours, forKey: .neighbours)
+    try c.encode(window, forKey: .window)
+    try c.encodeIfPresent(mappings, forKey: .mappings)
+  }
+
+  public func validate(file: String) throws {
+    let fail = { (key: String, reason: String) in
+      TransferError.invalid("backend." + key, reason, file: file)
+    }
+    if !(labeledFraction > 0 && labeledFraction <= 1) {
+      throw fail("labeledFraction", "must be in (0, 1], got \(labeledFraction)")
+    }
+    if let testCases, testCases < 1 { throw fail("testCases", "must be at least 1, got \(testCases)") }
+    if let widths, widths.count < 2 || widths.contains(where: { $0 < 1 }) {
+      throw fail("widths", "\(widths) is not two or more positive widths, e.g. [8, 16, 32]")
+    }
+    if let neighbours, neighbours < 0 { throw fail("neighbours", "must be >= 0, got \(neighbours)") }
+    try training.validate(file: file)
+  }
+
+  public func makeBackend(_ context: BackendContext) throws -> any TransferBackend {
+    try VolumeBackend(options: self, context: context)
+  }
+
+  /// The settings of a source model's training (`student: false`) or a student's.
+  func settings(student: Bool, loss: TrainingLoss, ignore: IgnoreIndex) -> ViewTrainingSettings {
+    let (steps, learningRate) = training.schedule(student: student)
+    return ViewTrainingSettings(
+      iterations: steps, batchSize: training.batch, learningRate: learningRate,
+      optimizer: training.makeOptimizer, maxGradientNorm: training.maxGradientNorm, loss: loss,
+      ignoreIndex: ignore)
+  }
+}
+
+/// How the cases are divided: labeled S, unlabeled reference R, and test E (disjoint case
+/// names). A unit is always a whole case: slices of one case never land in two sets.
+public struct VolumeSplit: Sendable, Equatable, Codable {
+  public var labeled: [String]
+  public var reference: [String]
+  public var test: [String]
+
+  /// The semi-supervised split of one dataset's cases: a seeded permutation, the first
+  /// `testCount` cases are E, then `round(labeledFraction * rest)` (at least 1) are S, the rest R.
+  public static func semiSupervised(
+    cases: [String], labeledFraction: Double, testCount: Int, seed: UInt64
+  ) -> VolumeSplit {
+    var generator = SeededGenerator(seed: seed)
+    let shuffled = cases.sorted().shuffled(using: &generator)
+    let test = Array(shuffled.prefix(testCount))
+    let rest = Array(shuffled.dropFirst(testCount))
+    let wanted = Int((labeledFraction * Double(rest.count)).rounded())
+    let labeledCount = min(rest.count, max(1, wanted))
+    return VolumeSplit(
+      labeled: rest.prefix(labeledCount).sorted(), reference: rest.dropFirst(labeledCount).sorted(),
+      test: test.sorted())
+  }
+
+  /// The transfer split: S is `labeledFraction` of the source cases; the target's cases are
+  /// split into E (`testCount`) and R (the rest), with the same seeded permutation.
+  public static func transfer(
+    source: [String], target: [String], labeledFraction: Double, testCount: Int, seed: UInt64
+  ) -> VolumeSplit {
+    var generator = SeededGenerator(seed: seed)
+    let sourceOrder = source.sorted().shuffled(using: &generator)
+    let labeledCount = max(1, Int((labeledFraction * Double(sourceOrder.count)).rounded()))
+    let targetOrder = target.sorted().shuffled(using: &generator)
+    return VolumeSplit(
+      labeled: sourceOrder.prefix(labeledCount).sorted(),
+      reference: targetOrder.dropFirst(testCount).sorted(),
+      test: targetOrder.prefix(testCount).sorted())
+  }
+}
