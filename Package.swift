@@ -52,7 +52,7 @@ let package = Package(
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .executableTarget(name: "cluster-probe", dependencies: ["Cluster"], path: "Tests/ClusterProbe"),
-    .testTarget(name: "ClusterTests", dependencies: ["Cluster", "cluster-probe"]),
+    .testTarget(name: "ClusterTests", dependencies: ["Cluster", "cluster-probe", "TestSupport"]),
     .testTarget(name: "TaxonomyTests", dependencies: ["Taxonomy", "TestSupport"]),
     .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "TestSupport"],
                 resources: [.copy("Fixtures")]),

@@ -78,7 +78,7 @@ extension TransferRun {
     }
     let shared = SharedRun(run: self)
     try farm.run(
-      start: Array(directory.utf8), jobs: farmJobs, completed: completed,
+      start: Array(absolutePath(directory).utf8), jobs: farmJobs, completed: completed,
       execute: { job in try shared.run.produceEncoded(job.id, rank: 0) },
       complete: { job, bytes in
         let record = try self.decodeRecord(bytes, job: job.id)
@@ -96,6 +96,11 @@ extension TransferRun {
       try removePartials(in: folder)
     }
     return try writeResults(evaluations)
+  }
+
+  /// `path` from the root: the ranks on other hosts may start in other folders.
+  func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
   }
 
   /// A rank other than 0: opens the run directory that rank 0 names with `open`, then runs

@@ -1,28 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `cluster-probe` next to the test bundle (built with the tests).
-let probeExecutable: String? = {
-  let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-  for directory in [bundle, bundle.deletingLastPathComponent()] {
-    let path = directory.appendingPathComponent("cluster-probe").path
-    if FileManager.default.isExecutableFile(atPath: path) { return path }
-  }
-  return nil
-}()
-
-/// Open MPI's `mpirun` on the PATH (`make deps` installs openmpi-bin).
-let mpirunExecutable: String? = {
-  let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-  for directory in path.split(separator: ":") {
-    let candidate = "\(directory)/mpirun"
-    if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-  }
-  return nil
-}()
+let probeExecutable = builtExecutable("cluster-probe")
 
 let mpiAvailable = probeExecutable != nil && mpirunExecutable != nil
-let mpiMissing = "mpirun (openmpi-bin, installed by `make deps`) or cluster-probe is missing"
+let mpiMissing = mpirunMissing + ", or cluster-probe is not built"
 
 struct ProbeRun {
   var status: Int32
@@ -39,9 +23,7 @@ func probe(ranks: Int?, extra: [String] = [], _ arguments: [String]) throws -> P
   let executable = try #require(probeExecutable)
   if let ranks {
     process.executableURL = URL(fileURLWithPath: try #require(mpirunExecutable))
-    process.arguments =
-      ["--allow-run-as-root", "--oversubscribe"] + extra + ["-np", "\(ranks)", executable]
-      + arguments
+    process.arguments = mpirunArguments(ranks: ranks, extra: extra) + [executable] + arguments
   } else {
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
