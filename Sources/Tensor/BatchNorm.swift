@@ -11,16 +11,31 @@
 /// Rows per reduction chunk of the batch-norm kernels.
 package let batchNormChunkRows = 512
 
-/// The batch statistics saved by a training forward pass for the backward pass.
+/// The batch statistics saved by a training forward pass for the backward pass (equal: the same
+/// values over the same count, whatever the scope).
 public struct BatchNormStatistics: Sendable, Equatable {
   /// The batch mean per channel, `[c]`.
   public var mean: Tensor
   /// `1 / sqrt(variance + epsilon)` per channel with the biased batch variance, `[c]`.
   public var inverseStandardDeviation: Tensor
+  /// The values per channel the statistics were taken over (`n * h * w`, over every replica
+  /// of a data-parallel step), and the scope the backward pass sums over.
+  public var count: Int
+  public var scope: BatchStatisticsScope
 
-  public init(mean: Tensor, inverseStandardDeviation: Tensor) {
+  public init(
+    mean: Tensor, inverseStandardDeviation: Tensor, count: Int,
+    scope: BatchStatisticsScope = .local
+  ) {
     self.mean = mean
     self.inverseStandardDeviation = inverseStandardDeviation
+    self.count = count
+    self.scope = scope
+  }
+
+  public static func == (a: Self, b: Self) -> Bool {
+    a.mean == b.mean && a.inverseStandardDeviation == b.inverseStandardDeviation
+      && a.count == b.count
   }
 }
 
@@ -63,9 +78,11 @@ private func batchNormSizes(_ input: Tensor, _ parameters: [(String, Tensor)]) -
 
 /// Normalizes with the batch statistics (training mode), optionally followed by a ReLU.
 private func batchNormTraining(
-  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float, relu: Bool
+  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float, relu: Bool,
+  scope: BatchStatisticsScope
 ) -> (output: Tensor, statistics: BatchNormStatistics) {
-  let (rows, c) = batchNormSizes(input, [("scale", scale), ("offset", offset)])
+  let (localRows, c) = batchNormSizes(input, [("scale", scale), ("offset", offset)])
+  var rows = localRows
   precondition(rows >= 1, "batch norm training needs at least one value per channel")
   var mean = [Float](repeating: 0, count: c)
   var inverse = [Float](repeating: 0, count: c)
@@ -73,18 +90,20 @@ private func batchNormTraining(
     guard let xBase = xb.baseAddress else { return input }
     let x = SharedReads(base: xBase)
     // Pass 1: mean.
-    let sums = channelSums(rows: rows, c: c, quantities: 1) { range, s in
+    let localSums = channelSums(rows: localRows, c: c, quantities: 1) { range, s in
       for r in range {
         let row = x.base + r * c
         for j in 0..<c { s[j] += row[j] }
       }
     }
+    let sums: [Double]
+    (sums, rows) = scope.combine(localSums, rows: localRows)
     for j in 0..<c { mean[j] = Float(sums[j] / Double(rows)) }
     // Pass 2: biased variance around the mean.
     let m = mean
-    let squares = m.withUnsafeBufferPointer { mb -> [Double] in
+    let localSquares = m.withUnsafeBufferPointer { mb -> [Double] in
       let mu = SharedReads(base: mb.baseAddress ?? xBase)
-      return channelSums(rows: rows, c: c, quantities: 1) { range, s in
+      return channelSums(rows: localRows, c: c, quantities: 1) { range, s in
         for r in range {
           let row = x.base + r * c
           for j in 0..<c {
@@ -94,6 +113,7 @@ private func batchNormTraining(
         }
       }
     }
+    let squares = scope.combine(localSquares, rows: localRows).totals
     for j in 0..<c { inverse[j] = Float(1 / (squares[j] / Double(rows) + Double(epsilon)).squareRoot()) }
     // Pass 3: y = x * a + b with a = scale * inverse, b = offset - mean * a.
     var a = [Float](repeating: 0, count: c)
@@ -102,13 +122,14 @@ private func batchNormTraining(
       a[j] = scale.scalars[j] * inverse[j]
       b[j] = offset.scalars[j] - mean[j] * a[j]
     }
-    return affinePerChannel(x: x, rows: rows, c: c, shape: input.shape, a: a, b: b, relu: relu)
+    return affinePerChannel(
+      x: x, rows: localRows, c: c, shape: input.shape, a: a, b: b, relu: relu)
   }
   return (
     output,
     BatchNormStatistics(
       mean: Tensor(shape: [c], scalars: mean),
-      inverseStandardDeviation: Tensor(shape: [c], scalars: inverse))
+      inverseStandardDeviation: Tensor(shape: [c], scalars: inverse), count: rows, scope: scope)
   )
 }
 
@@ -150,10 +171,13 @@ private func affinePerChannel(
 /// ```
 /// - Returns: the new output, same shape as `input`, and the statistics the backward pass needs.
 /// - Precondition: `scale` and `offset` are `[c]`; the input has at least one row.
+/// With replicas (`scope`), the statistics are those of the rows of every replica.
 public func batchNormTrainingForward(
-  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float = 1e-5
+  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float = 1e-5,
+  scope: BatchStatisticsScope = .local
 ) -> (output: Tensor, statistics: BatchNormStatistics) {
-  batchNormTraining(input, scale: scale, offset: offset, epsilon: epsilon, relu: false)
+  batchNormTraining(
+    input, scale: scale, offset: offset, epsilon: epsilon, relu: false, scope: scope)
 }
 
 /// Batch normalization in training mode followed by a ReLU, in one pass over the output.
@@ -161,9 +185,11 @@ public func batchNormTrainingForward(
 /// Same as ``reluForward(_:)`` of ``batchNormTrainingForward(_:scale:offset:epsilon:)``; pair it
 /// with ``batchNormReLUBackward(outputGradient:output:input:scale:statistics:)``.
 public func batchNormReLUTrainingForward(
-  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float = 1e-5
+  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float = 1e-5,
+  scope: BatchStatisticsScope = .local
 ) -> (output: Tensor, statistics: BatchNormStatistics) {
-  batchNormTraining(input, scale: scale, offset: offset, epsilon: epsilon, relu: true)
+  batchNormTraining(
+    input, scale: scale, offset: offset, epsilon: epsilon, relu: true, scope: scope)
 }
 
 /// Batch normalization in inference mode: normalizes with running statistics.
@@ -243,8 +269,10 @@ private func batchNormBackwardImpl(
             let y = output == nil ? nil : mb.baseAddress.map { SharedReads(base: $0) }
             let mu = SharedReads(base: meanBase)
             let inv = SharedReads(base: iBase)
-            // Sums of dz and dz * xhat, with dz = dy (masked by output > 0 after a ReLU).
-            let sums = channelSums(rows: rows, c: c, quantities: 2) { range, s in
+            // Sums of dz and dz * xhat, with dz = dy (masked by output > 0 after a ReLU): this
+            // process's for the parameter gradients (the replicas' gradients are summed later),
+            // those of the statistics' scope for the input gradient.
+            let localSums = channelSums(rows: rows, c: c, quantities: 2) { range, s in
               let sx = s + c  // sums of dz * xhat follow the sums of dz
               for r in range {
                 let xr = x.base + r * c
@@ -271,11 +299,12 @@ private func batchNormBackwardImpl(
             var k1 = [Float](repeating: 0, count: c)
             var k2 = [Float](repeating: 0, count: c)
             var k3 = [Float](repeating: 0, count: c)
+            let (sums, scopeRows) = statistics.scope.combine(localSums, rows: rows)
             for j in 0..<c {
-              offsetGradient[j] = Float(sums[j])
-              scaleGradient[j] = Float(sums[c + j])
+              offsetGradient[j] = Float(localSums[j])
+              scaleGradient[j] = Float(localSums[c + j])
               let g = Double(scale.scalars[j]) * Double(inv.base[j])
-              let invRows = 1 / Double(rows)
+              let invRows = 1 / Double(scopeRows)
               k1[j] = Float(g)
               k2[j] = Float(-g * invRows * sums[c + j] * Double(inv.base[j]))
               k3[j] = Float(-g * invRows * sums[j])

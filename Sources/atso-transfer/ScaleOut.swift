@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Foundation
+import Segmentation
 import Transfer
 
 /// Options of the commands that run on many ranks under `mpirun` (ignored in one process).
@@ -85,6 +86,60 @@ enum ScaleOut {
   }
 }
 
+/// The ranks of a communicator as the replicas of data-parallel training.
+struct ClusterReplicas: TrainingReplicas {
+  let communicator: Communicator
+
+  var index: Int { communicator.rank }
+  var count: Int { communicator.size }
+
+  func sum(_ values: [Float]) throws(ReplicaFailure) -> [Float] {
+    do { return try communicator.sum(values) } catch { throw failure(error) }
+  }
+
+  func sum(_ values: [Double]) throws(ReplicaFailure) -> [Double] {
+    do { return try communicator.sum(values) } catch { throw failure(error) }
+  }
+
+  func fail(_ error: any Error) throws(ReplicaFailure) -> Never {
+    do { try communicator.fail(error) } catch { throw failure(error) }
+  }
+
+  /// A communicator's error as the failure of the rank it names (this rank's otherwise).
+  func failure(_ error: any Error) -> ReplicaFailure {
+    if case .rankFailed(let rank, _, let message) = error as? ClusterError {
+      return ReplicaFailure(rank: rank, message: message)
+    }
+    return ReplicaFailure(rank: communicator.rank, message: String(describing: error))
+  }
+}
+
+extension ScaleOut {
+  /// Under mpirun, every rank as a replica of data-parallel training (on a communicator of
+  /// their own); nil in one process.
+  static func trainingReplicas() throws -> (any TrainingReplicas)? {
+    let world = try Cluster.world()
+    guard world.size > 1 else { return nil }
+    return ClusterReplicas(communicator: try world.duplicate())
+  }
+
+  /// Whether `error` is another rank's failure, or an argument error every rank finds alike,
+  /// which rank 0 reports (this rank stays quiet).
+  static func isOtherRanksFailure(_ error: any Error, rank: Int) -> Bool {
+    switch error {
+    case is ValidationError: return rank != 0
+    case let error as ClusterError:
+      if case .rankFailed(let failed, _, _) = error { return failed != rank }
+    case let error as ModelError:
+      if case .replicaFailed(let failed, _) = error { return failed != rank }
+    case let error as ReplicaFailure:
+      return error.rank != rank
+    default: break
+    }
+    return false
+  }
+}
+
 extension AtsoTransfer {
   /// ArgumentParser's `main()`, with MPI finalized before the process exits. Under mpirun,
   /// error messages carry the rank, and a rank stopped by another rank's failure says nothing
@@ -95,18 +150,21 @@ extension AtsoTransfer {
       try command.run()
     } catch {
       let label = ScaleOut.label
-      let world = try? Cluster.world()
-      Cluster.finalize()
-      guard !label.isEmpty, let world else { exit(withError: error) }
-      if case .rankFailed(let rank, _, _) = error as? ClusterError, rank != world.rank,
-        world.rank != 0
-      {
+      guard !label.isEmpty, let world = try? Cluster.world() else {
+        Cluster.finalize()
+        exit(withError: error)
+      }
+      // The message before MPI_Finalize, which waits for the other ranks: a rank stopped by
+      // this one's failure cannot end the job (mpirun kills the rest) before it is printed.
+      if world.rank != 0, ScaleOut.isOtherRanksFailure(error, rank: world.rank) {
+        Cluster.finalize()
         Foundation.exit(1)
       }
       let message = fullMessage(for: error)
       if !message.isEmpty {
         FileHandle.standardError.write(Data((label + message + "\n").utf8))
       }
+      Cluster.finalize()
       Foundation.exit(exitCode(for: error).rawValue)
     }
     Cluster.finalize()

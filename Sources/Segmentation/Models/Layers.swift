@@ -171,15 +171,18 @@ public struct ConvBNReLU: ParameterContainer, Equatable {
       runningVariance: norm.runningVariance, epsilon: norm.epsilon)
   }
 
-  /// Training: batch statistics, running statistics updated; returns the output and the cache.
-  public mutating func trainingForward(_ input: Tensor) -> (output: Tensor, cache: Cache) {
+  /// Training: batch statistics (over the rows of `scope`), running statistics updated;
+  /// returns the output and the cache.
+  public mutating func trainingForward(
+    _ input: Tensor, statistics scope: BatchStatisticsScope = .local
+  ) -> (output: Tensor, cache: Cache) {
     let convOutput = conv(input)
     let (output, statistics) = batchNormReLUTrainingForward(
-      convOutput, scale: norm.scale, offset: norm.offset, epsilon: norm.epsilon)
-    let count = convOutput.count / max(1, convOutput.shape.last ?? 1)
+      convOutput, scale: norm.scale, offset: norm.offset, epsilon: norm.epsilon, scope: scope)
     updateRunningStatistics(
       runningMean: &norm.runningMean, runningVariance: &norm.runningVariance,
-      statistics: statistics, count: count, momentum: norm.momentum, epsilon: norm.epsilon)
+      statistics: statistics, count: statistics.count, momentum: norm.momentum,
+      epsilon: norm.epsilon)
     return (
       output, Cache(input: input, convOutput: convOutput, statistics: statistics, output: output)
     )
@@ -239,10 +242,12 @@ public struct DoubleConv: ParameterContainer, Equatable {
   /// Inference.
   public func callAsFunction(_ input: Tensor) -> Tensor { second(first(input)) }
 
-  /// Training forward.
-  public mutating func trainingForward(_ input: Tensor) -> (output: Tensor, cache: Cache) {
-    let a = first.trainingForward(input)
-    let b = second.trainingForward(a.output)
+  /// Training forward (batch statistics over the rows of `scope`).
+  public mutating func trainingForward(
+    _ input: Tensor, statistics scope: BatchStatisticsScope = .local
+  ) -> (output: Tensor, cache: Cache) {
+    let a = first.trainingForward(input, statistics: scope)
+    let b = second.trainingForward(a.output, statistics: scope)
     return (b.output, Cache(first: a.cache, second: b.cache))
   }
 

@@ -12,6 +12,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
   case invalidLabel(value: UInt8, pixel: Int, classCount: Int)
   /// Training produced a non-finite loss or gradient.
   case diverged(step: Int, reason: String, lastGoodCheckpoint: String?)
+  /// A replica of data-parallel training failed (this one or another); every replica stops.
+  case replicaFailed(rank: Int, reason: String)
 
   public var description: String {
     switch self {
@@ -24,6 +26,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case .diverged(let step, let reason, let checkpoint):
       "training diverged at step \(step): \(reason); "
         + (checkpoint.map { "last good checkpoint: \($0)" } ?? "no checkpoint was written")
+    case .replicaFailed(let rank, let reason): "rank \(rank): \(reason)"
     }
   }
 }
