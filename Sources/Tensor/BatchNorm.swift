@@ -1,3 +1,5 @@
+import CKernels
+
 /// Batch normalization over the channels of NHWC tensors (Ioffe and Szegedy, 2015).
 ///
 /// Statistics are per channel over `n`, `h` and `w`: the tensor is viewed as `rows x c` with
@@ -33,6 +35,14 @@ public struct BatchNormStatistics: Sendable, Equatable {
     self.scope = scope
   }
 
+  /// The statistics of `c = mean.count` channels from plain arrays.
+  init(mean: [Float], inverse: [Float], count: Int, scope: BatchStatisticsScope) {
+    self.init(
+      mean: Tensor(shape: [mean.count], scalars: mean),
+      inverseStandardDeviation: Tensor(shape: [inverse.count], scalars: inverse), count: count,
+      scope: scope)
+  }
+
   public static func == (a: Self, b: Self) -> Bool {
     a.mean == b.mean && a.inverseStandardDeviation == b.inverseStandardDeviation
       && a.count == b.count
@@ -43,7 +53,7 @@ public struct BatchNormStatistics: Sendable, Equatable {
 ///
 /// `accumulate(rows, sums)` adds the sums of `quantities` quantities of the rows `rows` into
 /// `sums` (`quantities * c` zero-initialized scalars, quantity-major). Returns the totals.
-private func channelSums(
+package func channelSums(
   rows: Int, c: Int, quantities: Int,
   _ accumulate: @Sendable (Range<Int>, UnsafeMutablePointer<Float>) -> Void
 ) -> [Double] {
@@ -90,11 +100,9 @@ private func batchNormTraining(
     guard let xBase = xb.baseAddress else { return input }
     let x = SharedReads(base: xBase)
     // Pass 1: mean.
+    let isa = KernelISA.best.cValue
     let localSums = channelSums(rows: localRows, c: c, quantities: 1) { range, s in
-      for r in range {
-        let row = x.base + r * c
-        for j in 0..<c { s[j] += row[j] }
-      }
+      atso_channel_moments(isa, x.base, Int32(c), range.lowerBound, range.upperBound, nil, s, nil)
     }
     let sums: [Double]
     (sums, rows) = scope.combine(localSums, rows: localRows)
@@ -103,34 +111,76 @@ private func batchNormTraining(
     let m = mean
     let localSquares = m.withUnsafeBufferPointer { mb -> [Double] in
       let mu = SharedReads(base: mb.baseAddress ?? xBase)
-      return channelSums(rows: localRows, c: c, quantities: 1) { range, s in
-        for r in range {
-          let row = x.base + r * c
-          for j in 0..<c {
-            let d = row[j] - mu.base[j]
-            s[j] += d * d
-          }
-        }
+      return channelSums(rows: localRows, c: c, quantities: 2) { range, s in
+        // s[0..<c] collects the sums of x - mean (discarded), s[c..<2c] those of squares.
+        atso_channel_moments(
+          isa, x.base, Int32(c), range.lowerBound, range.upperBound, mu.base, s, s + c)
       }
     }
     let squares = scope.combine(localSquares, rows: localRows).totals
-    for j in 0..<c { inverse[j] = Float(1 / (squares[j] / Double(rows) + Double(epsilon)).squareRoot()) }
-    // Pass 3: y = x * a + b with a = scale * inverse, b = offset - mean * a.
-    var a = [Float](repeating: 0, count: c)
-    var b = [Float](repeating: 0, count: c)
     for j in 0..<c {
-      a[j] = scale.scalars[j] * inverse[j]
-      b[j] = offset.scalars[j] - mean[j] * a[j]
+      inverse[j] = Float(1 / (squares[c + j] / Double(rows) + Double(epsilon)).squareRoot())
     }
     return affinePerChannel(
-      x: x, rows: localRows, c: c, shape: input.shape, a: a, b: b, relu: relu)
+      x: x, rows: localRows, c: c, shape: input.shape,
+      a: normalizingScale(scale: scale, inverse: inverse),
+      b: normalizingOffset(offset: offset, mean: mean, scale: scale, inverse: inverse), relu: relu)
   }
-  return (
-    output,
-    BatchNormStatistics(
-      mean: Tensor(shape: [c], scalars: mean),
-      inverseStandardDeviation: Tensor(shape: [c], scalars: inverse), count: rows, scope: scope)
-  )
+  return (output, BatchNormStatistics(mean: mean, inverse: inverse, count: rows, scope: scope))
+}
+
+/// `a = scale * inverse` of `y = x * a + b`.
+private func normalizingScale(scale: Tensor, inverse: [Float]) -> [Float] {
+  (0..<inverse.count).map { scale.scalars[$0] * inverse[$0] }
+}
+
+/// `b = offset - mean * a` of `y = x * a + b`.
+private func normalizingOffset(offset: Tensor, mean: [Float], scale: Tensor, inverse: [Float])
+  -> [Float]
+{
+  (0..<mean.count).map { offset.scalars[$0] - mean[$0] * (scale.scalars[$0] * inverse[$0]) }
+}
+
+/// Batch normalisation in training mode (then a ReLU if `relu`) with statistics gathered
+/// elsewhere, as the convolution kernel gathers them while storing its output
+/// (``conv2dForwardWithMoments(concatenating:weight:stride:padding:dilation:shift:isa:)``):
+/// per channel `j`, `sums[j]` and `squares[j]` are the sums of `x - shift[j]` and of its square
+/// over the `n * h * w` values, so
+/// ```
+/// mean = shift + sums / m        variance = squares / m - (sums / m)^2   (biased, >= 0)
+/// ```
+/// Otherwise the same as ``batchNormReLUTrainingForward(_:scale:offset:epsilon:scope:)``; with
+/// replicas (`scope`, the same `shift` on each) the sums are added over the replicas first.
+package func batchNormTrainingForward(
+  _ input: Tensor, sums localSums: [Double], squares localSquares: [Double], shift: Tensor,
+  scale: Tensor, offset: Tensor, epsilon: Float = 1e-5, relu: Bool,
+  scope: BatchStatisticsScope = .local
+) -> (output: Tensor, statistics: BatchNormStatistics) {
+  let (localRows, c) = batchNormSizes(
+    input, [("scale", scale), ("offset", offset), ("shift", shift)])
+  precondition(localRows >= 1, "batch norm training needs at least one value per channel")
+  precondition(
+    localSums.count == c && localSquares.count == c,
+    "batch norm moments of \(localSums.count) channels")
+  let (moments, rows) = scope.combine(localSums + localSquares, rows: localRows)
+  let sums = Array(moments[0..<c])
+  let squares = Array(moments[c...])
+  var mean = [Float](repeating: 0, count: c)
+  var inverse = [Float](repeating: 0, count: c)
+  for j in 0..<c {
+    let centred = sums[j] / Double(rows)
+    let variance = max(0, squares[j] / Double(rows) - centred * centred)
+    mean[j] = Float(Double(shift.scalars[j]) + centred)
+    inverse[j] = Float(1 / (variance + Double(epsilon)).squareRoot())
+  }
+  let output = input.scalars.withUnsafeBufferPointer { xb -> Tensor in
+    guard let xBase = xb.baseAddress else { return input }
+    return affinePerChannel(
+      x: SharedReads(base: xBase), rows: localRows, c: c, shape: input.shape,
+      a: normalizingScale(scale: scale, inverse: inverse),
+      b: normalizingOffset(offset: offset, mean: mean, scale: scale, inverse: inverse), relu: relu)
+  }
+  return (output, BatchNormStatistics(mean: mean, inverse: inverse, count: rows, scope: scope))
 }
 
 /// `y[r, j] = x[r, j] * a[j] + b[j]` (then `max(0, y)` if `relu`), in parallel over row chunks.
@@ -146,16 +196,11 @@ private func affinePerChannel(
         let sa = SharedReads(base: aBase)
         let sb = SharedReads(base: bBase)
         let chunks = (rows + batchNormChunkRows - 1) / batchNormChunkRows
+        let isa = KernelISA.best.cValue
         parallelChunks(chunks) { i in
-          for r in (i * batchNormChunkRows)..<min(rows, (i + 1) * batchNormChunkRows) {
-            let src = x.base + r * c
-            let dst = y.base + r * c
-            if relu {
-              for j in 0..<c { dst[j] = max(0, src[j] * sa.base[j] + sb.base[j]) }
-            } else {
-              for j in 0..<c { dst[j] = src[j] * sa.base[j] + sb.base[j] }
-            }
-          }
+          atso_affine_channels(
+            isa, x.base, y.base, sa.base, sb.base, Int32(c), i * batchNormChunkRows,
+            min(rows, (i + 1) * batchNormChunkRows), relu ? 1 : 0)
         }
       }
     }
@@ -171,7 +216,6 @@ private func affinePerChannel(
 /// ```
 /// - Returns: the new output, same shape as `input`, and the statistics the backward pass needs.
 /// - Precondition: `scale` and `offset` are `[c]`; the input has at least one row.
-/// With replicas (`scope`), the statistics are those of the rows of every replica.
 public func batchNormTrainingForward(
   _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float = 1e-5,
   scope: BatchStatisticsScope = .local
@@ -272,27 +316,12 @@ private func batchNormBackwardImpl(
             // Sums of dz and dz * xhat, with dz = dy (masked by output > 0 after a ReLU): this
             // process's for the parameter gradients (the replicas' gradients are summed later),
             // those of the statistics' scope for the input gradient.
+            let isa = KernelISA.best.cValue
             let localSums = channelSums(rows: rows, c: c, quantities: 2) { range, s in
-              let sx = s + c  // sums of dz * xhat follow the sums of dz
-              for r in range {
-                let xr = x.base + r * c
-                let dyr = dy.base + r * c
-                if let y {
-                  let yr = y.base + r * c
-                  for j in 0..<c {
-                    let (g, v) = (dyr[j], yr[j])  // load both: a select, not a branch
-                    let dz = v > 0 ? g : 0
-                    s[j] += dz
-                    sx[j] += dz * ((xr[j] - mu.base[j]) * inv.base[j])
-                  }
-                } else {
-                  for j in 0..<c {
-                    let dz = dyr[j]
-                    s[j] += dz
-                    sx[j] += dz * ((xr[j] - mu.base[j]) * inv.base[j])
-                  }
-                }
-              }
+              // The sums of dz * xhat follow the sums of dz.
+              atso_bn_backward_sums(
+                isa, dy.base, y?.base, x.base, mu.base, inv.base, Int32(c), range.lowerBound,
+                range.upperBound, s, s + c)
             }
             // dx = scale * inv / rows * (rows * dz - sum(dz) - xhat * sum(dz * xhat))
             //    = k1 * dz + k2 * (x - mean) + k3   per channel.
@@ -320,24 +349,10 @@ private func batchNormBackwardImpl(
                     let dx = DisjointWrites(base: outBase)
                     let chunks = (rows + batchNormChunkRows - 1) / batchNormChunkRows
                     parallelChunks(chunks) { i in
-                      for r in (i * batchNormChunkRows)..<min(rows, (i + 1) * batchNormChunkRows) {
-                        let xr = x.base + r * c
-                        let dyr = dy.base + r * c
-                        let dxr = dx.base + r * c
-                        if let y {
-                          let yr = y.base + r * c
-                          for j in 0..<c {
-                            let (g, v) = (dyr[j], yr[j])
-                            let dz = v > 0 ? g : 0
-                            dxr[j] = a1.base[j] * dz + a2.base[j] * (xr[j] - mu.base[j]) + a3.base[j]
-                          }
-                        } else {
-                          for j in 0..<c {
-                            dxr[j] =
-                              a1.base[j] * dyr[j] + a2.base[j] * (xr[j] - mu.base[j]) + a3.base[j]
-                          }
-                        }
-                      }
+                      atso_bn_backward_apply(
+                        isa, dy.base, y?.base, x.base, mu.base, a1.base, a2.base, a3.base,
+                        dx.base, Int32(c), i * batchNormChunkRows,
+                        min(rows, (i + 1) * batchNormChunkRows))
                     }
                   }
                 }

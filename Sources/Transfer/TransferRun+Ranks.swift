@@ -63,6 +63,9 @@ extension TransferRun {
   public func execute(on farm: JobFarm, event: @escaping (FarmEvent) -> Void) throws
     -> [MetricsRecord]
   {
+    // Rank 0 is the one writer of the run folder (the other ranks write only temporaries).
+    let lock = try RunLock(directory: directory)
+    defer { lock.release() }
     var evaluations = try prepareDirectory()
     var completed: Set<String> = []
     for job in plan.jobs {

@@ -106,7 +106,9 @@ struct PredictCommand: ParsableCommand {
   @Option(help: "A file listing image paths, one a line.")
   var list: String?
 
-  @Option(help: "The working size HxW (default: from training.json beside the checkpoint).")
+  @Option(
+    parsing: .unconditional,
+    help: "The working size HxW (default: from training.json beside the checkpoint).")
   var size: SizeArgument?
 
   @Option(help: "The class set of the written labels (default: the model's).")
@@ -127,7 +129,7 @@ struct PredictCommand: ParsableCommand {
   @Flag(help: "Average with the horizontally mirrored image (test-time augmentation).")
   var flip = false
 
-  @Option(help: "Compute threads.")
+  @Option(parsing: .unconditional, help: "Compute threads.")
   var threads: Int?
 
   @Option(help: "The output folder.")
@@ -136,7 +138,9 @@ struct PredictCommand: ParsableCommand {
   func validate() throws {
     let inputs = [dataset, images, list].compactMap { $0 }
     if inputs.count != 1 { throw ValidationError("give one of --dataset, --images or --list") }
-    if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
+    try validating {
+      if let threads { try SettingChecks.threads(threads, field: "--threads") }
+    }
   }
 
   /// The samples to predict (labels dropped).
@@ -145,8 +149,15 @@ struct PredictCommand: ParsableCommand {
     var paths: [String] = []
     if let images {
       let names: [String]
+      var isDirectory: ObjCBool = false
+      guard FileManager.default.fileExists(atPath: images, isDirectory: &isDirectory),
+        isDirectory.boolValue
+      else {
+        throw SegmentationCommandError(description: "\(images): no such folder (--images)")
+      }
       do { names = try FileManager.default.contentsOfDirectory(atPath: images).sorted() } catch {
-        throw SegmentationCommandError(description: "\(images): cannot list the folder")
+        throw SegmentationCommandError(
+          description: "\(images): cannot list the folder (permission denied?)")
       }
       paths = names.filter {
         let e = ($0 as NSString).pathExtension.lowercased()
@@ -154,8 +165,10 @@ struct PredictCommand: ParsableCommand {
       }.map { images + "/" + $0 }
     } else if let list {
       let text: String
-      do { text = try String(contentsOfFile: list, encoding: .utf8) } catch {
-        throw SegmentationCommandError(description: "\(list): cannot read the list")
+      switch FileRead.bytes(at: list, limit: 1 << 28) {
+      case .success(let bytes): text = String(decoding: bytes, as: UTF8.self)
+      case .failure(let failure):
+        throw SegmentationCommandError(description: "\(list): cannot read the list: \(failure)")
       }
       let base = URL(fileURLWithPath: list).deletingLastPathComponent().path
       paths = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -163,7 +176,9 @@ struct PredictCommand: ParsableCommand {
         .map { $0.hasPrefix("/") ? $0 : base + "/" + $0 }
     }
     guard !paths.isEmpty else {
-      throw SegmentationCommandError(description: "\(images ?? list ?? ""): no images")
+      throw SegmentationCommandError(
+        description: images.map { "\($0): no .png, .jpg or .jpeg file in the folder (empty)" }
+          ?? "\(list ?? ""): the list names no image (empty)")
     }
     var seen = Set<String>()
     return try paths.map { path in
@@ -189,7 +204,8 @@ struct PredictCommand: ParsableCommand {
         library.mapping(from: labelClasses, to: outClasses.name))
     }
     let writer = LabelWriter(classes: outClasses, encoding: encoding, labelIDs: labelIDs)
-    let input = try checkpointInputSize(checkpoint: checkpoint, size: size?.size)
+    let input = try checkpointInputSize(
+      checkpoint: checkpoint, size: size?.size, architecture: saved.description.architecture)
     let references = try samples()
     do {
       try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
@@ -236,20 +252,30 @@ struct PredictCommand: ParsableCommand {
 /// The network input size of a checkpoint: `size` when given, else the training size from the
 /// `training.json` beside the checkpoint. `predict` and `evaluate --checkpoint` share it.
 /// - Returns: the size and where it came from, for the report.
-func checkpointInputSize(checkpoint: String, size: ImageSize?) throws -> (
-  size: ImageSize, source: String
-) {
-  if let size { return (size, "--size") }
-  let folder = URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
-  let path = TrainingRunFiles.configuration(in: folder)
-  guard FileManager.default.fileExists(atPath: path),
-    let working = try readRunConfiguration(path).augmentation.workingSize
-  else {
-    throw SegmentationCommandError(
-      description: "\(checkpoint): no training.json beside it to take the training size from; "
-        + "give --size HxW")
+func checkpointInputSize(checkpoint: String, size: ImageSize?, architecture: ModelArchitecture)
+  throws -> (size: ImageSize, source: String)
+{
+  let input: (size: ImageSize, source: String)
+  if let size {
+    input = (size, "--size")
+  } else {
+    let folder = URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
+    let path = TrainingRunFiles.configuration(in: folder)
+    guard FileManager.default.fileExists(atPath: path),
+      let working = try readRunConfiguration(path).augmentation.workingSize
+    else {
+      throw SegmentationCommandError(
+        description: "\(checkpoint): no training.json beside it to take the training size from; "
+          + "give --size HxW")
+    }
+    input = (working, "the training size, \(path)")
   }
-  return (working, "the training size, \(path)")
+  // The network must accept the size, and one image at that size (predict and evaluate run
+  // them one at a time) must fit in memory.
+  let field = size == nil ? "\(input.source):" : "--size"
+  try architecture.check(workingSize: input.size, field: field)
+  try architecture.checkMemory(batch: 1, size: input.size, training: false, field: field)
+  return input
 }
 
 /// The arg-max labels of `model` on `sample` and their probabilities at the file's

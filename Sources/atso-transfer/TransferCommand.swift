@@ -267,8 +267,12 @@ struct ResumeCommand: ParsableCommand {
     abstract: "Continue a transfer run that was interrupted (even by kill -9).",
     discussion: """
       Reads RUN/configuration.json and RUN/folds.json, discards half-written files (*.partial, \
-      outputs without a completion record), skips every completed step and runs the rest; the \
-      result is the same as that of an uninterrupted run.
+      *.tmp-<pid>, outputs without a completion record), skips every completed step whose \
+      outputs still have their recorded checksums and runs the rest; the result is the same as \
+      that of an uninterrupted run. One process writes a run at a time (RUN/run.lock): a \
+      second `resume` (or a `transfer` into the same folder) is refused at once, naming the \
+      process that holds it. A configuration.json edited since the run started is refused, \
+      listing the keys that differ, unless --accept-changes is given.
 
       Example:
         atso-transfer resume runs/day-dusk
@@ -276,6 +280,13 @@ struct ResumeCommand: ParsableCommand {
 
   @Argument(help: "The run directory created by `atso-transfer transfer`.")
   var runDirectory: String
+
+  @Flag(
+    help: """
+      Continue with a configuration.json edited since the run started (refused otherwise, \
+      listing the keys that differ); the jobs whose inputs change are recomputed.
+      """)
+  var acceptChanges = false
 
   func validate() throws {
     guard FileManager.default.fileExists(atPath: runDirectory + "/configuration.json") else {
@@ -286,10 +297,11 @@ struct ResumeCommand: ParsableCommand {
   @OptionGroup var ranks: RankOptions
 
   func run() throws {
-    switch try ScaleOut.execute(options: ranks, rankZero: { try TransferRun.open(runDirectory) }) {
+    let open = { try TransferRun.open(runDirectory, acceptingChanges: acceptChanges) }
+    switch try ScaleOut.execute(options: ranks, rankZero: open) {
     case false?: return  // a worker rank: rank 0 prints the results
     case true?: break
-    case nil: try execute(TransferRun.open(runDirectory))
+    case nil: try execute(open())
     }
     print((try? String(contentsOfFile: runDirectory + "/table.md", encoding: .utf8)) ?? "")
     printResultFiles(runDirectory)
@@ -297,12 +309,15 @@ struct ResumeCommand: ParsableCommand {
 }
 
 extension TransferRun {
-  /// Opens the run in `directory` with its saved configuration, to resume it.
-  static func open(_ directory: String) throws -> TransferRun {
+  /// Opens the run in `directory` with its saved configuration, to resume it
+  /// (`acceptingChanges`: ``TransferRun/init(resuming:configuration:backend:acceptingChanges:)``).
+  static func open(_ directory: String, acceptingChanges: Bool = false) throws -> TransferRun {
     let configuration = try TransferConfiguration.load(
       from: directory + "/configuration.json", kinds: BackendKinds.all)
     let backend = try configuration.makeBackend(progress: BackendKinds.progress)
-    return try TransferRun(resuming: directory, configuration: configuration, backend: backend)
+    return try TransferRun(
+      resuming: directory, configuration: configuration, backend: backend,
+      acceptingChanges: acceptingChanges)
   }
 }
 

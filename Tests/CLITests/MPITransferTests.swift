@@ -39,9 +39,11 @@ struct MPITransferTests {
     return process
   }
 
-  /// Every file of the run but configuration.json (which names the run directory).
+  /// Every file of the run but the configurations (which name the run directory) and the lock
+  /// (the process id of its last holder).
   func results(_ directory: String) -> [String: Data] {
-    directoryContents(directory, skip: ["configuration.json"])
+    directoryContents(
+      directory, skip: ["configuration.json", "configuration.started.json", "run.lock"])
   }
 
   func expectSameRun(_ directory: String, as reference: String) {
