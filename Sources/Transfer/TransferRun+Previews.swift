@@ -11,9 +11,9 @@ extension TransferRun {
     func add(_ entry: ReportEntry?, title: String) {
       guard let entry, seen.insert(entry.model).inserted,
         let job = plan.jobs.first(where: { $0.id == entry.evaluationJob }),
-        case .evaluate(let model, _, _) = job.action
+        case .evaluate(let evaluation) = job.action
       else { return }
-      models.append(PreviewModel(title: title, checkpoint: path(model.checkpoint)))
+      models.append(PreviewModel(title: title, checkpoint: path(evaluation.model.checkpoint)))
     }
     add(
       plan.entries.first { $0.stage == configuration.stages[0].name && $0.generation == 0 },

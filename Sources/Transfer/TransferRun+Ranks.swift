@@ -2,17 +2,6 @@ import Cluster
 import Foundation
 
 extension JobAction {
-  /// The ids of the models and label sets the job reads.
-  var inputs: [String] {
-    switch self {
-    case .trainSource, .importSource: []
-    case .adaptBatchNorm(let model, _, _): [model.id]
-    case .label(let teacher, _, _): [teacher.id]
-    case .trainStudent(let initial, let labels, _, _): [initial.id] + labels.map(\.id)
-    case .evaluate(let model, _, let labels): [model.id] + labels.map(\.id)
-    }
-  }
-
   /// The id of the model or label set the job writes, if any.
   var outputID: String? {
     if let model = outputModel { return model.id }
@@ -66,7 +55,7 @@ extension TransferRun {
     // Rank 0 is the one writer of the run folder (the other ranks write only temporaries).
     let lock = try RunLock(directory: directory)
     defer { lock.release() }
-    var evaluations = try prepareDirectory()
+    var results = try prepareDirectory()
     var completed: Set<String> = []
     for job in plan.jobs {
       if records.completed(job) != nil {
@@ -88,17 +77,14 @@ extension TransferRun {
         guard let planned = self.plan.jobs.first(where: { $0.id == job.id }) else { return }
         try self.records.write(record, for: planned)
         self.executedJobs.append(job.id)
-        if let evaluation = record.evaluation {
-          evaluations[job.id] = evaluation
-          try self.writeMetrics(self.metricsRecords(evaluations))
-        }
+        if results.add(record, job: job.id) { try self.writeMetrics(self.metricsRecords(results)) }
       },
       event: event)
     // What lost ranks left half-written.
     for folder in [directory] + ["models", "labels", "steps"].map(path) {
       try removePartials(in: folder)
     }
-    return try writeResults(evaluations)
+    return try writeResults(results)
   }
 
   /// `path` from the root: the ranks on other hosts may start in other folders.

@@ -141,45 +141,46 @@ public final class TransferRun {
   public func execute() throws -> [MetricsRecord] {
     let lock = try RunLock(directory: directory)  // one writer; released on return or throw
     defer { lock.release() }
-    var evaluations = try prepareDirectory()
+    var results = try prepareDirectory()
     for job in plan.jobs where records.completed(job) == nil {
       currentJob = job.id
       let record = try run(job)
       currentJob = nil
       executedJobs.append(job.id)
-      if let evaluation = record.evaluation {
-        evaluations[job.id] = evaluation
-        try writeMetrics(metricsRecords(evaluations))
-      }
+      if results.add(record, job: job.id) { try writeMetrics(metricsRecords(results)) }
     }
-    return try writeResults(evaluations)
+    return try writeResults(results)
   }
 
-  /// Removes half-written files and returns the evaluations of the completed jobs.
-  func prepareDirectory() throws -> [String: EvaluationResult] {
+  /// Removes half-written files and returns the results of the completed jobs.
+  func prepareDirectory() throws -> RunResults {
     try removePartials(in: directory)
     for sub in ["models", "labels", "steps"] {
       try createDirectory(directory + "/" + sub)
       try removePartials(in: directory + "/" + sub)
     }
-    var evaluations: [String: EvaluationResult] = [:]
+    var results = RunResults()
     for job in plan.jobs {
-      if let evaluation = records.completed(job)?.evaluation { evaluations[job.id] = evaluation }
+      if let record = records.completed(job) { results.add(record, job: job.id) }
     }
-    return evaluations
+    return results
   }
 
   /// Writes the metrics, the tables, the plots and the previews of a finished run.
-  func writeResults(_ evaluations: [String: EvaluationResult]) throws -> [MetricsRecord] {
-    let metrics = metricsRecords(evaluations)
+  func writeResults(_ results: RunResults) throws -> [MetricsRecord] {
+    let metrics = metricsRecords(results)
     try writeMetrics(metrics)
     let table = ResultsTable(records: metrics, configuration: configuration)
     try writeAtomically(Data(table.markdown().utf8), to: directory + "/table.md")
     try writeAtomically(try table.json(), to: directory + "/table.json")
+    let dataset = LinePlot.datasetLine(configuration.backend)
     for stage in configuration.stages where stage.method == .schedules {
-      let plot = table.curves(
-        stage: stage.name, dataset: LinePlot.datasetLine(configuration.backend))
-      try writePNG(plot, to: directory + "/curves-\(stage.name).png")
+      try writePNG(
+        table.curves(stage: stage.name, dataset: dataset),
+        to: directory + "/curves-\(stage.name).png")
+      try writePNG(
+        table.agreementCurves(stage: stage.name, dataset: dataset),
+        to: directory + "/agreement-\(stage.name).png")
     }
     try writePreviews()
     return metrics
@@ -224,7 +225,7 @@ public final class TransferRun {
           checkpoint: path(model.checkpoint), units: units,
           output: path(output.checkpoint) + temporary, seed: job.seed))
     case .label(let teacher, let filters, let output):
-      let leaked = Set(teacher.trainedOn).intersection(output.units)
+      let leaked = Set(teacher.trainedOnInStage).intersection(output.units)
       if output.isCrossFold && !leaked.isEmpty {
         throw TransferError.foldLeak(
           labelSet: output.id, model: teacher.id, units: leaked.sorted())
@@ -242,20 +243,11 @@ public final class TransferRun {
           network: output.network, initialCheckpoint: path(initial.checkpoint),
           pseudoLabels: labels.map(labelSet), level: level,
           output: path(output.checkpoint) + temporary, seed: job.seed))
-    case .evaluate(let model, let level, let agreementLabels):
-      let checkpoint = path(model.checkpoint)
-      let reference = try backend.evaluate(
-        EvaluationRequest(checkpoint: checkpoint, set: .reference, level: level))
-      let test = try backend.evaluate(
-        EvaluationRequest(checkpoint: checkpoint, set: .test, level: level))
-      let agreement =
-        agreementLabels.isEmpty
-        ? nil
-        : try backend.agreement(
-          AgreementRequest(
-            studentCheckpoint: checkpoint, teacherLabels: agreementLabels.map(labelSet),
-            level: level))
-      record.evaluation = EvaluationResult(reference: reference, test: test, agreement: agreement)
+    case .scoreLabels(let labels, let level):
+      record.labelScore = try backend.scorePseudoLabels(
+        PseudoLabelScoreRequest(labels: labels.map(labelSet), level: level))
+    case .evaluate(let evaluation):
+      record.evaluation = try evaluate(evaluation)
     }
     for output in job.action.outputs {
       let written = path(output) + temporary
@@ -279,18 +271,6 @@ public final class TransferRun {
   }
 
   // MARK: Metrics
-
-  func metricsRecords(_ evaluations: [String: EvaluationResult]) -> [MetricsRecord] {
-    plan.entries.compactMap { entry in
-      guard let result = evaluations[entry.evaluationJob] else { return nil }
-      return MetricsRecord(
-        stage: entry.stage, level: entry.level, schedule: entry.schedule,
-        generation: entry.generation, fold: entry.fold, model: entry.model,
-        metric: result.test.metric, atR: result.reference.score, atE: result.test.score,
-        agreement: result.agreement,
-        perClass: .init(reference: result.reference.perClass, test: result.test.perClass))
-    }
-  }
 
   func writeMetrics(_ records: [MetricsRecord]) throws {
     let encoder = JSONEncoder()

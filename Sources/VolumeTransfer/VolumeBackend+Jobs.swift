@@ -40,7 +40,9 @@ extension VolumeBackend {
       for unit in set.units {
         let labels = try readPseudoLabels(set, unit: unit, level: level)
         pseudo.append(
-          TrainingCase(name: unit, slicer: CaseSlicer(image: try load(unit).image, labels: labels)))
+          TrainingCase(
+            name: unit, slicer: CaseSlicer(image: try load(unit).image, labels: labels),
+            isPseudoLabeled: true))
       }
     }
     try train(
@@ -87,10 +89,26 @@ extension VolumeBackend {
     return evaluation
   }
 
-  /// Mean foreground Dice and per-class Dice; see the type's notes.
+  /// Mean foreground Dice and per-class Dice on each case's voxel grid (the only resolution:
+  /// the view networks predict the case's own slices); see the type's notes.
   public func evaluate(_ request: EvaluationRequest) throws -> Evaluation {
     let units = request.set == .test ? split.test : split.reference
     let evaluation = try dice(checkpoint: request.checkpoint, units: units, level: request.level)
+    return Self.evaluation(evaluation)
+  }
+
+  /// Dice of pseudo label volumes as written against R's ground truth (filtered voxels count
+  /// as missed), with the cases of all sets together.
+  public func scorePseudoLabels(_ request: PseudoLabelScoreRequest) throws -> Evaluation? {
+    let level = try self.level(request.level)
+    var evaluation = DiceEvaluation(classCount: level.classCount)
+    for set in request.labels {
+      for unit in set.units {
+        evaluation.add(
+          prediction: try readPseudoLabels(set, unit: unit, level: level).voxels,
+          groundTruth: try groundTruth(unit, level: level))
+      }
+    }
     return Self.evaluation(evaluation)
   }
 
@@ -99,7 +117,8 @@ extension VolumeBackend {
     let perClass = dice.meanDicePerClass
     let foreground = perClass.dropFirst().compactMap { $0 }
     let mean = foreground.isEmpty ? 0 : foreground.reduce(0, +) / Double(foreground.count)
-    return Evaluation(metric: .meanDice, score: mean, perClass: perClass)
+    return Evaluation(
+      metric: .meanDice, score: mean, perClass: perClass, resolution: "each case's voxel grid")
   }
 
   /// The share of the teachers' non-void voxels where the student predicts the same class.

@@ -33,6 +33,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     .init("widths", .integers, default: "8,16,32, or a source model's", "U-Net widths of each view"),
     .init("neighbours", .integer, default: "1, or a source model's", "slices on either side given as channels"),
     .init("window", .string, default: "mri", "intensity window: mri or ct"),
+    .init("pseudoShare", .number, default: "0.5", "share of a student's steps drawn from pseudo-labeled cases (each step is one case's slices)", scope: .studentTraining),
     .init("mappings", .string, default: "none", "folders of your own class sets and mappings, DIR[:DIR] (beside the shipped)", isLocation: true),
   ]
 
@@ -46,11 +47,12 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
   /// The shared training keys (batch, optimizer, steps, learning rates, threads).
   public var training: TrainingOptions
   public var window: WindowKind
+  public var pseudoShare: Double
   public var mappings: String?
 
   enum CodingKeys: String, CodingKey {
     case dataset, target, labeledFraction, testCases, splitSeed, widths, neighbours, window
-    case mappings
+    case pseudoShare, mappings
   }
 
   /// Decodes the options with the defaults ``keys`` documents.
@@ -67,6 +69,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     neighbours = try c.decodeInteger(Int.self, forKey: .neighbours)
     training = try TrainingOptions(from: decoder, defaults: Self.trainingDefaults)
     window = try c.decodeIfPresent(WindowKind.self, forKey: .window) ?? .mri
+    pseudoShare = try c.decodeIfPresent(Double.self, forKey: .pseudoShare) ?? 0.5
     mappings = try c.decodeIfPresent(String.self, forKey: .mappings)
   }
 
@@ -81,6 +84,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     try c.encodeIfPresent(widths, forKey: .widths)
     try c.encodeIfPresent(neighbours, forKey: .neighbours)
     try c.encode(window, forKey: .window)
+    try c.encode(pseudoShare, forKey: .pseudoShare)
     try c.encodeIfPresent(mappings, forKey: .mappings)
   }
 
@@ -101,6 +105,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
       }
     }
     if let neighbours, neighbours < 0 { throw fail("neighbours", "must be >= 0, got \(neighbours)") }
+    if !(0...1).contains(pseudoShare) { throw fail("pseudoShare", "must be in [0, 1], got \(pseudoShare)") }
     try training.validate(file: file)
   }
 
@@ -114,7 +119,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     return ViewTrainingSettings(
       iterations: steps, batchSize: training.batch, learningRate: learningRate,
       optimizer: training.makeOptimizer, maxGradientNorm: training.maxGradientNorm, loss: loss,
-      ignoreIndex: ignore)
+      ignoreIndex: ignore, pseudoShare: student ? pseudoShare : nil)
   }
 }
 
