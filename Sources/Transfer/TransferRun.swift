@@ -32,7 +32,7 @@ public final class TransferRun {
   /// Test hook: called with `"after-output:<job id>"` between a job's outputs and its record.
   package var faultInjection: ((String) throws -> Void)?
   /// The jobs executed (not skipped) by this object, in order.
-  public private(set) var executedJobs: [String] = []
+  public internal(set) var executedJobs: [String] = []
   /// The job being run, if ``execute()`` stopped in one (an error of its backend call).
   public private(set) var currentJob: String?
 
@@ -141,6 +141,19 @@ public final class TransferRun {
   public func execute() throws -> [MetricsRecord] {
     let lock = try RunLock(directory: directory)  // one writer; released on return or throw
     defer { lock.release() }
+    var results = try prepareDirectory()
+    for job in plan.jobs where records.completed(job) == nil {
+      currentJob = job.id
+      let record = try run(job)
+      currentJob = nil
+      executedJobs.append(job.id)
+      if results.add(record, job: job.id) { try writeMetrics(metricsRecords(results)) }
+    }
+    return try writeResults(results)
+  }
+
+  /// Removes half-written files and returns the results of the completed jobs.
+  func prepareDirectory() throws -> RunResults {
     try removePartials(in: directory)
     for sub in ["models", "labels", "steps"] {
       try createDirectory(directory + "/" + sub)
@@ -148,16 +161,13 @@ public final class TransferRun {
     }
     var results = RunResults()
     for job in plan.jobs {
-      if let record = records.completed(job) {
-        results.add(record, job: job.id)
-        continue
-      }
-      currentJob = job.id
-      let record = try run(job)
-      currentJob = nil
-      executedJobs.append(job.id)
-      if results.add(record, job: job.id) { try writeMetrics(metricsRecords(results)) }
+      if let record = records.completed(job) { results.add(record, job: job.id) }
     }
+    return results
+  }
+
+  /// Writes the metrics, the tables, the plots and the previews of a finished run.
+  func writeResults(_ results: RunResults) throws -> [MetricsRecord] {
     let metrics = metricsRecords(results)
     try writeMetrics(metrics)
     let table = ResultsTable(records: metrics, configuration: configuration)
@@ -184,9 +194,18 @@ public final class TransferRun {
   /// the outputs into place, then writes the completion record.
   func run(_ job: TransferJob) throws -> StepRecord {
     try records.discard(job)
+    let record = try produce(job)
+    try records.write(record, for: job)
+    return record
+  }
+
+  /// Runs a job from scratch up to its completion record (not written): discards leftover
+  /// outputs, calls the backend on temporary paths (`temporary` appended), renames the outputs
+  /// into place.
+  func produce(_ job: TransferJob, temporary: String = partialSuffix) throws -> StepRecord {
     for output in job.action.outputs {
       try removeIfPresent(path(output))
-      try removeIfPresent(path(output) + partialSuffix)
+      try removeIfPresent(path(output) + temporary)
     }
     var record = StepRecord(job: job)
     record.model = job.action.outputModel
@@ -194,28 +213,28 @@ public final class TransferRun {
     case .trainSource(let output):
       try backend.trainSource(
         SourceTrainingRequest(
-          network: output.network, output: path(output.checkpoint) + partialSuffix,
+          network: output.network, output: path(output.checkpoint) + temporary,
           seed: job.seed))
     case .importSource(let checkpoint, let output):
       try backend.importSource(
         SourceImportRequest(
-          checkpoint: checkpoint, output: path(output.checkpoint) + partialSuffix))
+          checkpoint: checkpoint, output: path(output.checkpoint) + temporary))
     case .adaptBatchNorm(let model, let units, let output):
       try backend.adaptBatchNorm(
         BatchNormAdaptationRequest(
           checkpoint: path(model.checkpoint), units: units,
-          output: path(output.checkpoint) + partialSuffix, seed: job.seed))
+          output: path(output.checkpoint) + temporary, seed: job.seed))
     case .label(let teacher, let filters, let output):
       let leaked = Set(teacher.trainedOnInStage).intersection(output.units)
       if output.isCrossFold && !leaked.isEmpty {
         throw TransferError.foldLeak(
           labelSet: output.id, model: teacher.id, units: leaked.sorted())
       }
-      try createDirectory(path(output.directory) + partialSuffix)
+      try createDirectory(path(output.directory) + temporary)
       try backend.generatePseudoLabels(
         PseudoLabelRequest(
           teacherCheckpoint: path(teacher.checkpoint), units: output.units, level: output.level,
-          filters: filters, outputDirectory: path(output.directory) + partialSuffix,
+          filters: filters, outputDirectory: path(output.directory) + temporary,
           seed: job.seed))
       record.labelSet = output
     case .trainStudent(let initial, let labels, let level, let output):
@@ -223,7 +242,7 @@ public final class TransferRun {
         StudentTrainingRequest(
           network: output.network, initialCheckpoint: path(initial.checkpoint),
           pseudoLabels: labels.map(labelSet), level: level,
-          output: path(output.checkpoint) + partialSuffix, seed: job.seed))
+          output: path(output.checkpoint) + temporary, seed: job.seed))
     case .scoreLabels(let labels, let level):
       record.labelScore = try backend.scorePseudoLabels(
         PseudoLabelScoreRequest(labels: labels.map(labelSet), level: level))
@@ -231,15 +250,14 @@ public final class TransferRun {
       record.evaluation = try evaluate(evaluation)
     }
     for output in job.action.outputs {
-      let temporary = path(output) + partialSuffix
-      guard FileManager.default.fileExists(atPath: temporary) else {
+      let written = path(output) + temporary
+      guard FileManager.default.fileExists(atPath: written) else {
         throw TransferError.fileOperation(
-          path: temporary, reason: "job \(job.id): the backend did not write its output")
+          path: written, reason: "job \(job.id): the backend did not write its output")
       }
-      try renameReplacing(temporary, to: path(output))
+      try renameReplacing(written, to: path(output))
     }
     try faultInjection?("after-output:\(job.id)")
-    try records.write(record, for: job)
     return record
   }
 

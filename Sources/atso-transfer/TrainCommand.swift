@@ -346,16 +346,24 @@ struct TrainCommand: ParsableCommand {
       momentum: momentum, weightDecay: weightDecay, seed: seed, checkpointInterval: checkpointEvery,
       validationInterval: validateEvery, loaderWorkers: loaderThreads,
       initialization: initialization)
-    var reporter = ProgressReporter(interval: logEvery)
+    // Under mpirun: data-parallel over the ranks; rank 0 reports and writes the folder.
+    let replicas = try ScaleOut.trainingReplicas()
+    if let replicas, batch < replicas.count {
+      throw ValidationError(
+        "--batch \(batch) is smaller than the \(replicas.count) ranks of mpirun: every rank "
+          + "computes at least one image of a step (give --batch \(replicas.count) or more)")
+    }
+    var reporter = ProgressReporter(interval: logEvery, quiet: (replicas?.index ?? 0) != 0)
+    let ranks = replicas.map { ", data-parallel over \($0.count) ranks" } ?? ""
     reporter.line(
       "training \(configuration.architecture.summaryWithParameters) on \(trainingSet.count) samples "
-        + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)")
+        + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)\(ranks)")
     let result: TrainingRunResult
     do {
       result = try runTraining(
         configuration, in: output,
         training: LabeledSource(dataset: trainingSet, labelTable: table), validation: validation,
-        modelClasses: modelClasses, resume: resume
+        modelClasses: modelClasses, resume: resume, replicas: replicas
       ) { event in reporter.report(event) }
       reporter.finish()
     } catch {
@@ -367,7 +375,7 @@ struct TrainCommand: ParsableCommand {
     if let report = result.validation {
       summary += ", validation mIoU \(format(Float(report.meanIoU * 100), 2)) %"
     }
-    print(summary)
+    if !reporter.quiet { print(reporter.label + summary) }
   }
 }
 
@@ -390,15 +398,22 @@ func format(_ value: Float, _ digits: Int) -> String {
 struct ProgressReporter {
   let isTerminal = isatty(2) != 0
   let interval: Double
+  /// Prints nothing (a data-parallel rank other than 0).
+  let quiet: Bool
+  /// Before every line: the rank under mpirun (``ScaleOut/label``).
+  let label = ScaleOut.label
   var lastPrint = Date.distantPast
   var inPlace = false
 
-  init(interval: Double) { self.interval = interval }
+  init(interval: Double, quiet: Bool = false) {
+    self.interval = interval
+    self.quiet = quiet
+  }
 
   mutating func line(_ text: String) {
     if inPlace { write("\n") }
     inPlace = false
-    write(text + "\n")
+    write(label + text + "\n")
   }
 
   mutating func report(_ event: TrainingEvent) {
@@ -410,7 +425,7 @@ struct ProgressReporter {
     case .step(let p):
       let now = Date()
       let text =
-        "step \(p.step)/\(p.totalSteps)  loss \(format(p.loss, 4))  lr \(format(p.learningRate, 5))"
+        label + "step \(p.step)/\(p.totalSteps)  loss \(format(p.loss, 4))  lr \(format(p.learningRate, 5))"
         + "  \(format(Float(p.imagesPerSecond), 1)) img/s  \(format(Float(p.secondsPerStep), 2)) s/step"
         + "  left \(duration(p.secondsRemaining))"
       if isTerminal {
@@ -429,6 +444,7 @@ struct ProgressReporter {
   }
 
   func write(_ text: String) {
+    guard !quiet else { return }
     FileHandle.standardError.write(Data(text.utf8))
   }
 

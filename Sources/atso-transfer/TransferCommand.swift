@@ -21,9 +21,7 @@ enum BackendKinds {
   static var help: String { all.map { $0.help }.joined(separator: "\n\n") }
 
   /// Writes the backend's progress lines to stderr.
-  static let progress: @Sendable (String) -> Void = { line in
-    FileHandle.standardError.write(Data("[backend] \(line)\n".utf8))
-  }
+  static let progress: @Sendable (String) -> Void = { line in ScaleOut.log("[backend] \(line)") }
 
   /// The options of `kind` decoded from a JSON object.
   static func decode(_ kind: any BackendOptions.Type, _ object: [String: ConfigurationValue], file: String)
@@ -170,6 +168,8 @@ struct TransferCommand: ParsableCommand {
   @Flag(help: "Print the resolved configuration and stop (needs no backend).")
   var dryRun = false
 
+  @OptionGroup var ranks: RankOptions
+
   /// The configuration resolved by ``validate()``: the file read and decoded once, the flags
   /// applied, validated once.
   var resolved: ValidatedConfiguration?
@@ -177,7 +177,7 @@ struct TransferCommand: ParsableCommand {
   enum CodingKeys: String, CodingKey {
     case config, runDirectory, seed, schedules, folds, generations, confidenceThreshold
     case classBalancedPortion, adaBn, ignoreIndex, previews, stage, backendOption, sourceModel
-    case dryRun
+    case dryRun, ranks
   }
 
   /// The configuration file (or the defaults) with the flags applied, validated.
@@ -241,10 +241,16 @@ struct TransferCommand: ParsableCommand {
       return
     }
     guard let directory = configuration.configuration.runDirectory else { return }
-    let backend = try configuration.makeBackend(progress: BackendKinds.progress)
-    let run = try TransferRun.start(
-      configuration: configuration, directory: directory, backend: backend)
-    try execute(run)
+    let start = {
+      try TransferRun.start(
+        configuration: configuration, directory: directory,
+        backend: try configuration.makeBackend(progress: BackendKinds.progress))
+    }
+    switch try ScaleOut.execute(options: ranks, rankZero: start) {
+    case false?: return  // a worker rank: rank 0 prints the results
+    case true?: break
+    case nil: try execute(start())
+    }
     print((try? String(contentsOfFile: directory + "/table.md", encoding: .utf8)) ?? "")
     printResultFiles(directory)
   }
@@ -295,16 +301,30 @@ struct ResumeCommand: ParsableCommand {
     }
   }
 
+  @OptionGroup var ranks: RankOptions
+
   func run() throws {
-    let configuration = try TransferConfiguration.load(
-      from: runDirectory + "/configuration.json", kinds: BackendKinds.all)
-    let backend = try configuration.makeBackend(progress: BackendKinds.progress)
-    let transfer = try TransferRun(
-      resuming: runDirectory, configuration: configuration, backend: backend,
-      acceptingChanges: acceptChanges)
-    try execute(transfer)
+    let open = { try TransferRun.open(runDirectory, acceptingChanges: acceptChanges) }
+    switch try ScaleOut.execute(options: ranks, rankZero: open) {
+    case false?: return  // a worker rank: rank 0 prints the results
+    case true?: break
+    case nil: try execute(open())
+    }
     print((try? String(contentsOfFile: runDirectory + "/table.md", encoding: .utf8)) ?? "")
     printResultFiles(runDirectory)
+  }
+}
+
+extension TransferRun {
+  /// Opens the run in `directory` with its saved configuration, to resume it
+  /// (`acceptingChanges`: ``TransferRun/init(resuming:configuration:backend:acceptingChanges:)``).
+  static func open(_ directory: String, acceptingChanges: Bool = false) throws -> TransferRun {
+    let configuration = try TransferConfiguration.load(
+      from: directory + "/configuration.json", kinds: BackendKinds.all)
+    let backend = try configuration.makeBackend(progress: BackendKinds.progress)
+    return try TransferRun(
+      resuming: directory, configuration: configuration, backend: backend,
+      acceptingChanges: acceptingChanges)
   }
 }
 
