@@ -105,13 +105,25 @@ public struct LabelFileReader {
     at path: String, into image: inout LabelImage, maxPixels: Int = ImageLimits.defaultMaxPixels
   ) throws(ImageError) {
     try ImageFile.readBytes(at: path, into: &bytes)
+    try decode(bytes, path: path, into: &image, maxPixels: maxPixels)
+  }
+
+  /// Decodes the label map in `data` (the bytes of the file at `path`, which only names it in
+  /// errors) into `image` as ``read(at:into:maxPixels:)`` does: the 8-bit gray fast path, else
+  /// libpng (``PNGCodec/decodeLabel(_:path:maxPixels:into:)``).
+  ///
+  /// - Throws: `ImageError` as ``ImageFile/readLabel(at:maxPixels:)``.
+  public func decode(
+    _ data: [UInt8], path: String, into image: inout LabelImage,
+    maxPixels: Int = ImageLimits.defaultMaxPixels
+  ) throws(ImageError) {
     var values = image.values
     image.values = []  // `values` is now the only reference: decoded in place
-    if let size = gray.decode(bytes, maxPixels: maxPixels, into: &values) {
+    if let size = gray.decode(data, maxPixels: maxPixels, into: &values) {
       image = LabelImage(width: size.width, height: size.height, values: values)
       return
     }
     image.values = values
-    try PNGCodec.decodeLabel(bytes, path: path, maxPixels: maxPixels, into: &image)
+    try PNGCodec.decodeLabel(data, path: path, maxPixels: maxPixels, into: &image)
   }
 }
