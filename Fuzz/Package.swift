@@ -22,6 +22,7 @@ let package = Package(
   dependencies: [.package(path: "../")],
   targets: [
     harness("FuzzPNG", ["Segmentation"]),
+    harness("FuzzGrayPNG", ["Segmentation"]),
     harness("FuzzJPEG", ["Segmentation"]),
     harness("FuzzNIfTI", ["Medical"]),
     harness("FuzzSafetensors", ["Segmentation"]),

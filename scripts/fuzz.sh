@@ -5,8 +5,9 @@
 # Usage: scripts/fuzz.sh [-runs N | -seconds S] [HARNESS...]
 #   -runs N      executions per harness (default 1000000, the figure of the README)
 #   -seconds S   run each harness for S seconds instead (what .ci/run does: -seconds 5)
-#   HARNESS      FuzzPNG FuzzJPEG FuzzNIfTI FuzzSafetensors FuzzClassSet FuzzMapping
-#                FuzzConfiguration FuzzDatasetSpec (default: all)
+#   HARNESS      FuzzPNG FuzzGrayPNG FuzzJPEG FuzzNIfTI FuzzSafetensors FuzzClassSet
+#                FuzzMapping FuzzConfiguration FuzzDatasetSpec (default: all; only the harnesses
+#                named are built)
 # The grown corpora and crash reproducers stay in $FUZZ_WORK (default /tmp/atso-fuzz-<folder of
 # the package>); a crash (or leak, or sanitizer report) stops that harness, prints the reproducer
 # and makes the script exit 1 after the others ran. Prints one line per harness: executions, seconds, corpus size,
@@ -22,8 +23,10 @@ while [ $# -gt 0 ]; do
     *) harnesses+=("$1"); shift ;;
   esac
 done
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(FuzzPNG FuzzJPEG FuzzNIfTI FuzzSafetensors FuzzClassSet
-  FuzzMapping FuzzConfiguration FuzzDatasetSpec)
+products=()
+for name in "${harnesses[@]}"; do products+=(--product "$name"); done
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(FuzzPNG FuzzGrayPNG FuzzJPEG FuzzNIfTI FuzzSafetensors
+  FuzzClassSet FuzzMapping FuzzConfiguration FuzzDatasetSpec)
 work=${FUZZ_WORK:-/tmp/atso-fuzz-$(basename "$here")}
 mkdir -p "$work"
 
@@ -35,12 +38,20 @@ flags=(-c release --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer
 # (the main package) from its last plan and would miss files added there since.
 rm -f .build/release.yaml .build/release/description.json
 echo "building the harnesses (release, fuzzer + address sanitizers)..." >&2
-swift build "${flags[@]}" >"$work/build.log" 2>&1 || {
-  tail -30 "$work/build.log" >&2; exit 2; }
+# Named harnesses: only their products (and the modules they need) are built, one at a time.
+: >"$work/build.log"
+if [ ${#products[@]} -eq 0 ]; then
+  swift build "${flags[@]}" >>"$work/build.log" 2>&1 || { tail -30 "$work/build.log" >&2; exit 2; }
+fi
+for ((i = 0; i < ${#products[@]}; i += 2)); do
+  swift build "${flags[@]}" "${products[@]:i:2}" >>"$work/build.log" 2>&1 || {
+    tail -30 "$work/build.log" >&2; exit 2; }
+done
 bin=$(swift build "${flags[@]}" --show-bin-path)
 
 # Inputs larger than this teach nothing more about the parsers and slow each execution down.
-declare -A max_len=([FuzzSafetensors]=16384 [FuzzNIfTI]=4096 [FuzzPNG]=4096 [FuzzJPEG]=4096)
+declare -A max_len=([FuzzSafetensors]=16384 [FuzzNIfTI]=4096 [FuzzPNG]=4096 [FuzzGrayPNG]=4096
+  [FuzzJPEG]=4096)
 failed=0
 printf '%-18s %10s %8s %7s %12s  %s\n' harness executions seconds corpus "cov/ft" outcome
 for name in "${harnesses[@]}"; do
