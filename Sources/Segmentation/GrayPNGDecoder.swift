@@ -7,10 +7,11 @@ import CDeflate
 /// decode through libpng); libdeflate inflates a whole buffer about twice as fast. Every other
 /// file, and every file this path finds irregular in any way (a CRC or Adler-32 mismatch, a
 /// chunk out of order or with a name that is not four letters, a `tRNS` chunk, an unknown critical
-/// chunk, a bad filter byte, too much or too little image data, more than 1,000,000 columns or rows
-/// (libpng's limits), more pixels than allowed), gives nil, and the caller decodes it
-/// through libpng (``PNGCodec``), which accepts or names the error as it always has. For the
-/// files it accepts the result is the file's raw samples, as libpng gives them.
+/// chunk, a bad filter byte, too much or too little image data, a zlib window smaller than the
+/// image data, more than 1,000,000 columns or rows (libpng's limits), more pixels than allowed),
+/// gives nil, and the caller decodes it through libpng (``PNGCodec``), which accepts or names the
+/// error as it always has. For the files it accepts the result is the file's raw samples, as
+/// libpng gives them.
 ///
 /// Not thread safe: one decoder per thread (``LabelFileReader`` owns one).
 final class GrayPNGDecoder {
@@ -77,10 +78,18 @@ final class GrayPNGDecoder {
       }
       offset += 12 + length
     }
-    guard sawEnd, !idatRanges.isEmpty else { return nil }
+    guard sawEnd, let first = idatRanges.first(where: { !$0.isEmpty }) else { return nil }
     let rowBytes = width + 1
     let (filteredCount, overflow) = rowBytes.multipliedReportingOverflow(by: height)
     guard !overflow else { return nil }
+    // The zlib header's window (CINFO: 2^(8 + CINFO) bytes, 32 KiB at 7) bounds the distances
+    // back; zlib, inflating row by row under libpng, refuses one beyond it ("invalid distance
+    // too far back"), libdeflate inflating the whole buffer at once would not. A window smaller
+    // than the image data (encoders shrink it only for data that fits) goes to libpng.
+    let windowLog = Int(file[first.lowerBound] >> 4) + 8
+    guard windowLog == 15 || (windowLog < 15 && 1 << windowLog >= filteredCount) else {
+      return nil
+    }
     if filtered.count != filteredCount {
       filtered = [UInt8](unsafeUninitializedCapacity: filteredCount) { _, n in n = filteredCount }
     }

@@ -62,13 +62,15 @@ private struct PNGBuilder {
   }
 
   /// The file: IHDR (8-bit gray unless `colorType` says otherwise), `extra` chunks, the image
-  /// data in `idatParts` chunks, IEND.
+  /// data in `idatParts` chunks, IEND. `zlibHeader` replaces the two bytes of the zlib header
+  /// (libdeflate writes 0x78 0x9C: a 32 KiB window).
   func file(
     filters: [UInt8] = [0, 1, 2, 3, 4], idatParts: Int = 1, colorType: UInt8 = 0,
-    extra: [[UInt8]] = [], corruptIDAT: Bool = false
+    extra: [[UInt8]] = [], corruptIDAT: Bool = false, zlibHeader: [UInt8]? = nil
   ) -> [UInt8] {
     let header = Self.be32(width) + Self.be32(height) + [8, colorType, 0, 0, 0]
-    let stream = Self.zlib(filteredRows(filters))
+    var stream = Self.zlib(filteredRows(filters))
+    if let zlibHeader { stream.replaceSubrange(0..<2, with: zlibHeader) }
     var out = PNGCodec.signature + Self.chunk("IHDR", header)
     for chunk in extra { out += chunk }
     let step = (stream.count + idatParts - 1) / idatParts
@@ -153,6 +155,42 @@ struct GrayPNGDecoderTests {
     let text = PNGBuilder.chunk("tEXt", Array("Comment\u{0}labels".utf8))
     #expect(decoder.decode(image.file(extra: [text]), maxPixels: 1 << 20, into: &values) != nil)
     #expect(values == image.values)
+  }
+
+  @Test("a zlib window smaller than the image data is left to libpng, which refuses distances beyond it (fuzz finding)")
+  func smallWindow() throws {
+    // Rows 2 and 3 repeat rows 0 and 1: the only matches are 2 * 301 bytes back, beyond the
+    // 256-byte window of the header 0x08 0x1D (CINFO 0; (0x08 * 256 + 0x1D) % 31 == 0).
+    var image = sampleImage(width: 300, height: 4, seed: 5)
+    var state: UInt64 = 99
+    for x in 0..<600 {
+      state = state &* 6_364_136_223_846_793_005 &+ 1
+      image.values[x] = UInt8(truncatingIfNeeded: state >> 56)
+    }
+    image.values.replaceSubrange(600..<1200, with: image.values[0..<600])
+    let file = image.file(filters: [0], zlibHeader: [0x08, 0x1D])
+    let decoder = GrayPNGDecoder()
+    var values: [UInt8] = []
+    #expect(decoder.decode(file, maxPixels: 1 << 20, into: &values) == nil)
+    let expected = Result { () throws(ImageError) in try PNGCodec.decodeLabel(file, path: "w.png") }
+    var label = LabelImage(width: 0, height: 0, values: [])
+    let got = Result { () throws(ImageError) in
+      try LabelFileReader().decode(file, path: "w.png", into: &label)
+      return label
+    }
+    #expect(got == expected)
+    #expect(throws: ImageError.self) { try PNGCodec.decodeLabel(file, path: "w.png") }
+    // The same window over data that fits in it (libpng's encoder shrinks the window of small
+    // images) keeps the fast path.
+    let small = sampleImage(width: 15, height: 8, seed: 4)
+    let fits = small.file(zlibHeader: [0x08, 0x1D])
+    #expect(decoder.decode(fits, maxPixels: 1 << 20, into: &values) != nil)
+    #expect(values == small.values)
+    let encoded = try PNGCodec.encodeGray(LabelImage(width: 15, height: 8, values: small.values))
+    let idat = try #require((0..<(encoded.count - 4)).first { Array(encoded[$0..<($0 + 4)]) == Array("IDAT".utf8) })
+    #expect(encoded[idat + 4] >> 4 < 7, "libpng's encoder wrote a 32 KiB window for 128 bytes")
+    #expect(decoder.decode(encoded, maxPixels: 1 << 20, into: &values) != nil)
+    #expect(values == small.values)
   }
 
   @Test("LabelFileReader gives libpng's values for fast-path files and libpng's errors for the rest")
