@@ -14,7 +14,8 @@ extension ImageBackend {
     if options.initialization != .he { model.initialize(options.initialization, using: &generator) }
     let (trained, summary) = try trainImages(
       model, labeled: labeledItems, pseudo: [], pseudoLevel: .fine(classSet),
-      recipe: recipe(student: false), seed: generator.next(), kind: "source")
+      recipe: recipe(student: false), seed: generator.next(), kind: "source",
+      lossLog: request.lossLog, progress: report("source model"))
     try save(trained, to: request.output)
     log(summary, "source model \(request.network ?? "")", seconds: -start.timeIntervalSinceNow)
   }
@@ -64,7 +65,8 @@ extension ImageBackend {
     let initial = try loadModel(request.initialCheckpoint)
     let (model, summary) = try trainImages(
       initial, labeled: labeledItems, pseudo: pseudo, pseudoLevel: level,
-      recipe: recipe(student: true), seed: request.seed, kind: "student")
+      recipe: recipe(student: true), seed: request.seed, kind: "student",
+      lossLog: request.lossLog, progress: report("student"))
     try save(model, to: request.output)
     log(
       summary, "student (\(request.level), \(pseudo.count) pseudo-labeled)",
@@ -112,10 +114,14 @@ extension ImageBackend {
         prediction: prediction.labels)
     }
     let report = try matrix.report()
-    let perClass: [Double?] = report.perClass.filter(\.isEvaluated).map {
-      $0.iou.isNaN ? nil : $0.iou
-    }
-    return Evaluation(score: report.meanIoU.isNaN ? 0 : report.meanIoU, perClass: perClass)
+    let evaluated = report.perClass.filter(\.isEvaluated)
+    let perClass: [Double?] = evaluated.map { $0.iou.isNaN ? nil : $0.iou }
+    var seen = [Bool](repeating: false, count: 256)
+    for decision in predicted { for label in decision.labels { seen[Int(label)] = true } }
+    return Evaluation(
+      score: report.meanIoU.isNaN ? 0 : report.meanIoU, perClass: perClass,
+      classNames: evaluated.map(\.name),
+      predictedClasses: predictedClassNames(seen, classes: level.classes))
   }
 
   public func agreement(_ request: AgreementRequest) throws -> Double {

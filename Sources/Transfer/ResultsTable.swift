@@ -12,6 +12,8 @@ public struct ResultsTable: Sendable, Equatable {
     public var atR: Double
     public var atE: Double
     public var models: Int
+    /// The per-class scores averaged over the models, with the class names.
+    public var perClass: MetricsRecord.PerClass?
   }
   /// One row: a generation (`"0"`, `"1"`, ..., or `"final"`) and a cell per schedule that has one.
   public struct Row: Codable, Sendable, Equatable {
@@ -49,7 +51,8 @@ public struct ResultsTable: Sendable, Equatable {
           let n = Double(matching.count)
           cells[schedule.rawValue] = Cell(
             atR: matching.map(\.atR).reduce(0, +) / n,
-            atE: matching.map(\.atE).reduce(0, +) / n, models: matching.count)
+            atE: matching.map(\.atE).reduce(0, +) / n, models: matching.count,
+            perClass: Self.meanPerClass(matching.map(\.perClass)))
         }
         if !cells.isEmpty {
           rows.append(Row(generation: generation.map { "\($0)" } ?? "final", cells: cells))
@@ -57,6 +60,20 @@ public struct ResultsTable: Sendable, Equatable {
       }
       return StageTable(name: stage.name, level: stage.level, method: stage.method, rows: rows)
     }
+  }
+
+  /// The per-class means of `lists` (each class over the models where it is defined).
+  static func meanPerClass(_ lists: [MetricsRecord.PerClass]) -> MetricsRecord.PerClass? {
+    guard let first = lists.first else { return nil }
+    func mean(_ values: [[Double?]]) -> [Double?] {
+      (0..<(values.map(\.count).max() ?? 0)).map { i in
+        let defined = values.compactMap { i < $0.count ? $0[i] : nil }
+        return defined.isEmpty ? nil : defined.reduce(0, +) / Double(defined.count)
+      }
+    }
+    return .init(
+      classes: first.classes, reference: mean(lists.map(\.reference)),
+      test: mean(lists.map(\.test)))
   }
 
   static func title(_ schedule: ScheduleKind) -> String {
@@ -88,7 +105,7 @@ public struct ResultsTable: Sendable, Equatable {
     return text
   }
 
-  /// The table as JSON (sorted keys, values as fractions in [0, 1]).
+  /// The table as JSON (sorted keys, values as fractions in [0, 1]: `"scale": "fraction"`).
   public func json() throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -96,6 +113,7 @@ public struct ResultsTable: Sendable, Equatable {
   }
 
   struct JSONForm: Codable {
+    var scale = "fraction"
     var metric: EvaluationMetric
     var schedules: [ScheduleKind]
     var stages: [StageTable]

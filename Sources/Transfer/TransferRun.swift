@@ -7,11 +7,14 @@ import Segmentation
 /// ```
 /// configuration.json   the resolved configuration
 /// folds.json           the seeded fold split (FoldSplit)
+/// sets.json            the unit ids of S, R and E (DataSummary)
 /// models/<id>.ckpt     checkpoints (written by the backend)
 /// labels/<id>/         pseudo label sets (written by the backend)
+/// losses/<job>.csv     the loss of every training step of a training job (LossLog)
 /// steps/<job>.json     completion records (StepRecord)
 /// metrics.jsonl        one MetricsRecord per line, regenerated from the records
-/// table.md, table.json, curves-<stage>.png   the results, written at the end
+/// table.md, table.json, curves-<stage>.png   the results, written at the end (table.md with
+///                      a legend: what @R and @E are, the data, levels, seeds, warnings)
 /// predictions.png      a few test units: image, ground truth, predictions (see writePreviews)
 /// ```
 /// Every file is written under a `.partial` name and renamed; a job's record is written after
@@ -31,6 +34,8 @@ public final class TransferRun {
   public private(set) var executedJobs: [String] = []
   /// The job being run, if ``execute()`` stopped in one (an error of its backend call).
   public private(set) var currentJob: String?
+  /// Receives the start and end of every job and the warnings (the CLI draws them).
+  public var events: ((RunEvent) -> Void)?
 
   /// Creates a new run directory, saves the resolved configuration and the fold split, and
   /// plans the run.
@@ -124,29 +129,54 @@ public final class TransferRun {
   @discardableResult
   public func execute() throws -> [MetricsRecord] {
     try removePartials(in: directory)
-    for sub in ["models", "labels", "steps"] {
+    for sub in ["models", "labels", "steps", "losses"] {
       try createDirectory(directory + "/" + sub)
       try removePartials(in: directory + "/" + sub)
     }
+    data = try backend.dataSummary()
+    try writeJSON(data, to: path("sets.json"))
     var evaluations: [String: EvaluationResult] = [:]
+    var pending: [TransferJob] = []
     for job in plan.jobs {
       if let record = records.completed(job) {
         if let evaluation = record.evaluation { evaluations[job.id] = evaluation }
-        continue
+      } else {
+        pending.append(job)
       }
+    }
+    var clock = RunClock()
+    for (index, job) in pending.enumerated() {
+      func position() -> RunPosition {
+        RunPosition(
+          job: job.id, index: index + 1, count: pending.count,
+          elapsed: -clock.start.timeIntervalSinceNow,
+          remainingAfter: clock.estimate(pending[(index + 1)...]))
+      }
+      events?(.started(position()))
+      let jobStart = Date()
       currentJob = job.id
       let record = try run(job)
       currentJob = nil
       executedJobs.append(job.id)
+      let seconds = -jobStart.timeIntervalSinceNow
+      clock.seconds[RunClock.kind(job.action), default: []].append(seconds)
+      events?(.finished(position(), seconds: seconds))
       if let evaluation = record.evaluation {
         evaluations[job.id] = evaluation
+        for warning in Self.warnings(job: job, evaluation) { events?(.warning(warning)) }
         try writeMetrics(metricsRecords(evaluations))
       }
     }
     let metrics = metricsRecords(evaluations)
     try writeMetrics(metrics)
     let table = ResultsTable(records: metrics, configuration: configuration)
-    try writeAtomically(Data(table.markdown().utf8), to: directory + "/table.md")
+    let legend = TableLegend(
+      configuration: configuration, metric: table.metric, data: data,
+      warnings: plan.jobs.flatMap { job in
+        evaluations[job.id].map { Self.warnings(job: job, $0) } ?? []
+      })
+    try writeAtomically(
+      Data((table.markdown() + legend.markdown()).utf8), to: directory + "/table.md")
     try writeAtomically(try table.json(), to: directory + "/table.json")
     for stage in configuration.stages where stage.method == .schedules {
       let plot = table.curves(
@@ -161,6 +191,22 @@ public final class TransferRun {
 
   func path(_ relative: String) -> String { directory + "/" + relative }
 
+  /// The data the backend read (set by ``execute()``).
+  public private(set) var data: DataSummary?
+
+  /// The loss log of a training job, relative to the run directory.
+  static func lossLog(_ job: TransferJob) -> String { "losses/\(job.id).csv" }
+
+  /// The warnings of an evaluation job: a model that predicts a single class on R or E.
+  static func warnings(job: TransferJob, _ result: EvaluationResult) -> [String] {
+    guard case .evaluate(let model, let level, _) = job.action else { return [] }
+    return [("E", result.test), ("R", result.reference)].compactMap { name, evaluation in
+      guard let classes = evaluation.predictedClasses, classes.count == 1 else { return nil }
+      return "model \(model.id) predicts a single class on \(name) at level \(level): "
+        + "'\(classes[0])' everywhere (its scores say little; check the training and the labels)"
+    }
+  }
+
   /// Runs a job from scratch: discards leftovers, calls the backend on temporary paths, renames
   /// the outputs into place, then writes the completion record.
   func run(_ job: TransferJob) throws -> StepRecord {
@@ -171,12 +217,15 @@ public final class TransferRun {
     }
     var record = StepRecord(job: job)
     record.model = job.action.outputModel
+    let lossLog = path(Self.lossLog(job))
+    try removeIfPresent(lossLog)
     switch job.action {
     case .trainSource(let output):
       try backend.trainSource(
         SourceTrainingRequest(
           network: output.network, output: path(output.checkpoint) + partialSuffix,
-          seed: job.seed))
+          seed: job.seed, lossLog: lossLog + partialSuffix))
+      record.labeled = data?.labeled
     case .importSource(let checkpoint, let output):
       try backend.importSource(
         SourceImportRequest(
@@ -204,7 +253,9 @@ public final class TransferRun {
         StudentTrainingRequest(
           network: output.network, initialCheckpoint: path(initial.checkpoint),
           pseudoLabels: labels.map(labelSet), level: level,
-          output: path(output.checkpoint) + partialSuffix, seed: job.seed))
+          output: path(output.checkpoint) + partialSuffix, seed: job.seed,
+          lossLog: lossLog + partialSuffix))
+      record.labeled = data?.labeled
     case .evaluate(let model, let level, let agreementLabels):
       let checkpoint = path(model.checkpoint)
       let reference = try backend.evaluate(
@@ -227,6 +278,9 @@ public final class TransferRun {
           path: temporary, reason: "job \(job.id): the backend did not write its output")
       }
       try renameReplacing(temporary, to: path(output))
+    }
+    if FileManager.default.fileExists(atPath: lossLog + partialSuffix) {
+      try renameReplacing(lossLog + partialSuffix, to: lossLog)
     }
     try faultInjection?("after-output:\(job.id)")
     try records.write(record, for: job)
@@ -255,7 +309,9 @@ public final class TransferRun {
         generation: entry.generation, fold: entry.fold, model: entry.model,
         metric: result.test.metric, atR: result.reference.score, atE: result.test.score,
         agreement: result.agreement,
-        perClass: .init(reference: result.reference.perClass, test: result.test.perClass))
+        perClass: .init(
+          classes: result.test.classNames, reference: result.reference.perClass,
+          test: result.test.perClass))
     }
   }
 
