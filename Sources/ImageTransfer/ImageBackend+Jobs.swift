@@ -17,7 +17,9 @@ extension ImageBackend {
       recipe: recipe(student: false), seed: generator.next(), kind: "source",
       lossLog: request.lossLog, progress: report("source model"))
     try save(trained, to: request.output)
-    log(summary, "source model \(request.network ?? "")", seconds: -start.timeIntervalSinceNow)
+    log(
+      summary, "source model" + (request.network.map { " \($0)" } ?? ""),
+      seconds: -start.timeIntervalSinceNow)
   }
 
   /// Takes a checkpoint trained elsewhere as M0: its class set and working size were checked
@@ -94,7 +96,7 @@ extension ImageBackend {
     let kept = labels.reduce(0) { $0 + ignoreIndex.countLabeled($1) }
     let total = labels.reduce(0) { $0 + $1.count }
     progress?(
-      "pseudo labels (\(request.level)): \(request.units.count) units, "
+      "pseudo labels (\(request.level)): \(request.units.count) images, "
         + "\(String(format: "%.1f", 100 * Double(kept) / Double(max(1, total))))% of pixels kept")
   }
 
@@ -153,7 +155,7 @@ extension ImageBackend {
     let predictions = try request.models.map { model in
       try decisions(model.checkpoint, images: images, level: level).map(\.labels)
     }
-    var sheet = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + request.models.map(\.title))
+    var sheet = ContactSheet(predictionsOf: request.models)
     var shown: [[UInt8]] = []
     for (row, index) in picks.enumerated() {
       let maps = [level.labels(fromFine: truths[index], ignore: ignoreIndex)]

@@ -140,8 +140,9 @@ public final class ImageBackend: TransferBackend {
     notes.append(
       "Labels: "
         + labelSets.map { set, name in
-          let mapping = (try? library.mapping(from: name, to: classSet.name).name) ?? "?"
-          return "\(set) \(name) -> \(classSet.name) by mapping '\(mapping)'"
+          let mapping =
+            (try? library.mapping(from: name, to: classSet.name)).map(library.recordName) ?? "?"
+          return "\(set) \(name) -> \(classSet.name) by mapping \(mapping)"
         }.joined(separator: "; ") + "; unmapped and void labels are ignored.")
     let (kind, widths) = defaultArchitecture
     notes.append(

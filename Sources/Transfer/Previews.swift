@@ -3,7 +3,7 @@ import Taxonomy
 
 /// A model drawn in the end-of-run previews.
 public struct PreviewModel: Sendable, Equatable {
-  /// The column title, e.g. `SOURCE ONLY` or `ATSO FINAL`.
+  /// The column title, e.g. `source only` or `ATSO final`.
   public var title: String
   public var checkpoint: String
 
@@ -50,6 +50,12 @@ public struct ContactSheet: Sendable {
   public var legend: [(name: String, color: LabelColor)] = []
 
   public init(columns: [String]) { self.columns = columns }
+
+  /// The sheet of a run's `predictions.png`: the image, its ground truth, then one column per
+  /// model (titled by `models`).
+  public init(predictionsOf models: [PreviewModel]) {
+    self.init(columns: ["image", "ground truth"] + models.map(\.title))
+  }
 
   /// Adds a row. - Precondition: one panel per column, all of one size.
   public mutating func addRow(caption: String, panels: [RGBImage]) {
@@ -129,7 +135,7 @@ public struct ContactSheet: Sendable {
     }
     for (r, row) in rows.enumerated() {
       let top = layout.panelOrigin(row: r, column: 0)
-      _ = canvas.text(row.caption, x: top.x, y: top.y - Layout.line + 2, .gray)
+      _ = canvas.text(row.caption, x: top.x, y: top.y - Layout.line + 2, .darkGray)
       for (c, panel) in row.panels.enumerated() {
         let origin = layout.panelOrigin(row: r, column: c)
         for py in 0..<layout.panelHeight {
@@ -152,7 +158,7 @@ public struct ContactSheet: Sendable {
           x: x + 1, y: y + 1, width: BitmapFont.height - 2, height: BitmapFont.height - 2,
           entry.color)
         x += BitmapFont.height + 4
-        x += canvas.text(entry.name.uppercased(), x: x, y: y, .black) + 12
+        x += canvas.text(entry.name, x: x, y: y, .black) + 12
       }
       y += Layout.line
     }

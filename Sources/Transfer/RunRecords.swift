@@ -107,7 +107,8 @@ public struct JobProgress: Sendable, Equatable {
       secondsRemaining: training.secondsRemaining)
   }
 
-  /// The progress of `done` of `total` items of a loop that started at `start`.
+  /// The progress of `done` of `total` items (`unit`: what an item is, e.g. `cases`) of a loop
+  /// that started at `start`.
   public static func items(
     _ task: String, done: Int, total: Int, unit: String, since start: Date
   ) -> JobProgress {
@@ -115,7 +116,7 @@ public struct JobProgress: Sendable, Equatable {
     let perItem = elapsed / Double(max(1, done))
     return JobProgress(
       task: task, done: done, total: total, rate: elapsed > 0 ? Double(done) / elapsed : 0,
-      rateUnit: unit, secondsRemaining: perItem * Double(total - done))
+      rateUnit: unit + "/s", secondsRemaining: perItem * Double(total - done))
   }
 }
 
@@ -137,14 +138,24 @@ struct RunClock {
     }
   }
 
-  /// The estimated seconds of `jobs`, nil before any job was timed.
+  /// Whether jobs of `kind` train a network (minutes, where the others take seconds).
+  static func trains(_ kind: String) -> Bool { kind == "train-source" || kind == "train-student" }
+
+  /// The estimated seconds of `jobs`, nil before any job was timed: a job takes the mean time
+  /// of the finished jobs of its kind, else of its group (training or not), else of all.
   func estimate(_ jobs: some Sequence<TransferJob>) -> Double? {
-    let all = seconds.values.flatMap { $0 }
-    guard !all.isEmpty else { return nil }
-    let overall = all.reduce(0, +) / Double(all.count)
+    func mean(_ values: [Double]) -> Double? {
+      values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
+    }
+    guard let overall = mean(seconds.values.flatMap { $0 }) else { return nil }
+    func group(_ training: Bool) -> Double? {
+      mean(seconds.filter { Self.trains($0.key) == training }.values.flatMap { $0 })
+    }
+    let training = group(true)
+    let other = group(false)
     return jobs.reduce(0) { total, job in
-      let same = seconds[Self.kind(job.action)] ?? []
-      return total + (same.isEmpty ? overall : same.reduce(0, +) / Double(same.count))
+      let kind = Self.kind(job.action)
+      return total + (mean(seconds[kind] ?? []) ?? (Self.trains(kind) ? training : other) ?? overall)
     }
   }
 }

@@ -17,12 +17,12 @@ extension TransferRun {
     }
     add(
       plan.entries.first { $0.stage == configuration.stages[0].name && $0.generation == 0 },
-      title: "SOURCE ONLY")
+      title: "source only")
     for schedule in configuration.schedules {
       let entry = plan.entries.last { $0.stage == last.name && $0.schedule == schedule }
-      let generation = entry?.generation.map { "G\($0)" } ?? "FINAL"
+      let generation = entry?.generation.map { "g\($0)" } ?? "final"
       let stage = configuration.stages.count > 1 ? " \(last.name)" : ""
-      add(entry, title: "\(ResultsTable.title(schedule))\(stage) \(generation)".uppercased())
+      add(entry, title: "\(ResultsTable.title(schedule))\(stage) \(generation)")
     }
     return (models, last.level)
   }

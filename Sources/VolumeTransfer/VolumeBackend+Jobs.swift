@@ -188,7 +188,7 @@ extension VolumeBackend {
     // Panels share one size: smaller slices are centred on black.
     let width = slices.map(\.width).max() ?? 1
     let height = slices.map(\.height).max() ?? 1
-    var sheet = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + request.models.map(\.title))
+    var sheet = ContactSheet(predictionsOf: request.models)
     var shown: [[UInt8]] = []
     for item in slices {
       let (dx, dy) = ((width - item.width) / 2, (height - item.height) / 2)

@@ -231,7 +231,14 @@ public final class VolumeBackend: TransferBackend {
       guard case .step(let step) = event else { return }
       last = step
       try log?.append(step, leading: [view.rawValue])
-      jobProgress?(JobProgress(step, task: "\(what), \(view.rawValue) view", unit: "slices"))
+      // The steps of the three views, one after the other, as one loop.
+      let views = AnatomicalView.allCases.count
+      let done = (AnatomicalView.allCases.firstIndex(of: view) ?? 0) * step.totalSteps + step.step
+      var all = JobProgress(step, task: "\(what), \(view.rawValue) view", unit: "slices")
+      all.done = done
+      all.total = views * step.totalSteps
+      all.secondsRemaining = step.secondsPerStep * Double(all.total - done)
+      jobProgress?(all)
     }
     progress?(
       "\(what): \(last?.step ?? 0) steps per view, final loss "

@@ -350,6 +350,9 @@ struct EvaluateCommand: ParsableCommand {
       ]
     var report = try paths[0].path.report(counts)
     report.notes += notes
+    if let warning = singleClassWarning(counts.predictedClassNames, on: "the evaluated images") {
+      report.notes.append(warning)
+    }
     if variants {
       report.variants = try paths.map {
         EvaluationReport.VariantScore($0, report: try $0.path.report(counts))
@@ -371,4 +374,20 @@ struct EvaluateCommand: ParsableCommand {
       throw SegmentationCommandError(description: "\(path): cannot write: \(error)")
     }
   }
+}
+
+extension ConfusionMatrix {
+  /// The prediction classes with at least one pixel (the void column left out), in class order.
+  var predictedClassNames: [String] {
+    predictionClasses.classes.indices.filter { column in
+      (0..<rowCount).contains { self[$0, column] > 0 }
+    }.map { predictionClasses.classes[$0].name }
+  }
+}
+
+/// The warning for predictions that hold a single class (e.g. only the background), or nil.
+func singleClassWarning(_ predicted: [String], on what: String) -> String? {
+  guard predicted.count == 1 else { return nil }
+  return "warning: every prediction on \(what) is '\(predicted[0])': the model predicts a single "
+    + "class (its scores say little; check the training and the labels)"
 }

@@ -208,6 +208,9 @@ struct PredictCommand: ParsableCommand {
       dataset: Dataset(classSetName: modelClasses.name, samples: references),
       workingSize: plan.inputSize)
     var written = 0
+    let printer = ProgressPrinter(interval: 10)
+    defer { printer.finish() }
+    let start = Date()
     while let sample = try iterator.next() {
       let result = predictLabelsAtImageSize(
         model, sample: sample, flip: flip, window: plan.window)
@@ -234,7 +237,9 @@ struct PredictCommand: ParsableCommand {
           to: output + "/" + sample.id + "_confidence.png")
       }
       written += 1
+      printer.items("predict", done: written, total: references.count, unit: "img", since: start)
     }
+    printer.finish()
     print(
       "wrote \(written) label maps (\(outClasses.name), \(encoding.rawValue)) to \(output); "
         + plan.description
@@ -375,7 +380,14 @@ enum ModelEvaluation {
     var matrix = ConfusionMatrix(groundTruth: truthClasses, prediction: classes)
     var iterator = PredictionIterator(dataset: dataset, workingSize: plan.inputSize)
     var histogram = RawPairHistogram()
+    let printer = ProgressPrinter(interval: 10)
+    defer { printer.finish() }
+    let start = Date()
     while let sample = try iterator.next() {
+      defer {
+        printer.items(
+          "evaluate", done: iterator.position, total: dataset.count, unit: "img", since: start)
+      }
       guard let label = sample.label else {
         throw SegmentationCommandError(
           description: "\(sample.reference.imagePath): the ground-truth sample has no label file")

@@ -82,6 +82,11 @@ struct TrainingReporter {
     case .checkpoint: break
     case .validation(let step, let report):
       printer.line("step \(step): validation mIoU \(format(Float(report.meanIoU * 100), 2)) %")
+      if let warning = singleClassWarning(
+        report.matrix.predictedClassNames, on: "the validation set at step \(step)")
+      {
+        printer.line(warning)
+      }
     case .step(let p):
       printer.status(
         "step \(p.step)/\(p.totalSteps)  loss \(format(p.loss, 4))  lr \(format(p.learningRate, 5))"
@@ -134,6 +139,14 @@ final class TransferReporter: @unchecked Sendable {
     }
   }
 
+  /// `task: done/total  loss L  R unit/s  left T`.
+  static func describe(_ progress: JobProgress, left: String = "left") -> String {
+    var text = "\(progress.task): \(progress.done)/\(progress.total)"
+    if let loss = progress.loss { text += "  loss \(format(loss, 4))" }
+    text += "  \(format(Float(progress.rate), 1)) \(progress.rateUnit)"
+    return text + "  \(left) \(duration(progress.secondsRemaining))"
+  }
+
   /// A line of the backend (what one of its calls did).
   func line(_ text: String) {
     lock.lock()
@@ -145,15 +158,23 @@ final class TransferReporter: @unchecked Sendable {
   func handle(_ progress: JobProgress) {
     lock.lock()
     defer { lock.unlock() }
-    var text = "\(prefix())\(progress.task): \(progress.done)/\(progress.total)"
-    if let loss = progress.loss { text += "  loss \(format(loss, 4))" }
-    text += "  \(format(Float(progress.rate), 1)) \(progress.rateUnit)"
-    text += "  job left \(duration(progress.secondsRemaining))"
+    var text = prefix() + Self.describe(progress, left: "job left")
     if let position {
       var running = position
       running.elapsed += -jobStart.timeIntervalSinceNow
       text += "; \(runTime(running, jobRemaining: progress.secondsRemaining))"
     }
     printer.status(text, force: progress.done == progress.total)
+  }
+}
+
+extension ProgressPrinter {
+  /// The status of `done` of `total` items of a loop started at `start` (`predict`, `evaluate
+  /// --checkpoint`, `predict-volume`): count, speed, time left.
+  func items(_ task: String, done: Int, total: Int, unit: String, since start: Date) {
+    status(
+      TransferReporter.describe(
+        .items(task, done: done, total: total, unit: unit, since: start)),
+      force: done == total)
   }
 }

@@ -67,13 +67,19 @@ struct PredictVolume: ParsableCommand {
       }
         .map { (input + "/" + $0, output + "/" + $0) }
     }
-    for (image, destination) in jobs {
+    let printer = ProgressPrinter(interval: 10)
+    defer { printer.finish() }
+    let start = Date()
+    for (index, (image, destination)) in jobs.enumerated() {
       let volume = try NIfTI.readImage(image).windowed(intensity)
       let labels = networks.predict(
         CaseSlicer(image: volume), window: slidingWindow.map { SlidingWindow(size: $0.size) }
       ).labels
       try NIfTI.write(Volume(geometry: volume.geometry, voxels: labels), to: destination)
-      print("\(destination)")
+      printer.finish()
+      print(destination)
+      printer.items(
+        "predict-volume", done: index + 1, total: jobs.count, unit: "cases", since: start)
     }
   }
 }

@@ -62,13 +62,13 @@ func segmentationEndToEnd() throws {
   // predictions.png: the 3 test images (fewer than the default 4), each with its picture,
   // ground truth and the predictions of M0 and of ATSO's final model, in the class colours.
   let (models, level) = run.previewModels()
-  #expect(models.map(\.title) == ["SOURCE ONLY", "ATSO FINAL"])
+  #expect(models.map(\.title) == ["source only", "ATSO final"])
   #expect(models.map(\.checkpoint) == ["source", "fine-atso-final"].map { "\(directory)/models/\($0).ckpt" })
   #expect(level == .fine)
   let sheet = try PNGCodec.decodeRGB(
     Array(try #require(FileManager.default.contents(atPath: directory + "/predictions.png"))),
     path: "predictions.png")
-  var expected = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + models.map(\.title))
+  var expected = ContactSheet(predictionsOf: models)
   let palette = backend.classSet.displayColors
   let colors = palette
   let truths = try #require(backend.test.labels)

@@ -94,3 +94,21 @@ func singleClassWarning() throws {
   #expect(started.first?.remainingAfter == nil && started.dropFirst().allSatisfy { $0.remainingAfter != nil })
   #expect(started.last?.remainingAfter == 0)
 }
+
+@Test("the time left: a job takes the time of its kind, else of its group (training or not)")
+func runClockEstimate() throws {
+  let (run, _, _) = try runFresh(
+    TransferConfiguration(schedules: [.atso], generations: 1), name: "clock")
+  let jobs = run.plan.jobs
+  let kinds = jobs.map { RunClock.kind($0.action) }
+  let students = kinds.filter { $0 == "train-student" }.count
+  let others = kinds.filter { !RunClock.trains($0) }.count
+  var clock = RunClock()
+  #expect(clock.estimate(jobs) == nil)
+  clock.seconds["train-source"] = [30]
+  // Only training timed: everything else at the overall mean.
+  #expect(clock.estimate(jobs) == Double(30 * jobs.count))
+  clock.seconds["evaluate"] = [1, 3]
+  // Students like the source model, labels and AdaBN like the evaluations.
+  #expect(clock.estimate(jobs) == Double(30 * (1 + students) + 2 * others))
+}
