@@ -4,7 +4,7 @@ SWIFT ?= swift
 # Tests run in release mode (heavy numeric kernels); -enable-testing keeps @testable imports.
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: deps build demo test bench clean
+.PHONY: deps build demo test bench clean fuzz fuzz-smoke probe
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -26,5 +26,17 @@ test: deps
 	$(SWIFT) build $(TEST_FLAGS) --build-tests
 	$(SWIFT) test $(TEST_FLAGS) --skip-build
 
+# libFuzzer harnesses (Fuzz/, a separate package built with the fuzzer and address sanitizers):
+# `make fuzz` runs each for 10^6 executions, `make fuzz-smoke` for 5 seconds each (CI).
+fuzz: deps
+	scripts/fuzz.sh -runs 1000000
+
+fuzz-smoke: deps
+	scripts/fuzz.sh -seconds 5
+
+# Malformed and unusual inputs to every command (exit status, signal, message per case).
+probe: build
+	scripts/probe_inputs.sh
+
 clean:
-	rm -rf .build
+	rm -rf .build Fuzz/.build

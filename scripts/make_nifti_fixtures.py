@@ -12,7 +12,7 @@
 For every fixture, the manifest gives the shape, zooms, axis codes, affine and the voxels that
 nibabel's get_fdata() returns, written as little-endian float64 to NAME.f64 next to the file;
 likewise for nibabel.as_closest_canonical(image): canonical_shape, canonical_affine, NAME.canon.f64.
-Install nibabel outside the repository, e.g. with scripts/setup_nibabel_venv.sh.
+Install nibabel outside the repository, e.g. with scripts/setup_peers.sh (../venv-peers).
 """
 import json
 import os

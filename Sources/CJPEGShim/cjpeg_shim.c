@@ -8,11 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jpeglib.h>
+#include <jerror.h>
 
 struct shim_error_mgr {
   struct jpeg_error_mgr pub;
   jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
+  int decoding_scan;  // set once the scan data of a single-scan image is being decoded
+  int hit_end;        // libjpeg ran out of input (JWRN_JPEG_EOF) while decoding the scan
 };
 
 static void shim_error_exit(j_common_ptr cinfo) {
@@ -22,7 +25,47 @@ static void shim_error_exit(j_common_ptr cinfo) {
 }
 
 static void shim_output_message(j_common_ptr cinfo) {
-  (void)cinfo;  // Warnings (corrupt data recovered) are not printed to stderr.
+  (void)cinfo;  // Nothing is printed to stderr: messages reach the caller through `error`.
+}
+
+// Warnings after which libjpeg goes on with pixels it made up (grey for a truncated file,
+// garbage after a bad entropy code): the decode would return a wrong image, so they are errors.
+// The others (an unknown JFIF revision, extraneous bytes between markers, a bad ICC marker)
+// leave the pixels intact and stay warnings.
+static int shim_warning_is_fatal(int code) {
+  switch (code) {
+    case JWRN_JPEG_EOF:
+    case JWRN_HIT_MARKER:
+    case JWRN_HUFF_BAD_CODE:
+    case JWRN_ARITH_BAD_CODE:
+    case JWRN_MUST_RESYNC:
+    case JWRN_BOGUS_PROGRESSION:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+static void shim_emit_message(j_common_ptr cinfo, int msg_level) {
+  struct shim_error_mgr *err = (struct shim_error_mgr *)cinfo->err;
+  if (msg_level >= 0) return;  // trace messages
+  cinfo->err->num_warnings++;
+  int code = cinfo->err->msg_code;
+  if (!shim_warning_is_fatal(code)) return;
+  if (code == JWRN_JPEG_EOF && err->decoding_scan) {
+    // The Huffman decoder reads ahead: running out of input in a single-scan image may only mean
+    // that the end-of-image marker is missing, the pixels being whole. If bits are really
+    // missing, JWRN_HIT_MARKER follows and is an error.
+    err->hit_end = 1;
+    return;
+  }
+  if (code == JWRN_JPEG_EOF || (code == JWRN_HIT_MARKER && err->hit_end)) {
+    snprintf(err->message, sizeof(err->message),
+             "Premature end of JPEG file (the file is truncated)");
+  } else {
+    (*cinfo->err->format_message)(cinfo, err->message);
+  }
+  longjmp(err->jump, 1);  // as error_exit does: back to cjpeg_decode, which cleans up
 }
 
 static void copy_message(char *error, size_t capacity, const char *message) {
@@ -50,7 +93,10 @@ int cjpeg_decode(const unsigned char *data, size_t size, size_t max_pixels,
   cinfo.err = jpeg_std_error(&jerr.pub);
   jerr.pub.error_exit = shim_error_exit;
   jerr.pub.output_message = shim_output_message;
+  jerr.pub.emit_message = shim_emit_message;
   jerr.message[0] = '\0';
+  jerr.decoding_scan = 0;
+  jerr.hit_end = 0;
   if (setjmp(jerr.jump)) {
     copy_message(error, error_capacity, jerr.message[0] ? jerr.message : "libjpeg error");
     jpeg_destroy_decompress(&cinfo);
@@ -80,6 +126,9 @@ int cjpeg_decode(const unsigned char *data, size_t size, size_t max_pixels,
     jpeg_destroy_decompress(&cinfo);
     return 1;
   }
+  // A progressive (multi-scan) image reads all its scans in jpeg_start_decompress: running out
+  // of input there means missing scans, always an error.
+  jerr.decoding_scan = !jpeg_has_multiple_scans(&cinfo);
   jpeg_start_decompress(&cinfo);
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW row = buffer + (size_t)cinfo.output_scanline * w * c;

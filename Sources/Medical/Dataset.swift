@@ -1,4 +1,5 @@
 import Foundation
+import Segmentation
 
 /// One image with its label map.
 public struct MedicalCase: Sendable, Equatable {
@@ -62,13 +63,18 @@ public struct MedicalDataset: Sendable, Equatable {
   public static func decathlon(root: String) throws(MedicalError) -> MedicalDataset {
     let jsonPath = root + "/dataset.json"
     let description: Description
+    let data: [UInt8]
+    switch FileRead.bytes(at: jsonPath, limit: 1 << 28) {
+    case .success(let bytes): data = bytes
+    case .failure(let failure):
+      throw .badDatasetDescription(path: jsonPath, reason: "cannot read: \(failure)")
+    }
     do {
-      let data = try Data(contentsOf: URL(fileURLWithPath: jsonPath))
-      description = try JSONDecoder().decode(Description.self, from: data)
+      description = try JSONDecoder().decode(Description.self, from: Data(data))
     } catch let error as DecodingError {
-      throw .badDatasetDescription(path: jsonPath, reason: describe(error))
+      throw .badDatasetDescription(path: jsonPath, reason: decodingReason(error))
     } catch {
-      throw .badDatasetDescription(path: jsonPath, reason: (error as NSError).localizedDescription)
+      throw .badDatasetDescription(path: jsonPath, reason: "not JSON")
     }
     func indexed(_ map: [String: String]?, _ field: String) throws(MedicalError) -> [String] {
       guard let map else { return [] }
@@ -104,13 +110,17 @@ public struct MedicalDataset: Sendable, Equatable {
   /// Pairs the NIfTI files of two folders by file name (`case7.nii.gz` in both).
   ///
   /// Hidden files and files that are not `.nii`/`.nii.gz` are skipped.
-  /// - Throws: ``MedicalError/unmatchedPair(name:folder:)`` when a volume has no partner in the
+  /// - Throws: ``MedicalError/noVolumes(folder:)`` when a folder holds no volume,
+  ///   ``MedicalError/unmatchedPair(name:folder:)`` when a volume has no partner in the
   ///   other folder, ``MedicalError/unreadableFile(path:reason:)`` when a folder cannot be listed.
   public static func folderPairs(images: String, labels: String) throws(MedicalError)
     -> MedicalDataset
   {
     let imageFiles = try niftiFiles(in: images)
     let labelFiles = try niftiFiles(in: labels)
+    for (folder, files) in [(images, imageFiles), (labels, labelFiles)] where files.isEmpty {
+      throw .noVolumes(folder: folder)
+    }
     for name in imageFiles.keys where labelFiles[name] == nil {
       throw .unmatchedPair(name: name, folder: labels)
     }
@@ -126,13 +136,23 @@ public struct MedicalDataset: Sendable, Equatable {
       cases: cases)
   }
 
-  /// NIfTI files of a folder keyed by volume name.
-  static func niftiFiles(in folder: String) throws(MedicalError) -> [String: String] {
+  /// NIfTI files of a folder keyed by volume name (hidden files skipped); empty when there is
+  /// none.
+  ///
+  /// - Throws: ``MedicalError/unreadableFile(path:reason:)`` when the folder cannot be listed.
+  public static func niftiFiles(in folder: String) throws(MedicalError) -> [String: String] {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) else {
+      throw .unreadableFile(path: folder, reason: "no such folder")
+    }
+    guard isDirectory.boolValue else {
+      throw .unreadableFile(path: folder, reason: "is a file, not a folder")
+    }
     let names: [String]
     do {
       names = try FileManager.default.contentsOfDirectory(atPath: folder)
     } catch {
-      throw .unreadableFile(path: folder, reason: (error as NSError).localizedDescription)
+      throw .unreadableFile(path: folder, reason: "cannot list the folder (permission denied?)")
     }
     var out: [String: String] = [:]
     for file in names
@@ -154,22 +174,5 @@ public struct MedicalDataset: Sendable, Equatable {
     var relative = path
     while relative.hasPrefix("./") { relative.removeFirst(2) }
     return root + "/" + relative
-  }
-
-  static func describe(_ error: DecodingError) -> String {
-    switch error {
-    case .keyNotFound(let key, let context):
-      "missing key '\(key.stringValue)' at \(path(context.codingPath))"
-    case .typeMismatch(_, let context), .valueNotFound(_, let context):
-      "\(context.debugDescription) at \(path(context.codingPath))"
-    case .dataCorrupted(let context): context.debugDescription
-    @unknown default: "\(error)"
-    }
-  }
-
-  static func path(_ keys: [any CodingKey]) -> String {
-    keys.isEmpty
-      ? "top level"
-      : keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
   }
 }

@@ -57,6 +57,39 @@ public struct DiceEvaluation: Sendable, Equatable {
     self.table = table
   }
 
+  /// What values ``checkLabels(_:shape:path:)`` accepts, in words.
+  public var acceptedLabels: String {
+    if let table {
+      return "0...\(table.count - 1), the entries of the \(table.count)-entry lookup table"
+    }
+    return "0...\(classCount - 1) for \(classCount) classes"
+  }
+
+  /// Refuses a label volume holding a value that is not a class being scored: at or past
+  /// `classCount`, or past the end of the lookup table. (``counts(prediction:groundTruth:)``
+  /// itself lets such voxels count for no class, as an ignore label of a training run does.)
+  ///
+  /// - Throws: ``MedicalError/labelOutsideClasses(path:value:voxel:accepted:)`` naming the
+  ///   first such voxel `(x, y, z)` of `shape`.
+  public func checkLabels(_ voxels: [UInt8], shape: [Int], path: String) throws(MedicalError) {
+    let accepted = table?.count ?? classCount
+    guard accepted < 256 else { return }
+    var present = [Bool](repeating: false, count: 256)
+    voxels.withUnsafeBufferPointer { values in
+      present.withUnsafeMutableBufferPointer { flags in
+        for v in values { flags[Int(v)] = true }
+      }
+    }
+    guard present[accepted...].contains(true),
+      let index = voxels.firstIndex(where: { Int($0) >= accepted })
+    else { return }
+    let nx = max(shape.first ?? 1, 1)
+    let ny = max(shape.count > 1 ? shape[1] : 1, 1)
+    throw .labelOutsideClasses(
+      path: path, value: Int(voxels[index]), voxel: [index % nx, index / nx % ny, index / (nx * ny)],
+      accepted: acceptedLabels)
+  }
+
   /// Counts of one case.
   ///
   /// - Precondition: `prediction.count == groundTruth.count`.

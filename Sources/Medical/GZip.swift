@@ -7,11 +7,15 @@ enum GZip {
     bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
   }
 
-  /// Inflates a gzip stream (several concatenated members are accepted).
+  /// Inflates a gzip stream (several concatenated members are accepted), stopping after
+  /// `limit` bytes: the output is the first `min(limit, inflated size)` bytes, and what follows
+  /// is neither inflated nor checked.
   ///
   /// Uses `inflateInit2` with `windowBits = 15 + 32` (automatic gzip/zlib header detection).
   /// - Throws: ``MedicalError/compression(path:reason:)`` naming `path`.
-  static func decompress(_ input: [UInt8], path: String) throws(MedicalError) -> [UInt8] {
+  static func decompress(_ input: [UInt8], path: String, limit: Int = Int.max)
+    throws(MedicalError) -> [UInt8]
+  {
     var stream = z_stream()
     guard inflateInit2_(&stream, 15 + 32, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK
     else { throw .compression(path: path, reason: "inflateInit2 failed") }
@@ -26,13 +30,14 @@ enum GZip {
         | Int(input[n - 1]) << 24
       if isize > 0 && isize <= input.count * 1032 { capacity = isize + 1 }
     }
+    capacity = max(1, min(capacity, limit))
     var output = [UInt8](repeating: 0, count: capacity)
     var produced = 0
     var consumed = 0
     var status: Int32 = Z_OK
-    while true {
+    while produced < limit {
       if produced == output.count {
-        output.append(contentsOf: repeatElement(0, count: output.count))
+        output.append(contentsOf: repeatElement(0, count: min(output.count, limit - output.count)))
       }
       let before = (consumed, produced)
       status = input.withUnsafeBufferPointer { src -> Int32 in
@@ -67,7 +72,7 @@ enum GZip {
         throw .compression(path: path, reason: message)
       }
       if status == Z_BUF_ERROR && consumed == input.count {
-        throw .compression(path: path, reason: "unexpected end of gzip stream")
+        throw .compression(path: path, reason: "the gzip stream ends early: truncated file")
       }
       if before == (consumed, produced) && produced < output.count {
         throw .compression(path: path, reason: "no progress (corrupt stream)")

@@ -1,4 +1,5 @@
 import Foundation
+import Segmentation
 
 /// The NIfTI-1 voxel types this module reads (`datatype` codes of `nifti1.h`).
 public enum NIfTIDataType: Int, Sendable, Equatable, CaseIterable {
@@ -32,6 +33,9 @@ public struct NIfTIHeader: Sendable, Equatable {
   public var scaleIntercept: Double
   /// Byte offset of the voxel data.
   public var voxelOffset: Int
+
+  /// The byte just past the voxel data: `voxelOffset + voxels * bytes per voxel`.
+  public var dataEnd: Int { voxelOffset + geometry.voxelCount * datatype.size }
 }
 
 /// NIfTI-1 single-file (`.nii`, `.nii.gz`) reading and writing.
@@ -45,16 +49,33 @@ public struct NIfTIHeader: Sendable, Equatable {
 public enum NIfTI {
   static let headerSize = 348
 
-  /// Reads a file's bytes, inflating gzip.
-  static func loadBytes(_ path: String) throws(MedicalError) -> [UInt8] {
-    let data: Data
-    do {
-      data = try Data(contentsOf: URL(fileURLWithPath: path))
-    } catch {
-      throw .unreadableFile(path: path, reason: (error as NSError).localizedDescription)
+  /// The largest file read from disk (compressed or not): 8 GiB.
+  public static let maxFileBytes = 1 << 33
+  /// The largest volume accepted, in voxels (2^29: 2 GiB as `Float`).
+  public static let maxVoxels = 1 << 29
+
+  /// Reads a file's bytes, inflating gzip; `headerOnly` stops after the header.
+  ///
+  /// A compressed file is inflated only as far as its header says the data goes
+  /// (`vox_offset` + voxels x bytes per voxel), so a small file that inflates to gigabytes of
+  /// trailing bytes costs no more than its volume; anything after the voxels is ignored, as
+  /// nibabel does.
+  static func loadBytes(_ path: String, headerOnly: Bool = false) throws(MedicalError) -> [UInt8] {
+    switch FileRead.bytes(at: path, limit: maxFileBytes) {
+    case .success(let bytes): return try inflated(bytes, path: path, headerOnly: headerOnly)
+    case .failure(let failure): throw .unreadableFile(path: path, reason: failure.description)
     }
-    let bytes = [UInt8](data)
-    return GZip.isCompressed(bytes) ? try GZip.decompress(bytes, path: path) : bytes
+  }
+
+  /// The bytes of a file as read from disk, inflated when they are gzip (see ``loadBytes``).
+  static func inflated(_ bytes: [UInt8], path: String, headerOnly: Bool = false)
+    throws(MedicalError) -> [UInt8]
+  {
+    guard GZip.isCompressed(bytes) else { return bytes }
+    let header = try GZip.decompress(bytes, path: path, limit: 352)
+    if headerOnly { return header }
+    let fields = try parseHeader(header, path: path, checkData: false)
+    return try GZip.decompress(bytes, path: path, limit: fields.dataEnd)
   }
 
   /// Reads and validates the header of `path`.
@@ -68,9 +89,25 @@ public enum NIfTI {
   ///
   /// - Throws: ``MedicalError`` for unreadable files and bad headers or data.
   public static func readImage(_ path: String) throws(MedicalError) -> Volume<Float> {
-    let bytes = try loadBytes(path)
+    try image(fromFile: loadBytes(path), path: path)
+  }
+
+  /// Decodes an image from the bytes of a `.nii` or `.nii.gz` file (as ``readImage(_:)`` does
+  /// after reading it); `path` names the file in errors.
+  ///
+  /// - Throws: ``MedicalError`` for bad headers or data.
+  public static func image(fromFile file: [UInt8], path: String) throws(MedicalError)
+    -> Volume<Float>
+  {
+    let bytes = try inflated(file, path: path)
     let header = try parseHeader(bytes, path: path)
     let values = decode(bytes, header: header)
+    if let bad = values.firstIndex(where: { !$0.isFinite }) {
+      let shape = header.geometry.shape
+      throw .nonFiniteVoxel(
+        path: path, voxel: [bad % shape[0], bad / shape[0] % shape[1], bad / (shape[0] * shape[1])],
+        value: "\(values[bad])")
+    }
     return Volume(geometry: header.geometry, voxels: values)
   }
 
@@ -113,18 +150,18 @@ public enum NIfTI {
 
   // MARK: - Header
 
-  static func parseHeader(_ bytes: [UInt8], path: String) throws(MedicalError) -> NIfTIHeader {
-    guard bytes.count >= headerSize else {
-      throw .badHeaderSize(
-        path: path, value: bytes.count < 4 ? 0 : Int(ByteReader(bytes, bigEndian: false).int32(0)))
+  /// Parses and checks the header; with `checkData` also that the file holds every voxel.
+  static func parseHeader(_ bytes: [UInt8], path: String, checkData: Bool = true)
+    throws(MedicalError) -> NIfTIHeader
+  {
+    if bytes.count >= 4 {
+      let first = ByteReader(bytes, bigEndian: false).int32(0)
+      if first != 348 && first != Int32(348).byteSwapped {
+        throw .badHeaderSize(path: path, value: Int(first))
+      }
     }
-    let little = ByteReader(bytes, bigEndian: false)
-    let isBigEndian: Bool
-    switch little.int32(0) {
-    case 348: isBigEndian = false
-    case Int32(348).byteSwapped: isBigEndian = true
-    case let other: throw .badHeaderSize(path: path, value: Int(other))
-    }
+    guard bytes.count >= headerSize else { throw .truncatedHeader(path: path, size: bytes.count) }
+    let isBigEndian = ByteReader(bytes, bigEndian: false).int32(0) != 348
     let r = ByteReader(bytes, bigEndian: isBigEndian)
     let magic = bytes[344..<348]
     guard magic.elementsEqual([0x6e, 0x2b, 0x31, 0x00]) else {  // "n+1\0"
@@ -134,9 +171,9 @@ public enum NIfTI {
     let dims = (0..<8).map { Int(r.int16(40 + 2 * $0)) }
     guard (1...7).contains(dims[0]) else { throw .badDimensionCount(path: path, value: dims[0]) }
     let used = Array(dims[1...dims[0]])
-    let maxVoxels = 1 << 31
+    // Each dimension is at most 32767 (int16), so the product of three cannot overflow.
     guard used.allSatisfy({ $0 >= 1 }), used.dropFirst(3).allSatisfy({ $0 == 1 }),
-      used.reduce(1, { $0 * $1 }) <= maxVoxels
+      used.prefix(3).reduce(1, { $0 * $1 }) <= maxVoxels
     else { throw .badDimensions(path: path, dimensions: used) }
     let shape = (0..<3).map { $0 < used.count ? used[$0] : 1 }
 
@@ -147,21 +184,33 @@ public enum NIfTI {
     // bitpix is redundant with datatype; like nibabel, a wrong value is tolerated.
     let pixdim = (0..<8).map { Double(r.float32(76 + 4 * $0)) }
     let rawOffset = Double(r.float32(108))
-    guard rawOffset.isFinite, rawOffset >= Double(headerSize), rawOffset <= Double(bytes.count)
+    guard rawOffset.isFinite, rawOffset >= Double(headerSize), rawOffset <= Double(maxFileBytes)
     else { throw .badVoxelOffset(path: path, offset: rawOffset, fileSize: bytes.count) }
     let voxelOffset = Int(rawOffset)
     let needed = shape.reduce(1, *) * datatype.size
-    guard bytes.count - voxelOffset >= needed else {
-      throw .truncatedData(
-        path: path, expectedBytes: needed, availableBytes: bytes.count - voxelOffset)
+    if checkData {
+      guard voxelOffset <= bytes.count else {
+        throw .badVoxelOffset(path: path, offset: rawOffset, fileSize: bytes.count)
+      }
+      guard bytes.count - voxelOffset >= needed else {
+        throw .truncatedData(
+          path: path, expectedBytes: needed, availableBytes: bytes.count - voxelOffset)
+      }
     }
 
     let slope = Double(r.float32(112))
     let intercept = Double(r.float32(116))
     let hasScaling = slope.isFinite && slope != 0
-    let spacing = (1...3).map { i -> Double in
+    // pixdim[1...dim[0]] must be usable spacings; axes past dim[0] (a 2-D file) get 1.
+    var spacing: [Double] = []
+    for i in 1...3 {
       let d = abs(pixdim[i])
-      return d.isFinite && d > 0 ? d : 1
+      if i > dims[0] {
+        spacing.append(d.isFinite && d > 0 ? d : 1)
+        continue
+      }
+      guard d.isFinite, d > 0 else { throw .badSpacing(path: path, axis: i, value: pixdim[i]) }
+      spacing.append(d)
     }
     let qformCode = Int(r.int16(252))
     let sformCode = Int(r.int16(254))
@@ -257,10 +306,8 @@ public enum NIfTI {
     for (i, c) in Array("n+1".utf8).enumerated() { h[344 + i] = c }
     var file = h + data
     if path.hasSuffix(".gz") { file = try GZip.compress(file, path: path) }
-    do {
-      try Data(file).write(to: URL(fileURLWithPath: path))
-    } catch {
-      throw .unreadableFile(path: path, reason: (error as NSError).localizedDescription)
+    if let reason = FileWrite.atomically(file, to: path) {
+      throw .unreadableFile(path: path, reason: reason)
     }
   }
 }

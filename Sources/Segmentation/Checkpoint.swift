@@ -17,6 +17,15 @@ import Tensor
 /// Offsets are relative to the start of the data; tensors are stored back to back, in the order
 /// given, as little-endian float32.
 public enum SafeTensors {
+  /// The largest accepted JSON header (PyPI safetensors' limit: 100 MB).
+  public static let maxHeaderBytes = 100_000_000
+
+  /// Bytes per element of the safetensors dtypes, for the layout of entries that are skipped.
+  static let elementBytes: [String: Int] = [
+    "F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
+    "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+  ]
+
   /// Encodes named tensors, `I64` integer tensors (stored after them) and string metadata.
   public static func encode(
     _ tensors: [(name: String, tensor: Tensor)],
@@ -63,14 +72,18 @@ public enum SafeTensors {
     var headerLength: UInt64 = 0
     for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
     guard headerLength <= UInt64(bytes.count - 8) else {
-      throw fail("header length \(headerLength) exceeds the file (\(bytes.count) bytes)")
+      throw fail("header length \(headerLength) exceeds the file (\(bytes.count) bytes): truncated?")
+    }
+    guard headerLength <= UInt64(maxHeaderBytes) else {
+      throw fail("header length \(headerLength) exceeds the \(maxHeaderBytes)-byte limit")
     }
     let dataStart = 8 + Int(headerLength)
+    let dataSize = bytes.count - dataStart
     let object: Any
     do {
       object = try JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart]))
     } catch {
-      throw fail("header is not JSON")
+      throw fail("the header (bytes 8..<\(dataStart)) is not JSON")
     }
     guard let header = object as? [String: Any] else { throw fail("header is not a JSON object") }
     var metadata: [String: String] = [:]
@@ -80,28 +93,55 @@ public enum SafeTensors {
       }
       metadata = m
     }
+    // Every entry, skipped ones included, takes its place in the layout check; only F32 ones
+    // are decoded.
+    var layout: [(name: String, begin: Int, end: Int)] = []
     var entries: [(name: String, shape: [Int], begin: Int, end: Int)] = []
     for (name, value) in header where name != "__metadata__" {
       guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
         let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int],
         offsets.count == 2
       else { throw fail("entry '\(name)' lacks dtype, shape or data_offsets") }
-      if skippedDTypes.contains(dtype) { continue }
-      guard dtype == "F32" else {
+      let skipped = skippedDTypes.contains(dtype)
+      guard skipped || dtype == "F32" else {
         throw fail("tensor '\(name)' has dtype \(dtype); only F32 is supported")
       }
-      guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor '\(name)' has shape \(shape)") }
-      let count = shape.reduce(1, *)
-      guard offsets[0] >= 0, offsets[1] - offsets[0] == 4 * count,
-        dataStart + offsets[1] <= bytes.count
+      // The byte count of the shape, refusing negative dimensions and overflow before any
+      // allocation.
+      var byteCount = skipped ? (Self.elementBytes[dtype] ?? 1) : 4
+      for dimension in shape {
+        let (product, overflow) = byteCount.multipliedReportingOverflow(by: dimension)
+        guard dimension >= 0, !overflow, product <= dataSize else {
+          throw fail(
+            "tensor '\(name)' has shape \(shape), which does not fit the \(dataSize) bytes of data")
+        }
+        byteCount = product
+      }
+      guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataSize,
+        offsets[1] - offsets[0] == byteCount || (skipped && Self.elementBytes[dtype] == nil)
       else {
         throw fail(
-          "tensor '\(name)' of shape \(shape) has data_offsets \(offsets) (data is \(bytes.count - dataStart) bytes)"
-        )
+          "tensor '\(name)' of shape \(shape) (\(byteCount) bytes) has data_offsets \(offsets) "
+            + "(data is \(dataSize) bytes)")
       }
-      entries.append((name, shape, offsets[0], offsets[1]))
+      layout.append((name, offsets[0], offsets[1]))
+      if !skipped { entries.append((name, shape, offsets[0], offsets[1])) }
     }
     entries.sort { ($0.begin, $0.name) < ($1.begin, $1.name) }
+    layout.sort { ($0.begin, $0.name) < ($1.begin, $1.name) }
+    // As PyPI safetensors requires: tensors back to back from offset 0 to the end of the file.
+    var end = 0
+    for entry in layout {
+      guard entry.begin == end else {
+        throw fail(
+          "tensor '\(entry.name)' starts at data offset \(entry.begin), expected \(end) "
+            + "(tensors must be stored back to back)")
+      }
+      end = entry.end
+    }
+    guard end == dataSize else {
+      throw fail("the tensors end at data offset \(end) but the data is \(dataSize) bytes")
+    }
     var tensors: [(name: String, tensor: Tensor)] = []
     tensors.reserveCapacity(entries.count)
     bytes.withUnsafeBytes { raw in
@@ -240,10 +280,19 @@ public struct Checkpoint: Sendable {
   /// - Throws: ``ModelError/fileAccess(path:reason:)`` or
   ///   ``ModelError/malformedCheckpoint(path:reason:)``.
   public static func read(from path: String) throws(ModelError) -> Checkpoint {
-    let data: Data
-    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-      throw .fileAccess(path: path, reason: "cannot read: \(error.localizedDescription)")
+    switch FileRead.bytes(at: path, limit: maxFileBytes) {
+    case .success(let bytes): return try decode(Data(bytes), path: path)
+    case .failure(let failure): throw .fileAccess(path: path, reason: "cannot read: \(failure)")
     }
+  }
+
+  /// Decodes the bytes of a checkpoint file (as ``read(from:)`` does after reading it); `path`
+  /// names the file in errors.
+  ///
+  /// - Throws: ``ModelError/malformedCheckpoint(path:reason:)``,
+  ///   ``ModelError/invalidSetting(field:value:expected:)`` for an architecture that cannot be
+  ///   built, ``ModelError/checkpointMismatch(path:reason:)``.
+  public static func decode(_ data: Data, path: String) throws(ModelError) -> Checkpoint {
     let (tensors, metadata) = try SafeTensors.decode(data, path: path)
     guard let text = metadata[descriptionKey] else {
       throw .malformedCheckpoint(path: path, reason: "no '\(descriptionKey)' entry in __metadata__")
@@ -251,11 +300,31 @@ public struct Checkpoint: Sendable {
     let description: CheckpointDescription
     do {
       description = try JSONDecoder().decode(CheckpointDescription.self, from: Data(text.utf8))
+    } catch let error as DecodingError {
+      throw .malformedCheckpoint(
+        path: path, reason: "bad '\(descriptionKey)' description: \(decodingReason(error))")
     } catch {
-      throw .malformedCheckpoint(path: path, reason: "bad description: \(error)")
+      throw .malformedCheckpoint(path: path, reason: "bad '\(descriptionKey)' description")
+    }
+    guard description.formatVersion == 1 else {
+      throw .malformedCheckpoint(
+        path: path, reason: "format version \(description.formatVersion); this reader knows 1")
+    }
+    // The architecture is checked before anything is built from it: a network the file cannot
+    // fill is refused without allocating it.
+    try description.architecture.validate { "\(path): architecture.\($0)" }
+    let stored = tensors.reduce(0) { $0 + $1.tensor.count }
+    if let needed = description.architecture.parameterScalarCount, needed > stored {
+      throw .checkpointMismatch(
+        path: path,
+        reason: "\(description.architecture.summary) has \(needed) parameters but the file "
+          + "holds \(stored) values")
     }
     return Checkpoint(description: description, tensors: tensors, path: path)
   }
+
+  /// The largest checkpoint file read (4 GiB).
+  public static let maxFileBytes = 1 << 32
 
   private init(
     description: CheckpointDescription, tensors: [(name: String, tensor: Tensor)], path: String
@@ -308,16 +377,41 @@ public struct Checkpoint: Sendable {
 
 /// Writes `data` to a temporary file beside `path`, then renames it over `path`.
 func writeAtomically(_ data: Data, to path: String) throws(ModelError) {
-  let temporary = path + ".tmp-\(getpid())"
-  do {
-    try data.write(to: URL(fileURLWithPath: temporary))
-  } catch {
-    throw .fileAccess(
-      path: path, reason: "cannot write \(temporary): \(error.localizedDescription)")
+  if let reason = FileWrite.atomically(data, to: path) {
+    throw .fileAccess(path: path, reason: reason)
   }
-  guard rename(temporary, path) == 0 else {
-    let reason = String(cString: strerror(errno))
-    unlink(temporary)
-    throw .fileAccess(path: path, reason: "cannot rename \(temporary): \(reason)")
+}
+
+/// A short reason for a JSON decoding error: what is wrong and where (`architecture.unet`),
+/// without Swift's type names.
+public func decodingReason(_ error: DecodingError) -> String {
+  func path(_ keys: [any CodingKey]) -> String {
+    keys.isEmpty
+      ? "the top level"
+      : keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+  }
+  switch error {
+  case .keyNotFound(let key, let context):
+    let parent = context.codingPath.isEmpty ? "" : " in \(path(context.codingPath))"
+    return "missing key '\(key.stringValue)'\(parent)"
+  case .typeMismatch(let type, let context):
+    return "\(path(context.codingPath)) is not \(typeName(type))"
+  case .valueNotFound(let type, let context):
+    return "\(path(context.codingPath)) is null, expected \(typeName(type))"
+  case .dataCorrupted(let context):
+    let reason = context.underlyingError.map { "\($0)" } ?? context.debugDescription
+    return context.codingPath.isEmpty ? reason : "\(path(context.codingPath)): \(reason)"
+  @unknown default:
+    return "\(error)"
+  }
+}
+
+private func typeName(_ type: Any.Type) -> String {
+  switch type {
+  case is String.Type: "a string"
+  case is Int.Type, is UInt64.Type, is Int64.Type, is UInt8.Type: "an integer"
+  case is Double.Type, is Float.Type: "a number"
+  case is Bool.Type: "true or false"
+  default: "\(type)".hasPrefix("Array") ? "an array" : "an object"
   }
 }

@@ -1,27 +1,14 @@
-import Foundation
-
 /// Reading and writing image files, picking the codec from the file's signature bytes.
 public enum ImageFile {
-  /// Reads a whole file, refusing missing files, directories and files over
+  /// Reads a whole file, refusing missing files, folders and files over
   /// `ImageLimits.maxFileBytes`.
   ///
-  /// - Throws: `ImageError.fileNotFound`, `.readFailed`, `.tooLarge`.
+  /// - Throws: `ImageError.fileNotFound`, `.readFailed` (with the system's reason).
   public static func readBytes(at path: String) throws(ImageError) -> [UInt8] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-      throw .fileNotFound(path: path)
-    }
-    guard !isDirectory.boolValue else { throw .readFailed(path: path, reason: "is a directory") }
-    let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-    if let size = (attributes?[.size] as? NSNumber)?.intValue, size > ImageLimits.maxFileBytes {
-      throw .readFailed(
-        path: path,
-        reason: "file of \(size) bytes exceeds the \(ImageLimits.maxFileBytes)-byte limit")
-    }
-    do {
-      return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    } catch {
-      throw .readFailed(path: path, reason: "\(error)")
+    switch FileRead.bytes(at: path, limit: ImageLimits.maxFileBytes) {
+    case .success(let bytes): return bytes
+    case .failure(.notFound): throw .fileNotFound(path: path)
+    case .failure(let failure): throw .readFailed(path: path, reason: failure.description)
     }
   }
 
@@ -29,13 +16,8 @@ public enum ImageFile {
   ///
   /// - Throws: `ImageError.writeFailed`.
   public static func writeBytes(_ bytes: [UInt8], to path: String) throws(ImageError) {
-    do {
-      let url = URL(fileURLWithPath: path)
-      try FileManager.default.createDirectory(
-        at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-      try Data(bytes).write(to: url, options: .atomic)
-    } catch {
-      throw .writeFailed(path: path, reason: "\(error)")
+    if let reason = FileWrite.atomically(bytes, to: path, createFolders: true) {
+      throw .writeFailed(path: path, reason: reason)
     }
   }
 

@@ -199,6 +199,10 @@ extension ClassSet {
     try self.init(
       name: name, summary: summary, citation: citation, ignoreIndex: ignoreIndex,
       classes: classes, file: file)
+    guard !classes.isEmpty else {  // found by Fuzz/FuzzClassSet: a network needs a class
+      throw .invalidValue(
+        file: file, entry: "classes", value: "[]", reason: "a class set needs at least one class")
+    }
   }
 
   /// The class set as a JSON document in the `mappings/` schema, serialized by json-c.

@@ -10,7 +10,7 @@ public struct EvaluationResult: Codable, Sendable, Equatable {
 /// The completion record of a job, `steps/<id>.json`, written after the job's outputs.
 ///
 /// A job is complete if and only if its record decodes, names the same identity and seed as the
-/// plan, and its outputs exist (``StepRecords/completed(_:)``).
+/// plan, and its outputs exist with the recorded checksums (``StepRecords/completed(_:)``).
 public struct StepRecord: Codable, Sendable, Equatable {
   public var id: String
   public var identity: String
@@ -23,6 +23,9 @@ public struct StepRecord: Codable, Sendable, Equatable {
   public var labeled: [String]?
   public var labelSet: LabelSetProvenance?
   public var evaluation: EvaluationResult?
+  /// The content digest of each output (``contentDigest(of:)``), checked on resume: a damaged
+  /// output makes its job run again. `nil` in records written before checksums existed.
+  public var checksums: [String: String]?
 
   /// The record of `job` before any result is known.
   init(job: TransferJob) {
@@ -44,13 +47,16 @@ public struct StepRecords: Sendable {
   /// The record file of a job.
   public func path(of job: TransferJob) -> String { directory + "/steps/\(job.id).json" }
 
-  /// The job's record if it is valid and its outputs exist; nil otherwise.
+  /// The job's record if it is valid and its outputs exist with the recorded checksums (a
+  /// truncated checkpoint, a label set with a missing or edited file: nil, and the job runs
+  /// again); nil otherwise.
   public func completed(_ job: TransferJob) -> StepRecord? {
     guard let data = FileManager.default.contents(atPath: path(of: job)),
       let record = try? JSONDecoder().decode(StepRecord.self, from: data),
       record.id == job.id, record.identity == job.identity, record.seed == job.seed,
       record.outputs == job.action.outputs,
-      record.outputs.allSatisfy({ FileManager.default.fileExists(atPath: directory + "/" + $0) })
+      record.outputs.allSatisfy({ FileManager.default.fileExists(atPath: directory + "/" + $0) }),
+      RunFolder.outputsIntact(record.checksums, in: directory)
     else { return nil }
     return record
   }
@@ -58,8 +64,11 @@ public struct StepRecords: Sendable {
   /// Removes the record of a job that is about to run again.
   func discard(_ job: TransferJob) throws { try removeIfPresent(path(of: job)) }
 
-  /// Writes a job's record (atomically), after its outputs are in place.
+  /// Writes a job's record (atomically) with the checksums of its outputs, after they are in
+  /// place.
   func write(_ record: StepRecord, for job: TransferJob) throws {
+    var record = record
+    record.checksums = try RunFolder.checksums(of: record.outputs, in: directory)
     try writeJSON(record, to: path(of: job))
   }
 }

@@ -16,6 +16,9 @@ public enum TransferError: Error, Equatable, CustomStringConvertible {
   case invalidReferenceSet(reason: String)
   /// The run directory is not in the expected state (already started, missing files...).
   case runDirectory(path: String, reason: String)
+  /// `configuration.json` of a run differs from the configuration the run started with;
+  /// `changes` are `key: old -> new`.
+  case configurationChanged(file: String, changes: [String])
   /// A file of the run directory could not be read, written, or decoded.
   case fileOperation(path: String, reason: String)
   /// A pseudo label set would be produced by a model that was fine-tuned on some of its units.
@@ -41,6 +44,11 @@ public enum TransferError: Error, Equatable, CustomStringConvertible {
       "reference set: \(reason)"
     case .runDirectory(let path, let reason):
       "\(path): \(reason)"
+    case .configurationChanged(let file, let changes):
+      "\(file) was edited since the run started (\(RunFolder.startedConfiguration) beside it): "
+        + changes.joined(separator: "; ")
+        + ". `resume --accept-changes` continues with the edited configuration (the jobs it "
+        + "changes are recomputed); or restore the file"
     case .fileOperation(let path, let reason):
       "\(path): \(reason)"
     case .foldLeak(let labelSet, let model, let units):

@@ -18,9 +18,13 @@ import Segmentation
 /// predictions.png      a few test units: image, ground truth, predictions (see writePreviews)
 /// ```
 /// Every file is written under a `.partial` name and renamed; a job's record is written after
-/// its outputs are in place. `resume` removes every `.partial`, trusts exactly the jobs whose
-/// records are valid, and redoes the others after deleting their outputs, so a run killed at
-/// any moment finishes with the same files as an uninterrupted one.
+/// its outputs are in place, with their checksums. `resume` removes every temporary file
+/// (`.partial`, `.tmp-<pid>`), trusts exactly the jobs whose records are valid and whose
+/// outputs still have the recorded checksums, and redoes the others after deleting their
+/// outputs, so a run killed at any moment finishes with the same files as an uninterrupted one.
+/// One process writes a run at a time (``RunLock``, `run.lock`); `configuration.started.json`
+/// keeps the configuration the run started with, and `resume` refuses an edited
+/// `configuration.json` unless asked to accept the changes.
 public final class TransferRun {
   public let directory: String
   public let configuration: TransferConfiguration
@@ -52,8 +56,16 @@ public final class TransferRun {
     try createDirectory(directory)
     let resolved = configuration.withRunDirectory(directory)
     let run = try TransferRun(directory: directory, configuration: resolved, backend: backend)
-    try writeJSON(run.split, to: directory + "/folds.json")
-    try resolved.configuration.save(to: configurationPath)
+    try RunLock.holding(directory) {
+      // Checked again under the lock: two `transfer` into one directory, one of them wins.
+      if FileManager.default.fileExists(atPath: configurationPath) {
+        throw TransferError.runDirectory(
+          path: directory, reason: "already holds a run (configuration.json); use resume")
+      }
+      try writeJSON(run.split, to: directory + "/folds.json")
+      try resolved.configuration.save(to: configurationPath)
+      try RunFolder.recordStartedConfiguration(in: directory)
+    }
     return run
   }
 
@@ -66,16 +78,19 @@ public final class TransferRun {
 
   /// Opens an existing run directory whose configuration the caller has loaded (to resume it).
   ///
-  /// - Throws: `TransferError` if the directory holds no run, or if the fold split on disk
-  ///   differs from the one the seed and the backend's units give.
+  /// - Parameter acceptingChanges: continue with a `configuration.json` edited since the run
+  ///   started (refused otherwise, see ``RunFolder/startedConfiguration``).
+  /// - Throws: `TransferError` if the directory holds no run, if its configuration changed, or
+  ///   if the fold split on disk differs from the one the seed and the backend's units give.
   public convenience init(
     resuming directory: String, configuration: ValidatedConfiguration,
-    backend: any TransferBackend
+    backend: any TransferBackend, acceptingChanges: Bool = false
   ) throws {
     guard FileManager.default.fileExists(atPath: directory + "/configuration.json") else {
       throw TransferError.runDirectory(
         path: directory, reason: "no configuration.json: not a run directory")
     }
+    try RunFolder.checkConfiguration(in: directory, acceptingChanges: acceptingChanges)
     try self.init(directory: directory, configuration: configuration, backend: backend)
     let foldsPath = directory + "/folds.json"
     if let data = FileManager.default.contents(atPath: foldsPath) {
@@ -86,14 +101,15 @@ public final class TransferRun {
           reason: "the saved fold split differs from the one of the seed and the reference set")
       }
     } else {
-      try writeJSON(split, to: foldsPath)
+      try RunLock.holding(directory) { try writeJSON(split, to: foldsPath) }
     }
   }
 
   /// Opens an existing run directory, reading its `configuration.json` with the backend
   /// option types `kinds`.
   public convenience init(
-    resuming directory: String, backend: any TransferBackend, kinds: [any BackendOptions.Type] = []
+    resuming directory: String, backend: any TransferBackend, kinds: [any BackendOptions.Type] = [],
+    acceptingChanges: Bool = false
   ) throws {
     let path = directory + "/configuration.json"
     guard FileManager.default.fileExists(atPath: path) else {
@@ -102,7 +118,7 @@ public final class TransferRun {
     }
     try self.init(
       resuming: directory, configuration: try TransferConfiguration.load(from: path, kinds: kinds),
-      backend: backend)
+      backend: backend, acceptingChanges: acceptingChanges)
   }
 
   private init(
@@ -128,6 +144,8 @@ public final class TransferRun {
   /// - Throws: the error of the first job that fails (``currentJob`` names it).
   @discardableResult
   public func execute() throws -> [MetricsRecord] {
+    let lock = try RunLock(directory: directory)  // one writer; released on return or throw
+    defer { lock.release() }
     try removePartials(in: directory)
     for sub in ["models", "labels", "steps", "losses"] {
       try createDirectory(directory + "/" + sub)
@@ -291,12 +309,9 @@ public final class TransferRun {
     PseudoLabelSet(directory: path(labels.directory), units: labels.units, level: labels.level)
   }
 
-  /// Removes every `*.partial` entry directly in `folder`.
+  /// Removes every temporary entry (``RunFolder/isTemporary(_:)``) directly in `folder`.
   func removePartials(in folder: String) throws {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-    for name in names.sorted() where name.hasSuffix(partialSuffix) {
-      try removeIfPresent(folder + "/" + name)
-    }
+    try RunFolder.removeTemporaries(in: folder)
   }
 
   // MARK: Metrics

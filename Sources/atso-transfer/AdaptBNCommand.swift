@@ -31,20 +31,25 @@ struct AdaptBNCommand: ParsableCommand {
   @Option(help: "The images whose statistics to use (a dataset spec; labels are not read).")
   var dataset: String
 
-  @Option(help: "The working size HxW (the size the network was trained at).")
+  @Option(
+    parsing: .unconditional,
+    help: "The working size HxW (the size the network was trained at).")
   var size: SizeArgument
 
   @Option(help: "The adapted checkpoint to write (atomically).")
   var output: String
 
-  @Option(help: "Images per batch-norm batch.")
+  @Option(parsing: .unconditional, help: "Images per batch-norm batch.")
   var batch = 8
 
-  @Option(help: "Kernel threads.")
+  @Option(parsing: .unconditional, help: "Kernel threads.")
   var threads: Int?
 
   func validate() throws {
-    if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
+    try validating {
+      try SettingChecks.batch(batch, field: "--batch")
+      if let threads { try SettingChecks.threads(threads, field: "--threads") }
+    }
     if URL(fileURLWithPath: output).standardizedFileURL
       == URL(fileURLWithPath: checkpoint).standardizedFileURL
     {
@@ -55,11 +60,17 @@ struct AdaptBNCommand: ParsableCommand {
   func run() throws {
     if let threads { BLASThreads.set(threads) }
     let saved = try Checkpoint.read(from: checkpoint)
-    let model = try saved.makeModel(path: checkpoint)
+    let architecture = saved.description.architecture
+    try architecture.check(workingSize: size.size, field: "--size")
     let data = try DatasetSpec(parsing: dataset).open()
-    guard !data.samples.isEmpty else {
-      throw ValidationError("--dataset '\(dataset)' has no images")
-    }
+    // Every image is held at the working size (3 floats a pixel) while the statistics are
+    // estimated batch by batch in training mode.
+    let held = data.samples.count * size.size.height * size.size.width * 3 * 4
+    try architecture.checkMemory(
+      batch: min(batch, data.samples.count), size: size.size, training: true,
+      field: "--batch x --size (with \(data.samples.count) images held)",
+      limit: SettingChecks.availableMemory - held)
+    let model = try saved.makeModel(path: checkpoint)
     let augmenter = Augmenter(.evaluation(workingSize: size.size))
     var images: [Tensor] = []
     for var reference in data.samples {

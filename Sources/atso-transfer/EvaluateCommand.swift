@@ -222,7 +222,9 @@ struct EvaluateCommand: ParsableCommand {
   @Option(help: "A checkpoint to run on --truth instead of reading predictions.")
   var checkpoint: String?
 
-  @Option(help: "With --checkpoint: the network input size HxW (default: the training size).")
+  @Option(
+    parsing: .unconditional,
+    help: "With --checkpoint: the network input size HxW (default: the training size).")
   var size: SizeArgument?
 
   @Flag(help: "With --checkpoint: score at the network input size, labels resized (nearest).")
@@ -230,7 +232,7 @@ struct EvaluateCommand: ParsableCommand {
 
   @OptionGroup(title: "With --checkpoint") var inference: InferenceOptions
 
-  @Option(help: "Decoding threads (default: the number of processors).")
+  @Option(parsing: .unconditional, help: "Decoding threads (default: the number of processors).")
   var threads: Int?
 
   @Option(help: "Write the report as JSON.")
@@ -274,7 +276,9 @@ struct EvaluateCommand: ParsableCommand {
           "--sliding-window, --window and --full-resolution apply to --checkpoint only")
       }
     }
-    if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
+    try validating {
+      if let threads { try SettingChecks.threads(threads, field: "--threads") }
+    }
   }
 
   /// The library: the search path plus the files named by the options.
@@ -315,7 +319,9 @@ struct EvaluateCommand: ParsableCommand {
   {
     var dataset = try DatasetSpec(parsing: truth ?? "").open()
     dataset.labelClasses = try library.classSet(named: truthClasses ?? dataset.classSetName)
-    let plan = try inferencePlan(checkpoint: checkpoint ?? "", size: size?.size, options: inference)
+    let plan = try inferencePlan(
+      checkpoint: checkpoint ?? "", size: size?.size, options: inference,
+      architecture: model.architecture)
     let counts = try ModelEvaluation.matrix(
       model, classes: modelClasses, on: dataset, plan: plan, atWorkingSize: atWorkingSize)
     let resolution =

@@ -26,10 +26,12 @@ struct MedicalDice: ParsableCommand {
   @Option(help: "Folder of ground-truth label maps.")
   var labels: String
 
-  @Option(help: "Number of classes (after --table), background included.")
+  @Option(parsing: .unconditional, help: "Number of classes (after --table), background included.")
   var classes: Int
 
-  @Option(help: "Comma-separated lookup table from labels to classes, e.g. 0,1,1.")
+  @Option(
+    parsing: .unconditional,
+    help: "Comma-separated lookup table from labels to classes, e.g. 0,1,1.")
   var table: String?
 
   func validate() throws {
@@ -64,6 +66,8 @@ struct MedicalDice: ParsableCommand {
         throw MedicalError.shapeMismatch(
           image: c.image, label: c.label, imageShape: predicted.shape, labelShape: truth.shape)
       }
+      try evaluation.checkLabels(predicted.voxels, shape: predicted.shape, path: c.image)
+      try evaluation.checkLabels(truth.voxels, shape: truth.shape, path: c.label)
       evaluation.add(prediction: predicted.voxels, groundTruth: truth.voxels)
       for value in predicted.voxels { predictedValues[Int(value)] = true }
       let index = evaluation.perCase.count - 1

@@ -112,7 +112,9 @@ struct PredictCommand: ParsableCommand {
   @Option(help: "A file listing image paths, one a line.")
   var list: String?
 
-  @Option(help: "The working size HxW (default: from training.json beside the checkpoint).")
+  @Option(
+    parsing: .unconditional,
+    help: "The working size HxW (default: from training.json beside the checkpoint).")
   var size: SizeArgument?
 
   @Option(help: "The class set of the written labels (default: the model's).")
@@ -135,7 +137,7 @@ struct PredictCommand: ParsableCommand {
 
   @OptionGroup var inference: InferenceOptions
 
-  @Option(help: "Compute threads.")
+  @Option(parsing: .unconditional, help: "Compute threads.")
   var threads: Int?
 
   @Option(help: "The output folder.")
@@ -144,7 +146,9 @@ struct PredictCommand: ParsableCommand {
   func validate() throws {
     let inputs = [dataset, images, list].compactMap { $0 }
     if inputs.count != 1 { throw ValidationError("give one of --dataset, --images or --list") }
-    if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
+    try validating {
+      if let threads { try SettingChecks.threads(threads, field: "--threads") }
+    }
   }
 
   /// The samples to predict (labels dropped).
@@ -153,8 +157,15 @@ struct PredictCommand: ParsableCommand {
     var paths: [String] = []
     if let images {
       let names: [String]
+      var isDirectory: ObjCBool = false
+      guard FileManager.default.fileExists(atPath: images, isDirectory: &isDirectory),
+        isDirectory.boolValue
+      else {
+        throw SegmentationCommandError(description: "\(images): no such folder (--images)")
+      }
       do { names = try FileManager.default.contentsOfDirectory(atPath: images).sorted() } catch {
-        throw SegmentationCommandError(description: "\(images): cannot list the folder")
+        throw SegmentationCommandError(
+          description: "\(images): cannot list the folder (permission denied?)")
       }
       paths = names.filter {
         let e = ($0 as NSString).pathExtension.lowercased()
@@ -162,8 +173,10 @@ struct PredictCommand: ParsableCommand {
       }.map { images + "/" + $0 }
     } else if let list {
       let text: String
-      do { text = try String(contentsOfFile: list, encoding: .utf8) } catch {
-        throw SegmentationCommandError(description: "\(list): cannot read the list")
+      switch FileRead.bytes(at: list, limit: 1 << 28) {
+      case .success(let bytes): text = String(decoding: bytes, as: UTF8.self)
+      case .failure(let failure):
+        throw SegmentationCommandError(description: "\(list): cannot read the list: \(failure)")
       }
       let base = URL(fileURLWithPath: list).deletingLastPathComponent().path
       paths = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -171,7 +184,9 @@ struct PredictCommand: ParsableCommand {
         .map { $0.hasPrefix("/") ? $0 : base + "/" + $0 }
     }
     guard !paths.isEmpty else {
-      throw SegmentationCommandError(description: "\(images ?? list ?? ""): no images")
+      throw SegmentationCommandError(
+        description: images.map { "\($0): no .png, .jpg or .jpeg file in the folder (empty)" }
+          ?? "\(list ?? ""): the list names no image (empty)")
     }
     var seen = Set<String>()
     return try paths.map { path in
@@ -197,7 +212,9 @@ struct PredictCommand: ParsableCommand {
         library.mapping(from: labelClasses, to: outClasses.name))
     }
     let writer = LabelWriter(classes: outClasses, encoding: encoding, labelIDs: labelIDs)
-    let plan = try inferencePlan(checkpoint: checkpoint, size: size?.size, options: inference)
+    let plan = try inferencePlan(
+      checkpoint: checkpoint, size: size?.size, options: inference,
+      architecture: saved.description.architecture)
     let references = try samples()
     do {
       try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
@@ -287,10 +304,18 @@ struct InferencePlan {
 /// The network input of a checkpoint: `size` when given, else the training size from the
 /// `training.json` beside the checkpoint (or each image's own size with `--full-resolution`),
 /// and the sliding window (`--window`, else the training crop size, else the input size).
-/// `predict` and `evaluate --checkpoint` share it.
-func inferencePlan(checkpoint: String, size: ImageSize?, options: InferenceOptions) throws
-  -> InferencePlan
-{
+/// `predict` and `evaluate --checkpoint` share it. The network must accept the input size and
+/// the window, and one image of that size (predict and evaluate run them one at a time) must
+/// fit in memory.
+func inferencePlan(
+  checkpoint: String, size: ImageSize?, options: InferenceOptions,
+  architecture: ModelArchitecture
+) throws -> InferencePlan {
+  func check(_ size: ImageSize, _ source: String) throws {
+    let field = source.hasPrefix("--") ? source : "\(source):"
+    try architecture.check(workingSize: size, field: field)
+    try architecture.checkMemory(batch: 1, size: size, training: false, field: field)
+  }
   let folder = URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
   let path = TrainingRunFiles.configuration(in: folder)
   let recipe =
@@ -307,6 +332,7 @@ func inferencePlan(checkpoint: String, size: ImageSize?, options: InferenceOptio
   if options.fullResolution {
     parts.append("network input: each image at its own resolution (--full-resolution)")
   } else if let input {
+    try check(input.size, input.source)
     parts.append("network input \(text(input.size)) (HxW, \(input.source))")
   } else {
     throw SegmentationCommandError(
@@ -325,6 +351,7 @@ func inferencePlan(checkpoint: String, size: ImageSize?, options: InferenceOptio
           + "give --window HxW")
     }
     let (size, source) = chosen
+    try check(size, source)
     window = SlidingWindow(size: size)
     parts.append(
       "sliding window \(text(size)) (\(source)), Gaussian-weighted, step half a window")

@@ -33,6 +33,12 @@ struct SegmentationCommandError: Error, Equatable, CustomStringConvertible {
   var description: String
 }
 
+/// Runs the setting checks of a `validate()`, reporting a refused value as a `ValidationError`
+/// (printed with the command's usage).
+func validating(_ checks: () throws -> Void) throws {
+  do { try checks() } catch let error as ModelError { throw ValidationError(error.description) }
+}
+
 /// Opens dataset specs and resolves class sets and label mappings for the 2-D commands.
 struct DatasetResolver {
   let library: MappingLibrary
@@ -137,38 +143,45 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "The network: unet or deeplab.")
   var model: ModelKind = .unet
 
-  @Option(help: "Comma-separated encoder widths (U-Net: 2 or more, DeepLab: 4).")
+  @Option(
+    parsing: .unconditional,
+    help: "Comma-separated encoder widths (U-Net: 2 or more, DeepLab: 4).")
   var widths = "16,32,64,128"
 
-  @Option(help: "DeepLab: the width of the ASPP branches.")
+  @Option(parsing: .unconditional, help: "DeepLab: the width of the ASPP branches.")
   var asppChannels = 64
 
-  @Option(help: "The working size HxW every image is resized to (e.g. 96x128).")
+  @Option(
+    parsing: .unconditional,
+    help: "The working size HxW every image is resized to (e.g. 96x128).")
   var size: SizeArgument
 
   @Option(
+    parsing: .unconditional,
     help: """
       Train on random crops HxW of the working size instead of the whole image (predict with \
       --sliding-window then; default: --size).
       """)
   var crop: SizeArgument?
 
-  @Option(help: "The random scale range MIN,MAX (1,1 disables scaling).")
+  @Option(parsing: .unconditional, help: "The random scale range MIN,MAX (1,1 disables scaling).")
   var scale = "0.75,1.25"
 
-  @Option(help: "The probability of a horizontal flip.")
+  @Option(parsing: .unconditional, help: "The probability of a horizontal flip.")
   var flip: Float = 0.5
 
-  @Option(help: "Images per step.")
+  @Option(parsing: .unconditional, help: "Images per step.")
   var batch = 8
 
-  @Option(help: "The number of steps (or give --epochs).")
+  @Option(parsing: .unconditional, help: "The number of steps (or give --epochs).")
   var iterations: Int?
 
-  @Option(help: "The number of passes over the data (incomplete last batches dropped).")
+  @Option(
+    parsing: .unconditional,
+    help: "The number of passes over the data (incomplete last batches dropped).")
   var epochs: Int?
 
-  @Option(help: "The base learning rate of the poly schedule.")
+  @Option(parsing: .unconditional, help: "The base learning rate of the poly schedule.")
   var learningRate: Float = 0.01
 
   @Option(
@@ -178,13 +191,15 @@ struct TrainCommand: ParsableCommand {
       """)
   var optimizer: OptimizerKind = .sgd
 
-  @Option(help: "SGD momentum.")
+  @Option(parsing: .unconditional, help: "SGD momentum.")
   var momentum: Float = 0.9
 
-  @Option(help: "L2 weight decay (SGD and Adam).")
+  @Option(parsing: .unconditional, help: "L2 weight decay (SGD and Adam).")
   var weightDecay: Float = 5e-4
 
-  @Option(help: "The seed of the initialisation, data order and augmentation.")
+  @Option(
+    parsing: .unconditional,
+    help: "The seed of the initialisation, data order and augmentation.")
   var seed: UInt64 = 0
 
   @Option(
@@ -195,16 +210,18 @@ struct TrainCommand: ParsableCommand {
       """)
   var initialization: WeightInitialization = .he
 
-  @Option(help: "Compute threads (OpenBLAS and the kernels); default: OpenBLAS's.")
+  @Option(
+    parsing: .unconditional,
+    help: "Compute threads (OpenBLAS and the kernels); default: OpenBLAS's.")
   var threads: Int?
 
-  @Option(help: "Background threads decoding images.")
+  @Option(parsing: .unconditional, help: "Background threads decoding images.")
   var loaderThreads = 1
 
   @Option(help: "The run folder.")
   var output: String
 
-  @Option(help: "Steps between checkpoints.")
+  @Option(parsing: .unconditional, help: "Steps between checkpoints.")
   var checkpointEvery = 100
 
   @Option(
@@ -212,13 +229,15 @@ struct TrainCommand: ParsableCommand {
     help: "A labelled dataset spec scored (mIoU) during training and at the end.")
   var validationSpec: String?
 
-  @Option(help: "Steps between validations (0: only at the end).")
+  @Option(parsing: .unconditional, help: "Steps between validations (0: only at the end).")
   var validateEvery = 0
 
   @Flag(help: "Continue the run in --output from its checkpoint.")
   var resume = false
 
-  @Option(help: "Seconds between progress lines when stderr is not a terminal.")
+  @Option(
+    parsing: .unconditional,
+    help: "Seconds between progress lines when stderr is not a terminal.")
   var logEvery: Double = 10
 
   func validate() throws {
@@ -226,23 +245,11 @@ struct TrainCommand: ParsableCommand {
     switch (iterations, epochs) {
     case (nil, nil): throw ValidationError("give --iterations N or --epochs N")
     case (.some, .some): throw ValidationError("give --iterations or --epochs, not both")
-    case (.some(let n), nil) where n <= 0: throw ValidationError("--iterations must be positive")
-    case (nil, .some(let n)) where n <= 0: throw ValidationError("--epochs must be positive")
     default: break
     }
-    if batch <= 0 { throw ValidationError("--batch must be positive") }
-    if learningRate <= 0 { throw ValidationError("--learning-rate must be positive") }
-    if !(0..<1).contains(momentum) { throw ValidationError("--momentum must be in 0..<1") }
-    if weightDecay < 0 { throw ValidationError("--weight-decay must be non-negative") }
-    if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
-    if loaderThreads <= 0 { throw ValidationError("--loader-threads must be positive") }
-    if checkpointEvery <= 0 { throw ValidationError("--checkpoint-every must be positive") }
-    if validateEvery < 0 { throw ValidationError("--validate-every must be non-negative") }
     if validateEvery > 0 && validationSpec == nil {
       throw ValidationError("--validate-every needs --validate SPEC")
     }
-    if !(0...1).contains(flip) { throw ValidationError("--flip must be in 0...1") }
-    _ = try scaleRange()
     let w = try widthList()
     if model == .unet && w.count < 2 {
       throw ValidationError("--widths: a U-Net needs at least 2 widths, got \(widths)")
@@ -250,14 +257,48 @@ struct TrainCommand: ParsableCommand {
     if model == .deeplab && w.count != 4 {
       throw ValidationError("--widths: DeepLab needs 4 widths, got \(widths)")
     }
-    if asppChannels <= 0 { throw ValidationError("--aspp-channels must be positive") }
+    let range = try scaleRange()
+    try validating {
+      if let iterations { try SettingChecks.steps(iterations, field: "--iterations") }
+      if let epochs { try SettingChecks.steps(epochs, field: "--epochs") }
+      try SettingChecks.batch(batch, field: "--batch")
+      try SettingChecks.positive(learningRate, field: "--learning-rate")
+      try SettingChecks.finite(momentum, in: 0..<1, field: "--momentum")
+      try SettingChecks.finite(weightDecay, in: 0...1, field: "--weight-decay")
+      try SettingChecks.finite(flip, in: 0...1, field: "--flip")
+      try SettingChecks.finite(range.upperBound, in: 0...16, field: "--scale maximum")
+      if let threads { try SettingChecks.threads(threads, field: "--threads") }
+      try SettingChecks.count(loaderThreads, in: 1...256, field: "--loader-threads")
+      try SettingChecks.count(checkpointEvery, in: 1...SettingChecks.maxSteps, field: "--checkpoint-every")
+      try SettingChecks.count(validateEvery, in: 0...SettingChecks.maxSteps, field: "--validate-every")
+      try SettingChecks.finite(logEvery, in: 0...86_400, field: "--log-every")
+      try SettingChecks.count(asppChannels, in: 1...16_384, field: "--aspp-channels")
+      // The network, the working size and the memory of a step, before any data is read
+      // (the class count is not known yet: 256, the most a class set has, bounds it).
+      let network = try architecture(classCount: 256)
+      try network.validate { key in
+        ["asppChannels": "--aspp-channels", "asppRates": "the ASPP rates"][key] ?? "--\(key)"
+      }
+      try network.check(workingSize: size.size, field: "--size")
+      if let crop {
+        guard crop.size.height <= size.size.height, crop.size.width <= size.size.width else {
+          throw ValidationError(
+            "--crop \(crop.size.heightByWidth): a crop of the working size --size "
+              + "\(size.size.heightByWidth), at most that large on each side")
+        }
+        try network.check(workingSize: crop.size, field: "--crop")
+      }
+      try network.checkMemory(
+        batch: batch, size: size.size, training: true, field: "--batch x --size")
+    }
   }
 
   func widthList() throws -> [Int] { try positiveIntegers(widths, option: "--widths") }
 
   func scaleRange() throws -> ClosedRange<Float> {
     let values = scale.split(separator: ",").compactMap { Float(String($0)) }
-    guard values.count == 2, values[0] > 0, values[0] <= values[1] else {
+    guard values.count == 2, values.allSatisfy(\.isFinite), values[0] > 0, values[0] <= values[1]
+    else {
       throw ValidationError("--scale must be MIN,MAX with 0 < MIN <= MAX, got '\(scale)'")
     }
     return values[0]...values[1]
@@ -296,16 +337,26 @@ struct TrainCommand: ParsableCommand {
           try resolver.library.mapping(from: set.classSetName, to: classes),
           modelClasses: modelClasses))
     }
+    // epochs <= 10^9 (validate()), so the product cannot overflow for any real dataset.
     let steps =
       iterations
       ?? TrainingRunConfiguration.steps(
         epochs: epochs ?? 1, sampleCount: trainingSet.count, batchSize: batch)
+    if epochs != nil && steps > SettingChecks.maxSteps {
+      throw SegmentationCommandError(
+        description: "--epochs \(epochs ?? 0): \(steps) steps of \(batch) on \(trainingSet.count) "
+          + "samples; at most \(SettingChecks.maxSteps) steps are accepted")
+    }
     guard steps > 0 else {
       throw SegmentationCommandError(
         description: "--dataset: \(trainingSet.count) samples make no batch of \(batch)")
     }
+    let network = try architecture(classCount: modelClasses.outputCount)
+    try network.validate { $0 == "classCount" ? "--classes \(classes): the class count" : "--\($0)" }
+    try network.checkMemory(
+      batch: batch, size: size.size, training: true, field: "--batch x --size")
     let configuration = TrainingRunConfiguration(
-      architecture: try architecture(classCount: modelClasses.outputCount),
+      architecture: network,
       classSetName: classes, ignoreIndex: ignore,
       augmentation: AugmentationConfig(
         workingSize: size.size, scaleRange: try scaleRange(), cropSize: crop?.size ?? size.size,

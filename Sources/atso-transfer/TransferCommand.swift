@@ -274,8 +274,12 @@ struct ResumeCommand: ParsableCommand {
     abstract: "Continue a transfer run that was interrupted (even by kill -9).",
     discussion: """
       Reads RUN/configuration.json and RUN/folds.json, discards half-written files (*.partial, \
-      outputs without a completion record), skips every completed step and runs the rest; the \
-      result is the same as that of an uninterrupted run.
+      *.tmp-<pid>, outputs without a completion record), skips every completed step whose \
+      outputs still have their recorded checksums and runs the rest; the result is the same as \
+      that of an uninterrupted run. One process writes a run at a time (RUN/run.lock): a \
+      second `resume` (or a `transfer` into the same folder) is refused at once, naming the \
+      process that holds it. A configuration.json edited since the run started is refused, \
+      listing the keys that differ, unless --accept-changes is given.
 
       Example:
         atso-transfer resume runs/day-dusk
@@ -284,8 +288,17 @@ struct ResumeCommand: ParsableCommand {
   @Argument(help: "The run directory created by `atso-transfer transfer`.")
   var runDirectory: String
 
-  @Option(help: "Seconds between progress lines when stderr is not a terminal.")
+  @Option(
+    parsing: .unconditional,
+    help: "Seconds between progress lines when stderr is not a terminal.")
   var logEvery: Double = 10
+
+  @Flag(
+    help: """
+      Continue with a configuration.json edited since the run started (refused otherwise, \
+      listing the keys that differ); the jobs whose inputs change are recomputed.
+      """)
+  var acceptChanges = false
 
   func validate() throws {
     guard FileManager.default.fileExists(atPath: runDirectory + "/configuration.json") else {
@@ -300,7 +313,8 @@ struct ResumeCommand: ParsableCommand {
     let backend = try configuration.makeBackend(
       progress: reporter.line, jobProgress: reporter.handle)
     let transfer = try TransferRun(
-      resuming: runDirectory, configuration: configuration, backend: backend)
+      resuming: runDirectory, configuration: configuration, backend: backend,
+      acceptingChanges: acceptChanges)
     try execute(transfer, reporter: reporter)
     print((try? String(contentsOfFile: runDirectory + "/table.md", encoding: .utf8)) ?? "")
     printResultFiles(runDirectory)

@@ -60,18 +60,20 @@ struct PredictVolume: ParsableCommand {
     }
     var jobs: [(String, String)] = [(input, output)]
     if isDirectory.boolValue {
-      try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-      let names = try FileManager.default.contentsOfDirectory(atPath: input).sorted()
-      jobs = names.filter {
-        !$0.hasPrefix(".") && ($0.hasSuffix(".nii") || $0.hasSuffix(".nii.gz"))
+      let files = try MedicalDataset.niftiFiles(in: input).values.sorted()
+      guard !files.isEmpty else { throw MedicalError.noVolumes(folder: input) }
+      if let reason = FileWrite.makeFolders(output) {
+        throw MedicalError.unreadableFile(path: output, reason: reason)
       }
-        .map { (input + "/" + $0, output + "/" + $0) }
+      jobs = files.map { (input + "/" + $0, output + "/" + $0) }
     }
     let printer = ProgressPrinter(interval: 10)
     defer { printer.finish() }
     let start = Date()
     for (index, (image, destination)) in jobs.enumerated() {
-      let volume = try NIfTI.readImage(image).windowed(intensity)
+      let read = try NIfTI.readImage(image)
+      try networks.check(volumeShape: read.shape, path: image)
+      let volume = read.windowed(intensity)
       let labels = networks.predict(
         CaseSlicer(image: volume), window: slidingWindow.map { SlidingWindow(size: $0.size) }
       ).labels

@@ -33,7 +33,7 @@ private enum TorchPeer {
 
   /// Runs `scripts/torch_networks.py` with the peer Python; fails the test with its stderr.
   static func python(_ arguments: [String]) throws -> String {
-    let python = try #require(PeerPython.torch)
+    let python = try #require(PeerPython.torch, "\(PeerPython.torchMissing)")
     let result = PeerPython.run(python, [script] + arguments)
     try #require(result.status == 0, "torch_networks.py \(arguments) failed: \(result.error)")
     return result.output
@@ -215,7 +215,7 @@ struct TorchNameTests {
 
 @Suite(
   "PyTorch peer: export, import and logits",
-  .enabled(if: PeerPython.torch != nil, "\(PeerPython.torchMissing)"),
+  .enabled(if: PeerPython.enabled(PeerPython.torch), "\(PeerPython.torchMissing)"),
   .enabled(if: TorchPeer.hasFrames, "../shared/data/camvid is absent: no real frames"))
 struct TorchPeerTests {
   @Test(

@@ -1,5 +1,6 @@
 import Foundation
 import Tensor
+import TestSupport
 import Testing
 
 @testable import Medical
@@ -35,7 +36,7 @@ func numpyCounts(
 struct DiceTests {
   @Test(
     "per-case and global Dice match numpy, for fine and coarse classes",
-    .enabled(if: nibabelPython != nil, "numpy oracle missing: run scripts/setup_nibabel_venv.sh"))
+    .enabled(if: PeerPython.enabled(nibabelPython), PeerPython.missing("numpy and nibabel")))
   func matchesNumpy() throws {
     var rng = SeededGenerator(seed: 11)
     var cases: [(prediction: [UInt8], groundTruth: [UInt8])] = []
@@ -161,7 +162,7 @@ struct PreprocessingTests {
       toFile: json, atomically: true, encoding: .utf8)
     #expect(
       throws: MedicalError.badDatasetDescription(
-        path: json, reason: "missing key 'label' at training.[0]")
+        path: json, reason: "missing key 'label' in training.[0]")
     ) {
       try MedicalDataset.decathlon(root: root)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Medical
@@ -7,9 +8,9 @@ import Testing
 struct NIfTINibabelTests {
   @Test(
     "files written by nibabel read back with the same values, spacing and axis codes",
-    .enabled(if: nibabelFixtures != nil, "nibabel missing: run scripts/setup_nibabel_venv.sh"))
+    .enabled(if: PeerPython.enabled(nibabelPython), PeerPython.missing("nibabel")))
   func readsNibabelFixtures() throws {
-    let dir = try #require(nibabelFixtures)
+    let dir = try #require(nibabelFixtures, PeerPython.missing("nibabel"))
     let manifest = try JSONDecoder().decode(
       [NibabelDescription].self,
       from: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json")))
@@ -62,7 +63,7 @@ struct NIfTINibabelTests {
 
   @Test(
     "files we write are read by nibabel with the same values and geometry",
-    .enabled(if: nibabelPython != nil, "nibabel missing: run scripts/setup_nibabel_venv.sh"))
+    .enabled(if: PeerPython.enabled(nibabelPython), PeerPython.missing("nibabel")))
   func nibabelReadsOurFiles() throws {
     let dir = temporaryDirectory("write")
     let lps = Affine(rows: [[-2, 0, 0, 30.5], [0, -1.5, 0, -12.25], [0, 0, 3, 7]])
@@ -237,7 +238,7 @@ struct QformTests {
 
   @Test(
     "canonical volumes are written with a qform and an sform that nibabel reads alike",
-    .enabled(if: nibabelPython != nil, "nibabel missing: run scripts/setup_nibabel_venv.sh"))
+    .enabled(if: PeerPython.enabled(nibabelPython), PeerPython.missing("nibabel")))
   func nibabelQform() throws {
     let dir = temporaryDirectory("qform")
     var paths: [String] = []

@@ -150,6 +150,8 @@ struct SlicingTests {
     ]
     if let described = nibabelDescribe(cases.map { totalsegRoot + "/" + $0.1 }, withData: false) {
       #expect(described.map(\.axcodes) == cases.map(\.2))
+    } else {
+      requireNibabelInCI()
     }
     for (imageName, labelName, codes) in cases {
       let image = try NIfTI.readImage(totalsegRoot + "/" + imageName)
@@ -245,6 +247,8 @@ struct PipelineTests {
       #expect(described[0].zooms == described[1].zooms)
       #expect(described[0].axcodes == "LPS" && described[0].dtype == "uint8")
       #expect(described[0].data == labels.voxels.map(Double.init))
+    } else {
+      requireNibabelInCI()
     }
   }
 }

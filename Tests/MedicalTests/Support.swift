@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+import Testing
 
 /// The package root, found from this file's path (Tests/MedicalTests/Support.swift).
 let packageRoot: String = {
@@ -20,33 +21,18 @@ let hasTotalseg = fileExists(totalsegRoot + "/example_seg_mr.nii.gz")
 
 /// Runs a program and returns its standard output, or `nil` when it fails.
 func run(_ executable: String, _ arguments: [String]) -> Data? {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: executable)
-  process.arguments = arguments
-  let output = Pipe()
-  process.standardOutput = output
-  process.standardError = FileHandle.nullDevice
-  do { try process.run() } catch { return nil }
-  let data = output.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return process.terminationStatus == 0 ? data : nil
+  let result = PeerPython.run(executable, arguments)
+  return result.status == 0 ? Data(result.output.utf8) : nil
 }
 
-/// A Python interpreter that can import nibabel: `$NIBABEL_PYTHON`, `<package>/../venv-nib`
-/// (made by scripts/setup_nibabel_venv.sh), or `python3` on the PATH. `nil` skips the oracle tests.
-let nibabelPython: String? = {
-  var candidates = [
-    packageRoot + "/../venv-nib/bin/python", "/usr/bin/python3",
-    "/usr/local/bin/python3",
-  ]
-  if let env = ProcessInfo.processInfo.environment["NIBABEL_PYTHON"] {
-    candidates.insert(env, at: 0)
-  }
-  for python in candidates where fileExists(python) {
-    if run(python, ["-c", "import nibabel, numpy"]) != nil { return python }
-  }
-  return nil
-}()
+/// A Python interpreter that can import nibabel and numpy (``PeerPython``: ../venv-peers from
+/// scripts/setup_peers.sh). `nil` skips the oracle tests, except in CI.
+let nibabelPython = PeerPython.find(importing: ["nibabel", "numpy"])
+
+/// Records a failure in CI when the nibabel oracle of an optional comparison is missing.
+func requireNibabelInCI() {
+  if PeerPython.isCI { Issue.record(PeerPython.missing("nibabel")) }
+}
 
 let script = packageRoot + "/scripts/make_nifti_fixtures.py"
 

@@ -9,14 +9,9 @@ import Testing
 private let packageRoot = URL(fileURLWithPath: #filePath)
   .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// A Python with the `safetensors` package: `<package>/../venv-st` (create it with
-/// `python3 -m venv --system-site-packages ../venv-st && ../venv-st/bin/pip install safetensors`).
-private let safetensorsPython: String? = {
-  let python = packageRoot.deletingLastPathComponent().appendingPathComponent("venv-st/bin/python3")
-    .path
-  guard FileManager.default.isExecutableFile(atPath: python) else { return nil }
-  return run(python, ["-c", "import safetensors.numpy"]).status == 0 ? python : nil
-}()
+/// A Python with PyPI's `safetensors` and numpy (``PeerPython``: ../venv-peers from
+/// scripts/setup_peers.sh).
+private let safetensorsPython = PeerPython.find(importing: ["safetensors.numpy", "numpy"])
 
 private func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
   let process = Process()
@@ -118,9 +113,9 @@ func checkpointErrors() throws {
 
 @Test(
   "PyPI safetensors reads our files and we read its files",
-  .enabled(if: safetensorsPython != nil, "needs ../venv-st with the safetensors package"))
+  .enabled(if: PeerPython.enabled(safetensorsPython), PeerPython.missing("safetensors")))
 func safetensorsInterop() throws {
-  let python = try #require(safetensorsPython)
+  let python = try #require(safetensorsPython, PeerPython.missing("safetensors"))
   let directory = try temporaryDirectory()
   defer { try? FileManager.default.removeItem(at: directory) }
   let ours = directory.appendingPathComponent("ours.safetensors").path

@@ -260,7 +260,7 @@ struct ImageCodecTests {
     }
     let dir = try TestPaths.temporaryDirectory("bad")
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    #expect(throws: ImageError.readFailed(path: dir, reason: "is a directory")) {
+    #expect(throws: ImageError.readFailed(path: dir, reason: "is a folder, not a file")) {
       try ImageFile.readLabel(at: dir)
     }
     try ImageFile.writeBytes(Array("hello".utf8), to: dir + "/t.png")

@@ -1,56 +1,14 @@
 import Foundation
 import Tensor
+import TestSupport
 import Testing
 @testable import Taxonomy
 
-/// A Python interpreter that can import `cityscapesscripts` (PyPI), or nil.
-///
-/// Tries `$ATSO_CITYSCAPES_PYTHON`, then the venvs `/work/venv-cs` and
-/// `/tmp/atso-transfer-venv-cs`; if none works, creates the latter with
-/// `python3 -m venv` + `pip install cityscapesscripts numpy pillow` (once; about a minute).
+/// A Python interpreter that can import PyPI's `cityscapesscripts` (``PeerPython``: ../venv-peers
+/// from scripts/setup_peers.sh), or nil.
 enum CityscapesOracle {
-  static let venv = NSTemporaryDirectory() + "atso-transfer-venv-cs"
-
-  static let python: String? = {
-    var candidates = ["/work/venv-cs/bin/python", venv + "/bin/python"]
-    if let explicit = ProcessInfo.processInfo.environment["ATSO_CITYSCAPES_PYTHON"] {
-      candidates.insert(explicit, at: 0)
-    }
-    for candidate in candidates where canImport(candidate) { return candidate }
-    guard run("/usr/bin/env", ["python3", "-m", "venv", venv]).status == 0,
-      run(
-        venv + "/bin/pip",
-        [
-          "install", "-q", "--timeout", "20", "--retries", "1", "cityscapesscripts", "numpy",
-          "pillow",
-        ]
-      ).status == 0,
-      canImport(venv + "/bin/python")
-    else { return nil }
-    return venv + "/bin/python"
-  }()
-
-  static func canImport(_ python: String) -> Bool {
-    FileManager.default.isExecutableFile(atPath: python)
-      && run(python, ["-c", "import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling"])
-        .status == 0
-  }
-
-  /// Runs a program; returns its exit status (-1 if it cannot start) and its standard output.
-  @discardableResult
-  static func run(_ program: String, _ arguments: [String]) -> (status: Int32, output: Data) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: program)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { return (-1, Data()) }
-    // Read before waiting so that a full pipe cannot block the child.
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, data)
-  }
+  static let python = PeerPython.find(
+    importing: ["cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling", "numpy"])
 }
 
 @Suite struct CityscapesOracleTests {
@@ -59,12 +17,9 @@ enum CityscapesOracle {
   /// ConfusionMatrix: class IoU on the 34 labelIds and category IoU after reducing by the
   /// shipped cityscapes-34 -> 19 -> categories mappings agree to 1e-6.
   @Test(
-    .enabled(
-      if: CityscapesOracle.python != nil,
-      "skipped: pip cannot install cityscapesscripts (PyPI unreachable?) into \(CityscapesOracle.venv)"
-    ))
+    .enabled(if: PeerPython.enabled(CityscapesOracle.python), PeerPython.missing("cityscapesscripts")))
   func classAndCategoryIoUMatchCityscapesScripts() throws {
-    let python = try #require(CityscapesOracle.python)
+    let python = try #require(CityscapesOracle.python, PeerPython.missing("cityscapesscripts"))
     let directory = try makeTemporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let library = try MappingLibrary(directory: mappingsDirectory)
@@ -89,10 +44,11 @@ enum CityscapesOracle {
       manifest += "gt\(index).bin pred\(index).bin \(height) \(width)\n"
     }
     try write(manifest, to: directory, named: "pairs.txt")
-    let (status, output) = CityscapesOracle.run(
+    let (status, output, _) = PeerPython.run(
       python, [packageRoot + "/scripts/cityscapes_oracle.py", directory])
     try #require(status == 0, "the Python oracle failed")
-    let json = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
+    let json = try #require(
+      try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
     let classIoU = try #require(json["classIoU"] as? [String: Any])
     let categoryIoU = try #require(json["categoryIoU"] as? [String: Any])
 

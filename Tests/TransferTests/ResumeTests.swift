@@ -225,7 +225,13 @@ func editedConfiguration() throws {
   edited.pseudoLabels.confidenceThreshold = 0.5
   try edited.save(to: run.directory + "/configuration.json")
   let backend = FakeBackend(units: sevenUnits)
-  let resumed = try TransferRun(resuming: run.directory, backend: backend)
+  // Refused, naming the key, unless the change is accepted.
+  #expect(
+    throws: TransferError.configurationChanged(
+      file: run.directory + "/configuration.json",
+      changes: ["pseudoLabels.confidenceThreshold: absent -> 0.5"])
+  ) { try TransferRun(resuming: run.directory, backend: backend) }
+  let resumed = try TransferRun(resuming: run.directory, backend: backend, acceptingChanges: true)
   try resumed.execute()
   #expect(!backend.calls.contains { $0.kind == .trainSource })
   #expect(!resumed.executedJobs.contains("eval-fine-source"))
@@ -235,12 +241,16 @@ func editedConfiguration() throws {
   var options = TestOptions(source: "/a")
   edited.backend = options
   try edited.save(to: run.directory + "/configuration.json")
-  try TransferRun(resuming: run.directory, backend: FakeBackend(units: sevenUnits), kinds: [TestOptions.self]).execute()
+  try TransferRun(
+    resuming: run.directory, backend: FakeBackend(units: sevenUnits), kinds: [TestOptions.self],
+    acceptingChanges: true
+  ).execute()
   options.sourceSteps = 20
   edited.backend = options
   try edited.save(to: run.directory + "/configuration.json")
   let again = FakeBackend(units: sevenUnits)
-  let resumedAgain = try TransferRun(resuming: run.directory, backend: again, kinds: [TestOptions.self])
+  let resumedAgain = try TransferRun(
+    resuming: run.directory, backend: again, kinds: [TestOptions.self], acceptingChanges: true)
   try resumedAgain.execute()
   #expect(again.calls.filter { $0.kind == .trainSource }.count == 1)
   #expect(resumedAgain.executedJobs.count == resumedAgain.plan.jobs.count)
@@ -249,7 +259,8 @@ func editedConfiguration() throws {
   edited.backend = options
   try edited.save(to: run.directory + "/configuration.json")
   let students = FakeBackend(units: sevenUnits)
-  let third = try TransferRun(resuming: run.directory, backend: students, kinds: [TestOptions.self])
+  let third = try TransferRun(
+    resuming: run.directory, backend: students, kinds: [TestOptions.self], acceptingChanges: true)
   try third.execute()
   #expect(!students.calls.contains { $0.kind == .trainSource })
   #expect(!third.executedJobs.contains("eval-fine-source"))

@@ -77,12 +77,21 @@ public struct DatasetSpec: Sendable, Equatable, Hashable, Codable, CustomStringC
     var exclude: [String] = []
     var unlabeled = false
     for item in query.split(separator: "&") where !item.isEmpty {
-      let pair = item.split(separator: "=", maxSplits: 1).map(String.init)
+      // Empty pieces are kept: "=" is an option without a name, "include=" one without values.
+      let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        .map(String.init)
+      func prefixes() throws(DatasetError) -> [String] {
+        let values = pair[1].split(separator: ",").map(String.init)
+        guard !values.isEmpty else {
+          throw .invalidSpec(text, reason: "\(pair[0])= needs at least one id prefix")
+        }
+        return values
+      }
       switch pair[0] {
       case "include" where pair.count == 2:
-        include = pair[1].split(separator: ",").map(String.init)
+        include = try prefixes()
       case "exclude" where pair.count == 2:
-        exclude = pair[1].split(separator: ",").map(String.init)
+        exclude = try prefixes()
       case "unlabeled" where pair.count == 1:
         unlabeled = true
       default:

@@ -10,6 +10,10 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
   case invalidBatch(reason: String)
   /// A label is neither a class of the network nor the ignore index.
   case invalidLabel(value: UInt8, pixel: Int, classCount: Int)
+  /// A setting (a flag, a configuration value, a checkpoint's architecture) is outside what is
+  /// accepted; `field` names it (`--learning-rate`, `FILE: architecture widths`), `expected`
+  /// says what would be accepted.
+  case invalidSetting(field: String, value: String, expected: String)
   /// Training produced a non-finite loss or gradient.
   case diverged(step: Int, reason: String, lastGoodCheckpoint: String?)
 
@@ -21,6 +25,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case .invalidBatch(let reason): "invalid batch: \(reason)"
     case .invalidLabel(let value, let pixel, let classCount):
       "label \(value) at pixel \(pixel) is not a class (0..<\(classCount)) nor the ignore index"
+    case .invalidSetting(let field, let value, let expected):
+      "\(field) \(value) is not accepted: expected \(expected)"
     case .diverged(let step, let reason, let checkpoint):
       "training diverged at step \(step): \(reason); "
         + (checkpoint.map { "last good checkpoint: \($0)" } ?? "no checkpoint was written")

@@ -110,6 +110,11 @@ public func evaluateSegmentation<Model: SegmentationModel>(
     dropLast: false, prefetch: 2, workers: 1)
   for _ in 0..<loader.batchesPerEpoch {
     let batch = try loader.next()
+    if workingSize == nil {  // each image at its own size, which must fit the network
+      try model.architecture.check(
+        workingSize: ImageSize(height: batch.images.shape[1], width: batch.images.shape[2]),
+        field: "sample '\(batch.ids.first ?? "?")': the image size")
+    }
     let (labels, _) = predictSegmentation(model, images: batch.images)
     matrix.accumulate(groundTruth: batch.labels, prediction: labels)
   }
