@@ -205,7 +205,7 @@ struct TableLegend {
       filters.append("class-balanced portion \(q)")
     }
     lines.append(
-      "- Pseudo labels: \(filters.isEmpty ? "every pixel kept" : filters.joined(separator: ", "))"
+      "- Pseudo labels: \(filters.isEmpty ? "every \(unit == "case" ? "voxel" : "pixel") kept" : filters.joined(separator: ", "))"
         + ", AdaBN before labeling \(pseudo.adaptBatchNorm ? "on" : "off"), void label "
         + "\(pseudo.ignoreIndex.value).")
     if let source = configuration.sourceModel { lines.append("- Source model M0: \(source).") }

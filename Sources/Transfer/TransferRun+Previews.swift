@@ -7,12 +7,19 @@ extension TransferRun {
   func previewModels() -> (models: [PreviewModel], level: LabelLevel) {
     let last = configuration.stages[configuration.stages.count - 1]
     var models: [PreviewModel] = []
-    var seen: Set<String> = []
+    var column: [String: Int] = [:]  // by model id
     func add(_ entry: ReportEntry?, title: String) {
-      guard let entry, seen.insert(entry.model).inserted,
-        let job = plan.jobs.first(where: { $0.id == entry.evaluationJob }),
+      guard let entry else { return }
+      // A model that ends two schedules (self-learning and STSO after one generation) is one
+      // column named for both.
+      if let index = column[entry.model] {
+        models[index].title += " = \(title)"
+        return
+      }
+      guard let job = plan.jobs.first(where: { $0.id == entry.evaluationJob }),
         case .evaluate(let model, _, _) = job.action
       else { return }
+      column[entry.model] = models.count
       models.append(PreviewModel(title: title, checkpoint: path(model.checkpoint)))
     }
     add(

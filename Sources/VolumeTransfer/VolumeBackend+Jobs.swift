@@ -182,7 +182,7 @@ extension VolumeBackend {
         }
       }
       slices.append(
-        ("\(unit) AXIAL \(z + 1)/\(nz)", slice(volume), [slice(truth)] + predicted.map(slice),
+        ("\(unit), axial slice \(z + 1)/\(nz)", slice(volume), [slice(truth)] + predicted.map(slice),
           nx, ny))
     }
     // Panels share one size: smaller slices are centred on black.

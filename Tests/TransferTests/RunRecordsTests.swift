@@ -112,3 +112,13 @@ func runClockEstimate() throws {
   // Students like the source model, labels and AdaBN like the evaluations.
   #expect(clock.estimate(jobs) == Double(30 * (1 + students) + 2 * others))
 }
+
+@Test("predictions.png: one column per model, named for every schedule it ends")
+func previewColumns() throws {
+  let (run, _, _) = try runFresh(
+    TransferConfiguration(schedules: [.selfLearning, .stso, .atso], generations: 1),
+    name: "preview-columns")
+  #expect(
+    run.previewModels().models.map(\.title)
+      == ["source only", "self-learning g1 = STSO g1", "ATSO final"])
+}
