@@ -369,7 +369,8 @@ struct TrainCommand: ParsableCommand {
     let reporter = TrainingReporter(printer: printer)
     printer.line(
       "training \(configuration.architecture.summaryWithParameters) on \(trainingSet.count) samples "
-        + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)")
+        + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)"
+        + (crop.map { " random \($0.size.heightByWidth) crops of \(size.size.heightByWidth)" } ?? ""))
     let result: TrainingRunResult
     do {
       result = try runTraining(

@@ -255,6 +255,24 @@ struct SegmentationCommandTests {
     #expect(ids.values.count == trainIDs.values.count)
   }
 
+  @Test func trainCropsAndSlidingWindowInferenceTakesTheCrop() throws {
+    let w = try Workspace("crop", count: 2)
+    defer { w.remove() }
+    let checkpoint = try w.train("run", extra: ["--crop", "8x16"])
+    let recipe = try readRunConfiguration(w.root + "/run/training.json")
+    #expect(recipe.augmentation.cropSize == ImageSize(height: 8, width: 16))
+    let windowed = try w.evaluate(["--checkpoint", checkpoint, "--truth", w.spec, "--sliding-window"])
+    #expect(windowed.notes.contains { $0.contains("sliding window 8x16 (the training crop size)") })
+    let full = try w.evaluate([
+      "--checkpoint", checkpoint, "--truth", w.spec, "--full-resolution", "--window", "16x16",
+    ])
+    #expect(full.notes.contains { $0.contains("each image at its own resolution") })
+    #expect(full.notes.contains { $0.contains("sliding window 16x16 (--window)") })
+    #expect(full.evaluatedPixels == windowed.evaluatedPixels)
+    // A crop larger than the working size is refused, naming both.
+    #expect(errorText { _ = try w.train("big", extra: ["--crop", "32x64"]) }.contains("--crop 32x64"))
+  }
+
   @Test func evaluateWarnsWhenThePredictionsHoldASingleClass() throws {
     let w = try Workspace("single-class", count: 2)
     defer { w.remove() }
