@@ -18,15 +18,17 @@ let package = Package(
   ],
   targets: [
     // C libraries from Debian.
-    .systemLibrary(
-      name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
     .systemLibrary(name: "CZLib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
+    // OpenBLAS (Debian's libopenblas0), loaded with dlopen at first use after choosing its core.
+    .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]),
+    // Convolution kernels for AVX-512 and AVX2 + FMA, chosen at run time (cpuid).
+    .target(name: "CKernels", dependencies: ["COpenBLAS"]),
 
     // The toolkit, from the bottom up.
-    .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+    .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"]),
     .target(name: "Taxonomy", dependencies: ["CJSONC"]),
     .target(name: "Segmentation", dependencies: ["Tensor", "Taxonomy", "CPNG", "CJPEGShim"]),
     // The transfer core (plan, run directory, resume, tables) and its two backends, as peers.
@@ -68,7 +70,7 @@ let package = Package(
     .testTarget(
       name: "CLITests",
       dependencies: [
-        "atso-transfer", "TestSupport",
+        "atso-transfer", "Tensor", "TestSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
   ]

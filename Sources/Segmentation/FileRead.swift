@@ -35,41 +35,59 @@ public enum FileRead {
   /// The bytes of the file at `path`, refusing folders and files over `limit` bytes before
   /// reading them.
   public static func bytes(at path: String, limit: Int) -> Result<[UInt8], Failure> {
+    var buffer: [UInt8] = []
+    if let failure = read(at: path, limit: limit, into: &buffer) { return .failure(failure) }
+    return .success(buffer)
+  }
+
+  /// ``bytes(at:limit:)`` into `buffer`, reusing its storage: a reader of many files allocates
+  /// only for a file larger than all before it. `nil` on success, else why not (`buffer` is
+  /// then unspecified).
+  public static func read(at path: String, limit: Int, into buffer: inout [UInt8]) -> Failure? {
     let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-    guard descriptor >= 0 else { return .failure(failure(errno)) }
+    guard descriptor >= 0 else { return failure(errno) }
     defer { close(descriptor) }
     var info = stat()
-    guard fstat(descriptor, &info) == 0 else { return .failure(failure(errno)) }
-    if (info.st_mode & S_IFMT) == S_IFDIR { return .failure(.isDirectory) }
+    guard fstat(descriptor, &info) == 0 else { return failure(errno) }
+    if (info.st_mode & S_IFMT) == S_IFDIR { return .isDirectory }
     let size = Int(info.st_size)
-    if size > limit { return .failure(.tooLarge(size: size, limit: limit)) }
+    if size > limit { return .tooLarge(size: size, limit: limit) }
     // Regular files report their size; other files (pipes, /proc) are read until the end.
-    var buffer = [UInt8](repeating: 0, count: max(size, 0))
+    resize(&buffer, to: max(size, 0))
     var filled = 0
     while true {
       if filled == buffer.count {
         if buffer.count >= limit {
           // A file that grows past the limit while it is read.
           var probe: UInt8 = 0
-          let extra = read(descriptor, &probe, 1)
-          if extra > 0 { return .failure(.tooLarge(size: buffer.count + 1, limit: limit)) }
+          let extra = Glibc.read(descriptor, &probe, 1)
+          if extra > 0 { return .tooLarge(size: buffer.count + 1, limit: limit) }
           break
         }
-        buffer.append(contentsOf: repeatElement(0, count: min(max(buffer.count, 1 << 16), limit - buffer.count)))
+        resize(&buffer, to: buffer.count + min(max(buffer.count, 1 << 16), limit - buffer.count))
       }
       let count = buffer.withUnsafeMutableBytes { raw -> Int in
         guard let base = raw.baseAddress else { return 0 }
-        return read(descriptor, base + filled, raw.count - filled)
+        return Glibc.read(descriptor, base + filled, raw.count - filled)
       }
       if count < 0 {
         if errno == EINTR { continue }
-        return .failure(failure(errno))
+        return failure(errno)
       }
       if count == 0 { break }
       filled += count
     }
-    buffer.removeSubrange(filled...)
-    return .success(buffer)
+    resize(&buffer, to: filled)
+    return nil
+  }
+
+  /// Sets `buffer.count` to `count`, keeping its storage (new bytes are 0).
+  private static func resize(_ buffer: inout [UInt8], to count: Int) {
+    if buffer.count > count {
+      buffer.removeLast(buffer.count - count)
+    } else if buffer.count < count {
+      buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
+    }
   }
 
   static func failure(_ code: Int32) -> Failure {

@@ -5,10 +5,18 @@ public enum ImageFile {
   ///
   /// - Throws: `ImageError.fileNotFound`, `.readFailed` (with the system's reason).
   public static func readBytes(at path: String) throws(ImageError) -> [UInt8] {
-    switch FileRead.bytes(at: path, limit: ImageLimits.maxFileBytes) {
-    case .success(let bytes): return bytes
-    case .failure(.notFound): throw .fileNotFound(path: path)
-    case .failure(let failure): throw .readFailed(path: path, reason: failure.description)
+    var bytes: [UInt8] = []
+    try readBytes(at: path, into: &bytes)
+    return bytes
+  }
+
+  /// ``readBytes(at:)`` into `bytes`, reusing its storage (a reader of many files allocates
+  /// only for a file larger than all before it).
+  public static func readBytes(at path: String, into bytes: inout [UInt8]) throws(ImageError) {
+    switch FileRead.read(at: path, limit: ImageLimits.maxFileBytes, into: &bytes) {
+    case nil: return
+    case .notFound: throw .fileNotFound(path: path)
+    case let failure?: throw .readFailed(path: path, reason: failure.description)
     }
   }
 
@@ -43,7 +51,10 @@ public enum ImageFile {
   public static func readLabel(at path: String, maxPixels: Int = ImageLimits.defaultMaxPixels)
     throws(ImageError) -> LabelImage
   {
-    try PNGCodec.decodeLabel(readBytes(at: path), path: path, maxPixels: maxPixels)
+    var reader = LabelFileReader()
+    var image = LabelImage(width: 0, height: 0, values: [])
+    try reader.read(at: path, into: &image, maxPixels: maxPixels)
+    return image
   }
 
   /// Reads a palette PNG: indices and colour table.
@@ -73,5 +84,25 @@ public enum ImageFile {
   /// Writes a palette PNG.
   public static func writePNG(_ image: PaletteImage, to path: String) throws(ImageError) {
     try writeBytes(PNGCodec.encodePalette(image, path: path), to: path)
+  }
+}
+
+/// Reads label maps one after another, reusing its buffers: the file's bytes, and the decoded
+/// values of the image it fills (evaluation reads thousands of frames of one size).
+public struct LabelFileReader {
+  private var bytes: [UInt8] = []
+
+  /// A reader with empty buffers.
+  public init() {}
+
+  /// Reads the label map at `path` (``ImageFile/readLabel(at:maxPixels:)``) into `image`, whose
+  /// storage is reused when it has the file's size and no other reference.
+  ///
+  /// - Throws: `ImageError` as ``ImageFile/readLabel(at:maxPixels:)``.
+  public mutating func read(
+    at path: String, into image: inout LabelImage, maxPixels: Int = ImageLimits.defaultMaxPixels
+  ) throws(ImageError) {
+    try ImageFile.readBytes(at: path, into: &bytes)
+    try PNGCodec.decodeLabel(bytes, path: path, maxPixels: maxPixels, into: &image)
   }
 }

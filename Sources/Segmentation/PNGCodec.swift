@@ -122,7 +122,34 @@ public enum PNGCodec {
   public static func decodeLabel(
     _ data: [UInt8], path: String, maxPixels: Int = ImageLimits.defaultMaxPixels
   ) throws(ImageError) -> LabelImage {
+    var image = LabelImage(width: 0, height: 0, values: [])
+    try decodeLabel(data, path: path, maxPixels: maxPixels, into: &image)
+    return image
+  }
+
+  /// ``decodeLabel(_:path:maxPixels:)`` into `image`, reusing its storage for an 8-bit gray file
+  /// of the same size (what evaluation reads frame after frame).
+  public static func decodeLabel(
+    _ data: [UInt8], path: String, maxPixels: Int = ImageLimits.defaultMaxPixels,
+    into image: inout LabelImage
+  ) throws(ImageError) {
     let header = try info(data, path: path)
+    if header.colorKind == .gray && header.bitDepth == 8 {
+      var values = image.values
+      image.values = []  // `values` is now the only reference: decoded in place
+      let raw = try rawDecode(
+        strippingColorChunks(data), path: path, maxPixels: maxPixels, into: &values
+      ) { _ in .success(formatGray) }.get()
+      image = LabelImage(width: raw.width, height: raw.height, values: raw.pixels)
+      return
+    }
+    image = try decodeOtherLabel(data, header: header, path: path, maxPixels: maxPixels)
+  }
+
+  /// ``decodeLabel(_:path:maxPixels:)`` for palette, gray+alpha, low-depth and 16-bit files.
+  private static func decodeOtherLabel(
+    _ data: [UInt8], header: PNGInfo, path: String, maxPixels: Int
+  ) throws(ImageError) -> LabelImage {
     switch header.colorKind {
     case .palette:
       return try decodePalette(data, path: path, maxPixels: maxPixels).indices
@@ -289,6 +316,16 @@ public enum PNGCodec {
     _ data: [UInt8], path: String, maxPixels: Int,
     chooseFormat: (UInt32) -> Result<UInt32, ImageError>
   ) -> Result<RawImage, ImageError> {
+    var pixels: [UInt8] = []
+    return rawDecode(data, path: path, maxPixels: maxPixels, into: &pixels, chooseFormat: chooseFormat)
+  }
+
+  /// ``rawDecode(_:path:maxPixels:chooseFormat:)`` into `pixels`, whose storage is reused when it
+  /// has the decoded size (one reader decoding many frames of one size allocates once).
+  private static func rawDecode(
+    _ data: [UInt8], path: String, maxPixels: Int, into pixels: inout [UInt8],
+    chooseFormat: (UInt32) -> Result<UInt32, ImageError>
+  ) -> Result<RawImage, ImageError> {
     guard hasSignature(data) else {
       return .failure(.decodeFailed(path: path, format: "PNG", reason: "missing PNG signature"))
     }
@@ -321,7 +358,11 @@ public enum PNGCodec {
       let channels = Int(format & (colorFlag | alphaFlag)) + 1
       let componentBytes = format & linearFlag != 0 ? 2 : 1
       let pixelBytes = isColormap ? 1 : channels * componentBytes
-      var pixels = [UInt8](repeating: 0, count: width * height * pixelBytes)
+      let size = width * height * pixelBytes
+      if pixels.count != size {
+        // libpng writes every byte: no need to zero them first.
+        pixels = [UInt8](unsafeUninitializedCapacity: size) { _, count in count = size }
+      }
       var colormap = [UInt8](repeating: 0, count: isColormap ? 4 * 256 : 0)
       var background = png_color(red: 0, green: 0, blue: 0)
       let ok = pixels.withUnsafeMutableBytes { out in
@@ -392,7 +433,7 @@ public enum PNGCodec {
   /// libpng passes sample values through unchanged. A malformed chunk list is left as it is from
   /// that point on (libpng then reports the damage).
   static func strippingColorChunks(_ data: [UInt8]) -> [UInt8] {
-    guard hasSignature(data) else { return data }
+    guard hasSignature(data), hasColorChunk(data) else { return data }
     let dropped: Set<String> = ["gAMA", "cHRM", "sRGB", "iCCP"]
     var out = Array(data[0..<8])
     out.reserveCapacity(data.count)
@@ -410,5 +451,27 @@ public enum PNGCodec {
     }
     out += data[offset...]
     return out
+  }
+
+  /// Whether a colour-space chunk comes before the image data (they must: PNG puts them ahead
+  /// of IDAT), so that files without one are passed to libpng without a copy.
+  private static func hasColorChunk(_ data: [UInt8]) -> Bool {
+    var offset = 8
+    while offset + 12 <= data.count {
+      let length =
+        Int(data[offset]) << 24 | Int(data[offset + 1]) << 16 | Int(data[offset + 2]) << 8
+        | Int(data[offset + 3])
+      let (a, b, c, d) = (data[offset + 4], data[offset + 5], data[offset + 6], data[offset + 7])
+      switch (a, b, c, d) {
+      case (0x67, 0x41, 0x4D, 0x41), (0x63, 0x48, 0x52, 0x4D), (0x73, 0x52, 0x47, 0x42),
+        (0x69, 0x43, 0x43, 0x50):
+        return true  // gAMA, cHRM, sRGB, iCCP
+      case (0x49, 0x44, 0x41, 0x54), (0x49, 0x45, 0x4E, 0x44):
+        return false  // IDAT, IEND
+      default:
+        offset += 12 + length
+      }
+    }
+    return true  // malformed: let the stripping pass see it
   }
 }

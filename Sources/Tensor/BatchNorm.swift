@@ -1,3 +1,5 @@
+import CKernels
+
 /// Batch normalization over the channels of NHWC tensors (Ioffe and Szegedy, 2015).
 ///
 /// Statistics are per channel over `n`, `h` and `w`: the tensor is viewed as `rows x c` with
@@ -22,13 +24,20 @@ public struct BatchNormStatistics: Sendable, Equatable {
     self.mean = mean
     self.inverseStandardDeviation = inverseStandardDeviation
   }
+
+  /// The statistics of `c = mean.count` channels from plain arrays.
+  init(mean: [Float], inverse: [Float]) {
+    self.init(
+      mean: Tensor(shape: [mean.count], scalars: mean),
+      inverseStandardDeviation: Tensor(shape: [inverse.count], scalars: inverse))
+  }
 }
 
 /// Per-channel sums over fixed row chunks, combined in chunk order in `Double`.
 ///
 /// `accumulate(rows, sums)` adds the sums of `quantities` quantities of the rows `rows` into
 /// `sums` (`quantities * c` zero-initialized scalars, quantity-major). Returns the totals.
-private func channelSums(
+package func channelSums(
   rows: Int, c: Int, quantities: Int,
   _ accumulate: @Sendable (Range<Int>, UnsafeMutablePointer<Float>) -> Void
 ) -> [Double] {
@@ -73,43 +82,76 @@ private func batchNormTraining(
     guard let xBase = xb.baseAddress else { return input }
     let x = SharedReads(base: xBase)
     // Pass 1: mean.
+    let isa = KernelISA.best.cValue
     let sums = channelSums(rows: rows, c: c, quantities: 1) { range, s in
-      for r in range {
-        let row = x.base + r * c
-        for j in 0..<c { s[j] += row[j] }
-      }
+      atso_channel_moments(isa, x.base, Int32(c), range.lowerBound, range.upperBound, nil, s, nil)
     }
     for j in 0..<c { mean[j] = Float(sums[j] / Double(rows)) }
     // Pass 2: biased variance around the mean.
     let m = mean
     let squares = m.withUnsafeBufferPointer { mb -> [Double] in
       let mu = SharedReads(base: mb.baseAddress ?? xBase)
-      return channelSums(rows: rows, c: c, quantities: 1) { range, s in
-        for r in range {
-          let row = x.base + r * c
-          for j in 0..<c {
-            let d = row[j] - mu.base[j]
-            s[j] += d * d
-          }
-        }
+      return channelSums(rows: rows, c: c, quantities: 2) { range, s in
+        // s[0..<c] collects the sums of x - mean (discarded), s[c..<2c] those of squares.
+        atso_channel_moments(
+          isa, x.base, Int32(c), range.lowerBound, range.upperBound, mu.base, s, s + c)
       }
     }
-    for j in 0..<c { inverse[j] = Float(1 / (squares[j] / Double(rows) + Double(epsilon)).squareRoot()) }
-    // Pass 3: y = x * a + b with a = scale * inverse, b = offset - mean * a.
-    var a = [Float](repeating: 0, count: c)
-    var b = [Float](repeating: 0, count: c)
     for j in 0..<c {
-      a[j] = scale.scalars[j] * inverse[j]
-      b[j] = offset.scalars[j] - mean[j] * a[j]
+      inverse[j] = Float(1 / (squares[c + j] / Double(rows) + Double(epsilon)).squareRoot())
     }
-    return affinePerChannel(x: x, rows: rows, c: c, shape: input.shape, a: a, b: b, relu: relu)
+    return affinePerChannel(
+      x: x, rows: rows, c: c, shape: input.shape,
+      a: normalizingScale(scale: scale, inverse: inverse),
+      b: normalizingOffset(offset: offset, mean: mean, scale: scale, inverse: inverse), relu: relu)
   }
-  return (
-    output,
-    BatchNormStatistics(
-      mean: Tensor(shape: [c], scalars: mean),
-      inverseStandardDeviation: Tensor(shape: [c], scalars: inverse))
-  )
+  return (output, BatchNormStatistics(mean: mean, inverse: inverse))
+}
+
+/// `a = scale * inverse` of `y = x * a + b`.
+private func normalizingScale(scale: Tensor, inverse: [Float]) -> [Float] {
+  (0..<inverse.count).map { scale.scalars[$0] * inverse[$0] }
+}
+
+/// `b = offset - mean * a` of `y = x * a + b`.
+private func normalizingOffset(offset: Tensor, mean: [Float], scale: Tensor, inverse: [Float])
+  -> [Float]
+{
+  (0..<mean.count).map { offset.scalars[$0] - mean[$0] * (scale.scalars[$0] * inverse[$0]) }
+}
+
+/// Batch normalisation in training mode (then a ReLU if `relu`) with statistics gathered
+/// elsewhere, as the convolution kernel gathers them while storing its output
+/// (``conv2dForwardWithMoments(concatenating:weight:stride:padding:dilation:shift:isa:)``):
+/// per channel `j`, `sums[j]` and `squares[j]` are the sums of `x - shift[j]` and of its square
+/// over the `n * h * w` values, so
+/// ```
+/// mean = shift + sums / m        variance = squares / m - (sums / m)^2   (biased, >= 0)
+/// ```
+/// Otherwise the same as ``batchNormReLUTrainingForward(_:scale:offset:epsilon:)``.
+package func batchNormTrainingForward(
+  _ input: Tensor, sums: [Double], squares: [Double], shift: Tensor, scale: Tensor,
+  offset: Tensor, epsilon: Float = 1e-5, relu: Bool
+) -> (output: Tensor, statistics: BatchNormStatistics) {
+  let (rows, c) = batchNormSizes(input, [("scale", scale), ("offset", offset), ("shift", shift)])
+  precondition(rows >= 1, "batch norm training needs at least one value per channel")
+  precondition(sums.count == c && squares.count == c, "batch norm moments of \(sums.count) channels")
+  var mean = [Float](repeating: 0, count: c)
+  var inverse = [Float](repeating: 0, count: c)
+  for j in 0..<c {
+    let centred = sums[j] / Double(rows)
+    let variance = max(0, squares[j] / Double(rows) - centred * centred)
+    mean[j] = Float(Double(shift.scalars[j]) + centred)
+    inverse[j] = Float(1 / (variance + Double(epsilon)).squareRoot())
+  }
+  let output = input.scalars.withUnsafeBufferPointer { xb -> Tensor in
+    guard let xBase = xb.baseAddress else { return input }
+    return affinePerChannel(
+      x: SharedReads(base: xBase), rows: rows, c: c, shape: input.shape,
+      a: normalizingScale(scale: scale, inverse: inverse),
+      b: normalizingOffset(offset: offset, mean: mean, scale: scale, inverse: inverse), relu: relu)
+  }
+  return (output, BatchNormStatistics(mean: mean, inverse: inverse))
 }
 
 /// `y[r, j] = x[r, j] * a[j] + b[j]` (then `max(0, y)` if `relu`), in parallel over row chunks.
@@ -125,16 +167,11 @@ private func affinePerChannel(
         let sa = SharedReads(base: aBase)
         let sb = SharedReads(base: bBase)
         let chunks = (rows + batchNormChunkRows - 1) / batchNormChunkRows
+        let isa = KernelISA.best.cValue
         parallelChunks(chunks) { i in
-          for r in (i * batchNormChunkRows)..<min(rows, (i + 1) * batchNormChunkRows) {
-            let src = x.base + r * c
-            let dst = y.base + r * c
-            if relu {
-              for j in 0..<c { dst[j] = max(0, src[j] * sa.base[j] + sb.base[j]) }
-            } else {
-              for j in 0..<c { dst[j] = src[j] * sa.base[j] + sb.base[j] }
-            }
-          }
+          atso_affine_channels(
+            isa, x.base, y.base, sa.base, sb.base, Int32(c), i * batchNormChunkRows,
+            min(rows, (i + 1) * batchNormChunkRows), relu ? 1 : 0)
         }
       }
     }
@@ -244,27 +281,12 @@ private func batchNormBackwardImpl(
             let mu = SharedReads(base: meanBase)
             let inv = SharedReads(base: iBase)
             // Sums of dz and dz * xhat, with dz = dy (masked by output > 0 after a ReLU).
+            let isa = KernelISA.best.cValue
             let sums = channelSums(rows: rows, c: c, quantities: 2) { range, s in
-              let sx = s + c  // sums of dz * xhat follow the sums of dz
-              for r in range {
-                let xr = x.base + r * c
-                let dyr = dy.base + r * c
-                if let y {
-                  let yr = y.base + r * c
-                  for j in 0..<c {
-                    let (g, v) = (dyr[j], yr[j])  // load both: a select, not a branch
-                    let dz = v > 0 ? g : 0
-                    s[j] += dz
-                    sx[j] += dz * ((xr[j] - mu.base[j]) * inv.base[j])
-                  }
-                } else {
-                  for j in 0..<c {
-                    let dz = dyr[j]
-                    s[j] += dz
-                    sx[j] += dz * ((xr[j] - mu.base[j]) * inv.base[j])
-                  }
-                }
-              }
+              // The sums of dz * xhat follow the sums of dz.
+              atso_bn_backward_sums(
+                isa, dy.base, y?.base, x.base, mu.base, inv.base, Int32(c), range.lowerBound,
+                range.upperBound, s, s + c)
             }
             // dx = scale * inv / rows * (rows * dz - sum(dz) - xhat * sum(dz * xhat))
             //    = k1 * dz + k2 * (x - mean) + k3   per channel.
@@ -291,24 +313,10 @@ private func batchNormBackwardImpl(
                     let dx = DisjointWrites(base: outBase)
                     let chunks = (rows + batchNormChunkRows - 1) / batchNormChunkRows
                     parallelChunks(chunks) { i in
-                      for r in (i * batchNormChunkRows)..<min(rows, (i + 1) * batchNormChunkRows) {
-                        let xr = x.base + r * c
-                        let dyr = dy.base + r * c
-                        let dxr = dx.base + r * c
-                        if let y {
-                          let yr = y.base + r * c
-                          for j in 0..<c {
-                            let (g, v) = (dyr[j], yr[j])
-                            let dz = v > 0 ? g : 0
-                            dxr[j] = a1.base[j] * dz + a2.base[j] * (xr[j] - mu.base[j]) + a3.base[j]
-                          }
-                        } else {
-                          for j in 0..<c {
-                            dxr[j] =
-                              a1.base[j] * dyr[j] + a2.base[j] * (xr[j] - mu.base[j]) + a3.base[j]
-                          }
-                        }
-                      }
+                      atso_bn_backward_apply(
+                        isa, dy.base, y?.base, x.base, mu.base, a1.base, a2.base, a3.base,
+                        dx.base, Int32(c), i * batchNormChunkRows,
+                        min(rows, (i + 1) * batchNormChunkRows))
                     }
                   }
                 }

@@ -1,3 +1,5 @@
+import CKernels
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
@@ -38,12 +40,11 @@ public func concatChannels(_ parts: [Tensor]) -> Tensor {
       part.scalars.withUnsafeBufferPointer { pb in
         guard let pBase = pb.baseAddress, cp > 0 else { return }
         let src = SharedReads(base: pBase)
+        let isa = KernelISA.best.cValue
         parallelChunks((pixels + pixelChunk - 1) / pixelChunk) { i in
-          for p in (i * pixelChunk)..<min(pixels, (i + 1) * pixelChunk) {
-            let d = dst.base + p * total + offset
-            let s = src.base + p * cp
-            for j in 0..<cp { d[j] = s[j] }
-          }
+          atso_copy_channels(
+            isa, src.base, Int32(cp), 0, dst.base, Int32(total), Int32(offset), Int32(cp),
+            i * pixelChunk, min(pixels, (i + 1) * pixelChunk))
         }
       }
       start += cp
@@ -72,12 +73,11 @@ public func splitChannels(_ x: Tensor, sizes: [Int]) -> [Tensor] {
           guard let outBase = out.baseAddress, let xBase = xb.baseAddress else { return }
           let dst = DisjointWrites(base: outBase)
           let src = SharedReads(base: xBase)
+          let isa = KernelISA.best.cValue
           parallelChunks((pixels + pixelChunk - 1) / pixelChunk) { i in
-            for p in (i * pixelChunk)..<min(pixels, (i + 1) * pixelChunk) {
-              let d = dst.base + p * cp
-              let s = src.base + p * total + offset
-              for j in 0..<cp { d[j] = s[j] }
-            }
+            atso_copy_channels(
+              isa, src.base, Int32(total), Int32(offset), dst.base, Int32(cp), 0, Int32(cp),
+              i * pixelChunk, min(pixels, (i + 1) * pixelChunk))
           }
         }
       })

@@ -1,3 +1,5 @@
+import CKernels
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
@@ -16,16 +18,46 @@ package protocol LossScalar: BinaryFloatingPoint, Sendable {
   static func exponential(_ x: Self) -> Self
   /// The natural logarithm.
   static func logarithm(_ x: Self) -> Self
+  /// Replaces `x[i]` by `e^x[i]` for `i < count`.
+  static func exponentiate(_ x: UnsafeMutablePointer<Self>, count: Int)
 }
 
 extension Float: LossScalar {
   @inline(__always) package static func exponential(_ x: Float) -> Float { expf(x) }
   @inline(__always) package static func logarithm(_ x: Float) -> Float { logf(x) }
+  /// The vector kernel `atso_exp_inplace` (relative error below 2e-7).
+  package static func exponentiate(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    atso_exp_inplace(KernelISA.best.cValue, x, count)
+  }
 }
 
 extension Double: LossScalar {
   @inline(__always) package static func exponential(_ x: Double) -> Double { exp(x) }
   @inline(__always) package static func logarithm(_ x: Double) -> Double { log(x) }
+  package static func exponentiate(_ x: UnsafeMutablePointer<Double>, count: Int) {
+    for i in 0..<count { x[i] = exp(x[i]) }
+  }
+}
+
+/// The first passes of a chunk's softmax: for every pixel `i` of `range` that `counts`, writes
+/// `e^(z[i][c] - max_c z[i][c])` into row `i` of `g` (one ``LossScalar/exponentiate(_:count:)``
+/// call over the whole chunk) and returns the maxima (`maxima[i - range.lowerBound]`). The rows
+/// of the other pixels hold garbage for the caller to overwrite.
+private func exponentiatedRows<T: LossScalar>(
+  _ z: UnsafePointer<T>, _ g: UnsafeMutablePointer<T>, range: Range<Int>, classes: Int,
+  counts: (Int) -> Bool
+) -> [T] {
+  var maxima = [T](repeating: 0, count: range.count)
+  for i in range where counts(i) {
+    let row = z + i * classes
+    let out = g + i * classes
+    var m = row[0]
+    for c in 1..<classes where row[c] > m { m = row[c] }
+    for c in 0..<classes { out[c] = row[c] - m }
+    maxima[i - range.lowerBound] = m
+  }
+  T.exponentiate(g + range.lowerBound * classes, count: range.count * classes)
+  return maxima
 }
 
 /// Computes the mean pixel-wise softmax cross-entropy of NHWC logits and its gradient.
@@ -160,25 +192,33 @@ package func softmaxCrossEntropyCore<T: LossScalar>(
       return forEachPixelChunk(pixels: pixels, classes: classes, gradient: &gradient) { range, g in
         var lossSum = 0.0
         var weightSum = 0.0
-        for i in range {
+        // e^(z - max) of the counted pixels, then the loss and the gradient. Row i of logits and
+        // gradient: offset i * classes.
+        let maxima = exponentiatedRows(z.base, g, range: range, classes: classes) { i in
           let label = y.base[i]
-          if label == ignoreIndex { continue }
           let target = Int(label)
           precondition(
-            target < classes, "label \(target) at pixel \(i) is not below \(classes) classes")
-          let w: T = weights?[target] ?? 1
-          if w == 0 { continue }
-          // Row i of logits and gradient: offset i * classes.
-          let row = z.base + i * classes
+            label == ignoreIndex || target < classes,
+            "label \(target) at pixel \(i) is not below \(classes) classes")
+          return label != ignoreIndex && (weights?[target] ?? 1) != 0
+        }
+        for i in range {
+          let label = y.base[i]
           let out = g + i * classes
-          var m = row[0]
-          for c in 1..<classes where row[c] > m { m = row[c] }
-          var sum: T = 0
-          for c in 0..<classes {
-            let e = T.exponential(row[c] - m)
-            out[c] = e
-            sum += e
+          if label == ignoreIndex {
+            out.update(repeating: 0, count: classes)
+            continue
           }
+          let target = Int(label)
+          let w: T = weights?[target] ?? 1
+          if w == 0 {
+            out.update(repeating: 0, count: classes)
+            continue
+          }
+          let row = z.base + i * classes
+          let m = maxima[i - range.lowerBound]
+          var sum: T = 0
+          for c in 0..<classes { sum += out[c] }
           let logSum = T.logarithm(sum)
           lossSum += Double(w) * Double(m + logSum - row[target])
           weightSum += Double(w)
@@ -230,21 +270,26 @@ package func reduceThenComputeCore<T: LossScalar>(
       return forEachPixelChunk(pixels: pixels, classes: classes, gradient: &gradient) { range, g in
         var lossSum = 0.0
         var count = 0.0
+        // e^(z - max) of the counted pixels, then the loss and the gradient.
+        let maxima = exponentiatedRows(z.base, g, range: range, classes: classes) { i in
+          let label = y.base[i]
+          if label == ignoreIndex { return false }
+          precondition(
+            !membersOf[Int(label)].isEmpty, "super-class \(label) at pixel \(i) has no fine class")
+          return true
+        }
         for i in range {
           let label = y.base[i]
-          if label == ignoreIndex { continue }
-          let fines = membersOf[Int(label)]
-          precondition(!fines.isEmpty, "super-class \(label) at pixel \(i) has no fine class")
-          let row = z.base + i * classes
           let out = g + i * classes
-          var m = row[0]
-          for c in 1..<classes where row[c] > m { m = row[c] }
-          var sum: T = 0
-          for c in 0..<classes {
-            let e = T.exponential(row[c] - m)
-            out[c] = e
-            sum += e
+          if label == ignoreIndex {
+            out.update(repeating: 0, count: classes)
+            continue
           }
+          let fines = membersOf[Int(label)]
+          let row = z.base + i * classes
+          let m = maxima[i - range.lowerBound]
+          var sum: T = 0
+          for c in 0..<classes { sum += out[c] }
           // logsumexp over F(s) computed against its own maximum, so that a tiny target mass
           // does not underflow to log(0).
           var targetMax = row[fines[0]]

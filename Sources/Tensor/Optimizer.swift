@@ -61,19 +61,29 @@ public struct SGD: Optimizer, Equatable {
     let (m, decay, lr) = (momentum, weightDecay, learningRate)
     for (name, gradient) in gradients {
       var parameter = takeParameter(name, from: &parameters, matching: gradient)
+      // Loops over buffer pointers (no bounds checks), which the compiler vectorizes.
       if m == 0 {
-        for i in parameter.scalars.indices {
-          parameter.scalars[i] -= lr * (gradient.scalars[i] + decay * parameter.scalars[i])
+        parameter.scalars.withUnsafeMutableBufferPointer { p in
+          gradient.scalars.withUnsafeBufferPointer { d in
+            for i in p.indices { p[i] -= lr * (d[i] + decay * p[i]) }
+          }
         }
       } else {
         let isFirst = velocity[name] == nil
         var v = velocity.removeValue(forKey: name) ?? Tensor(repeating: 0, shape: gradient.shape)
         precondition(v.shape == gradient.shape, "velocity of '\(name)' has shape \(v.shape)")
-        for i in parameter.scalars.indices {
-          let g = gradient.scalars[i] + decay * parameter.scalars[i]
-          let newV = isFirst ? g : m * v.scalars[i] + g
-          v.scalars[i] = newV
-          parameter.scalars[i] -= lr * (nesterov ? g + m * newV : newV)
+        let isNesterov = nesterov
+        parameter.scalars.withUnsafeMutableBufferPointer { p in
+          v.scalars.withUnsafeMutableBufferPointer { vb in
+            gradient.scalars.withUnsafeBufferPointer { d in
+              for i in p.indices {
+                let g = d[i] + decay * p[i]
+                let newV = isFirst ? g : m * vb[i] + g
+                vb[i] = newV
+                p[i] -= lr * (isNesterov ? g + m * newV : newV)
+              }
+            }
+          }
         }
         velocity[name] = v
       }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Max, average and global average pooling on NHWC tensors.
 ///
 /// Windows are `size x size` with the given stride, no padding, and the floor output size
@@ -40,46 +42,39 @@ package func parallelImagesAndChannels(
 public func maxPool2dForward(_ x: Tensor, size: Int, stride: Int) -> (
   output: Tensor, argmax: [Int32]
 ) {
+  let result = maxPool(x, size: size, stride: stride, argmax: true)
+  return (result.output, result.argmax)
+}
+
+/// Max pooling for inference: ``maxPool2dForward(_:size:stride:)`` without the argmax.
+public func maxPool2d(_ x: Tensor, size: Int, stride: Int) -> Tensor {
+  maxPool(x, size: size, stride: stride, argmax: false).output
+}
+
+/// Max pooling, with the argmax of every output if `argmax` (else an empty array).
+private func maxPool(_ x: Tensor, size: Int, stride: Int, argmax withArgmax: Bool) -> (
+  output: Tensor, argmax: [Int32]
+) {
   let d = poolSizes(x.shape, size: size, stride: stride)
   let (n, h, w, c, outH, outW) = (d[0], d[1], d[2], d[3], d[4], d[5])
   precondition(x.count < Int(Int32.max), "max pooling input too large for Int32 indices")
-  let outCount = n * outH * outW * c
-  var argmax = [Int32](repeating: 0, count: outCount)
+  let outCount = withArgmax ? n * outH * outW * c : 0
+  // Every entry is written by the kernel below.
+  var argmax = [Int32](unsafeUninitializedCapacity: outCount) { _, initialized in
+    initialized = outCount
+  }
   let output = Tensor.filled(shape: [n, outH, outW, c]) { out in
     x.scalars.withUnsafeBufferPointer { xb in
       argmax.withUnsafeMutableBufferPointer { ab in
-        guard let outBase = out.baseAddress, let xBase = xb.baseAddress,
-          let aBase = ab.baseAddress
-        else { return }
+        guard let outBase = out.baseAddress, let xBase = xb.baseAddress else { return }
         let src = SharedReads(base: xBase)
         let dst = DisjointWrites(base: outBase)
-        let idx = DisjointWrites(base: aBase)
-        parallelChunks(n * outH) { row in  // row = b * outH + oy
-          let b = row / outH
-          let oy = row % outH
-          for ox in 0..<outW {
-            let o = (row * outW + ox) * c
-            let first = ((b * h + oy * stride) * w + ox * stride) * c
-            for j in 0..<c {
-              dst.base[o + j] = src.base[first + j]
-              idx.base[o + j] = Int32(first + j)
-            }
-            for ky in 0..<size {
-              for kx in 0..<size where ky > 0 || kx > 0 {
-                let p = ((b * h + oy * stride + ky) * w + ox * stride + kx) * c
-                let candidate = src.base + p
-                let best = dst.base + o
-                let bestIndex = idx.base + o
-                for j in 0..<c {
-                  // Branch-free: always store, select the value (ties keep the first maximum).
-                  let (v, m, i) = (candidate[j], best[j], bestIndex[j])
-                  let isBetter = v > m
-                  best[j] = isBetter ? v : m
-                  bestIndex[j] = isBetter ? Int32(truncatingIfNeeded: p + j) : i
-                }
-              }
-            }
-          }
+        let idx = withArgmax ? ab.baseAddress.map { DisjointWrites(base: $0) } : nil
+        let isa = KernelISA.best.cValue
+        parallelChunkBlocks(n * outH) { rows in  // row = b * outH + oy
+          atso_max_pool_rows(
+            isa, src.base, Int32(h), Int32(w), Int32(c), Int32(size), Int32(stride), Int32(outH),
+            Int32(outW), dst.base, idx?.base, rows.lowerBound, rows.upperBound)
         }
       }
     }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Bilinear resizing of NHWC tensors with `align_corners = false` (PyTorch `F.interpolate`).
 ///
 /// For an output coordinate `d` along an axis of input size `i` and output size `o`:
@@ -14,8 +16,8 @@
 
 /// The two taps and weights of every output coordinate along one axis.
 package struct BilinearTaps: Sendable {
-  package var first: [Int]
-  package var second: [Int]
+  package var first: [Int32]
+  package var second: [Int32]
   package var firstWeight: [Float]
   package var secondWeight: [Float]
 
@@ -28,7 +30,7 @@ package struct BilinearTaps: Sendable {
       let i0 = min(Int(src), input - 1)
       let i1 = i0 < input - 1 ? i0 + 1 : i0
       let l1 = src - Float(i0)
-      first.append(i0); second.append(i1)
+      first.append(Int32(i0)); second.append(Int32(i1))
       firstWeight.append(1 - l1); secondWeight.append(l1)
     }
   }
@@ -50,24 +52,13 @@ public func resizeBilinearForward(_ x: Tensor, height: Int, width: Int) -> Tenso
       guard let outBase = out.baseAddress, let xBase = xb.baseAddress else { return }
       let src = SharedReads(base: xBase)
       let dst = DisjointWrites(base: outBase)
-      parallelChunks(n * height) { row in  // row = b * height + oy
-        let b = row / height
-        let oy = row % height
-        let r0 = src.base + (b * h + ty.first[oy]) * w * c
-        let r1 = src.base + (b * h + ty.second[oy]) * w * c
-        let wy0 = ty.firstWeight[oy]
-        let wy1 = ty.secondWeight[oy]
-        for ox in 0..<width {
-          let o = dst.base + (row * width + ox) * c
-          let x0 = tx.first[ox] * c
-          let x1 = tx.second[ox] * c
-          let wx0 = tx.firstWeight[ox]
-          let wx1 = tx.secondWeight[ox]
-          for j in 0..<c {
-            o[j] = wy0 * (wx0 * r0[x0 + j] + wx1 * r0[x1 + j])
-              + wy1 * (wx0 * r1[x0 + j] + wx1 * r1[x1 + j])
-          }
-        }
+      let isa = KernelISA.best.cValue
+      parallelChunkBlocks(n * height) { rows in  // row = b * height + oy
+        // The tap arrays pass as pointers valid for the call.
+        atso_resize_rows(
+          isa, src.base, Int32(h), Int32(w), Int32(c), Int32(height), Int32(width), ty.first,
+          ty.second, ty.firstWeight, ty.secondWeight, tx.first, tx.second, tx.firstWeight,
+          tx.secondWeight, dst.base, rows.lowerBound, rows.upperBound)
       }
     }
   }
@@ -96,28 +87,12 @@ public func resizeBilinearBackward(
       guard let dxBase = dxb.baseAddress, let dyBase = dyb.baseAddress else { return }
       let dst = DisjointWrites(base: dxBase)
       let dy = SharedReads(base: dyBase)
+      let isa = KernelISA.best.cValue
       parallelImagesAndChannels(n: n, c: c) { b, channels in
-        for oy in 0..<height {
-          let r0 = dst.base + (b * h + ty.first[oy]) * w * c
-          let r1 = dst.base + (b * h + ty.second[oy]) * w * c
-          let wy0 = ty.firstWeight[oy]
-          let wy1 = ty.secondWeight[oy]
-          for ox in 0..<width {
-            let g = dy.base + ((b * height + oy) * width + ox) * c
-            let x0 = tx.first[ox] * c
-            let x1 = tx.second[ox] * c
-            let w00 = wy0 * tx.firstWeight[ox]
-            let w01 = wy0 * tx.secondWeight[ox]
-            let w10 = wy1 * tx.firstWeight[ox]
-            let w11 = wy1 * tx.secondWeight[ox]
-            for j in channels {
-              r0[x0 + j] += w00 * g[j]
-              r0[x1 + j] += w01 * g[j]
-              r1[x0 + j] += w10 * g[j]
-              r1[x1 + j] += w11 * g[j]
-            }
-          }
-        }
+        atso_resize_backward_image(
+          isa, dy.base, Int32(h), Int32(w), Int32(c), Int32(height), Int32(width), ty.first,
+          ty.second, ty.firstWeight, ty.secondWeight, tx.first, tx.second, tx.firstWeight,
+          tx.secondWeight, dst.base, b, Int32(channels.lowerBound), Int32(channels.upperBound))
       }
     }
   }

@@ -24,6 +24,6 @@ struct AtsoTransfer: ParsableCommand {
       TransferCommand.self, ResumeCommand.self, MappingCommand.self, NiftiInfo.self,
       MedicalDice.self, DatasetCommand.self, TrainCommand.self,
       EvaluateCommand.self, PredictCommand.self, AdaptBNCommand.self, DemoCommand.self,
-      PredictVolume.self, ExportCommand.self, ImportCommand.self,
+      PredictVolume.self, ExportCommand.self, ImportCommand.self, DoctorCommand.self,
     ])
 }

@@ -54,3 +54,12 @@ func globalAvgPoolGradient() {
     globalAvgPoolBackward(outputGradient: dy, inputShape: x.shape),
     numericalGradient(at: x, weights: dy) { globalAvgPoolForward($0) }, "global pool input")
 }
+
+@Test("inference max pooling equals the training forward's output")
+func maxPoolInference() {
+  var rng = SeededGenerator(seed: 16)
+  let x = randomTensor([2, 9, 8, 5], &rng)
+  for (size, stride) in [(2, 2), (3, 2), (2, 1)] {
+    #expect(maxPool2d(x, size: size, stride: stride) == maxPool2dForward(x, size: size, stride: stride).output)
+  }
+}

@@ -1,5 +1,6 @@
 // The floor of label-map evaluation: only decoding the PNG files (libpng, through the same
-// `ImageFile.readLabel` that `atso-transfer evaluate` uses), on N threads, nothing else.
+// `LabelFileReader` that `atso-transfer evaluate` uses, buffers reused), on N threads, nothing
+// else.
 //
 //   swift run -c release DecodeFloor --threads 2 FILE...      (or a list file with --list FILE)
 //
@@ -48,10 +49,13 @@ let start = DispatchTime.now().uptimeNanoseconds
 DispatchQueue.concurrentPerform(iterations: threadCount) { worker in
   var pixels = 0
   var failures: [String] = []
+  // The reader `atso-transfer evaluate` uses, with the same buffer reuse.
+  var reader = LabelFileReader()
+  var label = LabelImage(width: 0, height: 0, values: [])
   var i = worker
   while i < paths.count {
     do {
-      let label = try ImageFile.readLabel(at: paths[i])
+      try reader.read(at: paths[i], into: &label)
       pixels += label.values.count
     } catch {
       failures.append("\(error)")

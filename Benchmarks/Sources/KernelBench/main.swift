@@ -69,9 +69,8 @@ let layers: [Layer] = [
 ]
 
 var rng = SeededGenerator(seed: 1)
-let coreType = String(cString: getenv("OPENBLAS_CORETYPE") ?? strdup("(autodetected)"))
 print("# KernelBench: reference U-Net \(height)x\(width), batch \(batch), median of \(repeats)")
-print("# OPENBLAS_CORETYPE=\(coreType)")
+print("# \(BLASLibrary.loaded.summary)")
 
 struct Prepared {
   var layer: Layer

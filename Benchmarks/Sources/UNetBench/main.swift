@@ -17,6 +17,7 @@ struct Options {
   var steps = 10
   var warmup = 2
   var mode = "both"
+  var fmaPeak = false
 }
 
 func parseOptions() -> Options? {
@@ -42,6 +43,9 @@ func parseOptions() -> Options? {
       guard let v = Int(value) else { return nil }
       options.warmup = v
     case "--mode": options.mode = value
+    case "--fma-peak":
+      guard let v = Int(value) else { return nil }
+      (options.fmaPeak, options.threads) = (true, v)
     default: return nil
     }
   }
@@ -84,6 +88,21 @@ func median(_ values: [Double]) -> Double {
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 
+/// CPU seconds used by the whole process (all threads): a figure that other processes on the
+/// machine disturb much less than wall-clock time.
+func cpuTime() -> Double {
+  var t = timespec()
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+  return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+/// The peak resident set size of this process so far, in MiB.
+func peakResidentMiB() -> Double {
+  var usage = rusage()
+  getrusage(RUSAGE_SELF.rawValue, &usage)
+  return Double(usage.ru_maxrss) / 1024
+}
+
 func log(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
 
 guard let options = parseOptions() else {
@@ -93,6 +112,15 @@ guard let options = parseOptions() else {
   exit(2)
 }
 BLASThreads.set(options.threads)
+if options.fmaPeak {
+  // The machine's FMA limit on this many threads, measured now (beside the step timings).
+  let isa = KernelISA.best
+  log("# " + BLASLibrary.loaded.summary + ", vector kernels " + isa.rawValue)
+  let peak = isa.fmaPeak(threads: options.threads, seconds: 0.5) ?? 0
+  log(String(format: "FMA limit: %.1f GFLOP/s on %d threads (%@)", peak, options.threads, isa.rawValue))
+  print("RESULT {\"fma_gflops\": \(peak), \"threads\": \(options.threads), \"isa\": \"\(isa.rawValue)\"}")
+  exit(0)
+}
 var rng = SeededGenerator(seed: 0)
 let configuration = UNet.Configuration()
 let model = UNet(configuration, using: &rng)
@@ -109,8 +137,10 @@ var result: [String: Any] = [
   "impl": "atso-transfer", "res": "\(options.height)x\(options.width)", "batch": options.batch,
   "threads": BLASThreads.count, "steps": options.steps, "warmup": options.warmup,
   "params": model.trainableScalarCount, "fwd_gflop_per_img": forwardFLOPs * 1e-9,
-  "openblas_coretype": ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto",
+  "openblas_coretype": BLASLibrary.loaded.userCore ?? "unset",
+  "blas_core": BLASLibrary.loaded.core, "blas": BLASLibrary.loaded.summary,
 ]
+log("# " + BLASLibrary.loaded.summary + ", vector kernels " + KernelISA.best.rawValue)
 
 if options.mode != "infer" {
   var trainer = Trainer(
@@ -121,17 +151,33 @@ if options.mode != "infer" {
       optimizer: .sgd(SGD(momentum: 0.9)), classSetName: "bench-19"),
     generator: rng)
   var times: [Double] = []
+  var cpuTimes: [Double] = []
+  var convTimes: [Double] = []
   var loss: Float = 0
   for i in 0..<(options.warmup + options.steps) {
     let start = now()
+    let cpuStart = cpuTime()
+    let convStart = ConvolutionClock.seconds
     do { loss = try trainer.trainStep(batch).loss } catch {
       log("training step failed: \(error)")
       exit(1)
     }
     let elapsed = now() - start
-    if i >= options.warmup { times.append(elapsed) }
+    if i >= options.warmup {
+      times.append(elapsed)
+      cpuTimes.append(cpuTime() - cpuStart)
+      convTimes.append(ConvolutionClock.seconds - convStart)
+    }
   }
   let t = median(times)
+  result["train_cpu_s"] = (median(cpuTimes) * 1e5).rounded() / 1e5
+  // Wall time inside the convolution kernels (summed over the calls of one step, which run
+  // one after the other, each on all threads).
+  result["train_conv_s"] = (median(convTimes) * 1e5).rounded() / 1e5
+  let convSeconds: Double = median(convTimes)
+  let convRate: Double = 3 * forwardFLOPs * Double(options.batch) / convSeconds * 1e-9
+  result["train_conv_gflops"] = (convRate * 100).rounded() / 100
+  result["train_maxrss_mib"] = (peakResidentMiB() * 10).rounded() / 10
   result["train_s"] = (t * 1e5).rounded() / 1e5
   result["train_s_minmax"] = [times.min() ?? 0, times.max() ?? 0]
   result["train_img_per_s"] = (Double(options.batch) / t * 1e3).rounded() / 1e3
@@ -142,19 +188,25 @@ if options.mode != "infer" {
   let trainGFLOPs: Double = 3 * forwardFLOPs * trainRate * 1e-9
   log(
     String(
-      format: "train: %.1f ms/step, %.2f img/s, %.1f GFLOP/s (loss %.4f)",
-      t * 1e3, trainRate, trainGFLOPs, Double(loss)))
+      format: "train: %.1f ms/step (CPU %.1f ms), %.2f img/s, %.1f GFLOP/s (loss %.4f), peak RSS %.0f MiB",
+      t * 1e3, median(cpuTimes) * 1e3, trainRate, trainGFLOPs, Double(loss), peakResidentMiB()))
 }
 if options.mode != "train" {
   var times: [Double] = []
+  var cpuTimes: [Double] = []
   for i in 0..<(options.warmup + options.steps) {
     let start = now()
+    let cpuStart = cpuTime()
     let logits = model(images)
     let elapsed = now() - start
     precondition(logits.shape[3] == 19)
-    if i >= options.warmup { times.append(elapsed) }
+    if i >= options.warmup {
+      times.append(elapsed)
+      cpuTimes.append(cpuTime() - cpuStart)
+    }
   }
   let t = median(times)
+  result["infer_cpu_s"] = (median(cpuTimes) * 1e5).rounded() / 1e5
   result["infer_s"] = (t * 1e5).rounded() / 1e5
   result["infer_s_minmax"] = [times.min() ?? 0, times.max() ?? 0]
   result["infer_img_per_s"] = (Double(options.batch) / t * 1e3).rounded() / 1e3
@@ -164,7 +216,9 @@ if options.mode != "train" {
   let inferGFLOPs: Double = forwardFLOPs * inferRate * 1e-9
   log(
     String(
-      format: "infer: %.1f ms/batch, %.2f img/s, %.1f GFLOP/s", t * 1e3, inferRate, inferGFLOPs))
+      format: "infer: %.1f ms/batch (CPU %.1f ms), %.2f img/s, %.1f GFLOP/s", t * 1e3,
+      median(cpuTimes) * 1e3, inferRate, inferGFLOPs))
 }
+result["maxrss_mib"] = (peakResidentMiB() * 10).rounded() / 10
 let json = (try? JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])) ?? Data()
 print("RESULT " + String(decoding: json, as: UTF8.self))

@@ -133,7 +133,7 @@ public struct DeepLab: SegmentationModel, Equatable {
     var branches = [asppPointwise(x)]
     for branch in asppAtrous { branches.append(branch(x)) }
     branches.append(poolingBranch(x).broadcast)
-    let logits = classifier(projection(concatChannels(branches)))
+    let logits = classifier(projection(concatenating: branches))
     return resizeBilinearForward(logits, height: images.shape[1], width: images.shape[2])
   }
 
@@ -162,7 +162,7 @@ public struct DeepLab: SegmentationModel, Equatable {
     cache.pooled = pooling.pooled
     cache.poolingOutput = pooling.output
     branches.append(pooling.broadcast)
-    let projected = projection.trainingForward(concatChannels(branches))
+    let projected = projection.trainingForward(concatenating: branches)
     cache.projection = projected.cache
     cache.classifierInput = projected.output
     let logits = classifier(projected.output)
@@ -179,11 +179,9 @@ public struct DeepLab: SegmentationModel, Equatable {
     classifier.record(classifierGradient, prefix: "classifier", into: &gradients)
     guard let dProjected = classifierGradient.input, let projectionCache = cache.projection,
       let pointwiseCache = cache.pointwise, let stage4Cache = cache.stage4,
-      let dConcat = projection.backward(
+      let parts = projection.backwardParts(
         outputGradient: dProjected, cache: projectionCache, prefix: "projection", into: &gradients)
     else { preconditionFailure("incomplete DeepLab cache") }
-    let a = configuration.asppChannels
-    let parts = splitChannels(dConcat, sizes: Array(repeating: a, count: asppAtrous.count + 2))
     guard
       var dFeatures = asppPointwise.backward(
         outputGradient: parts[0], cache: pointwiseCache, prefix: "aspp.pointwise", into: &gradients)

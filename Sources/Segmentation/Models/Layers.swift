@@ -63,20 +63,34 @@ public struct Conv2d: ParameterContainer, Equatable {
   public var outputChannels: Int { weight.shape[3] }
 
   /// Applies the convolution: `[n, h, w, inputChannels]` to `[n, outH, outW, outputChannels]`.
-  public func callAsFunction(_ input: Tensor) -> Tensor {
+  public func callAsFunction(_ input: Tensor) -> Tensor { self(concatenating: [input]) }
+
+  /// Applies the convolution to the channel concatenation of `inputs` without writing it out.
+  public func callAsFunction(concatenating inputs: [Tensor]) -> Tensor {
     conv2dForward(
-      input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
+      concatenating: inputs, weight: weight, bias: bias, stride: stride, padding: padding,
+      dilation: dilation)
   }
 
   /// The gradients of the convolution at `input` for the output gradient `outputGradient`.
   public func backward(outputGradient: Tensor, input: Tensor, computeInputGradient: Bool = true)
     -> (input: Tensor?, weight: Tensor, bias: Tensor?)
   {
+    let g = backward(
+      outputGradient: outputGradient, inputs: [input], computeInputGradient: computeInputGradient)
+    return (g.inputs?[0], g.weight, g.bias)
+  }
+
+  /// The gradients of ``callAsFunction(concatenating:)``: one input gradient per part (`nil`
+  /// unless `computeInputGradient`), the weight and the bias gradient.
+  public func backward(
+    outputGradient: Tensor, inputs: [Tensor], computeInputGradient: Bool = true
+  ) -> (inputs: [Tensor]?, weight: Tensor, bias: Tensor?) {
     let g = conv2dBackward(
-      outputGradient: outputGradient, input: input, weight: weight, hasBias: bias != nil,
+      outputGradient: outputGradient, concatenating: inputs, weight: weight, hasBias: bias != nil,
       stride: stride, padding: padding, dilation: dilation,
       computeInputGradient: computeInputGradient)
-    return (computeInputGradient ? g.input : nil, g.weight, g.bias)
+    return (computeInputGradient ? g.inputs : nil, g.weight, g.bias)
   }
 
   public mutating func visitParameters(
@@ -88,6 +102,15 @@ public struct Conv2d: ParameterContainer, Equatable {
       body(joinName(prefix, "bias"), &b, .trainable)
       bias = b
     }
+  }
+
+  /// Adds this layer's gradients to `gradients` under `prefix`.
+  func record(
+    _ g: (inputs: [Tensor]?, weight: Tensor, bias: Tensor?), prefix: String,
+    into gradients: inout [String: Tensor]
+  ) {
+    gradients[joinName(prefix, "weight")] = g.weight
+    if let b = g.bias { gradients[joinName(prefix, "bias")] = b }
   }
 
   /// Adds this layer's gradients to `gradients` under `prefix`.
@@ -146,7 +169,7 @@ public struct ConvBNReLU: ParameterContainer, Equatable {
 
   /// What the backward pass needs from one training forward pass.
   public struct Cache: Sendable {
-    var input: Tensor
+    var inputs: [Tensor]
     var convOutput: Tensor
     var statistics: BatchNormStatistics
     var output: Tensor
@@ -165,23 +188,57 @@ public struct ConvBNReLU: ParameterContainer, Equatable {
   }
 
   /// Inference: convolution, then batch norm with the running statistics, then ReLU.
-  public func callAsFunction(_ input: Tensor) -> Tensor {
-    batchNormReLUInferenceForward(
-      conv(input), scale: norm.scale, offset: norm.offset, runningMean: norm.runningMean,
-      runningVariance: norm.runningVariance, epsilon: norm.epsilon)
+  public func callAsFunction(_ input: Tensor) -> Tensor { self(concatenating: [input]) }
+
+  /// Inference on the channel concatenation of `inputs`: the batch norm (running statistics)
+  /// folded into the convolution, `max(0, conv(x, W * a) + b)` with, per output channel,
+  /// `a = scale / sqrt(runningVariance + epsilon)` and `b = offset - runningMean * a`, in one
+  /// kernel (no batch-norm pass, no intermediate tensor).
+  public func callAsFunction(concatenating inputs: [Tensor]) -> Tensor {
+    precondition(conv.bias == nil, "the convolution of a ConvBNReLU has no bias")
+    let k = conv.outputChannels
+    var a = [Float](repeating: 0, count: k)
+    var b = [Float](repeating: 0, count: k)
+    for j in 0..<k {
+      a[j] = norm.scale.scalars[j] / (norm.runningVariance.scalars[j] + norm.epsilon).squareRoot()
+      b[j] = norm.offset.scalars[j] - norm.runningMean.scalars[j] * a[j]
+    }
+    var folded = conv.weight
+    folded.scalars.withUnsafeMutableBufferPointer { w in
+      // [r, s, c, k]: rows of k output channels.
+      for row in 0..<(w.count / k) {
+        for j in 0..<k { w[row * k + j] *= a[j] }
+      }
+    }
+    return conv2dForward(
+      concatenating: inputs, weight: folded, bias: Tensor(shape: [k], scalars: b),
+      stride: conv.stride, padding: conv.padding, dilation: conv.dilation, relu: true)
   }
 
   /// Training: batch statistics, running statistics updated; returns the output and the cache.
   public mutating func trainingForward(_ input: Tensor) -> (output: Tensor, cache: Cache) {
-    let convOutput = conv(input)
-    let (output, statistics) = batchNormReLUTrainingForward(
-      convOutput, scale: norm.scale, offset: norm.offset, epsilon: norm.epsilon)
+    trainingForward(concatenating: [input])
+  }
+
+  /// Training on the channel concatenation of `inputs` (which the cache keeps as parts).
+  public mutating func trainingForward(concatenating inputs: [Tensor])
+    -> (output: Tensor, cache: Cache)
+  {
+    precondition(conv.bias == nil, "the convolution of a ConvBNReLU has no bias")
+    // The kernel gathers the batch statistics as it stores the convolution's output, around the
+    // running mean (which keeps the sums from cancelling).
+    let (convOutput, sums, squares) = conv2dForwardWithMoments(
+      concatenating: inputs, weight: conv.weight, stride: conv.stride, padding: conv.padding,
+      dilation: conv.dilation, shift: norm.runningMean)
+    let (output, statistics) = batchNormTrainingForward(
+      convOutput, sums: sums, squares: squares, shift: norm.runningMean, scale: norm.scale,
+      offset: norm.offset, epsilon: norm.epsilon, relu: true)
     let count = convOutput.count / max(1, convOutput.shape.last ?? 1)
     updateRunningStatistics(
       runningMean: &norm.runningMean, runningVariance: &norm.runningVariance,
       statistics: statistics, count: count, momentum: norm.momentum, epsilon: norm.epsilon)
     return (
-      output, Cache(input: input, convOutput: convOutput, statistics: statistics, output: output)
+      output, Cache(inputs: inputs, convOutput: convOutput, statistics: statistics, output: output)
     )
   }
 
@@ -191,15 +248,26 @@ public struct ConvBNReLU: ParameterContainer, Equatable {
     outputGradient: Tensor, cache: Cache, prefix: String, into gradients: inout [String: Tensor],
     computeInputGradient: Bool = true
   ) -> Tensor? {
+    backwardParts(
+      outputGradient: outputGradient, cache: cache, prefix: prefix, into: &gradients,
+      computeInputGradient: computeInputGradient)?[0]
+  }
+
+  /// ``backward(outputGradient:cache:prefix:into:computeInputGradient:)`` with one input
+  /// gradient per part of the input.
+  public func backwardParts(
+    outputGradient: Tensor, cache: Cache, prefix: String, into gradients: inout [String: Tensor],
+    computeInputGradient: Bool = true
+  ) -> [Tensor]? {
     let bn = batchNormReLUBackward(
       outputGradient: outputGradient, output: cache.output, input: cache.convOutput,
       scale: norm.scale, statistics: cache.statistics)
     gradients[joinName(prefix, "norm.scale")] = bn.scale
     gradients[joinName(prefix, "norm.offset")] = bn.offset
     let g = conv.backward(
-      outputGradient: bn.input, input: cache.input, computeInputGradient: computeInputGradient)
+      outputGradient: bn.input, inputs: cache.inputs, computeInputGradient: computeInputGradient)
     conv.record(g, prefix: joinName(prefix, "conv"), into: &gradients)
-    return g.input
+    return g.inputs
   }
 
   public mutating func visitParameters(
@@ -239,9 +307,21 @@ public struct DoubleConv: ParameterContainer, Equatable {
   /// Inference.
   public func callAsFunction(_ input: Tensor) -> Tensor { second(first(input)) }
 
+  /// Inference on the channel concatenation of `inputs`.
+  public func callAsFunction(concatenating inputs: [Tensor]) -> Tensor {
+    second(first(concatenating: inputs))
+  }
+
   /// Training forward.
   public mutating func trainingForward(_ input: Tensor) -> (output: Tensor, cache: Cache) {
-    let a = first.trainingForward(input)
+    trainingForward(concatenating: [input])
+  }
+
+  /// Training forward on the channel concatenation of `inputs`.
+  public mutating func trainingForward(concatenating inputs: [Tensor])
+    -> (output: Tensor, cache: Cache)
+  {
+    let a = first.trainingForward(concatenating: inputs)
     let b = second.trainingForward(a.output)
     return (b.output, Cache(first: a.cache, second: b.cache))
   }
@@ -251,12 +331,22 @@ public struct DoubleConv: ParameterContainer, Equatable {
     outputGradient: Tensor, cache: Cache, prefix: String, into gradients: inout [String: Tensor],
     computeInputGradient: Bool = true
   ) -> Tensor? {
+    backwardParts(
+      outputGradient: outputGradient, cache: cache, prefix: prefix, into: &gradients,
+      computeInputGradient: computeInputGradient)?[0]
+  }
+
+  /// Back-propagation with one input gradient per part of the input.
+  public func backwardParts(
+    outputGradient: Tensor, cache: Cache, prefix: String, into gradients: inout [String: Tensor],
+    computeInputGradient: Bool = true
+  ) -> [Tensor]? {
     guard
       let middle = second.backward(
         outputGradient: outputGradient, cache: cache.second, prefix: joinName(prefix, "conv2"),
         into: &gradients)
     else { return nil }
-    return first.backward(
+    return first.backwardParts(
       outputGradient: middle, cache: cache.first, prefix: joinName(prefix, "conv1"),
       into: &gradients, computeInputGradient: computeInputGradient)
   }

@@ -94,15 +94,15 @@ public struct UNet: SegmentationModel, Equatable {
     var skips: [Tensor] = []
     var x = images
     for (i, encoder) in encoders.enumerated() {
-      if i > 0 { x = maxPool2dForward(x, size: 2, stride: 2).output }
+      if i > 0 { x = maxPool2d(x, size: 2, stride: 2) }
       x = encoder(x)
       skips.append(x)
     }
-    x = bottleneck(maxPool2dForward(x, size: 2, stride: 2).output)
+    x = bottleneck(maxPool2d(x, size: 2, stride: 2))
     for i in decoders.indices.reversed() {
       let skip = skips[i]
       let up = resizeBilinearForward(x, height: skip.shape[1], width: skip.shape[2])
-      x = decoders[i](concatChannels([up, skip]))
+      x = decoders[i](concatenating: [up, skip])
     }
     return head(x)
   }
@@ -135,7 +135,7 @@ public struct UNet: SegmentationModel, Equatable {
       let skip = skips[i]
       cache.upsampledFrom[i] = x.shape
       let up = resizeBilinearForward(x, height: skip.shape[1], width: skip.shape[2])
-      let out = decoders[i].trainingForward(concatChannels([up, skip]))
+      let out = decoders[i].trainingForward(concatenating: [up, skip])
       cache.decoders[i] = out.cache
       x = out.output
     }
@@ -152,11 +152,10 @@ public struct UNet: SegmentationModel, Equatable {
     var skipGradients = [Tensor?](repeating: nil, count: encoders.count)
     for i in decoders.indices {
       guard let decoderCache = cache.decoders[i],
-        let dConcat = decoders[i].backward(
+        let parts = decoders[i].backwardParts(
           outputGradient: dx, cache: decoderCache, prefix: "dec\(i + 1)", into: &gradients)
       else { preconditionFailure("incomplete U-Net cache") }
       let from = cache.upsampledFrom[i]
-      let parts = splitChannels(dConcat, sizes: [from[3], cache.skipShapes[i][3]])
       skipGradients[i] = parts[1]
       dx = resizeBilinearBackward(
         outputGradient: parts[0], inputHeight: from[1], inputWidth: from[2])
