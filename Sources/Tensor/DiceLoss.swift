@@ -38,9 +38,6 @@ public func diceCrossEntropyLoss(
   return (Float(result.loss), Tensor(shape: logits.shape, scalars: result.gradient))
 }
 
-/// The number of pixels one parallel chunk of the Dice sums handles.
-private let diceChunkPixels = 4096
-
 /// The generic core of ``diceCrossEntropyLoss(logits:labels:superClassOfFine:ignoreIndex:)``:
 /// `logits` is `pixels x classes` row-major; returns the loss and its gradient.
 package func diceCrossEntropyCore<T: LossScalar>(
@@ -54,7 +51,6 @@ package func diceCrossEntropyCore<T: LossScalar>(
   let pixels = logits.count / classes
   guard levelCount > 1, pixels > 0 else { return (loss, gradient) }
   let table = superClassOfFine
-  let chunks = (pixels + diceChunkPixels - 1) / diceChunkPixels
   // The softmax row of pixel i into `p` (fine classes), its level probabilities into `q`.
   @Sendable func levelRow(_ row: UnsafePointer<T>, _ p: inout [T], _ q: inout [T]) {
     var m = row[0]
@@ -70,41 +66,30 @@ package func diceCrossEntropyCore<T: LossScalar>(
       if let k = table[c] { q[k] += p[c] }
     }
   }
-  // Pass 1: per chunk, sums[3k] = sum q_ik y_ik, sums[3k + 1] = sum q_ik, sums[3k + 2] = sum y_ik.
-  var partial = [Double](repeating: 0, count: chunks * 3 * levelCount)
-  logits.withUnsafeBufferPointer { zBuffer in
-    partial.withUnsafeMutableBufferPointer { partialBuffer in
-      guard let zBase = zBuffer.baseAddress, let out = partialBuffer.baseAddress else { return }
-      let z = SharedReads(base: zBase)
-      let sums = DisjointWrites(base: out)
-      // Chunk k owns partial[(k * 3 * levelCount)..<((k + 1) * 3 * levelCount)].
-      parallelChunks(chunks) { chunk in
-        var p = [T](repeating: 0, count: classes)
-        var q = [T](repeating: 0, count: levelCount)
-        let own = sums.base + chunk * 3 * levelCount
-        for i in (chunk * diceChunkPixels)..<min(pixels, (chunk + 1) * diceChunkPixels) {
-          let label = labels[i]
-          if label == ignoreIndex { continue }
-          levelRow(z.base + i * classes, &p, &q)
-          for k in 0..<levelCount {
-            own[3 * k + 1] += Double(q[k])
-          }
-          own[3 * Int(label)] += Double(q[Int(label)])
-          own[3 * Int(label) + 2] += 1
+  // Pass 1: sums[3k] = sum q_ik y_ik, sums[3k + 1] = sum q_ik, sums[3k + 2] = sum y_ik.
+  let sums = logits.withUnsafeBufferPointer { zBuffer -> [Double] in
+    guard let zBase = zBuffer.baseAddress else { return [] }
+    let z = SharedReads(base: zBase)
+    return pixelChunkSums(pixels: pixels, width: 3 * levelCount, gradient: &gradient) {
+      range, _, own in
+      var p = [T](repeating: 0, count: classes)
+      var q = [T](repeating: 0, count: levelCount)
+      for i in range {
+        let label = labels[i]
+        if label == ignoreIndex { continue }
+        levelRow(z.base + i * classes, &p, &q)
+        for k in 0..<levelCount {
+          own[3 * k + 1] += Double(q[k])
         }
+        own[3 * Int(label)] += Double(q[Int(label)])
+        own[3 * Int(label) + 2] += 1
       }
     }
   }
-  var intersection = [Double](repeating: 0, count: levelCount)
-  var predicted = [Double](repeating: 0, count: levelCount)
-  var truth = [Double](repeating: 0, count: levelCount)
-  for chunk in 0..<chunks {
-    for k in 0..<levelCount {
-      intersection[k] += partial[(chunk * levelCount + k) * 3]
-      predicted[k] += partial[(chunk * levelCount + k) * 3 + 1]
-      truth[k] += partial[(chunk * levelCount + k) * 3 + 2]
-    }
-  }
+  guard sums.count == 3 * levelCount else { return (loss, gradient) }
+  let intersection = (0..<levelCount).map { sums[3 * $0] }
+  let predicted = (0..<levelCount).map { sums[3 * $0 + 1] }
+  let truth = (0..<levelCount).map { sums[3 * $0 + 2] }
   guard truth.reduce(0, +) > 0 else { return (loss, gradient) }
   // dL/dq_ik = -(1 / (K - 1)) * (2 [y_i = k] D_k - N_k) / D_k^2, N = 2 I + s, D = P + Y + s.
   let foreground = Double(levelCount - 1)
@@ -122,31 +107,27 @@ package func diceCrossEntropyCore<T: LossScalar>(
   let (on, off) = (onTruth, offTruth)
   // Pass 2: dL/dz_ij = p_ij (g_ij - sum_f g_if p_if), g_if = dL/dq_i,table[f].
   logits.withUnsafeBufferPointer { zBuffer in
-    gradient.withUnsafeMutableBufferPointer { gBuffer in
-      guard let zBase = zBuffer.baseAddress, let gBase = gBuffer.baseAddress else { return }
-      let z = SharedReads(base: zBase)
-      let g = DisjointWrites(base: gBase)
-      // Chunk k owns the gradient rows of its pixels.
-      parallelChunks(chunks) { chunk in
-        var p = [T](repeating: 0, count: classes)
-        var q = [T](repeating: 0, count: levelCount)
-        var d = [T](repeating: 0, count: classes)
-        for i in (chunk * diceChunkPixels)..<min(pixels, (chunk + 1) * diceChunkPixels) {
-          let label = labels[i]
-          if label == ignoreIndex { continue }
-          levelRow(z.base + i * classes, &p, &q)
-          var dot: T = 0
-          for c in 0..<classes {
-            guard let k = table[c], k > 0 else {
-              d[c] = 0
-              continue
-            }
-            d[c] = k == Int(label) ? on[k] : off[k]
-            dot += d[c] * p[c]
+    guard let zBase = zBuffer.baseAddress else { return }
+    let z = SharedReads(base: zBase)
+    _ = pixelChunkSums(pixels: pixels, width: 0, gradient: &gradient) { range, g, _ in
+      var p = [T](repeating: 0, count: classes)
+      var q = [T](repeating: 0, count: levelCount)
+      var d = [T](repeating: 0, count: classes)
+      for i in range {
+        let label = labels[i]
+        if label == ignoreIndex { continue }
+        levelRow(z.base + i * classes, &p, &q)
+        var dot: T = 0
+        for c in 0..<classes {
+          guard let k = table[c], k > 0 else {
+            d[c] = 0
+            continue
           }
-          let out = g.base + i * classes
-          for c in 0..<classes { out[c] += p[c] * (d[c] - dot) }
+          d[c] = k == Int(label) ? on[k] : off[k]
+          dot += d[c] * p[c]
         }
+        let out = g + i * classes
+        for c in 0..<classes { out[c] += p[c] * (d[c] - dot) }
       }
     }
   }

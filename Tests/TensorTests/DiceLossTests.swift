@@ -4,40 +4,6 @@ import Testing
 
 @testable import Tensor
 
-/// Central differences of the Dice + cross-entropy loss in `Double`.
-private func numericGradient(
-  _ logits: [Double], classes: Int, labels: [UInt8], table: [Int?], epsilon: Double = 1e-6
-) -> [Double] {
-  var x = logits
-  var gradient = [Double](repeating: 0, count: logits.count)
-  for i in x.indices {
-    let original = x[i]
-    x[i] = original + epsilon
-    let plus = diceCrossEntropyCore(
-      logits: x, classes: classes, labels: labels, superClassOfFine: table
-    ).loss
-    x[i] = original - epsilon
-    let minus = diceCrossEntropyCore(
-      logits: x, classes: classes, labels: labels, superClassOfFine: table
-    ).loss
-    x[i] = original
-    gradient[i] = (plus - minus) / (2 * epsilon)
-  }
-  return gradient
-}
-
-/// Random logits and level labels (about a fifth of the pixels ignored).
-private func randomDiceCase(pixels: Int, classes: Int, levels: Int, seed: UInt64)
-  -> (logits: [Double], labels: [UInt8])
-{
-  var rng = SeededGenerator(seed: seed)
-  let logits = (0..<(pixels * classes)).map { _ in Double(2 * rng.nextNormal()) }
-  let labels = (0..<pixels).map { _ -> UInt8 in
-    rng.nextUniform() < 0.2 ? 255 : UInt8(Int(rng.next() % UInt64(levels)))
-  }
-  return (logits, labels)
-}
-
 struct DiceCase: Sendable, CustomStringConvertible {
   var pixels: Int
   var table: [Int?]
@@ -57,11 +23,14 @@ struct DiceCase: Sendable, CustomStringConvertible {
 func diceCrossEntropyGradient(_ c: DiceCase) {
   let classes = c.table.count
   let levels = (c.table.compactMap { $0 }.max() ?? 0) + 1
-  let (logits, labels) = randomDiceCase(
-    pixels: c.pixels, classes: classes, levels: levels, seed: c.seed)
+  let (logits, labels) = randomCase(
+    pixels: c.pixels, classes: classes, labelRange: levels, seed: c.seed)
   let analytic = diceCrossEntropyCore(
     logits: logits, classes: classes, labels: labels, superClassOfFine: c.table)
-  let numeric = numericGradient(logits, classes: classes, labels: labels, table: c.table)
+  let numeric = finiteDifferences(logits) {
+    diceCrossEntropyCore(logits: $0, classes: classes, labels: labels, superClassOfFine: c.table)
+      .loss
+  }
   let difference = zip(analytic.gradient, numeric).map { abs($0 - $1) }.max() ?? 0
   let scale = numeric.map(abs).max() ?? 1
   #expect(difference < 1e-7 * max(1, scale), "max difference \(difference)")
