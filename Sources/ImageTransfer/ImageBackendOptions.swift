@@ -107,15 +107,7 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     classes = try c.decodeIfPresent(String.self, forKey: .classes)
     model = try c.decodeIfPresent(NetworkKind.self, forKey: .model)
     widths = try c.decodeIntegers(forKey: .widths)
-    if let text = try c.decodeIfPresent(String.self, forKey: .size) {
-      guard let size = ImageSize(heightByWidth: text) else {
-        throw DecodingError.dataCorrupted(
-          .init(
-            codingPath: c.codingPath + [CodingKeys.size],
-            debugDescription: "'\(text)' is not HxW, e.g. 96x128"))
-      }
-      self.size = size
-    }
+    size = try c.decodeSize(forKey: .size, example: "96x128")
     training = try TrainingOptions(from: decoder, defaults: Self.trainingDefaults)
     scale = try c.decodeIfPresent([Float].self, forKey: .scale) ?? [0.75, 1.25]
     flip = try c.decodeIfPresent(Float.self, forKey: .flip) ?? 0.5

@@ -88,15 +88,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     training = try TrainingOptions(from: decoder, defaults: Self.trainingDefaults)
     window = try c.decodeIfPresent(WindowKind.self, forKey: .window) ?? .mri
     loss = try c.decodeIfPresent(VolumeLoss.self, forKey: .loss)
-    if let text = try c.decodeIfPresent(String.self, forKey: .slidingWindow) {
-      guard let size = ImageSize(heightByWidth: text) else {
-        throw DecodingError.dataCorrupted(
-          .init(
-            codingPath: c.codingPath + [CodingKeys.slidingWindow],
-            debugDescription: "'\(text)' is not HxW, e.g. 128x128"))
-      }
-      slidingWindow = size
-    }
+    slidingWindow = try c.decodeSize(forKey: .slidingWindow, example: "128x128")
     mappings = try c.decodeIfPresent(String.self, forKey: .mappings)
   }
 
