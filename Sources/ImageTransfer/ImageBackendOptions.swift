@@ -163,12 +163,17 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     for (key, list) in [("widths", widths)] + networks.sorted(by: { $0.key < $1.key }).map({
       ("networks.\($0.key).widths", $0.value.widths)
     }) {
-      if let list, list.isEmpty || list.contains(where: { $0 < 1 }) {
-        throw fail(key, "\(list) is not a list of positive widths")
+      guard let list else { continue }
+      // The network's own bounds (a class count of 1 stands for the run's class set).
+      let architecture: ModelArchitecture =
+        model == .deeplab
+        ? .deepLab(configuration: .init(widths: list, classCount: 1))
+        : .unet(configuration: .init(widths: list, classCount: 1))
+      do throws(ModelError) {
+        try architecture.validate { $0 }
+      } catch {
+        throw TransferError.refused(error, key: "backend." + key, file: file)
       }
-    }
-    if model == .deeplab, let widths, widths.count != 4 {
-      throw fail("widths", "deeplab needs 4 widths, got \(widths.count)")
     }
     if let size, size.height < 16 || size.width < 16 {
       throw fail("size", "\(size.height)x\(size.width): both sides must be at least 16")

@@ -137,6 +137,11 @@ public struct TransferConfiguration: Codable, Sendable, Equatable {
     return levels
   }
 
+  /// The most generations a configuration may ask for (each is at least K + 2 trainings).
+  public static let maxGenerations = 1_000
+  /// The most folds (each fold is a student per generation).
+  public static let maxFolds = 1_024
+
   /// Checks ranges, the consistency of the stages and the backend's options.
   ///
   /// - Parameter file: the file named in errors.
@@ -150,7 +155,11 @@ public struct TransferConfiguration: Codable, Sendable, Equatable {
       throw fail("schedules", "duplicate schedule in \(schedules.map(\.rawValue))")
     }
     if generations < 1 { throw fail("generations", "must be at least 1, got \(generations)") }
+    if generations > Self.maxGenerations {
+      throw fail("generations", "must be at most \(Self.maxGenerations), got \(generations)")
+    }
     if folds < 2 { throw fail("folds", "ATSO needs K >= 2 folds, got \(folds)") }
+    if folds > Self.maxFolds { throw fail("folds", "must be at most \(Self.maxFolds), got \(folds)") }
     if !(0...32).contains(previews) { throw fail("previews", "must be in 0...32, got \(previews)") }
     if let sourceModel, sourceModel.isEmpty { throw fail("sourceModel", "is empty") }
     try pseudoLabels.validate(fail)

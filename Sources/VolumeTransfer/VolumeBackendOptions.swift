@@ -117,8 +117,13 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
       throw fail("labeledFraction", "must be in (0, 1], got \(labeledFraction)")
     }
     if let testCases, testCases < 1 { throw fail("testCases", "must be at least 1, got \(testCases)") }
-    if let widths, widths.count < 2 || widths.contains(where: { $0 < 1 }) {
-      throw fail("widths", "\(widths) is not two or more positive widths, e.g. [8, 16, 32]")
+    if let widths {
+      let architecture = ModelArchitecture.unet(configuration: .init(widths: widths, classCount: 1))
+      do throws(ModelError) {
+        try architecture.validate { $0 }
+      } catch {
+        throw TransferError.refused(error, key: "backend.widths", file: file)
+      }
     }
     if let neighbours, neighbours < 0 { throw fail("neighbours", "must be >= 0, got \(neighbours)") }
     if let size = slidingWindow, size.height < 8 || size.width < 8 {
