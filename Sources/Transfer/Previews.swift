@@ -113,7 +113,9 @@ public struct ContactSheet: Sendable {
       ? (min(4, max(2, 160 / max(1, first.width))), 1) : (1, max(1, (first.width + 511) / 512))
     let panelWidth = first.width * up / down
     let panelHeight = first.height * up / down
-    let columnWidth = max(panelWidth, columns.map { BitmapFont.width(of: $0) }.max() ?? 0)
+    // A title wider than the panels widens its column: titles stay apart by three gaps.
+    let columnWidth = max(
+      panelWidth, (columns.map { BitmapFont.width(of: $0) }.max() ?? 0) + 2 * Layout.gap)
     let width = max(
       2 * Layout.margin + columns.count * columnWidth + max(0, columns.count - 1) * Layout.gap,
       2 * Layout.margin + legendWidth)
