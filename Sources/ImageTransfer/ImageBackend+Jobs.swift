@@ -100,30 +100,83 @@ extension ImageBackend {
         + "\(String(format: "%.1f", 100 * Double(kept) / Double(max(1, total))))% of pixels kept")
   }
 
+  /// Each image's own size, then the working size.
+  public var scoreResolutions: [ScoreResolution] { [.native, .working] }
+
+  /// Scores a checkpoint on R or E. One prediction pass scores both resolutions (the network
+  /// at the working size; at `native` its class probabilities upsampled bilinearly to each
+  /// image's own size, as `predict` writes them, against the full-resolution labels; at
+  /// `working` against the labels resized, nearest, to the working size); the other result is
+  /// kept for the next request.
   public func evaluate(_ request: EvaluationRequest) throws -> Evaluation {
+    let key = "\(request.checkpoint)|\(request.set.rawValue)|\(request.level)"
+    if let hit = scoreCache[key]?[request.resolution] { return hit }
     let set = request.set == .test ? test : reference
-    guard let groundTruth = set.labels else {
+    guard let groundTruth = set.labels, let native = set.nativeLabels else {
       // Only R can be unlabeled (E is checked at init): @R is then reported as 0, no classes.
       progress?("R has no labels: @R is reported as 0")
       return Evaluation(score: 0, perClass: [])
     }
     let level = try self.level(request.level)
-    let predicted = try decisions(request.checkpoint, images: set.images, level: level)
-    var matrix = ConfusionMatrix(classes: level.classes)
-    for (truth, prediction) in zip(groundTruth, predicted) {
-      matrix.accumulate(
-        groundTruth: level.labels(fromFine: truth, ignore: ignoreIndex),
-        prediction: prediction.labels)
+    let model = try loadModel(request.checkpoint)
+    var atWorking = ConfusionMatrix(classes: level.classes)
+    var atNative = ConfusionMatrix(classes: level.classes)
+    var start = 0
+    while start < set.count {
+      let end = min(set.count, start + max(1, options.training.batch))
+      let probabilities = predictProbabilities(
+        model, images: Array(set.images[start..<end]), batch: end - start)
+      for (offset, p) in probabilities.enumerated() {
+        let i = start + offset
+        atWorking.accumulate(
+          groundTruth: level.labels(fromFine: groundTruth[i], ignore: ignoreIndex),
+          prediction: level.decide(p).labels)
+        let size = ImageSize(height: native[i].height, width: native[i].width)
+        atNative.accumulate(
+          groundTruth: level.labels(fromFine: native[i].values, ignore: ignoreIndex),
+          prediction: level.decide(probabilitiesAtImageSize(p, size: size)).labels)
+      }
+      start = end
     }
+    let sizes = Set(native.map { "\($0.height)x\($0.width)" }).sorted()
+    let results: [ScoreResolution: Evaluation] = [
+      .native: try Self.evaluation(
+        atNative,
+        resolution: (sizes.count == 1 ? sizes[0] + ", " : "") + "each image's own size"),
+      .working: try Self.evaluation(
+        atWorking, resolution: "\(size.height)x\(size.width), the working size"),
+    ]
+    scoreCache = [key: results]
+    return results[request.resolution] ?? results[.native]!
+  }
+
+  /// The mean IoU and per-class IoUs of a confusion matrix.
+  static func evaluation(_ matrix: ConfusionMatrix, resolution: String) throws -> Evaluation {
     let report = try matrix.report()
     let evaluated = report.perClass.filter(\.isEvaluated)
     let perClass: [Double?] = evaluated.map { $0.iou.isNaN ? nil : $0.iou }
-    var seen = [Bool](repeating: false, count: 256)
-    for decision in predicted { for label in decision.labels { seen[Int(label)] = true } }
     return Evaluation(
       score: report.meanIoU.isNaN ? 0 : report.meanIoU, perClass: perClass,
       classNames: evaluated.map(\.name),
-      predictedClasses: predictedClassNames(seen, classes: level.classes))
+      predictedClasses: matrix.predictedClassNames, resolution: resolution)
+  }
+
+  /// Scores pseudo label PNGs as written (at the working size) against R's labels resized to
+  /// it, all sets in one confusion matrix (ATSO's folds joined); a filtered (void) pixel counts
+  /// as missed.
+  public func scorePseudoLabels(_ request: PseudoLabelScoreRequest) throws -> Evaluation? {
+    guard let groundTruth = reference.labels else { return nil }
+    let level = try self.level(request.level)
+    let labels = try readPseudoLabels(request.labels, level: level)
+    let indices = try reference.indices(of: labels.map(\.unit), set: "R")
+    var matrix = ConfusionMatrix(classes: level.classes)
+    for (i, (_, values)) in zip(indices, labels) {
+      matrix.accumulate(
+        groundTruth: level.labels(fromFine: groundTruth[i], ignore: ignoreIndex),
+        prediction: values)
+    }
+    return try Self.evaluation(
+      matrix, resolution: "\(size.height)x\(size.width), the pseudo labels' size")
   }
 
   public func agreement(_ request: AgreementRequest) throws -> Double {

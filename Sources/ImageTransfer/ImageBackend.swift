@@ -34,6 +34,8 @@ public final class ImageBackend: TransferBackend {
   let summary: DataSummary
   /// Every training call of this object, in order (for tests and logs).
   package private(set) var trainingLog: [TrainingSummary] = []
+  /// The scores of the last evaluation, at every resolution (see ``evaluate(_:)``).
+  var scoreCache: [String: [ScoreResolution: Evaluation]] = [:]
 
   let labeled: InMemorySet
   let reference: InMemorySet

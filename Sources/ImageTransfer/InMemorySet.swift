@@ -12,8 +12,11 @@ struct InMemorySet: Sendable {
   var raw: [Tensor]
   /// The same images normalised for the network (what prediction reads).
   var images: [Tensor]
-  /// Labels in network class ids (the run's ignore index for void), nil when the set has none.
+  /// Labels in network class ids (the run's ignore index for void) at the working size, nil
+  /// when the set has none.
   var labels: [[UInt8]]?
+  /// The same labels at each image's own size (what ``ScoreResolution/native`` scores against).
+  var nativeLabels: [LabelImage]?
 
   var count: Int { ids.count }
 
@@ -26,7 +29,9 @@ struct InMemorySet: Sendable {
     _ samples: [SampleReference], table: [UInt8], size: ImageSize, labelClasses: ClassSet?
   ) throws -> InMemorySet {
     let withLabels = labelClasses != nil
-    var set = InMemorySet(ids: [], raw: [], images: [], labels: withLabels ? [] : nil)
+    var set = InMemorySet(
+      ids: [], raw: [], images: [], labels: withLabels ? [] : nil,
+      nativeLabels: withLabels ? [] : nil)
     let normalization = Normalization.imageNet
     for reference in samples {
       var ref = reference
@@ -47,6 +52,7 @@ struct InMemorySet: Sendable {
         }
         let from = ImageSize(height: label.height, width: label.width)
         set.labels?.append(ImageOps.resizeNearest(label.values, from: from, to: size))
+        set.nativeLabels?.append(label)
       }
     }
     return set

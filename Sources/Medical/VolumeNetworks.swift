@@ -99,10 +99,13 @@ public struct ViewNetworks: Sendable, Equatable {
 public struct TrainingCase: Sendable {
   public var name: String
   public var slicer: CaseSlicer
+  /// Whether the labels are a teacher's pseudo labels (see ``ViewTrainingSettings/pseudoShare``).
+  public var isPseudoLabeled: Bool
 
-  public init(name: String, slicer: CaseSlicer) {
+  public init(name: String, slicer: CaseSlicer, isPseudoLabeled: Bool = false) {
     self.name = name
     self.slicer = slicer
+    self.isPseudoLabeled = isPseudoLabeled
   }
 }
 
@@ -118,10 +121,14 @@ public struct ViewTrainingSettings: Sendable, Equatable {
   public var maxGradientNorm: Float?
   public var loss: TrainingLoss
   public var ignoreIndex: IgnoreIndex
+  /// The share of steps whose case is drawn from the pseudo-labeled cases when there are both
+  /// kinds (nil: every case equally likely).
+  public var pseudoShare: Double?
 
   public init(
     iterations: Int, batchSize: Int, learningRate: Float, optimizer: TrainingOptimizer,
-    maxGradientNorm: Float?, loss: TrainingLoss, ignoreIndex: IgnoreIndex
+    maxGradientNorm: Float?, loss: TrainingLoss, ignoreIndex: IgnoreIndex,
+    pseudoShare: Double? = nil
   ) {
     self.iterations = iterations
     self.batchSize = batchSize
@@ -130,6 +137,7 @@ public struct ViewTrainingSettings: Sendable, Equatable {
     self.maxGradientNorm = maxGradientNorm
     self.loss = loss
     self.ignoreIndex = ignoreIndex
+    self.pseudoShare = pseudoShare
   }
 }
 
@@ -171,10 +179,19 @@ extension ViewNetworks {
         return foreground.isEmpty ? slices.indices : foreground
       }
       let neighbours = self.neighbours
+      let pseudo = cases.indices.filter { cases[$0].isPseudoLabeled }
+      let labeled = cases.indices.filter { !cases[$0].isPseudoLabeled }
       try trainer.train(
         until: settings.iterations, imagesPerStep: settings.batchSize,
         next: { _ in
-          let pick = Int(generator.next() % UInt64(cases.count))
+          let pick: Int
+          if let share = settings.pseudoShare, !pseudo.isEmpty, !labeled.isEmpty {
+            let fromPseudo = Double(generator.next() >> 11) / Double(1 << 53) < share
+            let pool = fromPseudo ? pseudo : labeled
+            pick = pool[Int(generator.next() % UInt64(pool.count))]
+          } else {
+            pick = Int(generator.next() % UInt64(cases.count))
+          }
           let chosen = cases[pick]
           // A block of consecutive slices around a random foreground slice.
           let count = chosen.slicer.sliceCount(view)

@@ -5,16 +5,22 @@ import Segmentation
 ///
 /// Every job's identity chains from the identity of the source model it descends from, so
 /// ``model`` options reach every job; the others enter only the jobs they change, and two
-/// configurations that differ only in student settings share their source model M0.
+/// configurations that differ only in what does not train M0 (student settings, R, E) share
+/// their source model M0: its identity and its seed.
 public enum OptionScope: String, Sendable, Codable {
-  /// The data and the network (datasets, classes, size, widths...): every source model's
-  /// identity, trained or imported, and so every job's.
+  /// What trains a source model and shapes every network (S, classes, size, widths, the
+  /// augmentation...): every source model's identity, trained or imported, and so every job's.
   case model
   /// Training a source model here (its steps, learning rate, initialisation): the identity of
   /// trained source models only.
   case sourceTraining
   /// Training the students (their steps, learning rate, augmentation): every student's identity.
   case studentTraining
+  /// The reference set R (its data): the jobs that read R's images or labels (AdaBN, pseudo
+  /// labels and their scores, students, evaluations), never a source model.
+  case reference
+  /// The test set E: evaluations only.
+  case evaluation
   /// Only the speed (threads): no identity and no seed, so a run may be resumed with another
   /// value and gives the same bits.
   case speed

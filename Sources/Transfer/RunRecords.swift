@@ -133,6 +133,7 @@ struct RunClock {
     case .importSource: "import-source"
     case .adaptBatchNorm: "adapt-bn"
     case .label: "label"
+    case .scoreLabels: "score-labels"
     case .trainStudent: "train-student"
     case .evaluate: "evaluate"
     }

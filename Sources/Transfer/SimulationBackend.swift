@@ -218,6 +218,18 @@ public final class SimulationBackend: TransferBackend {
       predictedClasses: ["a", "b"])
   }
 
+  /// The mean quality of the label files (a simulated label's quality is its accuracy).
+  public func scorePseudoLabels(_ request: PseudoLabelScoreRequest) throws -> Evaluation? {
+    var qualities: [Double] = []
+    for source in request.labels {
+      for unit in source.units {
+        qualities.append(try Self.read(Label.self, source.directory + "/\(unit).json").quality)
+      }
+    }
+    let value = qualities.isEmpty ? 0 : qualities.reduce(0, +) / Double(qualities.count)
+    return Evaluation(score: value, perClass: [value])
+  }
+
   public func agreement(_ request: AgreementRequest) throws -> Double {
     let model = try Self.read(Model.self, request.studentCheckpoint)
     var total = 0.0

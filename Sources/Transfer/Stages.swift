@@ -69,6 +69,12 @@ public enum LabelLevel: Sendable, Hashable, Codable, CustomStringConvertible {
 /// A `schedules` stage runs every configured schedule for `generations` generations at its
 /// level; a `train` stage fine-tunes one model once. Stages are chained per schedule: stage i of
 /// the self-learning branch continues from stage i - 1 of the self-learning branch, and so on.
+/// A `schedules` stage after the first may start from the previous stage's final model
+/// (`"initialization": "previous-stage"`): its schedules then run from that model instead of
+/// M0 (e.g. ATSO at the fine level after ATSO at a super level), and the units the previous
+/// stages trained on count as seen (``ModelProvenance/stageTrainedOn``). `generations`
+/// overrides the run's number of generations for one `schedules` stage.
+///
 /// The brief's coarse-to-fine example is three stages:
 /// ```
 /// {"name": "coarse", "method": "schedules", "level": "super:cityscapes-7"},
@@ -103,11 +109,13 @@ public struct StageConfiguration: Codable, Sendable, Equatable {
   public var network: String?
   /// Where a `train` stage gets its pseudo labels (ignored by `schedules` stages).
   public var labels: LabelSource?
+  /// The generations of a `schedules` stage (nil: the run's `generations`).
+  public var generations: Int?
 
   public init(
     name: String, method: Method, level: LabelLevel = .fine,
     initialization: Initialization = .source, network: String? = nil,
-    labels: LabelSource? = nil
+    labels: LabelSource? = nil, generations: Int? = nil
   ) {
     self.name = name
     self.method = method
@@ -115,10 +123,11 @@ public struct StageConfiguration: Codable, Sendable, Equatable {
     self.initialization = initialization
     self.network = network
     self.labels = labels
+    self.generations = generations
   }
 
   enum CodingKeys: String, CodingKey, CaseIterable {
-    case name, method, level, initialization, network, labels
+    case name, method, level, initialization, network, labels, generations
   }
 
   public init(from decoder: any Decoder) throws {
@@ -131,6 +140,7 @@ public struct StageConfiguration: Codable, Sendable, Equatable {
       try c.decodeIfPresent(Initialization.self, forKey: .initialization) ?? .source
     network = try c.decodeIfPresent(String.self, forKey: .network)
     labels = try c.decodeIfPresent(LabelSource.self, forKey: .labels)
+    generations = try c.decodeInteger(Int.self, forKey: .generations)
   }
 }
 
@@ -153,13 +163,23 @@ extension StageConfiguration {
       if !names.insert(stage.name).inserted {
         throw fail("\(key).name", "duplicate stage name '\(stage.name)'")
       }
+      if stage.name == ResultsTable.baselineStage {
+        throw fail("\(key).name", "'\(stage.name)' is reserved for the baselines of the results")
+      }
+      if let generations = stage.generations {
+        if stage.method != .schedules {
+          throw fail("\(key).generations", "only schedules stages have generations")
+        }
+        if generations < 1 {
+          throw fail("\(key).generations", "must be at least 1, got \(generations)")
+        }
+      }
       switch stage.method {
       case .schedules:
-        if stage.initialization != .source {
+        if stage.initialization == .previousStage && i == 0 {
           throw fail(
             "\(key).initialization",
-            "a schedules stage restarts from the source model M0; 'previous-stage' would let "
-              + "ATSO label folds with a model already fine-tuned on them")
+            "the first stage has no previous stage; it starts from the source model M0")
         }
         if stage.labels != nil {
           throw fail("\(key).labels", "only train stages take a label source")
@@ -199,8 +219,8 @@ extension ConfigurationChoice {
 
 extension StageConfiguration {
   /// A stage from `--stage` text, `name=...,method=...[,level=...][,initialization=...]`
-  /// `[,network=...][,labels=...]`: the same keys and the same decoding as a stage object of a
-  /// configuration file.
+  /// `[,network=...][,labels=...][,generations=N]`: the same keys and the same decoding as a
+  /// stage object of a configuration file.
   ///
   /// - Throws: `TransferError` naming `--stage '<text>'` and the key.
   public init(pairs text: String) throws {
@@ -211,7 +231,9 @@ extension StageConfiguration {
       guard parts.count == 2 else {
         throw TransferError.malformedConfiguration(file: file, reason: "'\(pair)' is not key=value")
       }
-      object[parts[0]] = .string(parts[1])
+      object[parts[0]] =
+        parts[0] == CodingKeys.generations.rawValue
+        ? OptionValueKind.integer.value(of: parts[1]) ?? .string(parts[1]) : .string(parts[1])
     }
     do {
       self = try ConfigurationValue.object(object).decoded(as: StageConfiguration.self)

@@ -2,9 +2,56 @@ import Foundation
 
 /// The results of one evaluation job, stored in its completion record.
 public struct EvaluationResult: Codable, Sendable, Equatable {
-  public var reference: Evaluation
-  public var test: Evaluation
+  /// Every score of the job: R and E, as trained and with batch-norm statistics of R, at each
+  /// resolution of the backend (the first is the one tables show).
+  public var scores: [ModelScore]
+  /// The share of the teachers' labelled pixels of R where the model predicts their label.
   public var agreement: Double?
+  /// The same with the labels of the stage's initial model M0.
+  public var agreementWithSource: Double?
+
+  public init(scores: [ModelScore], agreement: Double?, agreementWithSource: Double?) {
+    self.scores = scores
+    self.agreement = agreement
+    self.agreementWithSource = agreementWithSource
+  }
+
+  /// The score on `set`, first of the resolutions unless one is given.
+  public func score(
+    _ set: EvaluationSet, _ statistics: BatchNormStatistics = .asTrained,
+    resolution: ScoreResolution? = nil
+  ) -> Evaluation? {
+    scores.first {
+      $0.set == set && $0.statistics == statistics
+        && (resolution == nil || $0.resolution == resolution)
+    }?.evaluation
+  }
+}
+
+/// Which batch-norm statistics a score used.
+public enum BatchNormStatistics: String, Codable, Sendable, Equatable, CaseIterable {
+  /// The model as trained (its running statistics from training, on S and R mixed).
+  case asTrained = "as-trained"
+  /// Statistics re-estimated on the images of R (AdaBN), the reference's protocol.
+  case adapted = "adabn"
+}
+
+/// One score of a model.
+public struct ModelScore: Codable, Sendable, Equatable {
+  public var set: EvaluationSet
+  public var statistics: BatchNormStatistics
+  public var resolution: ScoreResolution
+  public var evaluation: Evaluation
+
+  public init(
+    set: EvaluationSet, statistics: BatchNormStatistics, resolution: ScoreResolution,
+    evaluation: Evaluation
+  ) {
+    self.set = set
+    self.statistics = statistics
+    self.resolution = resolution
+    self.evaluation = evaluation
+  }
 }
 
 /// The completion record of a job, `steps/<id>.json`, written after the job's outputs.
@@ -23,6 +70,8 @@ public struct StepRecord: Codable, Sendable, Equatable {
   public var labeled: [String]?
   public var labelSet: LabelSetProvenance?
   public var evaluation: EvaluationResult?
+  /// A label score job's result (nil when R has no labels).
+  public var labelScore: Evaluation?
   /// The content digest of each output (``contentDigest(of:)``), checked on resume: a damaged
   /// output makes its job run again. `nil` in records written before checksums existed.
   public var checksums: [String: String]?
@@ -73,7 +122,9 @@ public struct StepRecords: Sendable {
   }
 }
 
-/// One line of `metrics.jsonl`: one (stage, schedule, generation, model) evaluation.
+/// One line of `metrics.jsonl`: one (stage, schedule, generation, model) evaluation, or a
+/// baseline (stage `baseline`, no schedule: M0 as trained is source only, with AdaBN it is
+/// AdaBN alone).
 ///
 /// Scores are fractions of 1 (`scale` says so); `table.md` and every printed line show percent.
 public struct MetricsRecord: Codable, Sendable, Equatable {
@@ -95,19 +146,35 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
   public var scale = "fraction"
   public var stage: String
   public var level: LabelLevel
-  public var schedule: ScheduleKind
+  /// Nil for a baseline.
+  public var schedule: ScheduleKind?
   /// The generation; nil for a final model.
   public var generation: Int?
   public var fold: Int?
   public var model: String
-  /// What `atR`, `atE` and `perClass` measure (mean IoU for images, Dice for volumes).
+  /// What the scores measure (mean IoU for images, Dice for volumes).
   public var metric: EvaluationMetric
-  /// The score on the reference set R (diagnosis only).
+  /// Where `atR`, `atE`, their AdaBN values and `perClass` were computed, in words.
+  public var resolution: String?
+  /// The score on the reference set R (diagnosis only), the model as trained.
   public var atR: Double
-  /// The score on the test set E.
+  /// The score on the test set E, the model as trained.
   public var atE: Double
+  /// The same model with batch-norm statistics re-estimated on R (AdaBN): on R and on E.
+  public var atRAdaBN: Double?
+  public var atEAdaBN: Double?
+  /// The @R of the paper's Table 1: the score against R of the row's pseudo labels as written
+  /// (a generation: the labels it writes for the next one, ATSO's folds joined; a final model
+  /// or a `train` stage: the labels it trained on), at the labels' own size.
+  public var labelsAtR: Double?
+  /// Agreement on R with the teacher's labels the model trained on.
   public var agreement: Double?
+  /// Agreement on R with the labels of the stage's initial model M0.
+  public var agreementWithM0: Double?
+  /// Per class, the model as trained, at `resolution`.
   public var perClass: PerClass
+  /// Every score of the model (each set, statistics and resolution), per class included.
+  public var scores: [ModelScore]
 }
 
 /// Encodes a value as sorted-keys JSON and writes it atomically.

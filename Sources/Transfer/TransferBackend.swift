@@ -123,15 +123,44 @@ public enum EvaluationSet: String, Sendable, Equatable, Codable {
   case test
 }
 
+/// Where a score is computed.
+public enum ScoreResolution: String, Sendable, Equatable, Codable, CaseIterable {
+  /// At each unit's own size: an image's file resolution (class probabilities upsampled
+  /// bilinearly, as `predict` writes them, against the full-resolution labels), a case's voxel
+  /// grid.
+  case native
+  /// At the working size the network runs at, against labels resized (nearest) to it.
+  case working
+}
+
 /// Evaluates a checkpoint on R or E at a level.
 public struct EvaluationRequest: Sendable, Equatable {
   public var checkpoint: String
   public var set: EvaluationSet
   public var level: LabelLevel
+  /// One of the backend's ``TransferBackend/scoreResolutions``.
+  public var resolution: ScoreResolution
 
-  public init(checkpoint: String, set: EvaluationSet, level: LabelLevel) {
+  public init(
+    checkpoint: String, set: EvaluationSet, level: LabelLevel,
+    resolution: ScoreResolution = .native
+  ) {
     self.checkpoint = checkpoint
     self.set = set
+    self.level = level
+    self.resolution = resolution
+  }
+}
+
+/// Scores pseudo label files as written (their union: ATSO's folds joined) against R's ground
+/// truth at their level: the @R of Table 1 of Huo et al., the accuracy of the labels a student
+/// trains on. R's labels are read for this diagnosis only.
+public struct PseudoLabelScoreRequest: Sendable, Equatable {
+  public var labels: [PseudoLabelSet]
+  public var level: LabelLevel
+
+  public init(labels: [PseudoLabelSet], level: LabelLevel) {
+    self.labels = labels
     self.level = level
   }
 }
@@ -178,16 +207,20 @@ public struct Evaluation: Sendable, Equatable, Codable {
   /// The classes the model predicted at least once on the set, in class order (nil: not
   /// counted). A single one (e.g. only the background) is reported as a warning.
   public var predictedClasses: [String]?
+  /// Where the score was computed, in words (`360x480, each image's own size`); nil when the
+  /// backend does not say.
+  public var resolution: String?
 
   public init(
     metric: EvaluationMetric = .meanIoU, score: Double, perClass: [Double?],
-    classNames: [String]? = nil, predictedClasses: [String]? = nil
+    classNames: [String]? = nil, predictedClasses: [String]? = nil, resolution: String? = nil
   ) {
     self.metric = metric
     self.score = score
     self.perClass = perClass
     self.classNames = classNames
     self.predictedClasses = predictedClasses
+    self.resolution = resolution
   }
 }
 
@@ -213,11 +246,20 @@ public protocol TransferBackend: AnyObject {
   func adaptBatchNorm(_ request: BatchNormAdaptationRequest) throws
   /// Writes the teacher's pseudo labels of `request.units` into `request.outputDirectory`.
   func generatePseudoLabels(_ request: PseudoLabelRequest) throws
+  /// The resolutions ``evaluate(_:)`` scores at, the one tables show first (default:
+  /// ``ScoreResolution/native`` only).
+  var scoreResolutions: [ScoreResolution] { get }
   /// Evaluates a checkpoint on R or E.
   func evaluate(_ request: EvaluationRequest) throws -> Evaluation
+  /// Scores pseudo label files against R's ground truth (nil when R has no labels).
+  func scorePseudoLabels(_ request: PseudoLabelScoreRequest) throws -> Evaluation?
   /// The student-teacher agreement in [0, 1] (see ``AgreementRequest``).
   func agreement(_ request: AgreementRequest) throws -> Double
   /// Draws the predictions of a few models on a few units of E into `request.output` (see
   /// ``PreviewRequest``). Returns false, writing nothing, if the backend has nothing to draw.
   func writePreviews(_ request: PreviewRequest) throws -> Bool
+}
+
+extension TransferBackend {
+  public var scoreResolutions: [ScoreResolution] { [.native] }
 }

@@ -12,6 +12,14 @@ public struct ModelProvenance: Codable, Sendable, Equatable {
   public var trainedOn: [String]
   /// For an AdaBN copy: the units whose images set its batch-norm statistics (no labels used).
   public var batchNormAdaptedOn: [String]?
+  /// The units of `trainedOn` whose pseudo labels it was trained on since the initial model of
+  /// its stage; nil when the stage started from a source model (then it is `trainedOn`). A
+  /// `schedules` stage started from the previous stage's model counts that training as seen
+  /// (in `trainedOn`) and keeps its own cross-fold bookkeeping here.
+  public var stageTrainedOn: [String]?
+
+  /// What the cross-fold check compares with a fold: the units trained on within the stage.
+  public var trainedOnInStage: [String] { stageTrainedOn ?? trainedOn }
 }
 
 /// Where a pseudo label set comes from.
@@ -23,6 +31,9 @@ public struct LabelSetProvenance: Codable, Sendable, Equatable {
   public var teacher: String
   /// The teacher's `trainedOn` (copied, so a record is self-contained).
   public var teacherTrainedOn: [String]
+  /// The teacher's ``ModelProvenance/stageTrainedOn`` (copied), when its stage started from a
+  /// previous stage's model: the cross-fold check is on these units.
+  public var teacherStageTrainedOn: [String]?
   public var units: [String]
   public var level: LabelLevel
   /// True for ATSO's fold labels: the teacher must never have been trained on `units`
@@ -40,8 +51,11 @@ public enum JobAction: Sendable, Equatable {
   case trainStudent(
     initial: ModelProvenance, labels: [LabelSetProvenance], level: LabelLevel,
     output: ModelProvenance)
-  /// Evaluates on R and E; agreement with `agreementLabels` when not empty.
-  case evaluate(model: ModelProvenance, level: LabelLevel, agreementLabels: [LabelSetProvenance])
+  /// Scores label sets as written (their union) against R's ground truth.
+  case scoreLabels(labels: [LabelSetProvenance], level: LabelLevel)
+  /// Scores a model on R and E, as trained and with batch-norm statistics of R, and its
+  /// agreement with its teachers and with its stage's initial model.
+  case evaluate(ModelEvaluation)
 
   /// The model the job writes, if any.
   public var outputModel: ModelProvenance? {
@@ -49,7 +63,21 @@ public enum JobAction: Sendable, Equatable {
     case .trainSource(let output), .importSource(_, let output), .adaptBatchNorm(_, _, let output),
       .trainStudent(_, _, _, let output):
       output
-    case .label, .evaluate: nil
+    case .label, .scoreLabels, .evaluate: nil
+    }
+  }
+
+  /// The ids of the models and label sets the job reads.
+  public var inputs: [String] {
+    switch self {
+    case .trainSource, .importSource: []
+    case .adaptBatchNorm(let model, _, _): [model.id]
+    case .label(let teacher, _, _): [teacher.id]
+    case .scoreLabels(let labels, _): labels.map(\.id)
+    case .trainStudent(let initial, let labels, _, _): [initial.id] + labels.map(\.id)
+    case .evaluate(let evaluation):
+      [evaluation.model.id] + (evaluation.adapted.map { [$0.id] } ?? [])
+        + (evaluation.teacherLabels + evaluation.sourceLabels).map(\.id)
     }
   }
 
@@ -58,6 +86,28 @@ public enum JobAction: Sendable, Equatable {
     if let model = outputModel { return [model.checkpoint] }
     if case .label(_, _, let output) = self { return [output.directory] }
     return []
+  }
+}
+
+/// What an evaluation job scores.
+public struct ModelEvaluation: Sendable, Equatable {
+  /// The model as trained.
+  public var model: ModelProvenance
+  /// The same model with batch-norm statistics re-estimated on R (AdaBN), scored beside it.
+  public var adapted: ModelProvenance?
+  public var level: LabelLevel
+  /// Whether the agreements compare the predictions of `adapted` (the run labels with AdaBN
+  /// teachers, so a student would label as its adapted copy) rather than of `model`.
+  public var agreementOfAdapted: Bool
+  /// The labels the model was trained on (its teachers'): agreement with the teacher.
+  public var teacherLabels: [LabelSetProvenance]
+  /// The stage's initial model's labels on R (M0's): agreement with M0, the lazy-mimicking
+  /// measure beside the teacher's.
+  public var sourceLabels: [LabelSetProvenance]
+
+  /// The checkpoint whose predictions the agreements compare.
+  public var agreementModel: ModelProvenance {
+    agreementOfAdapted ? adapted ?? model : model
   }
 }
 
@@ -87,6 +137,18 @@ public struct ReportEntry: Sendable, Equatable {
   public var fold: Int?
   public var model: String
   public var evaluationJob: String
+  /// The job that scores the row's pseudo labels against R: for a generation, the labels its
+  /// models write for the next generation (what the next generation trains on, with ATSO's
+  /// folds joined); for a final model or a `train` stage, the labels it was trained on.
+  public var labelScoreJob: String?
+}
+
+/// A baseline of the run at a level: the default network's source model M0 scored as trained
+/// (source only) and with batch-norm statistics of R (AdaBN alone).
+public struct BaselineEntry: Sendable, Equatable {
+  public var level: LabelLevel
+  public var model: String
+  public var evaluationJob: String
 }
 
 /// The backend options as they enter job identities: one canonical text (sorted-keys JSON) per
@@ -102,7 +164,7 @@ public struct BackendIdentity: Sendable, Equatable {
     let object = try options.jsonObject()
     let keys = type(of: options).keys
     for withLocations in [true, false] {
-      for scope in [OptionScope.model, .sourceTraining, .studentTraining] {
+      for scope in [OptionScope.model, .sourceTraining, .studentTraining, .reference, .evaluation] {
         let selected = object.filter { name, _ in
           guard let key = keys.first(where: { $0.name == name }) else {
             return name == "kind" && scope == .model
@@ -134,12 +196,18 @@ enum IdentityVariant: Sendable { case identity, seed }
 ///   t = 1) labels fold k; student k of generation t starts from M0 and trains on S plus every
 ///   fold except k. So the teacher of fold k was never trained on fold k (for K = 2 this is
 ///   Algorithm 1 with the models renamed: our model k is the paper's M(3-k)). Final: model k of
-///   generation T labels fold k, and M0 is trained on S plus all folds.
+///   generation T labels fold k, and M0 is trained on S plus all folds (Algorithm 1, line 12;
+///   `torch_atso_reference.py` does the same).
+/// With AdaBN, every teacher labels through its copy with batch-norm statistics of all of R.
+/// Every model is evaluated as trained and through that copy; every label set a generation
+/// trains on (and the labels its last generation writes) is scored against R as written.
 /// Jobs with the same identity are planned once (e.g. self-learning and STSO share
 /// generation 1).
 public struct TransferPlan: Sendable {
   public var jobs: [TransferJob]
   public var entries: [ReportEntry]
+  /// Source only and AdaBN alone at every level of the run.
+  public var baselines: [BaselineEntry]
 
   /// Plans a run, once.
   ///
@@ -158,9 +226,10 @@ public struct TransferPlan: Sendable {
     var builder = PlanBuilder(
       configuration: configuration.configuration,
       backend: try BackendIdentity(configuration.configuration.backend),
-      sourceModelDigest: sourceModelDigest)
-    try builder.build(split: split)
+      sourceModelDigest: sourceModelDigest, split: split)
+    try builder.build()
     jobs = builder.jobs
     entries = builder.entries
+    baselines = builder.baselines
   }
 }

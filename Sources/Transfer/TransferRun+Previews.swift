@@ -17,10 +17,10 @@ extension TransferRun {
         return
       }
       guard let job = plan.jobs.first(where: { $0.id == entry.evaluationJob }),
-        case .evaluate(let model, _, _) = job.action
+        case .evaluate(let evaluation) = job.action
       else { return }
       column[entry.model] = models.count
-      models.append(PreviewModel(title: title, checkpoint: path(model.checkpoint)))
+      models.append(PreviewModel(title: title, checkpoint: path(evaluation.model.checkpoint)))
     }
     add(
       plan.entries.first { $0.stage == configuration.stages[0].name && $0.generation == 0 },

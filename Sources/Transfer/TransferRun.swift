@@ -153,11 +153,11 @@ public final class TransferRun {
     }
     data = try backend.dataSummary()
     try writeJSON(data, to: path("sets.json"))
-    var evaluations: [String: EvaluationResult] = [:]
+    var results = RunResults()
     var pending: [TransferJob] = []
     for job in plan.jobs {
       if let record = records.completed(job) {
-        if let evaluation = record.evaluation { evaluations[job.id] = evaluation }
+        results.add(record, job: job.id)
       } else {
         pending.append(job)
       }
@@ -179,27 +179,32 @@ public final class TransferRun {
       let seconds = -jobStart.timeIntervalSinceNow
       clock.seconds[RunClock.kind(job.action), default: []].append(seconds)
       events?(.finished(position(), seconds: seconds))
-      if let evaluation = record.evaluation {
-        evaluations[job.id] = evaluation
-        for warning in Self.warnings(job: job, evaluation) { events?(.warning(warning)) }
-        try writeMetrics(metricsRecords(evaluations))
+      if results.add(record, job: job.id) {
+        if let evaluation = record.evaluation {
+          for warning in Self.warnings(job: job, evaluation) { events?(.warning(warning)) }
+        }
+        try writeMetrics(metricsRecords(results))
       }
     }
-    let metrics = metricsRecords(evaluations)
+    let metrics = metricsRecords(results)
     try writeMetrics(metrics)
     let table = ResultsTable(records: metrics, configuration: configuration)
     let legend = TableLegend(
       configuration: configuration, metric: table.metric, data: data,
       warnings: plan.jobs.flatMap { job in
-        evaluations[job.id].map { Self.warnings(job: job, $0) } ?? []
+        results.evaluations[job.id].map { Self.warnings(job: job, $0) } ?? []
       })
     try writeAtomically(
       Data((table.markdown() + legend.markdown()).utf8), to: directory + "/table.md")
     try writeAtomically(try table.json(), to: directory + "/table.json")
+    let dataset = LinePlot.datasetLine(configuration.backend)
     for stage in configuration.stages where stage.method == .schedules {
-      let plot = table.curves(
-        stage: stage.name, dataset: LinePlot.datasetLine(configuration.backend))
-      try writePNG(plot, to: directory + "/curves-\(stage.name).png")
+      try writePNG(
+        table.curves(stage: stage.name, dataset: dataset),
+        to: directory + "/curves-\(stage.name).png")
+      try writePNG(
+        table.agreementCurves(stage: stage.name, dataset: dataset),
+        to: directory + "/agreement-\(stage.name).png")
     }
     try writePreviews()
     return metrics
@@ -217,10 +222,12 @@ public final class TransferRun {
 
   /// The warnings of an evaluation job: a model that predicts a single class on R or E.
   static func warnings(job: TransferJob, _ result: EvaluationResult) -> [String] {
-    guard case .evaluate(let model, let level, _) = job.action else { return [] }
-    return [("E", result.test), ("R", result.reference)].compactMap { name, evaluation in
-      guard let classes = evaluation.predictedClasses, classes.count == 1 else { return nil }
-      return "model \(model.id) predicts a single class on \(name) at level \(level): "
+    guard case .evaluate(let evaluation) = job.action else { return [] }
+    let sets = [("E", result.score(.test)), ("R", result.score(.reference))]
+    return sets.compactMap { name, score in
+      guard let classes = score?.predictedClasses, classes.count == 1 else { return nil }
+      return "model \(evaluation.model.id) predicts a single class on \(name) at level "
+        + "\(evaluation.level): "
         + "'\(classes[0])' everywhere (its scores say little; check the training and the labels)"
     }
   }
@@ -254,7 +261,7 @@ public final class TransferRun {
           checkpoint: path(model.checkpoint), units: units,
           output: path(output.checkpoint) + partialSuffix, seed: job.seed))
     case .label(let teacher, let filters, let output):
-      let leaked = Set(teacher.trainedOn).intersection(output.units)
+      let leaked = Set(teacher.trainedOnInStage).intersection(output.units)
       if output.isCrossFold && !leaked.isEmpty {
         throw TransferError.foldLeak(
           labelSet: output.id, model: teacher.id, units: leaked.sorted())
@@ -274,20 +281,11 @@ public final class TransferRun {
           output: path(output.checkpoint) + partialSuffix, seed: job.seed,
           lossLog: lossLog + partialSuffix))
       record.labeled = data?.labeled
-    case .evaluate(let model, let level, let agreementLabels):
-      let checkpoint = path(model.checkpoint)
-      let reference = try backend.evaluate(
-        EvaluationRequest(checkpoint: checkpoint, set: .reference, level: level))
-      let test = try backend.evaluate(
-        EvaluationRequest(checkpoint: checkpoint, set: .test, level: level))
-      let agreement =
-        agreementLabels.isEmpty
-        ? nil
-        : try backend.agreement(
-          AgreementRequest(
-            studentCheckpoint: checkpoint, teacherLabels: agreementLabels.map(labelSet),
-            level: level))
-      record.evaluation = EvaluationResult(reference: reference, test: test, agreement: agreement)
+    case .scoreLabels(let labels, let level):
+      record.labelScore = try backend.scorePseudoLabels(
+        PseudoLabelScoreRequest(labels: labels.map(labelSet), level: level))
+    case .evaluate(let evaluation):
+      record.evaluation = try evaluate(evaluation)
     }
     for output in job.action.outputs {
       let temporary = path(output) + partialSuffix
@@ -315,20 +313,6 @@ public final class TransferRun {
   }
 
   // MARK: Metrics
-
-  func metricsRecords(_ evaluations: [String: EvaluationResult]) -> [MetricsRecord] {
-    plan.entries.compactMap { entry in
-      guard let result = evaluations[entry.evaluationJob] else { return nil }
-      return MetricsRecord(
-        stage: entry.stage, level: entry.level, schedule: entry.schedule,
-        generation: entry.generation, fold: entry.fold, model: entry.model,
-        metric: result.test.metric, atR: result.reference.score, atE: result.test.score,
-        agreement: result.agreement,
-        perClass: .init(
-          classes: result.test.classNames, reference: result.reference.perClass,
-          test: result.test.perClass))
-    }
-  }
 
   func writeMetrics(_ records: [MetricsRecord]) throws {
     let encoder = JSONEncoder()

@@ -40,7 +40,9 @@ extension VolumeBackend {
       for unit in set.units {
         let labels = try readPseudoLabels(set, unit: unit, level: level)
         pseudo.append(
-          TrainingCase(name: unit, slicer: CaseSlicer(image: try load(unit).image, labels: labels)))
+          TrainingCase(
+            name: unit, slicer: CaseSlicer(image: try load(unit).image, labels: labels),
+            isPseudoLabeled: true))
       }
     }
     try train(
@@ -99,7 +101,8 @@ extension VolumeBackend {
     return (evaluation, predicted)
   }
 
-  /// Mean foreground Dice and per-class Dice; see the type's notes.
+  /// Mean foreground Dice and per-class Dice on each case's voxel grid (the only resolution:
+  /// the view networks predict the case's own slices); see the type's notes.
   public func evaluate(_ request: EvaluationRequest) throws -> Evaluation {
     let units = request.set == .test ? split.test : split.reference
     let name = request.set == .test ? "E" : "R"
@@ -109,6 +112,21 @@ extension VolumeBackend {
     var result = Self.evaluation(evaluation, classes: classes)
     result.predictedClasses = predictedClassNames(predicted, classes: classes)
     return result
+  }
+
+  /// Dice of pseudo label volumes as written against R's ground truth (filtered voxels count
+  /// as missed), with the cases of all sets together.
+  public func scorePseudoLabels(_ request: PseudoLabelScoreRequest) throws -> Evaluation? {
+    let level = try self.level(request.level)
+    var evaluation = DiceEvaluation(classCount: level.classCount)
+    for set in request.labels {
+      for unit in set.units {
+        evaluation.add(
+          prediction: try readPseudoLabels(set, unit: unit, level: level).voxels,
+          groundTruth: try groundTruth(unit, level: level))
+      }
+    }
+    return Self.evaluation(evaluation, classes: level.classes)
   }
 
   /// The ``Evaluation`` of a Dice evaluation: mean of the foreground classes' mean Dice, with the
@@ -121,7 +139,7 @@ extension VolumeBackend {
       metric: .meanDice, score: mean, perClass: perClass,
       classNames: classes.map { set in
         perClass.indices.map { set.semanticClass(id: $0)?.name ?? "\($0)" }
-      })
+      }, resolution: "each case's voxel grid")
   }
 
   /// The share of the teachers' non-void voxels where the student predicts the same class.

@@ -39,8 +39,10 @@ public final class VolumeBackend: TransferBackend {
   let summary: DataSummary
   /// Windowed images and ground truth, read once.
   private var loaded: [String: (image: Volume<Float>, labels: Volume<UInt8>)] = [:]
-  /// Fused predictions by checkpoint, case and level (see ``predict(_:checkpoint:_:level:)``).
+  /// Fused predictions by checkpoint, case and level (see ``predict(_:checkpoint:_:level:)``),
+  /// of the two checkpoints predicted last.
   private var predictions: [String: (labels: [UInt8], confidences: [Float])] = [:]
+  private var predictedCheckpoints: [String] = []
 
   /// The number of fine classes.
   public var classCount: Int { classSet.outputCount }
@@ -248,14 +250,21 @@ public final class VolumeBackend: TransferBackend {
 
   /// The fused prediction of a case at a level by the model at `checkpoint`.
   ///
-  /// Predictions are kept in memory per (checkpoint path, case, level): the run never rewrites
-  /// a checkpoint path once written, so evaluating a teacher on R and labeling R with it predict
-  /// once.
+  /// Predictions of the last two checkpoints are kept in memory per (checkpoint path, case,
+  /// level): the run never rewrites a checkpoint path once written, so evaluating a model and
+  /// its AdaBN copy, then labeling R with the copy, predict once.
   func predict(_ networks: ViewNetworks, checkpoint: String, _ unit: String, level: LabelLevel)
     throws -> (labels: [UInt8], confidences: [Float])
   {
     let key = "\(checkpoint)|\(unit)|\(level)"
     if let hit = predictions[key] { return hit }
+    if !predictedCheckpoints.contains(checkpoint) {
+      predictedCheckpoints.append(checkpoint)
+      if predictedCheckpoints.count > 2 {
+        let dropped = predictedCheckpoints.removeFirst() + "|"
+        predictions = predictions.filter { !$0.key.hasPrefix(dropped) }
+      }
+    }
     let result = networks.predict(
       CaseSlicer(image: try load(unit).image), level: try self.level(level),
       window: options.predictionWindow)

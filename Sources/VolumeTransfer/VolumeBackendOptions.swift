@@ -44,6 +44,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     .init("window", .string, default: "mri", "intensity window: mri or ct"),
     .init("loss", .string, default: "crossEntropy", "training loss: crossEntropy, or diceCrossEntropy (soft Dice of the foreground classes + cross-entropy, as nnU-Net)"),
     .init("slidingWindow", .string, default: "off", "predict each slice in Gaussian-weighted windows HxW, half overlapping (nnU-Net), e.g. 128x128: memory bounded by the window"),
+    .init("pseudoShare", .number, default: "0.5", "share of a student's steps drawn from pseudo-labeled cases (each step is one case's slices)", scope: .studentTraining),
     .init("mappings", .string, default: "none", "folders of your own class sets and mappings, DIR[:DIR] (beside the shipped)", isLocation: true),
   ]
 
@@ -66,11 +67,12 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
   public var loss: VolumeLoss?
   /// Nil: whole slices.
   public var slidingWindow: ImageSize?
+  public var pseudoShare: Double
   public var mappings: String?
 
   enum CodingKeys: String, CodingKey {
     case dataset, target, labeledFraction, testCases, splitSeed, widths, neighbours, window
-    case loss, slidingWindow, mappings
+    case loss, slidingWindow, pseudoShare, mappings
   }
 
   /// Decodes the options with the defaults ``keys`` documents.
@@ -89,6 +91,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     window = try c.decodeIfPresent(WindowKind.self, forKey: .window) ?? .mri
     loss = try c.decodeIfPresent(VolumeLoss.self, forKey: .loss)
     slidingWindow = try c.decodeSize(forKey: .slidingWindow, example: "128x128")
+    pseudoShare = try c.decodeIfPresent(Double.self, forKey: .pseudoShare) ?? 0.5
     mappings = try c.decodeIfPresent(String.self, forKey: .mappings)
   }
 
@@ -106,6 +109,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     try c.encodeIfPresent(loss, forKey: .loss)
     try c.encodeIfPresent(
       slidingWindow.map { "\($0.height)x\($0.width)" }, forKey: .slidingWindow)
+    try c.encode(pseudoShare, forKey: .pseudoShare)
     try c.encodeIfPresent(mappings, forKey: .mappings)
   }
 
@@ -129,6 +133,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     if let size = slidingWindow, size.height < 8 || size.width < 8 {
       throw fail("slidingWindow", "\(size.height)x\(size.width): both sides must be at least 8")
     }
+    if !(0...1).contains(pseudoShare) { throw fail("pseudoShare", "must be in [0, 1], got \(pseudoShare)") }
     try training.validate(file: file)
   }
 
@@ -171,7 +176,7 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
       iterations: steps, batchSize: training.batch, learningRate: learningRate,
       optimizer: training.makeOptimizer, maxGradientNorm: training.maxGradientNorm,
       loss: loss == .diceCrossEntropy ? level.diceCrossEntropyLoss : level.loss,
-      ignoreIndex: ignore)
+      ignoreIndex: ignore, pseudoShare: student ? pseudoShare : nil)
   }
 
   /// The sliding window of every prediction (nil: whole slices).

@@ -387,15 +387,6 @@ struct EvaluateCommand: ParsableCommand {
   }
 }
 
-extension ConfusionMatrix {
-  /// The prediction classes with at least one pixel (the void column left out), in class order.
-  var predictedClassNames: [String] {
-    predictionClasses.classes.indices.filter { column in
-      (0..<rowCount).contains { self[$0, column] > 0 }
-    }.map { predictionClasses.classes[$0].name }
-  }
-}
-
 /// The warning for predictions that hold a single class (e.g. only the background), or nil.
 func singleClassWarning(_ predicted: [String], on what: String) -> String? {
   guard predicted.count == 1 else { return nil }

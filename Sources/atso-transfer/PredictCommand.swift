@@ -371,24 +371,10 @@ func predictLabelsAtImageSize(
 ) -> (labels: [UInt8], confidence: [Float]) {
   let (_, probabilities) = predictSegmentation(
     model, images: sample.image, horizontalFlip: flip, window: window)
-  let shape = probabilities.shape
-  let atNetwork = probabilities.reshaped(to: [shape[1], shape[2], shape[3]])
-  let resized =
-    ImageSize(height: shape[1], width: shape[2]) == sample.originalSize
-    ? atNetwork : ImageOps.resizeBilinear(atNetwork, to: sample.originalSize)
-  let classes = shape[3]
-  let pixels = sample.originalSize.height * sample.originalSize.width
-  var labels = [UInt8](repeating: 0, count: pixels)
-  var best = [Float](repeating: 0, count: pixels)
-  resized.scalars.withUnsafeBufferPointer { p in
-    for i in 0..<pixels {
-      var arg = 0
-      for c in 1..<classes where p[i * classes + c] > p[i * classes + arg] { arg = c }
-      labels[i] = UInt8(min(arg, 255))
-      best[i] = p[i * classes + arg]
-    }
-  }
-  return (labels, best)
+  let decisions = ClassDecisions(
+    probabilities: probabilitiesAtImageSize(probabilities, size: sample.originalSize).scalars,
+    classCount: probabilities.shape[3])
+  return (decisions.labels, decisions.confidences)
 }
 
 /// Scoring a model on a labelled dataset (`evaluate --checkpoint`).

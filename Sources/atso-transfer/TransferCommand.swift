@@ -76,12 +76,16 @@ struct TransferCommand: ParsableCommand {
       one completion record per step to RUN/steps, evaluations to RUN/metrics.jsonl (scores \
       as fractions of 1, class names beside per-class scores), and at the end RUN/table.md \
       (percent, with a legend: what @R and @E are, the data, levels, seeds), RUN/table.json, \
-      RUN/curves-<stage>.png and RUN/predictions.png (a few test images: image, ground truth, \
-      and the predictions of the source model and of each schedule's last model, in the class \
-      colours). Progress goes to stderr: a line when each job starts and ends (job k of n, \
-      elapsed, time left) and the step, loss, speed and time left of the running job, in place \
-      on a terminal, every --log-every seconds in a log. A run killed at any moment is \
-      continued with `atso-transfer resume RUN`.
+      RUN/curves-<stage>.png, RUN/agreement-<stage>.png and RUN/predictions.png (a few test \
+      images: image, ground truth, and the predictions of the source model and of each \
+      schedule's last model, in the class colours). Every model is scored on R and E as \
+      trained and with batch-norm statistics of R (AdaBN), at each image's own size (and at \
+      the working size); the tables start with the baselines source only and AdaBN alone, and \
+      give each generation's pseudo labels' score against R (@R) and its agreement with its \
+      teacher and with M0. Progress goes to stderr: a line when each job starts and ends (job \
+      k of n, elapsed, time left) and the step, loss, speed and time left of the running job, \
+      in place on a terminal, every --log-every seconds in a log. A run killed at any moment \
+      is continued with `atso-transfer resume RUN`.
 
       The backend (--backend-option kind=image|volume|simulation, image by default) reads the \
       data and trains the networks; its keys are listed under --backend-option. Keys that are \
@@ -90,10 +94,13 @@ struct TransferCommand: ParsableCommand {
 
       A stage (--stage, repeatable) is comma-separated key=value pairs: name, method \
       (schedules or train), level (fine or super:<mapping>), initialization (source or \
-      previous-stage), network, labels (previous-stage-final or relabel). For example, ATSO at \
-      a super-class level, then the fine level starting from its final model:
+      previous-stage), network, labels (previous-stage-final or relabel), generations (of a \
+      schedules stage). For example, ATSO at a super-class level, then the fine level starting \
+      from its final model, relabeling R once:
         --stage name=coarse,method=schedules,level=super:m7
         --stage name=fine,method=train,initialization=previous-stage,labels=relabel
+      or running the schedules again at the fine level from it:
+        --stage name=fine,method=schedules,initialization=previous-stage
 
       Examples (CamVid day -> dusk with self-learning, STSO and ATSO, run in the CamVid folder; \
       then the resolved configuration of a JSON file, without running it):
@@ -325,7 +332,8 @@ struct ResumeCommand: ParsableCommand {
 func printResultFiles(_ directory: String) {
   let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
   let results = names.filter {
-    ($0.hasPrefix("table.") || $0.hasPrefix("curves-") || $0 == "predictions.png"
+    ($0.hasPrefix("table.") || $0.hasPrefix("curves-") || $0.hasPrefix("agreement-")
+      || $0 == "predictions.png"
       || $0 == "metrics.jsonl") && !$0.hasSuffix(".partial")
   }
   guard !results.isEmpty else { return }

@@ -85,7 +85,7 @@ let transferValidationCases: [(arguments: [String], message: String)] = [
     (
       ["-o", "r", "--stage", "name=a,method=schedules,colour=red"],
       "--stage 'name=a,method=schedules,colour=red': colour: unknown key "
-        + "(expected one of name, method, level, initialization, network, labels)"
+        + "(expected one of name, method, level, initialization, network, labels, generations)"
     ),
     (
       ["-o", "r", "--confidence-threshold", "0.9", "--class-balanced-portion", "0.5"],

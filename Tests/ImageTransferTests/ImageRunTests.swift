@@ -18,7 +18,7 @@ func segmentationEndToEnd() throws {
   let run = try TransferRun.start(
     configuration: configuration, directory: directory, backend: backend)
   let records = try run.execute()
-  #expect(records.count == 1 + 2 + 1)  // M0, two fold models, final
+  #expect(records.count == 1 + 1 + 2 + 1)  // the baseline, M0, two fold models, final
   for record in records {
     #expect(record.atE >= 0 && record.atE <= 1)
     #expect(record.atR >= 0 && record.atR <= 1)
@@ -139,9 +139,14 @@ final class InterruptingBackend: TransferBackend {
     try tick()
     try inner.generatePseudoLabels(r)
   }
+  var scoreResolutions: [ScoreResolution] { inner.scoreResolutions }
   func evaluate(_ r: EvaluationRequest) throws -> Evaluation {
     try tick()
     return try inner.evaluate(r)
+  }
+  func scorePseudoLabels(_ r: PseudoLabelScoreRequest) throws -> Evaluation? {
+    try tick()
+    return try inner.scorePseudoLabels(r)
   }
   func agreement(_ r: AgreementRequest) throws -> Double {
     try tick()

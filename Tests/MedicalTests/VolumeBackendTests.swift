@@ -237,7 +237,7 @@ struct VolumeBackendTests {
     let run = try TransferRun.start(
       configuration: configuration, directory: directory, backend: backend)
     let records = try run.execute()
-    #expect(records.count == 1 + 2 + 1)
+    #expect(records.count == 1 + 1 + 2 + 1)  // the baseline, M0, two fold models, final
     // Every label set came from an AdaBN copy whose statistics are exactly its units' images.
     var adapted = 0
     for step in try FileManager.default.contentsOfDirectory(atPath: directory + "/steps") {

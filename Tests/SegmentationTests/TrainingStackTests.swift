@@ -28,13 +28,15 @@ private func tinyTrainer(
 
 @Suite("one training stack")
 struct TrainingStackTests {
-  @Test("loss groups: the image-weighted mean of each group's loss, labels checked per group")
+  @Test("loss groups: the mean over the batch's counted pixels of each group's loss, labels checked per group")
   func lossGroups() throws {
     let table: [Int?] = [0, 0, 1, nil]
     var batch = randomBatch(count: 3, classes: 4, seed: 1)
-    // Images 0 and 1 carry fine labels, image 2 super-class labels (0 or 1).
+    // Images 0 and 1 carry fine labels, image 2 super-class labels (0 or 1), 16 of its pixels
+    // void: the groups weigh 128 and 48 counted pixels.
     let pixels = 64
     for i in (2 * pixels)..<(3 * pixels) { batch.labels[i] %= 2 }
+    for i in (2 * pixels)..<(2 * pixels + 16) { batch.labels[i] = 255 }
     let groups = [
       LossGroup(count: 2, loss: .crossEntropy()),
       LossGroup(count: 1, loss: .reduceThenCompute(superClassOfFine: table)),
@@ -51,12 +53,12 @@ struct TrainingStackTests {
     // The training forward pass normalises with batch statistics, inference with running ones:
     // compare the loss function itself on the same logits.
     let combined = trainer.lossAndGradient(logits, labels: batch.labels, groups: groups)
-    #expect(abs(combined.loss - (2 * fine.loss + coarse.loss) / 3) < 1e-5)
+    #expect(abs(combined.loss - (128 * fine.loss + 48 * coarse.loss) / 176) < 1e-5)
     #expect(
-      abs(combined.logitsGradient.scalars[0] - fine.logitsGradient.scalars[0] * 2 / 3) < 1e-7,
-      "the first group's gradient is scaled by its share of the images")
+      abs(combined.logitsGradient.scalars[0] - fine.logitsGradient.scalars[0] * 128 / 176) < 1e-7,
+      "the first group's gradient is scaled by its share of the counted pixels")
     let result = try trainer.trainStep(batch, groups: groups)
-    #expect(result.countedPixels == [2 * pixels, pixels])
+    #expect(result.countedPixels == [2 * pixels, pixels - 16])
     // A fine label in the super-class group is refused, naming the pixel.
     var bad = batch
     bad.labels[2 * pixels + 5] = 3

@@ -126,15 +126,14 @@ func configurationRoundTrip() throws {
       #"{"stages": [{"name": "a", "method": "schedules", "initialization": "previous-stage"}]}"#,
       TransferError.invalidConfiguration(
         file: "run.json", key: "stages[0].initialization",
-        reason: "a schedules stage restarts from the source model M0; 'previous-stage' would let "
-          + "ATSO label folds with a model already fine-tuned on them")
+        reason: "the first stage has no previous stage; it starts from the source model M0")
     ),
     (
       #"{"stages": [{"name": "a", "method": "schedules", "colour": 1}]}"#,
       TransferError.invalidConfiguration(
         file: "run.json", key: "stages[0].colour",
-        reason: "unknown key (expected one of name, method, level, initialization, network, labels)"
-      )
+        reason: "unknown key (expected one of name, method, level, initialization, network, labels, "
+          + "generations)")
     ),
     (
       #"{"pseudoLabels": {"ignoreIndex": 256}}"#,
@@ -145,8 +144,8 @@ func configurationRoundTrip() throws {
       #"{"backend": {"kind": "test", "source": "x", "sise": 3}}"#,
       TransferError.invalidConfiguration(
         file: "run.json", key: "backend.sise",
-        reason: "unknown key of the test backend (expected one of kind, source, test, size, "
-          + "sourceSteps, studentSteps, threads)")
+        reason: "unknown key of the test backend (expected one of kind, source, reference, test, "
+          + "size, sourceSteps, studentSteps, threads)")
     ),
     (
       #"{"backend": {"kind": "test", "source": "x", "size": 0}}"#,

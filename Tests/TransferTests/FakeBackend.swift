@@ -15,6 +15,7 @@ typealias FakeLabel = SimulationBackend.Label
 struct FakeCall: Equatable, CustomStringConvertible {
   enum Kind: String {
     case trainSource, importSource, trainStudent, adaptBatchNorm, label, evaluate, agreement
+    case scoreLabels
   }
   var kind: Kind
   /// The model read (initial checkpoint, labeler...) and the output written.
@@ -26,7 +27,7 @@ struct FakeCall: Equatable, CustomStringConvertible {
   var seed: UInt64
 
   var description: String { "\(kind.rawValue)(\(input) -> \(output))" }
-  var isMutating: Bool { kind != .evaluate && kind != .agreement }
+  var isMutating: Bool { kind != .evaluate && kind != .agreement && kind != .scoreLabels }
 }
 
 /// The simulation backend (models are small JSON tables whose quality improves with
@@ -133,6 +134,15 @@ final class FakeBackend: TransferBackend {
     return result
   }
 
+  func scorePseudoLabels(_ request: PseudoLabelScoreRequest) throws -> Evaluation? {
+    try enter(partialOutput: nil)
+    let result = try simulation.scorePseudoLabels(request)
+    record(
+      .scoreLabels, request.labels.map { Self.name($0.directory) }.joined(separator: "+"), "",
+      units: request.labels.flatMap(\.units).sorted())
+    return result
+  }
+
   func agreement(_ request: AgreementRequest) throws -> Double {
     try enter(partialOutput: nil)
     let result = try simulation.agreement(request)
@@ -155,13 +165,15 @@ struct TestOptions: BackendOptions, Equatable {
   static let summary = "options of the core's tests"
   static let keys: [BackendOptionKey] = [
     .init("source", .string, default: "required", "where the data lies", isLocation: true),
-    .init("test", .string, default: "none", "where the test data lies", isLocation: true),
+    .init("reference", .string, default: "none", "where R lies", scope: .reference, isLocation: true),
+    .init("test", .string, default: "none", "where the test data lies", scope: .evaluation, isLocation: true),
     .init("size", .integer, default: "32", "changes every model"),
     .init("sourceSteps", .integer, default: "10", "trains M0", scope: .sourceTraining),
     .init("studentSteps", .integer, default: "5", "trains students", scope: .studentTraining),
     .init("threads", .integer, default: "1", "speed only", scope: .speed),
   ]
   var source: String
+  var reference: String?
   var test: String?
   var size = 32
   var sourceSteps = 10
@@ -170,12 +182,15 @@ struct TestOptions: BackendOptions, Equatable {
 
   init(source: String) { self.source = source }
 
-  enum CodingKeys: String, CodingKey { case source, test, size, sourceSteps, studentSteps, threads }
+  enum CodingKeys: String, CodingKey {
+    case source, reference, test, size, sourceSteps, studentSteps, threads
+  }
 
   init(from decoder: any Decoder) throws {
     try decodeBackendKeys(decoder, Self.self)
     let c = try decoder.container(keyedBy: CodingKeys.self)
     source = try c.decode(String.self, forKey: .source)
+    reference = try c.decodeIfPresent(String.self, forKey: .reference)
     test = try c.decodeIfPresent(String.self, forKey: .test)
     size = try c.decodeInteger(Int.self, forKey: .size) ?? 32
     sourceSteps = try c.decodeInteger(Int.self, forKey: .sourceSteps) ?? 10

@@ -46,7 +46,7 @@ func curvesPlot() throws {
   #expect(
     plot.subtitle
       == "stage fine, level fine; S camvid:train.txt, E camvid:train.txt?include=0001TP")
-  #expect(plot.series.map(\.label).contains("self-learning @R"))
+  #expect(plot.series.map(\.label).contains("self-learning labels @R"))
   let image = plot.render(width: 480, height: 300)
   var colors: Set<LabelColor> = []
   for y in 0..<image.height { for x in 0..<image.width { colors.insert(image.pixel(x: x, y: y)) } }

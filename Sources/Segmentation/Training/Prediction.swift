@@ -36,6 +36,16 @@ public func predictProbabilities<M: SegmentationModel>(
   return window.probabilities(of: images, classCount: model.classCount, using: whole)
 }
 
+/// Class probabilities `[h, w, c]` predicted at the working size (or `[1, h, w, c]`), resized
+/// bilinearly to an image's own size: the one path from a prediction to a file's resolution
+/// (`predict` writes its arg-max, `evaluate` and the transfer backends score it).
+public func probabilitiesAtImageSize(_ probabilities: Tensor, size: ImageSize) -> Tensor {
+  let shape = probabilities.shape
+  let image = shape.count == 4 ? probabilities.reshaped(to: Array(shape.dropFirst())) : probabilities
+  if image.shape[0] == size.height && image.shape[1] == size.width { return image }
+  return ImageOps.resizeBilinear(image, to: size)
+}
+
 /// Class probabilities of every image (`[h, w, c]` each), `batch` images per forward pass;
 /// one `[h, w, classCount]` tensor per image.
 public func predictProbabilities<M: SegmentationModel>(

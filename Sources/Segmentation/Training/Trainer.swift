@@ -18,12 +18,15 @@ public enum TrainingLoss: Sendable, Codable, Equatable {
 
 /// A run of consecutive images of a batch that is trained with one loss.
 ///
-/// A batch of `n` images split into groups of `c_1, ..., c_k` images is trained on
+/// A batch split into groups of consecutive images is trained on the mean over all its counted
+/// (non-void) pixels, each pixel with its group's loss:
 /// ```
-/// loss = sum_g (c_g / n) * loss_g      (loss_g: the mean over the counted pixels of group g)
+/// loss = sum_g (p_g / p) * loss_g   (loss_g: the mean over the p_g counted pixels of group g;
+///                                    p = sum_g p_g)
 /// ```
 /// e.g. labeled source images with cross-entropy beside super-class pseudo labels with the
-/// reduce-then-compute loss.
+/// reduce-then-compute loss (the set loss of `torch_atso_reference.py`, a mean over the
+/// batch's counted pixels).
 public struct LossGroup: Sendable, Equatable {
   /// The number of images, counted from the end of the previous group.
   public var count: Int
@@ -236,7 +239,7 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     }
   }
 
-  /// The image-weighted loss of the groups and its logits gradient (see ``LossGroup``).
+  /// The pixel-weighted loss of the groups and its logits gradient (see ``LossGroup``).
   func lossAndGradient(_ logits: Tensor, labels: [UInt8], groups: [LossGroup])
     -> (loss: Float, logitsGradient: Tensor)
   {
@@ -245,15 +248,19 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     var total: Float = 0
     var gradient: [Float] = []
     gradient.reserveCapacity(logits.count)
+    let counted = configuration.ignoreIndex.countLabeled(labels)
     var first = 0
     for group in groups {
       let pixels = (first * h * w)..<((first + group.count) * h * w)
       let part = Tensor(
         shape: [group.count, h, w, c],
         scalars: Array(logits.scalars[(pixels.lowerBound * c)..<(pixels.upperBound * c)]))
-      let (loss, partGradient) = lossAndGradient(
-        part, labels: Array(labels[pixels]), loss: group.loss)
-      let weight = Float(group.count) / Float(n)
+      let groupLabels = Array(labels[pixels])
+      let (loss, partGradient) = lossAndGradient(part, labels: groupLabels, loss: group.loss)
+      let weight =
+        counted == 0
+        ? Float(group.count) / Float(n)
+        : Float(configuration.ignoreIndex.countLabeled(groupLabels)) / Float(counted)
       total += weight * loss
       gradient += partGradient.scalars.map { $0 * weight }
       first += group.count
