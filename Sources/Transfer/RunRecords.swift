@@ -177,9 +177,10 @@ struct TableLegend {
         + "on all folds for ATSO's `final` row). Generation 0 is the stage's initial model M0, "
         + "shared by all schedules.")
     lines.append(
-      "- @R: the score on the reference set R, the unlabeled \(unit)s that the teachers label; "
-        + "R's labels are read for this diagnosis only, never for training or model selection "
-        + "(0 when R has none). @E: the score on the held-out test set E.")
+      "- @R: the model's score on the reference set R, the unlabeled \(unit)s that the teachers "
+        + "label; `labels @R` (the paper's @R): the score of pseudo labels on R. R's labels are "
+        + "read for these diagnoses only, never for training or model selection (0 when R has "
+        + "none). @E: the score on the held-out test set E.")
     if let data {
       lines.append(
         "- Sets: S (labeled) \(data.count(data.labeled.count)), R (unlabeled reference) "

@@ -51,7 +51,7 @@ func tableLegend() throws {
   let text = try String(contentsOfFile: run.directory + "/table.md", encoding: .utf8)
   let legend = try #require(text.components(separatedBy: "\n## Legend\n\n").last)
   for phrase in [
-    "@R: the score on the reference set R", "@E: the score on the held-out test set E",
+    "@R: the model's score on the reference set R", "`labels @R` (the paper's @R)", "@E: the score on the held-out test set E",
     "S (labeled) 2 units, R (unlabeled reference) 7 units, E (test) 1 unit",
     "Fake backend: units are names.", "Schedules: STSO, ATSO; 2 generations, ATSO with K = 2",
     "Stage fine: schedules at level fine", "confidence >= 0.9", "AdaBN before labeling off",
