@@ -21,6 +21,8 @@ let package = Package(
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
     .systemLibrary(name: "CZLib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+    // libdeflate: whole-buffer inflate for the 8-bit gray label-map fast path (GrayPNGDecoder).
+    .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
     .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
     // OpenBLAS (Debian's libopenblas0), loaded with dlopen at first use after choosing its core.
     .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]),
@@ -30,7 +32,8 @@ let package = Package(
     // The toolkit, from the bottom up.
     .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"]),
     .target(name: "Taxonomy", dependencies: ["CJSONC"]),
-    .target(name: "Segmentation", dependencies: ["Tensor", "Taxonomy", "CPNG", "CJPEGShim"]),
+    .target(
+      name: "Segmentation", dependencies: ["Tensor", "Taxonomy", "CPNG", "CDeflate", "CJPEGShim"]),
     // The transfer core (plan, run directory, resume, tables) and its two backends, as peers.
     .target(name: "Transfer", dependencies: ["Segmentation", "Tensor", "Taxonomy"]),
     .target(
@@ -52,7 +55,7 @@ let package = Package(
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(name: "TaxonomyTests", dependencies: ["Taxonomy", "TestSupport"]),
-    .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "TestSupport"],
+    .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "CDeflate", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(
       name: "TransferTests",
