@@ -329,6 +329,9 @@ public enum PNGCodec {
     guard hasSignature(data) else {
       return .failure(.decodeFailed(path: path, format: "PNG", reason: "missing PNG signature"))
     }
+    if let reason = overlongChunk(data) {
+      return .failure(.decodeFailed(path: path, format: "PNG", reason: reason))
+    }
     return data.withUnsafeBytes { bytes -> Result<RawImage, ImageError> in
       var image = png_image()
       image.version = png_uint_32(PNG_IMAGE_VERSION)
@@ -432,6 +435,28 @@ public enum PNGCodec {
   /// Returns the file without its colour-space chunks (`gAMA`, `cHRM`, `sRGB`, `iCCP`), so that
   /// libpng passes sample values through unchanged. A malformed chunk list is left as it is from
   /// that point on (libpng then reports the damage).
+  /// A chunk before the image data announcing more bytes than the file has left, described, or
+  /// nil. libpng allocates an ancillary chunk's announced length before reading it (1.3 GB for
+  /// a 90-byte file with a `tEXt` length of 0x50000000, found by FuzzGrayPNG), then fails on the
+  /// missing bytes.
+  static func overlongChunk(_ data: [UInt8]) -> String? {
+    var offset = 8
+    while offset + 8 <= data.count {
+      let length =
+        Int(data[offset]) << 24 | Int(data[offset + 1]) << 16 | Int(data[offset + 2]) << 8
+        | Int(data[offset + 3])
+      let type = String(decoding: data[(offset + 4)..<(offset + 8)], as: UTF8.self)
+      if type == "IDAT" || type == "IEND" { return nil }
+      let left = data.count - offset - 12
+      if length > left {
+        return "chunk '\(type)' at byte \(offset) announces \(length) bytes, but the file has "
+          + "\(max(left, 0)) left (truncated or corrupt; a chunk must fit in the file)"
+      }
+      offset += 12 + length
+    }
+    return nil
+  }
+
   static func strippingColorChunks(_ data: [UInt8]) -> [UInt8] {
     guard hasSignature(data), hasColorChunk(data) else { return data }
     let dropped: Set<String> = ["gAMA", "cHRM", "sRGB", "iCCP"]
