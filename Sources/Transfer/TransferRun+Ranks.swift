@@ -73,15 +73,15 @@ extension TransferRun {
       start: Array(absolutePath(directory).utf8), jobs: farmJobs, completed: completed,
       execute: { job in try shared.run.produceEncoded(job.id, rank: 0) },
       complete: { job, bytes in
-        let record = try self.decodeRecord(bytes, job: job.id)
         guard let planned = self.plan.jobs.first(where: { $0.id == job.id }) else { return }
+        let record = self.recorded(try self.decodeRecord(bytes, job: job.id), job: planned)
         try self.records.write(record, for: planned)
         self.executedJobs.append(job.id)
         if results.add(record, job: job.id) { try self.writeMetrics(self.metricsRecords(results)) }
       },
       event: event)
     // What lost ranks left half-written.
-    for folder in [directory] + ["models", "labels", "steps"].map(path) {
+    for folder in [directory] + ["models", "labels", "steps", "losses"].map(path) {
       try removePartials(in: folder)
     }
     return try writeResults(results)

@@ -9,6 +9,11 @@ public enum TrainingLoss: Sendable, Codable, Equatable {
   /// `superClassOfFine[f]` names the super-class of fine class `f`
   /// (``reduceThenComputeLoss(logits:superLabels:superClassOfFine:ignoreIndex:)``).
   case reduceThenCompute(superClassOfFine: [Int?])
+  /// Soft Dice over the level's classes but the first (the background) plus cross-entropy, as
+  /// nnU-Net trains (``diceCrossEntropyLoss(logits:labels:superClassOfFine:ignoreIndex:)``):
+  /// labels are level classes, `superClassOfFine` the level of each fine class (the identity at
+  /// the fine level).
+  case diceCrossEntropy(superClassOfFine: [Int?])
 }
 
 /// A run of consecutive images of a batch that is trained with one loss.
@@ -203,7 +208,7 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
             reason: "\(weights.count) class weights for \(model.classCount) classes")
         }
         for c in 0..<min(256, model.classCount) { valid[c] = true }
-      case .reduceThenCompute(let superClassOfFine):
+      case .reduceThenCompute(let superClassOfFine), .diceCrossEntropy(let superClassOfFine):
         guard superClassOfFine.count == model.classCount else {
           throw .invalidBatch(
             reason:
@@ -233,6 +238,9 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     case .reduceThenCompute(let table):
       return reduceThenComputeLoss(
         logits: logits, superLabels: labels, superClassOfFine: table, ignoreIndex: ignore)
+    case .diceCrossEntropy(let table):
+      return diceCrossEntropyLoss(
+        logits: logits, labels: labels, superClassOfFine: table, ignoreIndex: ignore)
     }
   }
 

@@ -141,6 +141,10 @@ public struct TrainingProgress: Sendable, Equatable {
   public var loss: Float
   /// The learning rate of the last step.
   public var learningRate: Float
+  /// The global L2 norm of the last step's gradients before clipping.
+  public var gradientNorm: Float = 0
+  /// The labeled (not void) pixels of the last step.
+  public var labeledPixels: Int = 0
   /// Images per second since this process started (or resumed) training.
   public var imagesPerSecond: Double
   /// Seconds per step since this process started (or resumed) training.
@@ -176,7 +180,7 @@ public struct TrainingRunResult: Sendable {
 }
 
 /// Trains a network from scratch, or resumes an interrupted run, writing checkpoints to
-/// `directory`.
+/// `directory`, with the loss of every step in ``TrainingRunFiles/lossLog(in:)`` (``LossLog``).
 ///
 /// The run is reproducible: the initial weights, sample order and augmentation derive from
 /// `configuration.seed`. Checkpoints (``TrainingRunFiles/checkpoint(in:)``, written atomically
@@ -289,11 +293,20 @@ func runTraining<Model: SegmentationModel>(
   }
 
   let firstStep = trainer.step
+  // Rank 0 (or the one process) writes the loss log, as it writes the checkpoints.
+  let losses =
+    try writes
+    ? LossLog(path: TrainingRunFiles.lossLog(in: directory), resumingAfter: resume ? firstStep : nil)
+    : nil
   let loop: TrainingLoopResult
   do {
     loop = try trainer.train(
       until: configuration.totalSteps, imagesPerStep: configuration.batchSize,
-      next: { _ in TrainingBatch(try loader.next()) }, progress: progress
+      next: { _ in TrainingBatch(try loader.next()) },
+      progress: { event in
+        if case .step(let step) = event { try losses?.append(step) }
+        try progress(event)
+      }
     ) { trainer, _ in
       guard writes else { return }
       let isLast = trainer.step == configuration.totalSteps
