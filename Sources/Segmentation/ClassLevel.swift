@@ -32,6 +32,11 @@ public struct ClassLevel: Sendable, Equatable {
   ///   cover the network's classes or points beyond its target's outputs.
   public init(mapping: LabelMapping, fineClassCount: Int) throws(LevelError) {
     var table = mapping.superClassTable
+    // A class set may list its void class past the outputs (camvid-11's Unlabelled = 11): ids
+    // beyond the network's outputs that map to no super class are not predicted, so dropped.
+    if table.count > fineClassCount, table[fineClassCount...].allSatisfy({ $0 == nil }) {
+      table.removeLast(table.count - fineClassCount)
+    }
     guard table.count <= fineClassCount else {
       throw .unusableMapping(
         name: mapping.name,
