@@ -1,5 +1,6 @@
 # Everything a fresh Debian machine (root, Swift installed) needs: `make demo`, `make test`.
-APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev libjson-c-dev zlib1g-dev pkg-config
+APT_PACKAGES := libopenblas-dev libpng-dev libjpeg-dev libjson-c-dev zlib1g-dev libdeflate-dev \
+  pkg-config libopenmpi-dev openmpi-bin
 SWIFT ?= swift
 # Tests run in release mode (heavy numeric kernels); -enable-testing keeps @testable imports.
 TEST_FLAGS := -c release -Xswiftc -enable-testing

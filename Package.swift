@@ -21,7 +21,10 @@ let package = Package(
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
     .systemLibrary(name: "CZLib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+    // libdeflate: whole-buffer inflate for the 8-bit gray label-map fast path (GrayPNGDecoder).
+    .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
     .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
+    .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
     // OpenBLAS (Debian's libopenblas0), loaded with dlopen at first use after choosing its core.
     .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]),
     // Convolution kernels for AVX-512 and AVX2 + FMA, chosen at run time (cpuid).
@@ -29,10 +32,12 @@ let package = Package(
 
     // The toolkit, from the bottom up.
     .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"]),
+    .target(name: "Cluster", dependencies: ["CMPI"]),
     .target(name: "Taxonomy", dependencies: ["CJSONC"]),
-    .target(name: "Segmentation", dependencies: ["Tensor", "Taxonomy", "CPNG", "CJPEGShim"]),
+    .target(
+      name: "Segmentation", dependencies: ["Tensor", "Taxonomy", "CPNG", "CDeflate", "CJPEGShim"]),
     // The transfer core (plan, run directory, resume, tables) and its two backends, as peers.
-    .target(name: "Transfer", dependencies: ["Segmentation", "Tensor", "Taxonomy"]),
+    .target(name: "Transfer", dependencies: ["Segmentation", "Tensor", "Taxonomy", "Cluster"]),
     .target(
       name: "ImageTransfer", dependencies: ["Transfer", "Segmentation", "Tensor", "Taxonomy"]),
     .target(name: "Medical", dependencies: ["Segmentation", "Tensor", "Taxonomy", "CZLib"]),
@@ -43,7 +48,7 @@ let package = Package(
       name: "atso-transfer",
       dependencies: [
         "Tensor", "Taxonomy", "Segmentation", "Transfer", "ImageTransfer", "Medical",
-        "VolumeTransfer",
+        "VolumeTransfer", "Cluster",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
@@ -51,8 +56,10 @@ let package = Package(
     .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"],
                 resources: [.copy("Fixtures")]),
+    .executableTarget(name: "cluster-probe", dependencies: ["Cluster"], path: "Tests/ClusterProbe"),
+    .testTarget(name: "ClusterTests", dependencies: ["Cluster", "cluster-probe", "TestSupport"]),
     .testTarget(name: "TaxonomyTests", dependencies: ["Taxonomy", "TestSupport"]),
-    .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "TestSupport"],
+    .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "CDeflate", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(
       name: "TransferTests",

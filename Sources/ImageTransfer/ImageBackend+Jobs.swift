@@ -14,9 +14,12 @@ extension ImageBackend {
     if options.initialization != .he { model.initialize(options.initialization, using: &generator) }
     let (trained, summary) = try trainImages(
       model, labeled: labeledItems, pseudo: [], pseudoLevel: .fine(classSet),
-      recipe: recipe(student: false), seed: generator.next(), kind: "source")
+      recipe: recipe(student: false), seed: generator.next(), kind: "source",
+      lossLog: request.lossLog, progress: report("source model"))
     try save(trained, to: request.output)
-    log(summary, "source model \(request.network ?? "")", seconds: -start.timeIntervalSinceNow)
+    log(
+      summary, "source model" + (request.network.map { " \($0)" } ?? ""),
+      seconds: -start.timeIntervalSinceNow)
   }
 
   /// Takes a checkpoint trained elsewhere as M0: its class set and working size were checked
@@ -64,7 +67,8 @@ extension ImageBackend {
     let initial = try loadModel(request.initialCheckpoint)
     let (model, summary) = try trainImages(
       initial, labeled: labeledItems, pseudo: pseudo, pseudoLevel: level,
-      recipe: recipe(student: true), seed: request.seed, kind: "student")
+      recipe: recipe(student: true), seed: request.seed, kind: "student",
+      lossLog: request.lossLog, progress: report("student"))
     try save(model, to: request.output)
     log(
       summary, "student (\(request.level), \(pseudo.count) pseudo-labeled)",
@@ -92,7 +96,7 @@ extension ImageBackend {
     let kept = labels.reduce(0) { $0 + ignoreIndex.countLabeled($1) }
     let total = labels.reduce(0) { $0 + $1.count }
     progress?(
-      "pseudo labels (\(request.level)): \(request.units.count) units, "
+      "pseudo labels (\(request.level)): \(request.units.count) images, "
         + "\(String(format: "%.1f", 100 * Double(kept) / Double(max(1, total))))% of pixels kept")
   }
 
@@ -149,12 +153,12 @@ extension ImageBackend {
   /// The mean IoU and per-class IoUs of a confusion matrix.
   static func evaluation(_ matrix: ConfusionMatrix, resolution: String) throws -> Evaluation {
     let report = try matrix.report()
-    let perClass: [Double?] = report.perClass.filter(\.isEvaluated).map {
-      $0.iou.isNaN ? nil : $0.iou
-    }
+    let evaluated = report.perClass.filter(\.isEvaluated)
+    let perClass: [Double?] = evaluated.map { $0.iou.isNaN ? nil : $0.iou }
     return Evaluation(
       score: report.meanIoU.isNaN ? 0 : report.meanIoU, perClass: perClass,
-      resolution: resolution)
+      classNames: evaluated.map(\.name),
+      predictedClasses: matrix.predictedClassNames, resolution: resolution)
   }
 
   /// Scores pseudo label PNGs as written (at the working size) against R's labels resized to
@@ -204,7 +208,7 @@ extension ImageBackend {
     let predictions = try request.models.map { model in
       try decisions(model.checkpoint, images: images, level: level).map(\.labels)
     }
-    var sheet = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + request.models.map(\.title))
+    var sheet = ContactSheet(predictionsOf: request.models)
     var shown: [[UInt8]] = []
     for (row, index) in picks.enumerated() {
       let maps = [level.labels(fromFine: truths[index], ignore: ignoreIndex)]

@@ -29,6 +29,9 @@ public final class ImageBackend: TransferBackend {
   /// The run's levels, resolved once.
   let level: ResolvedLevels
   let progress: (@Sendable (String) -> Void)?
+  let jobProgress: (@Sendable (JobProgress) -> Void)?
+  /// The data as read (``dataSummary()``).
+  let summary: DataSummary
   /// Every training call of this object, in order (for tests and logs).
   package private(set) var trainingLog: [TrainingSummary] = []
   /// The scores of the last evaluation, at every resolution (see ``evaluate(_:)``).
@@ -50,6 +53,7 @@ public final class ImageBackend: TransferBackend {
     self.options = options
     ignoreIndex = context.ignoreIndex
     progress = context.progress
+    jobProgress = context.jobProgress
     options.training.applyThreads()
     library = try MappingLibrary.load(adding: MappingLibrary.folders(inList: options.mappings))
     let sourceData = try options.source.open()
@@ -64,9 +68,10 @@ public final class ImageBackend: TransferBackend {
     guard classSet.outputCount >= 2, classSet.outputCount <= 255 else {
       throw fail("backend.classes", "'\(className)' has \(classSet.outputCount) outputs (need 2...255)")
     }
-    size = options.size ?? imported?.workingSize ?? ImageSize(height: 96, width: 128)
+    size = options.size ?? imported?.workingSize ?? ImageBackendOptions.defaultSize
     defaultArchitecture = (
-      options.model ?? imported?.model ?? .unet, options.widths ?? imported?.widths ?? [8, 16, 32]
+      options.model ?? imported?.model ?? ImageBackendOptions.defaultModel,
+      options.widths ?? imported?.widths ?? ImageBackendOptions.defaultWidths
     )
     let (library, classSet) = (library, classSet)
     level = try ResolvedLevels(context.levels, fine: .fine(classSet), ignore: ignoreIndex) {
@@ -124,7 +129,34 @@ public final class ImageBackend: TransferBackend {
     guard Set(reference.ids).count == reference.count else {
       throw TransferError.invalidReferenceSet(reason: "duplicate unit ids in R")
     }
+    var notes: [String] = []
+    if let fraction = options.labeledFraction {
+      notes.append(
+        "S: the seeded \(String(format: "%g", fraction * 100)) % of \(options.source) "
+          + "(splitSeed \(options.splitSeed)); R: the rest of it, its labels dropped for training.")
+    } else {
+      notes.append("S: \(options.source); R: \(options.reference.map { "\($0)" } ?? "-").")
+    }
+    notes.append("E: \(options.test).")
+    let labelSets = [("S", sourceData.classSetName), ("E", testData.classSetName)]
+    notes.append(
+      "Labels: "
+        + labelSets.map { set, name in
+          let mapping =
+            (try? library.mapping(from: name, to: classSet.name)).map(library.recordName) ?? "?"
+          return "\(set) \(name) -> \(classSet.name) by mapping \(mapping)"
+        }.joined(separator: "; ") + "; unmapped and void labels are ignored.")
+    let (kind, widths) = defaultArchitecture
+    notes.append(
+      "Network: \(kind.rawValue) widths \(widths.map(String.init).joined(separator: ",")) "
+        + "predicting \(classSet.name) (\(classSet.outputCount) outputs); every image, label and "
+        + "pseudo label at the working size \(size.height)x\(size.width) (HxW).")
+    notes += level.descriptions(context.levels)
+    summary = DataSummary(
+      unit: "image", labeled: labeled.ids, reference: reference.ids, test: test.ids, notes: notes)
   }
+
+  public func dataSummary() throws -> DataSummary { summary }
 
   /// The network class set for a dataset's class set when `classes` is not given.
   static func defaultClasses(for datasetClasses: String) -> String {
@@ -188,6 +220,11 @@ public final class ImageBackend: TransferBackend {
   var labeledItems: [TrainingItem] {
     guard let labels = labeled.labels else { return [] }
     return zip(labeled.raw, labels).map { TrainingItem(image: $0, labels: $1) }
+  }
+
+  /// Reports the training steps of `task`.
+  func report(_ task: String) -> (TrainingProgress) -> Void {
+    { [jobProgress] step in jobProgress?(JobProgress(step, task: task, unit: "img")) }
   }
 
   func log(_ summary: TrainingSummary, _ what: String, seconds: Double) {

@@ -34,6 +34,10 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     finetuneIterations: 100, unit: "images")
   public static let keys: [BackendOptionKey] = dataKeys + TrainingOptions.keys(trainingDefaults)
     + augmentationKeys
+  /// The network and working size without a source model (``keys`` documents them).
+  static let defaultModel = NetworkKind.unet
+  static let defaultWidths = [8, 16, 32]
+  static let defaultSize = ImageSize(height: 96, width: 128)
   static let dataKeys: [BackendOptionKey] = [
     .init("source", .string, default: "required", "labeled source S (a DatasetSpec)", isLocation: true),
     .init("labeledFraction", .number, default: "off", "semi-supervised: S is this seeded fraction of source, R the rest"),
@@ -103,15 +107,7 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     classes = try c.decodeIfPresent(String.self, forKey: .classes)
     model = try c.decodeIfPresent(NetworkKind.self, forKey: .model)
     widths = try c.decodeIntegers(forKey: .widths)
-    if let text = try c.decodeIfPresent(String.self, forKey: .size) {
-      guard let size = ImageSize(heightByWidth: text) else {
-        throw DecodingError.dataCorrupted(
-          .init(
-            codingPath: c.codingPath + [CodingKeys.size],
-            debugDescription: "'\(text)' is not HxW, e.g. 96x128"))
-      }
-      self.size = size
-    }
+    size = try c.decodeSize(forKey: .size, example: "96x128")
     training = try TrainingOptions(from: decoder, defaults: Self.trainingDefaults)
     scale = try c.decodeIfPresent([Float].self, forKey: .scale) ?? [0.75, 1.25]
     flip = try c.decodeIfPresent(Float.self, forKey: .flip) ?? 0.5
@@ -167,12 +163,17 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
     for (key, list) in [("widths", widths)] + networks.sorted(by: { $0.key < $1.key }).map({
       ("networks.\($0.key).widths", $0.value.widths)
     }) {
-      if let list, list.isEmpty || list.contains(where: { $0 < 1 }) {
-        throw fail(key, "\(list) is not a list of positive widths")
+      guard let list else { continue }
+      // The network's own bounds (a class count of 1 stands for the run's class set).
+      let architecture: ModelArchitecture =
+        model == .deeplab
+        ? .deepLab(configuration: .init(widths: list, classCount: 1))
+        : .unet(configuration: .init(widths: list, classCount: 1))
+      do throws(ModelError) {
+        try architecture.validate { $0 }
+      } catch {
+        throw TransferError.refused(error, key: "backend." + key, file: file)
       }
-    }
-    if model == .deeplab, let widths, widths.count != 4 {
-      throw fail("widths", "deeplab needs 4 widths, got \(widths.count)")
     }
     if let size, size.height < 16 || size.width < 16 {
       throw fail("size", "\(size.height)x\(size.width): both sides must be at least 16")
@@ -196,6 +197,40 @@ public struct ImageBackendOptions: BackendOptions, Equatable {
 
   public func makeBackend(_ context: BackendContext) throws -> any TransferBackend {
     try ImageBackend(options: self, context: context)
+  }
+
+  /// `classes`, `model`, `widths` and `size` as the backend will choose them: from the source
+  /// model's checkpoint, else the source dataset's class set (its list of files is read) and
+  /// the documented defaults.
+  public func resolvingDefaults(sourceModel: String?) -> ResolvedDefaults {
+    var options = self
+    var derived: [String: String] = [:]
+    let imported = sourceModel.flatMap { try? SourceModelDescription(path: $0) }
+    let from = imported == nil ? "default" : "from the source model"
+    if options.classes == nil {
+      if let name = imported?.classSetName {
+        options.classes = name
+        derived["classes"] = from
+      } else if let name = try? source.open().classSetName {
+        options.classes = ImageBackend.defaultClasses(for: name)
+        derived["classes"] = "default: for labels in \(name)"
+      } else {
+        derived["classes"] = "default: from the source's labels (the source cannot be listed here)"
+      }
+    }
+    if options.model == nil {
+      options.model = imported?.model ?? Self.defaultModel
+      derived["model"] = from
+    }
+    if options.widths == nil {
+      options.widths = imported?.widths ?? Self.defaultWidths
+      derived["widths"] = from
+    }
+    if options.size == nil {
+      options.size = imported?.workingSize ?? Self.defaultSize
+      derived["size"] = from
+    }
+    return ResolvedDefaults(options: options, derived: derived)
   }
 
   /// The training pre-processing at the working size (images are held resized to it).

@@ -167,10 +167,12 @@ struct TrainingBatches {
   }
 }
 
-/// Trains `model` through Segmentation's ``Trainer`` on the batches of ``TrainingBatches``.
+/// Trains `model` through Segmentation's ``Trainer`` on the batches of ``TrainingBatches``,
+/// writing every step's loss to `lossLog` and reporting it to `progress`.
 func trainImages<M: SegmentationModel>(
   _ model: M, labeled: [TrainingItem], pseudo: [TrainingItem], pseudoLevel: ClassLevel,
-  recipe: ImageTrainingRecipe, seed: UInt64, kind: String
+  recipe: ImageTrainingRecipe, seed: UInt64, kind: String, lossLog: String? = nil,
+  progress: (TrainingProgress) -> Void = { _ in }
 ) throws -> (model: M, summary: TrainingSummary) {
   var batches = TrainingBatches(
     labeled: labeled, pseudo: pseudo, pseudoLevel: pseudoLevel, recipe: recipe, seed: seed)
@@ -182,9 +184,14 @@ func trainImages<M: SegmentationModel>(
       optimizer: recipe.optimizer, maxGradientNorm: recipe.maxGradientNorm,
       classSetName: recipe.classSetName),
     generator: SeededGenerator(seed: seed ^ 0x5DEE_CE66_D1CE_4E5B))
-  let result = try trainer.train(until: recipe.steps, imagesPerStep: recipe.batch) { _ in
-    batches.next()
-  }
+  let log = try lossLog.map { try LossLog(path: $0) }
+  let result = try trainer.train(
+    until: recipe.steps, imagesPerStep: recipe.batch, next: { _ in batches.next() },
+    progress: { event in
+      guard case .step(let step) = event else { return }
+      try log?.append(step)
+      progress(step)
+    })
   let counted = result.countedPixels
   let split = batches.groups != nil && batches.labeledCount > 0
   let summary = TrainingSummary(

@@ -153,7 +153,8 @@ extension ViewNetworks {
   /// - Throws: `ModelError` for a label the loss does not accept or a diverged step.
   public mutating func train(
     on cases: [TrainingCase], settings: ViewTrainingSettings,
-    using generator: inout SeededGenerator, progress: (TrainingEvent) throws -> Void = { _ in }
+    using generator: inout SeededGenerator,
+    progress: (AnatomicalView, TrainingEvent) throws -> Void = { _, _ in }
   ) throws {
     guard !cases.isEmpty, settings.iterations > 0 else { return }
     for view in AnatomicalView.allCases {
@@ -200,7 +201,7 @@ extension ViewNetworks {
           let indices = (0..<settings.batchSize).map { min(first + $0, count - 1) }
           let slices = chosen.slicer.batch(view, indices: indices, neighbours: neighbours)
           return TrainingBatch(Batch(images: slices.images, labels: slices.labels))
-        }, progress: progress)
+        }, progress: { try progress(view, $0) })
       self[view] = trainer.model
     }
   }
@@ -225,17 +226,20 @@ extension ViewNetworks {
   /// Segments one case: each view's probabilities at `level` (nil: the fine classes), the
   /// arg-max of each view (``ClassDecisions``), fused by majority vote.
   ///
+  /// Without `window` each view's network sees all the slices of the view in one pass; with it,
+  /// one slice at a time in Gaussian-weighted windows (``SlidingWindow``), so that memory is
+  /// bounded by the window whatever the volume.
   /// - Returns: fused labels and the confidence of each voxel's label (its probability averaged
   ///   over the three views), both in the image's storage order.
-  public func predict(_ slicer: CaseSlicer, level: ClassLevel? = nil)
-    -> (labels: [UInt8], confidences: [Float])
-  {
+  public func predict(
+    _ slicer: CaseSlicer, level: ClassLevel? = nil, window: SlidingWindow? = nil
+  ) -> (labels: [UInt8], confidences: [Float]) {
     let levelClassCount = level?.classCount ?? classCount
     var labels: [[UInt8]] = []
     var probabilities: [[Float]] = []
     for view in AnatomicalView.allCases {
       let slices = slicer.batch(view, neighbours: neighbours)
-      let fine = softmaxChannels(self[view](slices.images)).scalars
+      let fine = predictProbabilities(self[view], images: slices.images, window: window).scalars
       let atLevel = level?.levelProbabilities(fine, fineCount: classCount) ?? fine
       let volume = slicer.assemble(atLevel, view: view, channels: levelClassCount)
       labels.append(ClassDecisions(probabilities: volume, classCount: levelClassCount).labels)

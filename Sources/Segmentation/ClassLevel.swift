@@ -32,11 +32,9 @@ public struct ClassLevel: Sendable, Equatable {
   ///   cover the network's classes or points beyond its target's outputs.
   public init(mapping: LabelMapping, fineClassCount: Int) throws(LevelError) {
     var table = mapping.superClassTable
-    // A class set may list its void class past the outputs (camvid-11's Unlabelled = 11): ids
-    // beyond the network's outputs that map to no super class are not predicted, so dropped.
-    if table.count > fineClassCount, table[fineClassCount...].allSatisfy({ $0 == nil }) {
-      table.removeLast(table.count - fineClassCount)
-    }
+    // Ids beyond the network's outputs (CamVid's Unlabelled, 11 of camvid-11) are no fine class
+    // of the network: they may be in the table only as classes without a super class.
+    while table.count > fineClassCount, table.last.map({ $0 == nil }) == true { table.removeLast() }
     guard table.count <= fineClassCount else {
       throw .unusableMapping(
         name: mapping.name,
@@ -93,6 +91,12 @@ public struct ClassLevel: Sendable, Equatable {
   /// The loss that trains a network on labels of this level.
   public var loss: TrainingLoss {
     superClassOfFine.map { .reduceThenCompute(superClassOfFine: $0) } ?? .crossEntropy()
+  }
+
+  /// The Dice + cross-entropy loss at this level (``TrainingLoss/diceCrossEntropy(superClassOfFine:)``):
+  /// Dice over the level's classes but the first, which must be the background.
+  public var diceCrossEntropyLoss: TrainingLoss {
+    .diceCrossEntropy(superClassOfFine: superClassOfFine ?? (0..<classCount).map { $0 })
   }
 
   /// Fine labels (network class ids) as labels of this level: fine classes without a super

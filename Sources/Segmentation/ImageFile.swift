@@ -91,6 +91,8 @@ public enum ImageFile {
 /// values of the image it fills (evaluation reads thousands of frames of one size).
 public struct LabelFileReader {
   private var bytes: [UInt8] = []
+  /// The 8-bit gray fast path (libdeflate), with its own reused buffers.
+  private let gray = GrayPNGDecoder()
 
   /// A reader with empty buffers.
   public init() {}
@@ -103,6 +105,13 @@ public struct LabelFileReader {
     at path: String, into image: inout LabelImage, maxPixels: Int = ImageLimits.defaultMaxPixels
   ) throws(ImageError) {
     try ImageFile.readBytes(at: path, into: &bytes)
+    var values = image.values
+    image.values = []  // `values` is now the only reference: decoded in place
+    if let size = gray.decode(bytes, maxPixels: maxPixels, into: &values) {
+      image = LabelImage(width: size.width, height: size.height, values: values)
+      return
+    }
+    image.values = values
     try PNGCodec.decodeLabel(bytes, path: path, maxPixels: maxPixels, into: &image)
   }
 }

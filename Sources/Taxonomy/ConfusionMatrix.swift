@@ -159,3 +159,13 @@ public struct ConfusionMatrix: Sendable, Equatable {
     return EvaluationReport(matrix: self)
   }
 }
+
+extension ConfusionMatrix {
+  /// The prediction classes with at least one pixel (the void column left out), in class order:
+  /// a single one (e.g. only the background) is worth a warning.
+  public var predictedClassNames: [String] {
+    predictionClasses.classes.indices.filter { column in
+      (0..<rowCount).contains { self[$0, column] > 0 }
+    }.map { predictionClasses.classes[$0].name }
+  }
+}

@@ -263,7 +263,8 @@ public struct EvaluationReport: Sendable {
   }
 
   /// Everything as JSON (json-c): summary scores, per-class scores, the class names and the
-  /// confusion matrix (rows = ground truth, void last). NaN is written as `null`.
+  /// confusion matrix (rows = ground truth, void last). NaN is written as `null`; scores are
+  /// fractions of 1 (`"scale": "fraction"`), a variant's `classIoU` follows its `classNames`.
   public func jsonText() -> String {
     func number(_ value: Double) -> JSONValue { value.isNaN ? .null : .double(value) }
     let perClassJSON: [JSONValue] = perClass.map { score in
@@ -279,6 +280,7 @@ public struct EvaluationReport: Sendable {
       .array((0..<matrix.columnCount).map { .int(matrix[row, $0]) })
     }
     let root = JSONValue.object([
+      ("scale", .string("fraction")),
       ("classSet", .string(classes.name)), ("meanIoU", number(meanIoU)),
       ("meanDice", number(meanDice)), ("pixelAccuracy", number(pixelAccuracy)),
       ("meanAccuracy", number(meanAccuracy)),
@@ -297,6 +299,7 @@ public struct EvaluationReport: Sendable {
               ("meanIoU", number(variant.meanIoU)), ("meanDice", number(variant.meanDice)),
               ("pixelAccuracy", number(variant.pixelAccuracy)),
               ("classIoU", .array(variant.classIoU.map(number))),
+              ("classNames", .array(perClass.map { .string($0.name) })),
             ])
           })
       ),

@@ -225,6 +225,20 @@ public struct MappingLibrary: Sendable {
     }.sorted { ($0.isDefault ? 0 : 1, $0.name) < ($1.isDefault ? 0 : 1, $1.name) }
   }
 
+  /// A mapping as a record of results names it: `'name' (variant A)`, followed by the other
+  /// variants between the same class sets when there are any (they give other scores).
+  public func recordName(of mapping: LabelMapping) -> String {
+    var text = "'\(mapping.name)'" + (mapping.variant.map { " (variant \($0))" } ?? "")
+    let others = variants(of: mapping).filter { $0.name != mapping.name }
+    if !others.isEmpty {
+      text += ", one of \(others.count + 1) variants (the others: "
+        + others.map { "'\($0.name)'" + ($0.variant.map { " (\($0))" } ?? "") }
+          .joined(separator: ", ")
+        + "; `evaluate --variants` scores under each)"
+    }
+    return text
+  }
+
   /// The mapping from class set `source` to class set `target` (names or class set files).
   ///
   /// The identity when they are equal; else the direct default mapping; else the composition

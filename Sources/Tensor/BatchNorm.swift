@@ -13,23 +13,39 @@ import CKernels
 /// Rows per reduction chunk of the batch-norm kernels.
 package let batchNormChunkRows = 512
 
-/// The batch statistics saved by a training forward pass for the backward pass.
+/// The batch statistics saved by a training forward pass for the backward pass (equal: the same
+/// values over the same count, whatever the scope).
 public struct BatchNormStatistics: Sendable, Equatable {
   /// The batch mean per channel, `[c]`.
   public var mean: Tensor
   /// `1 / sqrt(variance + epsilon)` per channel with the biased batch variance, `[c]`.
   public var inverseStandardDeviation: Tensor
+  /// The values per channel the statistics were taken over (`n * h * w`, over every replica
+  /// of a data-parallel step), and the scope the backward pass sums over.
+  public var count: Int
+  public var scope: BatchStatisticsScope
 
-  public init(mean: Tensor, inverseStandardDeviation: Tensor) {
+  public init(
+    mean: Tensor, inverseStandardDeviation: Tensor, count: Int,
+    scope: BatchStatisticsScope = .local
+  ) {
     self.mean = mean
     self.inverseStandardDeviation = inverseStandardDeviation
+    self.count = count
+    self.scope = scope
   }
 
   /// The statistics of `c = mean.count` channels from plain arrays.
-  init(mean: [Float], inverse: [Float]) {
+  init(mean: [Float], inverse: [Float], count: Int, scope: BatchStatisticsScope) {
     self.init(
       mean: Tensor(shape: [mean.count], scalars: mean),
-      inverseStandardDeviation: Tensor(shape: [inverse.count], scalars: inverse))
+      inverseStandardDeviation: Tensor(shape: [inverse.count], scalars: inverse), count: count,
+      scope: scope)
+  }
+
+  public static func == (a: Self, b: Self) -> Bool {
+    a.mean == b.mean && a.inverseStandardDeviation == b.inverseStandardDeviation
+      && a.count == b.count
   }
 }
 
@@ -72,9 +88,11 @@ private func batchNormSizes(_ input: Tensor, _ parameters: [(String, Tensor)]) -
 
 /// Normalizes with the batch statistics (training mode), optionally followed by a ReLU.
 private func batchNormTraining(
-  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float, relu: Bool
+  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float, relu: Bool,
+  scope: BatchStatisticsScope
 ) -> (output: Tensor, statistics: BatchNormStatistics) {
-  let (rows, c) = batchNormSizes(input, [("scale", scale), ("offset", offset)])
+  let (localRows, c) = batchNormSizes(input, [("scale", scale), ("offset", offset)])
+  var rows = localRows
   precondition(rows >= 1, "batch norm training needs at least one value per channel")
   var mean = [Float](repeating: 0, count: c)
   var inverse = [Float](repeating: 0, count: c)
@@ -83,29 +101,32 @@ private func batchNormTraining(
     let x = SharedReads(base: xBase)
     // Pass 1: mean.
     let isa = KernelISA.best.cValue
-    let sums = channelSums(rows: rows, c: c, quantities: 1) { range, s in
+    let localSums = channelSums(rows: localRows, c: c, quantities: 1) { range, s in
       atso_channel_moments(isa, x.base, Int32(c), range.lowerBound, range.upperBound, nil, s, nil)
     }
+    let sums: [Double]
+    (sums, rows) = scope.combine(localSums, rows: localRows)
     for j in 0..<c { mean[j] = Float(sums[j] / Double(rows)) }
     // Pass 2: biased variance around the mean.
     let m = mean
-    let squares = m.withUnsafeBufferPointer { mb -> [Double] in
+    let localSquares = m.withUnsafeBufferPointer { mb -> [Double] in
       let mu = SharedReads(base: mb.baseAddress ?? xBase)
-      return channelSums(rows: rows, c: c, quantities: 2) { range, s in
+      return channelSums(rows: localRows, c: c, quantities: 2) { range, s in
         // s[0..<c] collects the sums of x - mean (discarded), s[c..<2c] those of squares.
         atso_channel_moments(
           isa, x.base, Int32(c), range.lowerBound, range.upperBound, mu.base, s, s + c)
       }
     }
+    let squares = scope.combine(localSquares, rows: localRows).totals
     for j in 0..<c {
       inverse[j] = Float(1 / (squares[c + j] / Double(rows) + Double(epsilon)).squareRoot())
     }
     return affinePerChannel(
-      x: x, rows: rows, c: c, shape: input.shape,
+      x: x, rows: localRows, c: c, shape: input.shape,
       a: normalizingScale(scale: scale, inverse: inverse),
       b: normalizingOffset(offset: offset, mean: mean, scale: scale, inverse: inverse), relu: relu)
   }
-  return (output, BatchNormStatistics(mean: mean, inverse: inverse))
+  return (output, BatchNormStatistics(mean: mean, inverse: inverse, count: rows, scope: scope))
 }
 
 /// `a = scale * inverse` of `y = x * a + b`.
@@ -128,14 +149,22 @@ private func normalizingOffset(offset: Tensor, mean: [Float], scale: Tensor, inv
 /// ```
 /// mean = shift + sums / m        variance = squares / m - (sums / m)^2   (biased, >= 0)
 /// ```
-/// Otherwise the same as ``batchNormReLUTrainingForward(_:scale:offset:epsilon:)``.
+/// Otherwise the same as ``batchNormReLUTrainingForward(_:scale:offset:epsilon:scope:)``; with
+/// replicas (`scope`, the same `shift` on each) the sums are added over the replicas first.
 package func batchNormTrainingForward(
-  _ input: Tensor, sums: [Double], squares: [Double], shift: Tensor, scale: Tensor,
-  offset: Tensor, epsilon: Float = 1e-5, relu: Bool
+  _ input: Tensor, sums localSums: [Double], squares localSquares: [Double], shift: Tensor,
+  scale: Tensor, offset: Tensor, epsilon: Float = 1e-5, relu: Bool,
+  scope: BatchStatisticsScope = .local
 ) -> (output: Tensor, statistics: BatchNormStatistics) {
-  let (rows, c) = batchNormSizes(input, [("scale", scale), ("offset", offset), ("shift", shift)])
-  precondition(rows >= 1, "batch norm training needs at least one value per channel")
-  precondition(sums.count == c && squares.count == c, "batch norm moments of \(sums.count) channels")
+  let (localRows, c) = batchNormSizes(
+    input, [("scale", scale), ("offset", offset), ("shift", shift)])
+  precondition(localRows >= 1, "batch norm training needs at least one value per channel")
+  precondition(
+    localSums.count == c && localSquares.count == c,
+    "batch norm moments of \(localSums.count) channels")
+  let (moments, rows) = scope.combine(localSums + localSquares, rows: localRows)
+  let sums = Array(moments[0..<c])
+  let squares = Array(moments[c...])
   var mean = [Float](repeating: 0, count: c)
   var inverse = [Float](repeating: 0, count: c)
   for j in 0..<c {
@@ -147,11 +176,11 @@ package func batchNormTrainingForward(
   let output = input.scalars.withUnsafeBufferPointer { xb -> Tensor in
     guard let xBase = xb.baseAddress else { return input }
     return affinePerChannel(
-      x: SharedReads(base: xBase), rows: rows, c: c, shape: input.shape,
+      x: SharedReads(base: xBase), rows: localRows, c: c, shape: input.shape,
       a: normalizingScale(scale: scale, inverse: inverse),
       b: normalizingOffset(offset: offset, mean: mean, scale: scale, inverse: inverse), relu: relu)
   }
-  return (output, BatchNormStatistics(mean: mean, inverse: inverse))
+  return (output, BatchNormStatistics(mean: mean, inverse: inverse, count: rows, scope: scope))
 }
 
 /// `y[r, j] = x[r, j] * a[j] + b[j]` (then `max(0, y)` if `relu`), in parallel over row chunks.
@@ -188,9 +217,11 @@ private func affinePerChannel(
 /// - Returns: the new output, same shape as `input`, and the statistics the backward pass needs.
 /// - Precondition: `scale` and `offset` are `[c]`; the input has at least one row.
 public func batchNormTrainingForward(
-  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float = 1e-5
+  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float = 1e-5,
+  scope: BatchStatisticsScope = .local
 ) -> (output: Tensor, statistics: BatchNormStatistics) {
-  batchNormTraining(input, scale: scale, offset: offset, epsilon: epsilon, relu: false)
+  batchNormTraining(
+    input, scale: scale, offset: offset, epsilon: epsilon, relu: false, scope: scope)
 }
 
 /// Batch normalization in training mode followed by a ReLU, in one pass over the output.
@@ -198,9 +229,11 @@ public func batchNormTrainingForward(
 /// Same as ``reluForward(_:)`` of ``batchNormTrainingForward(_:scale:offset:epsilon:)``; pair it
 /// with ``batchNormReLUBackward(outputGradient:output:input:scale:statistics:)``.
 public func batchNormReLUTrainingForward(
-  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float = 1e-5
+  _ input: Tensor, scale: Tensor, offset: Tensor, epsilon: Float = 1e-5,
+  scope: BatchStatisticsScope = .local
 ) -> (output: Tensor, statistics: BatchNormStatistics) {
-  batchNormTraining(input, scale: scale, offset: offset, epsilon: epsilon, relu: true)
+  batchNormTraining(
+    input, scale: scale, offset: offset, epsilon: epsilon, relu: true, scope: scope)
 }
 
 /// Batch normalization in inference mode: normalizes with running statistics.
@@ -280,9 +313,11 @@ private func batchNormBackwardImpl(
             let y = output == nil ? nil : mb.baseAddress.map { SharedReads(base: $0) }
             let mu = SharedReads(base: meanBase)
             let inv = SharedReads(base: iBase)
-            // Sums of dz and dz * xhat, with dz = dy (masked by output > 0 after a ReLU).
+            // Sums of dz and dz * xhat, with dz = dy (masked by output > 0 after a ReLU): this
+            // process's for the parameter gradients (the replicas' gradients are summed later),
+            // those of the statistics' scope for the input gradient.
             let isa = KernelISA.best.cValue
-            let sums = channelSums(rows: rows, c: c, quantities: 2) { range, s in
+            let localSums = channelSums(rows: rows, c: c, quantities: 2) { range, s in
               // The sums of dz * xhat follow the sums of dz.
               atso_bn_backward_sums(
                 isa, dy.base, y?.base, x.base, mu.base, inv.base, Int32(c), range.lowerBound,
@@ -293,11 +328,12 @@ private func batchNormBackwardImpl(
             var k1 = [Float](repeating: 0, count: c)
             var k2 = [Float](repeating: 0, count: c)
             var k3 = [Float](repeating: 0, count: c)
+            let (sums, scopeRows) = statistics.scope.combine(localSums, rows: rows)
             for j in 0..<c {
-              offsetGradient[j] = Float(sums[j])
-              scaleGradient[j] = Float(sums[c + j])
+              offsetGradient[j] = Float(localSums[j])
+              scaleGradient[j] = Float(localSums[c + j])
               let g = Double(scale.scalars[j]) * Double(inv.base[j])
-              let invRows = 1 / Double(rows)
+              let invRows = 1 / Double(scopeRows)
               k1[j] = Float(g)
               k2[j] = Float(-g * invRows * sums[c + j] * Double(inv.base[j]))
               k3[j] = Float(-g * invRows * sums[j])

@@ -126,36 +126,47 @@ public func reduceThenComputeLoss(
 /// The number of pixels one parallel chunk of a loss handles.
 private let lossChunkPixels = 4096
 
-/// Runs `body(pixelRange, gradientBase)` over fixed pixel chunks on ``kernelWidth`` workers and
-/// returns the summed `(loss sum, weight sum)`. Each chunk owns the gradient rows of its pixels;
-/// partial sums are added in chunk order, so the result does not depend on the thread count.
-private func forEachPixelChunk<T: LossScalar>(
-  pixels: Int, classes: Int, gradient: inout [T],
-  _ body: @Sendable (Range<Int>, UnsafeMutablePointer<T>) -> (Double, Double)
-) -> (loss: Double, weight: Double) {
+/// The one parallel pixel loop of the losses (cross-entropy, reduce-then-compute, Dice): runs
+/// `body(pixelRange, gradientBase, sums)` over fixed pixel chunks on ``kernelWidth`` workers
+/// and returns `width` sums. Each chunk owns the gradient rows of its pixels and adds into its
+/// own `width` partial sums (zero at the start); the partial sums are added in chunk order, so
+/// the result does not depend on the thread count.
+package func pixelChunkSums<T: LossScalar>(
+  pixels: Int, width: Int, gradient: inout [T],
+  _ body: @Sendable (Range<Int>, UnsafeMutablePointer<T>, UnsafeMutablePointer<Double>) -> Void
+) -> [Double] {
   let chunks = max(1, (pixels + lossChunkPixels - 1) / lossChunkPixels)
-  var partial = [Double](repeating: 0, count: 2 * chunks)
+  // One spare slot: a pointer even when `width` is 0.
+  var partial = [Double](repeating: 0, count: chunks * width + 1)
   gradient.withUnsafeMutableBufferPointer { gradientBuffer in
     partial.withUnsafeMutableBufferPointer { partialBuffer in
       guard let g = gradientBuffer.baseAddress, let p = partialBuffer.baseAddress else { return }
       let gradientOut = DisjointWrites(base: g)
       let partialOut = DisjointWrites(base: p)
-      // Chunk k owns pixels [k * lossChunkPixels, ...) and partial[2k], partial[2k + 1].
+      // Chunk k owns pixels [k * lossChunkPixels, ...) and partial[(k * width)..<((k + 1) * width)].
       parallelChunks(chunks) { k in
         let range = (k * lossChunkPixels)..<min(pixels, (k + 1) * lossChunkPixels)
-        let (loss, weight) = body(range, gradientOut.base)
-        partialOut.base[2 * k] = loss
-        partialOut.base[2 * k + 1] = weight
+        body(range, gradientOut.base, partialOut.base + k * width)
       }
     }
   }
-  var loss = 0.0
-  var weight = 0.0
+  var sums = [Double](repeating: 0, count: width)
   for k in 0..<chunks {
-    loss += partial[2 * k]
-    weight += partial[2 * k + 1]
+    for j in 0..<width { sums[j] += partial[k * width + j] }
   }
-  return (loss, weight)
+  return sums
+}
+
+/// ``pixelChunkSums(pixels:width:gradient:_:)`` of a loss: `body` returns the chunk's
+/// `(loss sum, weight sum)`.
+private func forEachPixelChunk<T: LossScalar>(
+  pixels: Int, classes: Int, gradient: inout [T],
+  _ body: @Sendable (Range<Int>, UnsafeMutablePointer<T>) -> (Double, Double)
+) -> (loss: Double, weight: Double) {
+  let sums = pixelChunkSums(pixels: pixels, width: 2, gradient: &gradient) { range, g, own in
+    (own[0], own[1]) = body(range, g)
+  }
+  return (sums[0], sums[1])
 }
 
 /// Scales every scalar of `gradient` by `factor`.

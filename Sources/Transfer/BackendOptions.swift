@@ -106,15 +106,19 @@ public struct BackendContext: Sendable {
   public var sourceModel: String?
   /// Receives one progress line per backend call (the CLI writes them to stderr).
   public var progress: (@Sendable (String) -> Void)?
+  /// Receives the progress of long loops inside a call: every training step, cases predicted.
+  public var jobProgress: (@Sendable (JobProgress) -> Void)?
 
   public init(
     levels: [LabelLevel], ignoreIndex: IgnoreIndex, sourceModel: String? = nil,
-    progress: (@Sendable (String) -> Void)? = nil
+    progress: (@Sendable (String) -> Void)? = nil,
+    jobProgress: (@Sendable (JobProgress) -> Void)? = nil
   ) {
     self.levels = levels
     self.ignoreIndex = ignoreIndex
     self.sourceModel = sourceModel
     self.progress = progress
+    self.jobProgress = jobProgress
   }
 }
 
@@ -139,9 +143,29 @@ public protocol BackendOptions: Codable, Sendable {
   /// Moves keys of the shape written before typed options that are not a plain rename (see
   /// ``BackendUpgrade``) and describes each change; the default moves nothing.
   static func upgradeSpecialKeys(_ object: inout [String: ConfigurationValue]) -> [String]
+  /// The options as a run will use them, for `--dry-run`: the keys whose default depends on
+  /// other keys, the source model or the data (listed, not decoded) filled in, each with where
+  /// its value comes from. The default fills nothing. Never used for job identities.
+  func resolvingDefaults(sourceModel: String?) -> ResolvedDefaults
+}
+
+/// Options with their derived defaults filled in (``BackendOptions/resolvingDefaults(sourceModel:)``).
+public struct ResolvedDefaults {
+  public var options: any BackendOptions
+  /// The keys filled in, each with where its value comes from.
+  public var derived: [String: String]
+
+  public init(options: any BackendOptions, derived: [String: String] = [:]) {
+    self.options = options
+    self.derived = derived
+  }
 }
 
 extension BackendOptions {
+  public func resolvingDefaults(sourceModel: String?) -> ResolvedDefaults {
+    ResolvedDefaults(options: self)
+  }
+
   /// Decodes options of this type (what a configuration's `backend` object decodes into).
   static func decodeOptions(from decoder: any Decoder) throws -> any BackendOptions {
     try Self(from: decoder)

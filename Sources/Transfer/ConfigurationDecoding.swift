@@ -1,4 +1,5 @@
 import Foundation
+import Segmentation
 
 /// A coding key for any string.
 struct AnyCodingKey: CodingKey {
@@ -129,5 +130,16 @@ extension KeyedDecodingContainer {
         [Int].self, .init(codingPath: codingPath + [key], debugDescription: "not integers"))
     }
     return try decode([Int].self, forKey: key)
+  }
+
+  /// A size written `HxW` (`example` shows one in the error), or nil when the key is absent or
+  /// null.
+  public func decodeSize(forKey key: Key, example: String) throws -> ImageSize? {
+    guard let text = try decodeIfPresent(String.self, forKey: key) else { return nil }
+    guard let size = ImageSize(heightByWidth: text) else {
+      throw DecodingError.dataCorrupted(
+        .init(codingPath: codingPath + [key], debugDescription: "'\(text)' is not HxW, e.g. \(example)"))
+    }
+    return size
   }
 }

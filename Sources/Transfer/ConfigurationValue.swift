@@ -43,7 +43,17 @@ public enum ConfigurationValue: Sendable, Hashable, Codable, ExpressibleByString
     } else if let value = try? container.decode([ConfigurationValue].self) {
       self = .array(value)
     } else {
-      self = .object(try container.decode([String: ConfigurationValue].self))
+      do {
+        self = .object(try container.decode([String: ConfigurationValue].self))
+      } catch DecodingError.typeMismatch(_, let context)
+        where context.codingPath.count == decoder.codingPath.count
+      {
+        // Every JSON value but a number beyond a 64-bit float's range decodes above.
+        throw DecodingError.dataCorrupted(
+          .init(
+            codingPath: decoder.codingPath,
+            debugDescription: "a number beyond the range of a 64-bit float (about 1.8e308)"))
+      }
     }
   }
 

@@ -177,4 +177,6 @@ extension LabelColor {
   public static let white = LabelColor(255, 255, 255)
   public static let black = LabelColor(0, 0, 0)
   public static let gray = LabelColor(200, 200, 200)
+  /// Captions: grey, but readable on white.
+  public static let darkGray = LabelColor(96, 96, 96)
 }

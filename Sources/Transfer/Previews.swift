@@ -3,7 +3,7 @@ import Taxonomy
 
 /// A model drawn in the end-of-run previews.
 public struct PreviewModel: Sendable, Equatable {
-  /// The column title, e.g. `SOURCE ONLY` or `ATSO FINAL`.
+  /// The column title, e.g. `source only` or `ATSO final`.
   public var title: String
   public var checkpoint: String
 
@@ -50,6 +50,12 @@ public struct ContactSheet: Sendable {
   public var legend: [(name: String, color: LabelColor)] = []
 
   public init(columns: [String]) { self.columns = columns }
+
+  /// The sheet of a run's `predictions.png`: the image, its ground truth, then one column per
+  /// model (titled by `models`).
+  public init(predictionsOf models: [PreviewModel]) {
+    self.init(columns: ["image", "ground truth"] + models.map(\.title))
+  }
 
   /// Adds a row. - Precondition: one panel per column, all of one size.
   public mutating func addRow(caption: String, panels: [RGBImage]) {
@@ -107,7 +113,9 @@ public struct ContactSheet: Sendable {
       ? (min(4, max(2, 160 / max(1, first.width))), 1) : (1, max(1, (first.width + 511) / 512))
     let panelWidth = first.width * up / down
     let panelHeight = first.height * up / down
-    let columnWidth = max(panelWidth, columns.map { BitmapFont.width(of: $0) }.max() ?? 0)
+    // A title wider than the panels widens its column: titles stay apart by three gaps.
+    let columnWidth = max(
+      panelWidth, (columns.map { BitmapFont.width(of: $0) }.max() ?? 0) + 2 * Layout.gap)
     let width = max(
       2 * Layout.margin + columns.count * columnWidth + max(0, columns.count - 1) * Layout.gap,
       2 * Layout.margin + legendWidth)
@@ -129,7 +137,7 @@ public struct ContactSheet: Sendable {
     }
     for (r, row) in rows.enumerated() {
       let top = layout.panelOrigin(row: r, column: 0)
-      _ = canvas.text(row.caption, x: top.x, y: top.y - Layout.line + 2, .gray)
+      _ = canvas.text(row.caption, x: top.x, y: top.y - Layout.line + 2, .darkGray)
       for (c, panel) in row.panels.enumerated() {
         let origin = layout.panelOrigin(row: r, column: c)
         for py in 0..<layout.panelHeight {
@@ -152,7 +160,7 @@ public struct ContactSheet: Sendable {
           x: x + 1, y: y + 1, width: BitmapFont.height - 2, height: BitmapFont.height - 2,
           entry.color)
         x += BitmapFont.height + 4
-        x += canvas.text(entry.name.uppercased(), x: x, y: y, .black) + 12
+        x += canvas.text(entry.name, x: x, y: y, .black) + 12
       }
       y += Layout.line
     }

@@ -34,6 +34,23 @@ public struct ResolvedLevels: Sendable {
     self.levels = resolved
   }
 
+  /// One line per level of `order` for the legend of the results: its classes, the mapping
+  /// that defines it, and the loss it trains with.
+  public func descriptions(_ order: [LabelLevel]) -> [String] {
+    order.compactMap { level in
+      guard let resolved = levels[level] else { return nil }
+      let names = resolved.classes.classes.filter { $0.id < resolved.classCount && $0.isEvaluated }
+        .map(\.name)
+      let classes = "\(names.count) classes: \(names.joined(separator: ", "))"
+      guard let mapping = resolved.mappingName else {
+        return "Level fine: the network's classes, \(resolved.classes.name) (\(classes))."
+      }
+      return "Level \(level): the fine classes mapped by '\(mapping)' to "
+        + "\(resolved.classes.name) (\(classes)); trained with the reduce-then-compute loss, "
+        + "predicted as the arg-max of the summed fine probabilities."
+    }
+  }
+
   /// The resolved level of a request.
   ///
   /// - Throws: `TransferError.invalidConfiguration` for a level that is not one of the run's.

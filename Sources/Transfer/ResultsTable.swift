@@ -32,6 +32,8 @@ public struct ResultsTable: Sendable, Equatable {
     public var agreement: Double?
     public var agreementWithM0: Double?
     public var models: Int
+    /// The per-class scores averaged over the models, with the class names.
+    public var perClass: MetricsRecord.PerClass?
     /// The same scores at the working size, when the backend also scores there.
     public var atWorkingSize: Scores?
   }
@@ -99,6 +101,20 @@ public struct ResultsTable: Sendable, Equatable {
     }
   }
 
+  /// The per-class means of `lists` (each class over the models where it is defined).
+  static func meanPerClass(_ lists: [MetricsRecord.PerClass]) -> MetricsRecord.PerClass? {
+    guard let first = lists.first else { return nil }
+    func mean(_ values: [[Double?]]) -> [Double?] {
+      (0..<(values.map(\.count).max() ?? 0)).map { i in
+        let defined = values.compactMap { i < $0.count ? $0[i] : nil }
+        return defined.isEmpty ? nil : defined.reduce(0, +) / Double(defined.count)
+      }
+    }
+    return .init(
+      classes: first.classes, reference: mean(lists.map(\.reference)),
+      test: mean(lists.map(\.test)))
+  }
+
   /// The mean of some values, nil when there are none.
   static func mean(_ values: [Double?]) -> Double? {
     let present = values.compactMap { $0 }
@@ -126,7 +142,7 @@ public struct ResultsTable: Sendable, Equatable {
       atRAdaBN: mean(records.map(\.atRAdaBN)), atEAdaBN: mean(records.map(\.atEAdaBN)),
       labelsAtR: mean(records.map(\.labelsAtR)), agreement: mean(records.map(\.agreement)),
       agreementWithM0: mean(records.map(\.agreementWithM0)), models: records.count,
-      atWorkingSize: atWorkingSize)
+      perClass: meanPerClass(records.map(\.perClass)), atWorkingSize: atWorkingSize)
   }
 
   static func title(_ schedule: ScheduleKind) -> String {
@@ -204,7 +220,7 @@ public struct ResultsTable: Sendable, Equatable {
     return text
   }
 
-  /// The table as JSON (sorted keys, values as fractions in [0, 1]).
+  /// The table as JSON (sorted keys, values as fractions in [0, 1]: `"scale": "fraction"`).
   public func json() throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -216,6 +232,7 @@ public struct ResultsTable: Sendable, Equatable {
   }
 
   struct JSONForm: Codable {
+    var scale = "fraction"
     var metric: EvaluationMetric
     var resolution: String?
     var workingResolution: String?

@@ -15,8 +15,12 @@ package let partialSuffix = ".partial"
 /// - Throws: `TransferError.fileOperation`.
 package func writeAtomically(_ data: Data, to path: String) throws {
   let temporary = path + partialSuffix
-  guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-    throw TransferError.fileOperation(path: temporary, reason: "cannot create the file")
+  // Written in place (not `createFile`, whose own hidden temporary `.dat.nosync*` a kill would
+  // leave behind): only the `.partial` name, which resume removes, can be half-written.
+  do {
+    try data.write(to: URL(fileURLWithPath: temporary))
+  } catch {
+    throw TransferError.fileOperation(path: temporary, reason: "cannot create the file: \(error)")
   }
   try renameReplacing(temporary, to: path)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Segmentation
 
 /// The options of the ``SimulationBackend`` (`"kind": "simulation"`).
 public struct SimulationOptions: BackendOptions, Equatable {
@@ -139,11 +140,28 @@ public final class SimulationBackend: TransferBackend {
 
   public func referenceUnits() throws -> [String] { units }
 
+  /// R is `units`; S and E are simulated, without units.
+  public func dataSummary() throws -> DataSummary {
+    DataSummary(
+      unit: "unit", labeled: [], reference: units, test: [],
+      notes: ["Simulation: models are JSON tables; S and E hold no units."])
+  }
+
   public func trainSource(_ request: SourceTrainingRequest) throws {
     let model = Model(
       quality: sourceQuality + Self.jitter(request.seed), trainedOn: [], memorized: [:],
       adaptedOn: nil)
     try write(model, request.output)
+    try writeLossLog(request.lossLog, model)
+  }
+
+  /// A simulated training is one step whose loss is `1 - quality` (``LossLog``'s columns).
+  func writeLossLog(_ path: String?, _ model: Model) throws {
+    guard let path else { return }
+    let text = LossLog.header() + "\n1,\(Float(1 - model.quality)),0.0,0.0,0\n"
+    guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+      throw TransferError.fileOperation(path: path, reason: "simulation: cannot write")
+    }
   }
 
   /// Copies a simulated model written elsewhere (it must decode as one).
@@ -168,9 +186,10 @@ public final class SimulationBackend: TransferBackend {
       qualities.isEmpty ? initial.quality : qualities.reduce(0, +) / Double(qualities.count)
     let quality = min(
       0.99, max(initial.quality, mean) + gain * (1 - mean) + Self.jitter(request.seed))
-    try write(
-      Model(quality: quality, trainedOn: trained.sorted(), memorized: memorized, adaptedOn: nil),
-      request.output)
+    let model = Model(
+      quality: quality, trainedOn: trained.sorted(), memorized: memorized, adaptedOn: nil)
+    try write(model, request.output)
+    try writeLossLog(request.lossLog, model)
   }
 
   public func adaptBatchNorm(_ request: BatchNormAdaptationRequest) throws {
@@ -194,7 +213,9 @@ public final class SimulationBackend: TransferBackend {
     let value =
       request.set == .test
       ? model.quality : units.map(model.score).reduce(0, +) / Double(units.count)
-    return Evaluation(score: value, perClass: [value, value * 0.9, nil])
+    return Evaluation(
+      score: value, perClass: [value, value * 0.9, nil], classNames: ["a", "b", "c"],
+      predictedClasses: ["a", "b"])
   }
 
   /// The mean quality of the label files (a simulated label's quality is its accuracy).

@@ -65,6 +65,9 @@ public struct StepRecord: Codable, Sendable, Equatable {
   /// Output paths relative to the run directory.
   public var outputs: [String]
   public var model: ModelProvenance?
+  /// For a source model or a student: the labeled units of S it trained on (beside the
+  /// pseudo-labeled units of R in `model.trainedOn`); the same list as `sets.json`'s `labeled`.
+  public var labeled: [String]?
   public var labelSet: LabelSetProvenance?
   public var evaluation: EvaluationResult?
   /// A label score job's result (nil when R has no labels).
@@ -122,11 +125,25 @@ public struct StepRecords: Sendable {
 /// One line of `metrics.jsonl`: one (stage, schedule, generation, model) evaluation, or a
 /// baseline (stage `baseline`, no schedule: M0 as trained is source only, with AdaBN it is
 /// AdaBN alone).
+///
+/// Scores are fractions of 1 (`scale` says so); `table.md` and every printed line show percent.
 public struct MetricsRecord: Codable, Sendable, Equatable {
+  /// Per-class scores in class order; `classes` names them.
   public struct PerClass: Codable, Sendable, Equatable {
+    /// The class of each entry of `test` (and of `reference`, unless R has no labels and it is
+    /// empty); nil for records written before class names.
+    public var classes: [String]?
     public var reference: [Double?]
     public var test: [Double?]
+
+    public init(classes: [String]? = nil, reference: [Double?], test: [Double?]) {
+      self.classes = classes
+      self.reference = reference
+      self.test = test
+    }
   }
+  /// `fraction`: scores in [0, 1], times 100 for the percent of the tables.
+  public var scale = "fraction"
   public var stage: String
   public var level: LabelLevel
   /// Nil for a baseline.

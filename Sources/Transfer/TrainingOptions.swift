@@ -125,26 +125,29 @@ public struct TrainingOptions: Sendable, Equatable {
   /// Checks the ranges of the shared keys.
   /// - Throws: `TransferError.invalidConfiguration` naming `file` and `backend.<key>`.
   public func validate(file: String) throws {
-    let fail = { (key: String, reason: String) in
-      TransferError.invalid("backend." + key, reason, file: file)
+    var key = ""  // the entry being checked, named in the error
+    do throws(ModelError) {
+      key = "batch"
+      try SettingChecks.batch(batch, field: key)
+      key = "sourceIterations"
+      try SettingChecks.steps(sourceIterations, field: key)
+      key = "finetuneIterations"
+      try SettingChecks.steps(finetuneIterations, field: key)
+      key = "learningRate"
+      try SettingChecks.positive(learningRate, field: key)
+      key = "finetuneLearningRate"
+      try SettingChecks.positive(finetuneLearningRate, field: key)
+      key = "momentum"
+      try SettingChecks.finite(momentum, in: 0..<1, field: key)
+      key = "weightDecay"
+      try SettingChecks.finite(weightDecay, in: 0...1, field: key)
+      key = "maxGradientNorm"
+      if let norm = maxGradientNorm { try SettingChecks.positive(norm, field: key) }
+      key = "threads"
+      if let threads { try SettingChecks.threads(threads, field: key) }
+    } catch {
+      throw TransferError.refused(error, key: "backend." + key, file: file)
     }
-    let counts = [
-      ("batch", batch), ("sourceIterations", sourceIterations),
-      ("finetuneIterations", finetuneIterations),
-    ]
-    for (key, value) in counts where value < 1 {
-      throw fail(key, "must be at least 1, got \(value)")
-    }
-    for (key, value) in [("learningRate", learningRate), ("finetuneLearningRate", finetuneLearningRate)]
-    where !(value > 0 && value.isFinite) {
-      throw fail(key, "must be a positive number, got \(value)")
-    }
-    if !(0..<1).contains(momentum) { throw fail("momentum", "must be in [0, 1), got \(momentum)") }
-    if !(weightDecay >= 0) { throw fail("weightDecay", "must be >= 0, got \(weightDecay)") }
-    if let norm = maxGradientNorm, !(norm > 0) {
-      throw fail("maxGradientNorm", "must be positive, got \(norm)")
-    }
-    if let threads, threads < 1 { throw fail("threads", "must be at least 1, got \(threads)") }
   }
 
   /// Sets the kernel threads, when given.

@@ -22,11 +22,14 @@ public struct SourceTrainingRequest: Sendable, Equatable {
   /// Where to write the checkpoint (a file or a directory; a temporary path of the run).
   public var output: String
   public var seed: UInt64
+  /// Where to write the loss of every training step (``LossLog``; nil: nowhere).
+  public var lossLog: String?
 
-  public init(network: String?, output: String, seed: UInt64) {
+  public init(network: String?, output: String, seed: UInt64, lossLog: String? = nil) {
     self.network = network
     self.output = output
     self.seed = seed
+    self.lossLog = lossLog
   }
 }
 
@@ -57,10 +60,12 @@ public struct StudentTrainingRequest: Sendable, Equatable {
   public var level: LabelLevel
   public var output: String
   public var seed: UInt64
+  /// Where to write the loss of every training step (``LossLog``; nil: nowhere).
+  public var lossLog: String?
 
   public init(
     network: String?, initialCheckpoint: String, pseudoLabels: [PseudoLabelSet],
-    level: LabelLevel, output: String, seed: UInt64
+    level: LabelLevel, output: String, seed: UInt64, lossLog: String? = nil
   ) {
     self.network = network
     self.initialCheckpoint = initialCheckpoint
@@ -68,6 +73,7 @@ public struct StudentTrainingRequest: Sendable, Equatable {
     self.level = level
     self.output = output
     self.seed = seed
+    self.lossLog = lossLog
   }
 }
 
@@ -196,17 +202,24 @@ public struct Evaluation: Sendable, Equatable, Codable {
   public var metric: EvaluationMetric
   public var score: Double
   public var perClass: [Double?]
+  /// The name of the class of each ``perClass`` entry (nil in records written before names).
+  public var classNames: [String]?
+  /// The classes the model predicted at least once on the set, in class order (nil: not
+  /// counted). A single one (e.g. only the background) is reported as a warning.
+  public var predictedClasses: [String]?
   /// Where the score was computed, in words (`360x480, each image's own size`); nil when the
   /// backend does not say.
   public var resolution: String?
 
   public init(
     metric: EvaluationMetric = .meanIoU, score: Double, perClass: [Double?],
-    resolution: String? = nil
+    classNames: [String]? = nil, predictedClasses: [String]? = nil, resolution: String? = nil
   ) {
     self.metric = metric
     self.score = score
     self.perClass = perClass
+    self.classNames = classNames
+    self.predictedClasses = predictedClasses
     self.resolution = resolution
   }
 }
@@ -221,6 +234,8 @@ public struct Evaluation: Sendable, Equatable, Codable {
 public protocol TransferBackend: AnyObject {
   /// The unit ids of the unlabeled reference set R (any order; ids unique).
   func referenceUnits() throws -> [String]
+  /// The unit ids of S, R and E and how their labels were read (`sets.json`, the legend).
+  func dataSummary() throws -> DataSummary
   /// Trains M0 on S and writes it to `request.output`.
   func trainSource(_ request: SourceTrainingRequest) throws
   /// Checks a checkpoint trained elsewhere against the run and writes it as M0.

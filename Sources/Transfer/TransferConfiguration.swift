@@ -137,6 +137,11 @@ public struct TransferConfiguration: Codable, Sendable, Equatable {
     return levels
   }
 
+  /// The most generations a configuration may ask for (each is at least K + 2 trainings).
+  public static let maxGenerations = 1_000
+  /// The most folds (each fold is a student per generation).
+  public static let maxFolds = 1_024
+
   /// Checks ranges, the consistency of the stages and the backend's options.
   ///
   /// - Parameter file: the file named in errors.
@@ -150,7 +155,11 @@ public struct TransferConfiguration: Codable, Sendable, Equatable {
       throw fail("schedules", "duplicate schedule in \(schedules.map(\.rawValue))")
     }
     if generations < 1 { throw fail("generations", "must be at least 1, got \(generations)") }
+    if generations > Self.maxGenerations {
+      throw fail("generations", "must be at most \(Self.maxGenerations), got \(generations)")
+    }
     if folds < 2 { throw fail("folds", "ATSO needs K >= 2 folds, got \(folds)") }
+    if folds > Self.maxFolds { throw fail("folds", "must be at most \(Self.maxFolds), got \(folds)") }
     if !(0...32).contains(previews) { throw fail("previews", "must be in 0...32, got \(previews)") }
     if let sourceModel, sourceModel.isEmpty { throw fail("sourceModel", "is empty") }
     try pseudoLabels.validate(fail)
@@ -173,17 +182,62 @@ public struct TransferConfiguration: Codable, Sendable, Equatable {
   }
 
   /// Decodes a configuration (without validating it), mapping decoding errors to
-  /// `TransferError` with the JSON path of the offending entry.
+  /// `TransferError` with the JSON path of the offending entry. `//` comments (to the end of
+  /// the line, outside strings) are allowed, as in the files of `examples/`.
   public static func decode(_ data: Data, file: String, kinds: [any BackendOptions.Type] = [])
     throws -> TransferConfiguration
   {
     let decoder = JSONDecoder()
     decoder.userInfo[.backendKinds] = kinds
     do {
-      return try decoder.decode(TransferConfiguration.self, from: data)
+      return try decoder.decode(TransferConfiguration.self, from: withoutComments(data))
     } catch {
       throw TransferError.describing(error, file: file)
     }
+  }
+
+  /// The configuration as `--dry-run` prints it: ``encoded()`` with every key, the backend's
+  /// derived defaults filled in (``BackendOptions/resolvingDefaults(sourceModel:)``, each with a
+  /// `//` comment saying where its value comes from) and every key that is off as `null`. It
+  /// reads back as the same configuration (leave the commented keys out to keep deriving them:
+  /// given explicitly, they enter the job identities).
+  public func encodedWithDefaults() throws -> Data {
+    var copy = self
+    let resolved = backend?.resolvingDefaults(sourceModel: sourceModel)
+    copy.backend = resolved?.options
+    guard case .object(var root) = try ConfigurationValue(encoding: copy) else {
+      return try copy.encoded()
+    }
+    for key in CodingKeys.allCases.map(\.rawValue) where root[key] == nil { root[key] = .null }
+    if case .object(var pseudo)? = root["pseudoLabels"] {
+      for key in PseudoLabelConfiguration.CodingKeys.allCases.map(\.rawValue)
+      where pseudo[key] == nil {
+        pseudo[key] = .null
+      }
+      root["pseudoLabels"] = .object(pseudo)
+    }
+    if let options = copy.backend, case .object(var object)? = root["backend"] {
+      for key in type(of: options).keys.map(\.name) where object[key] == nil {
+        object[key] = .null
+      }
+      root["backend"] = .object(object)
+    }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    let text = String(decoding: try encoder.encode(ConfigurationValue.object(root)), as: UTF8.self)
+    let derived = resolved?.derived ?? [:]
+    var inBackend = false
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+      let content = line.drop { $0 == " " }
+      let indent = line.count - content.count
+      if indent == 2 { inBackend = content.hasPrefix("\"backend\"") && content.hasSuffix("{") }
+      guard inBackend, indent == 4, content.hasPrefix("\""),
+        let end = content.dropFirst().firstIndex(of: "\""),
+        let note = derived[String(content[content.index(after: content.startIndex)..<end])]
+      else { return String(line) }
+      return line + "  // " + note
+    }
+    return Data(lines.joined(separator: "\n").utf8)
   }
 
   /// The configuration as pretty-printed JSON with sorted keys (stable bytes).
@@ -228,9 +282,10 @@ public struct ValidatedConfiguration: Sendable, Equatable {
   ///
   /// - Throws: `TransferError.invalidConfiguration` when the configuration has no backend, and
   ///   what the backend's creation throws (unreadable data, unknown class sets...).
-  public func makeBackend(progress: (@Sendable (String) -> Void)? = nil) throws
-    -> any TransferBackend
-  {
+  public func makeBackend(
+    progress: (@Sendable (String) -> Void)? = nil,
+    jobProgress: (@Sendable (JobProgress) -> Void)? = nil
+  ) throws -> any TransferBackend {
     guard let options = configuration.backend else {
       throw TransferError.invalidConfiguration(
         file: file, key: "backend",
@@ -240,7 +295,7 @@ public struct ValidatedConfiguration: Sendable, Equatable {
     return try options.makeBackend(
       BackendContext(
         levels: configuration.levels, ignoreIndex: configuration.pseudoLabels.ignoreIndex,
-        sourceModel: configuration.sourceModel, progress: progress))
+        sourceModel: configuration.sourceModel, progress: progress, jobProgress: jobProgress))
   }
 }
 
@@ -251,4 +306,35 @@ extension ConfigurationValue {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
   }
+}
+
+/// `data` with every `//` comment (to the end of its line, outside strings) blanked out with
+/// spaces, so that the positions of decoding errors stay those of the file.
+func withoutComments(_ data: Data) -> Data {
+  var bytes = [UInt8](data)
+  var inString = false
+  var escaped = false
+  var i = 0
+  while i < bytes.count {
+    let byte = bytes[i]
+    if inString {
+      if escaped {
+        escaped = false
+      } else if byte == UInt8(ascii: "\\") {
+        escaped = true
+      } else if byte == UInt8(ascii: "\"") {
+        inString = false
+      }
+    } else if byte == UInt8(ascii: "\"") {
+      inString = true
+    } else if byte == UInt8(ascii: "/"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "/") {
+      while i < bytes.count, bytes[i] != UInt8(ascii: "\n") {
+        bytes[i] = UInt8(ascii: " ")
+        i += 1
+      }
+      continue
+    }
+    i += 1
+  }
+  return Data(bytes)
 }

@@ -1,3 +1,5 @@
+import Segmentation
+
 /// The errors of the Transfer module: configuration, run directory, and orchestration.
 ///
 /// Every case names the file (or run directory), the entry and the offending value, so that the
@@ -71,5 +73,19 @@ extension TransferError {
     -> TransferError
   {
     .invalidConfiguration(file: file, key: key, reason: reason)
+  }
+}
+
+extension TransferError {
+  /// A setting refused by Segmentation's ``SettingChecks`` (or an architecture's validation) as
+  /// `invalidConfiguration` naming `file`, the entry `key`, the value and what would be accepted.
+  public static func refused(_ error: ModelError, key: String, file: String) -> TransferError {
+    switch error {
+    case .invalidSetting(_, let value, let expected):
+      .invalidConfiguration(
+        file: file, key: key, reason: "\(value) is not accepted: expected \(expected)")
+    default:
+      .invalidConfiguration(file: file, key: key, reason: error.description)
+    }
   }
 }

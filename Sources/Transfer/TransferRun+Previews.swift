@@ -7,22 +7,29 @@ extension TransferRun {
   func previewModels() -> (models: [PreviewModel], level: LabelLevel) {
     let last = configuration.stages[configuration.stages.count - 1]
     var models: [PreviewModel] = []
-    var seen: Set<String> = []
+    var column: [String: Int] = [:]  // by model id
     func add(_ entry: ReportEntry?, title: String) {
-      guard let entry, seen.insert(entry.model).inserted,
-        let job = plan.jobs.first(where: { $0.id == entry.evaluationJob }),
+      guard let entry else { return }
+      // A model that ends two schedules (self-learning and STSO after one generation) is one
+      // column named for both.
+      if let index = column[entry.model] {
+        models[index].title += " = \(title)"
+        return
+      }
+      guard let job = plan.jobs.first(where: { $0.id == entry.evaluationJob }),
         case .evaluate(let evaluation) = job.action
       else { return }
+      column[entry.model] = models.count
       models.append(PreviewModel(title: title, checkpoint: path(evaluation.model.checkpoint)))
     }
     add(
       plan.entries.first { $0.stage == configuration.stages[0].name && $0.generation == 0 },
-      title: "SOURCE ONLY")
+      title: "source only")
     for schedule in configuration.schedules {
       let entry = plan.entries.last { $0.stage == last.name && $0.schedule == schedule }
-      let generation = entry?.generation.map { "G\($0)" } ?? "FINAL"
+      let generation = entry?.generation.map { "g\($0)" } ?? "final"
       let stage = configuration.stages.count > 1 ? " \(last.name)" : ""
-      add(entry, title: "\(ResultsTable.title(schedule))\(stage) \(generation)".uppercased())
+      add(entry, title: "\(ResultsTable.title(schedule))\(stage) \(generation)")
     }
     return (models, last.level)
   }

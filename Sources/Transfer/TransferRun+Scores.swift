@@ -61,7 +61,8 @@ extension TransferRun {
         atE: test.score, atRAdaBN: result.score(.reference, .adapted)?.score,
         atEAdaBN: result.score(.test, .adapted)?.score, labelsAtR: labelsAtR,
         agreement: result.agreement, agreementWithM0: result.agreementWithSource,
-        perClass: .init(reference: reference.perClass, test: test.perClass),
+        perClass: .init(
+          classes: test.classNames, reference: reference.perClass, test: test.perClass),
         scores: result.scores)
     }
     let baselines = plan.baselines.compactMap { entry -> MetricsRecord? in

@@ -7,11 +7,14 @@ import Segmentation
 /// ```
 /// configuration.json   the resolved configuration
 /// folds.json           the seeded fold split (FoldSplit)
+/// sets.json            the unit ids of S, R and E (DataSummary)
 /// models/<id>.ckpt     checkpoints (written by the backend)
 /// labels/<id>/         pseudo label sets (written by the backend)
+/// losses/<job>.csv     the loss of every training step of a training job (LossLog)
 /// steps/<job>.json     completion records (StepRecord)
 /// metrics.jsonl        one MetricsRecord per line, regenerated from the records
-/// table.md, table.json, curves-<stage>.png   the results, written at the end
+/// table.md, table.json, curves-<stage>.png   the results, written at the end (table.md with
+///                      a legend: what @R and @E are, the data, levels, seeds, warnings)
 /// predictions.png      a few test units: image, ground truth, predictions (see writePreviews)
 /// ```
 /// Every file is written under a `.partial` name and renamed; a job's record is written after
@@ -32,9 +35,11 @@ public final class TransferRun {
   /// Test hook: called with `"after-output:<job id>"` between a job's outputs and its record.
   package var faultInjection: ((String) throws -> Void)?
   /// The jobs executed (not skipped) by this object, in order.
-  public private(set) var executedJobs: [String] = []
+  public internal(set) var executedJobs: [String] = []
   /// The job being run, if ``execute()`` stopped in one (an error of its backend call).
   public private(set) var currentJob: String?
+  /// Receives the start and end of every job and the warnings (the CLI draws them).
+  public var events: ((RunEvent) -> Void)?
 
   /// Creates a new run directory, saves the resolved configuration and the fold split, and
   /// plans the run.
@@ -141,27 +146,63 @@ public final class TransferRun {
   public func execute() throws -> [MetricsRecord] {
     let lock = try RunLock(directory: directory)  // one writer; released on return or throw
     defer { lock.release() }
-    try removePartials(in: directory)
-    for sub in ["models", "labels", "steps"] {
-      try createDirectory(directory + "/" + sub)
-      try removePartials(in: directory + "/" + sub)
-    }
-    var results = RunResults()
-    for job in plan.jobs {
-      if let record = records.completed(job) {
-        results.add(record, job: job.id)
-        continue
+    var results = try prepareDirectory()
+    let pending = plan.jobs.filter { records.completed($0) == nil }
+    var clock = RunClock()
+    for (index, job) in pending.enumerated() {
+      func position() -> RunPosition {
+        RunPosition(
+          job: job.id, index: index + 1, count: pending.count,
+          elapsed: -clock.start.timeIntervalSinceNow,
+          remainingAfter: clock.estimate(pending[(index + 1)...]))
       }
+      events?(.started(position()))
+      let jobStart = Date()
       currentJob = job.id
       let record = try run(job)
       currentJob = nil
       executedJobs.append(job.id)
-      if results.add(record, job: job.id) { try writeMetrics(metricsRecords(results)) }
+      let seconds = -jobStart.timeIntervalSinceNow
+      clock.seconds[RunClock.kind(job.action), default: []].append(seconds)
+      events?(.finished(position(), seconds: seconds))
+      if results.add(record, job: job.id) {
+        if let evaluation = record.evaluation {
+          for warning in Self.warnings(job: job, evaluation) { events?(.warning(warning)) }
+        }
+        try writeMetrics(metricsRecords(results))
+      }
     }
+    return try writeResults(results)
+  }
+
+  /// Removes half-written files and returns the results of the completed jobs.
+  func prepareDirectory() throws -> RunResults {
+    try removePartials(in: directory)
+    for sub in ["models", "labels", "steps", "losses"] {
+      try createDirectory(directory + "/" + sub)
+      try removePartials(in: directory + "/" + sub)
+    }
+    data = try backend.dataSummary()
+    try writeJSON(data, to: path("sets.json"))
+    var results = RunResults()
+    for job in plan.jobs {
+      if let record = records.completed(job) { results.add(record, job: job.id) }
+    }
+    return results
+  }
+
+  /// Writes the metrics, the tables, the plots and the previews of a finished run.
+  func writeResults(_ results: RunResults) throws -> [MetricsRecord] {
     let metrics = metricsRecords(results)
     try writeMetrics(metrics)
     let table = ResultsTable(records: metrics, configuration: configuration)
-    try writeAtomically(Data(table.markdown().utf8), to: directory + "/table.md")
+    let legend = TableLegend(
+      configuration: configuration, metric: table.metric, data: data,
+      warnings: plan.jobs.flatMap { job in
+        results.evaluations[job.id].map { Self.warnings(job: job, $0) } ?? []
+      })
+    try writeAtomically(
+      Data((table.markdown() + legend.markdown()).utf8), to: directory + "/table.md")
     try writeAtomically(try table.json(), to: directory + "/table.json")
     let dataset = LinePlot.datasetLine(configuration.backend)
     for stage in configuration.stages where stage.method == .schedules {
@@ -180,42 +221,82 @@ public final class TransferRun {
 
   func path(_ relative: String) -> String { directory + "/" + relative }
 
+  /// The data the backend read (set by ``execute()``).
+  public private(set) var data: DataSummary?
+
+  /// The loss log of a training job, relative to the run directory.
+  static func lossLog(_ job: TransferJob) -> String { "losses/\(job.id).csv" }
+
+  /// The warnings of an evaluation job: a model that predicts a single class on R or E.
+  static func warnings(job: TransferJob, _ result: EvaluationResult) -> [String] {
+    guard case .evaluate(let evaluation) = job.action else { return [] }
+    let sets = [("E", result.score(.test)), ("R", result.score(.reference))]
+    return sets.compactMap { name, score in
+      guard let classes = score?.predictedClasses, classes.count == 1 else { return nil }
+      return "model \(evaluation.model.id) predicts a single class on \(name) at level "
+        + "\(evaluation.level): "
+        + "'\(classes[0])' everywhere (its scores say little; check the training and the labels)"
+    }
+  }
+
   /// Runs a job from scratch: discards leftovers, calls the backend on temporary paths, renames
   /// the outputs into place, then writes the completion record.
   func run(_ job: TransferJob) throws -> StepRecord {
     try records.discard(job)
+    let record = recorded(try produce(job), job: job)
+    try records.write(record, for: job)
+    return record
+  }
+
+  /// What the writer of the run folder (the one process, or rank 0) adds to a job's record
+  /// before writing it: the labeled units of a training (``data``, which only the writer reads).
+  func recorded(_ produced: StepRecord, job: TransferJob) -> StepRecord {
+    var record = produced
+    switch job.action {
+    case .trainSource, .trainStudent: record.labeled = data?.labeled
+    default: break
+    }
+    return record
+  }
+
+  /// Runs a job from scratch up to its completion record (not written): discards leftover
+  /// outputs, calls the backend on temporary paths (`temporary` appended), renames the outputs
+  /// into place.
+  func produce(_ job: TransferJob, temporary: String = partialSuffix) throws -> StepRecord {
     for output in job.action.outputs {
       try removeIfPresent(path(output))
-      try removeIfPresent(path(output) + partialSuffix)
+      try removeIfPresent(path(output) + temporary)
     }
     var record = StepRecord(job: job)
     record.model = job.action.outputModel
+    let lossLog = path(Self.lossLog(job))
+    try removeIfPresent(lossLog)
     switch job.action {
     case .trainSource(let output):
       try backend.trainSource(
         SourceTrainingRequest(
-          network: output.network, output: path(output.checkpoint) + partialSuffix,
-          seed: job.seed))
+          network: output.network, output: path(output.checkpoint) + temporary,
+          seed: job.seed, lossLog: lossLog + temporary))
     case .importSource(let checkpoint, let output):
       try backend.importSource(
         SourceImportRequest(
-          checkpoint: checkpoint, output: path(output.checkpoint) + partialSuffix))
+          checkpoint: checkpoint, output: path(output.checkpoint) + temporary))
     case .adaptBatchNorm(let model, let units, let output):
       try backend.adaptBatchNorm(
         BatchNormAdaptationRequest(
           checkpoint: path(model.checkpoint), units: units,
-          output: path(output.checkpoint) + partialSuffix, seed: job.seed))
+          output: path(output.checkpoint) + temporary, seed: job.seed))
     case .label(let teacher, let filters, let output):
       let leaked = Set(teacher.trainedOnInStage).intersection(output.units)
       if output.isCrossFold && !leaked.isEmpty {
         throw TransferError.foldLeak(
           labelSet: output.id, model: teacher.id, units: leaked.sorted())
       }
-      try createDirectory(path(output.directory) + partialSuffix)
+      try createDirectory(path(output.directory) + temporary)
       try backend.generatePseudoLabels(
         PseudoLabelRequest(
           teacherCheckpoint: path(teacher.checkpoint), units: output.units, level: output.level,
-          filters: filters, outputDirectory: path(output.directory) + partialSuffix,
+          filters: filters, outputDirectory: path(output.directory) + temporary,
           seed: job.seed))
       record.labelSet = output
     case .trainStudent(let initial, let labels, let level, let output):
@@ -223,7 +304,8 @@ public final class TransferRun {
         StudentTrainingRequest(
           network: output.network, initialCheckpoint: path(initial.checkpoint),
           pseudoLabels: labels.map(labelSet), level: level,
-          output: path(output.checkpoint) + partialSuffix, seed: job.seed))
+          output: path(output.checkpoint) + temporary, seed: job.seed,
+          lossLog: lossLog + temporary))
     case .scoreLabels(let labels, let level):
       record.labelScore = try backend.scorePseudoLabels(
         PseudoLabelScoreRequest(labels: labels.map(labelSet), level: level))
@@ -231,15 +313,17 @@ public final class TransferRun {
       record.evaluation = try evaluate(evaluation)
     }
     for output in job.action.outputs {
-      let temporary = path(output) + partialSuffix
-      guard FileManager.default.fileExists(atPath: temporary) else {
+      let written = path(output) + temporary
+      guard FileManager.default.fileExists(atPath: written) else {
         throw TransferError.fileOperation(
-          path: temporary, reason: "job \(job.id): the backend did not write its output")
+          path: written, reason: "job \(job.id): the backend did not write its output")
       }
-      try renameReplacing(temporary, to: path(output))
+      try renameReplacing(written, to: path(output))
+    }
+    if FileManager.default.fileExists(atPath: lossLog + temporary) {
+      try renameReplacing(lossLog + temporary, to: lossLog)
     }
     try faultInjection?("after-output:\(job.id)")
-    try records.write(record, for: job)
     return record
   }
 

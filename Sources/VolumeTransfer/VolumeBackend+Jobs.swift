@@ -14,7 +14,7 @@ extension VolumeBackend {
       widths: widths, classCount: classCount, neighbours: neighbours, using: &generator)
     try train(
       &networks, level: try self.level(.fine), pseudo: [], student: false, seed: generator.next(),
-      what: "source model")
+      what: "source model", lossLog: request.lossLog)
     try networks.write(to: request.output, classSetName: classSet.name)
   }
 
@@ -47,7 +47,8 @@ extension VolumeBackend {
     }
     try train(
       &networks, level: level, pseudo: pseudo, student: true, seed: request.seed,
-      what: "student (\(request.level), \(pseudo.count) pseudo-labeled cases)")
+      what: "student (\(request.level), \(pseudo.count) pseudo-labeled cases)",
+      lossLog: request.lossLog)
     try networks.write(to: request.output, classSetName: classSet.name)
   }
 
@@ -62,9 +63,14 @@ extension VolumeBackend {
   public func generatePseudoLabels(_ request: PseudoLabelRequest) throws {
     let networks = try ViewNetworks.read(from: request.teacherCheckpoint)
     let level = try self.level(request.level)
-    let decisions = try request.units.map { unit in
+    let start = Date()
+    let decisions = try request.units.enumerated().map { index, unit in
       let (labels, confidences) = try predict(
         networks, checkpoint: request.teacherCheckpoint, unit, level: request.level)
+      jobProgress?(
+        .items(
+          "pseudo labels", done: index + 1, total: request.units.count, unit: "cases",
+          since: start))
       return ClassDecisions(labels: labels, confidences: confidences)
     }
     let labels = try request.filters.apply(decisions, classCount: level.classCount)
@@ -75,26 +81,37 @@ extension VolumeBackend {
     }
   }
 
-  /// Dice of a model on a list of cases at a level.
-  public func dice(checkpoint: String, units: [String], level: LabelLevel) throws
-    -> DiceEvaluation
-  {
+  /// Dice of a model on a list of cases at a level, and which classes it predicted.
+  ///
+  /// - Parameter task: what the progress of the cases is reported as.
+  public func dice(
+    checkpoint: String, units: [String], level: LabelLevel, task: String = "Dice"
+  ) throws -> (evaluation: DiceEvaluation, predicted: [Bool]) {
     let networks = try ViewNetworks.read(from: checkpoint)
     let resolved = try self.level(level)
     var evaluation = DiceEvaluation(classCount: resolved.classCount)
-    for unit in units {
+    var predicted = [Bool](repeating: false, count: 256)
+    let start = Date()
+    for (index, unit) in units.enumerated() {
       let prediction = try predict(networks, checkpoint: checkpoint, unit, level: level).labels
+      for label in prediction { predicted[Int(label)] = true }
       evaluation.add(prediction: prediction, groundTruth: try groundTruth(unit, level: resolved))
+      jobProgress?(.items(task, done: index + 1, total: units.count, unit: "cases", since: start))
     }
-    return evaluation
+    return (evaluation, predicted)
   }
 
   /// Mean foreground Dice and per-class Dice on each case's voxel grid (the only resolution:
   /// the view networks predict the case's own slices); see the type's notes.
   public func evaluate(_ request: EvaluationRequest) throws -> Evaluation {
     let units = request.set == .test ? split.test : split.reference
-    let evaluation = try dice(checkpoint: request.checkpoint, units: units, level: request.level)
-    return Self.evaluation(evaluation)
+    let name = request.set == .test ? "E" : "R"
+    let (evaluation, predicted) = try dice(
+      checkpoint: request.checkpoint, units: units, level: request.level, task: "Dice on \(name)")
+    let classes = try level(request.level).classes
+    var result = Self.evaluation(evaluation, classes: classes)
+    result.predictedClasses = predictedClassNames(predicted, classes: classes)
+    return result
   }
 
   /// Dice of pseudo label volumes as written against R's ground truth (filtered voxels count
@@ -109,16 +126,20 @@ extension VolumeBackend {
           groundTruth: try groundTruth(unit, level: level))
       }
     }
-    return Self.evaluation(evaluation)
+    return Self.evaluation(evaluation, classes: level.classes)
   }
 
-  /// The ``Evaluation`` of a Dice evaluation: mean of the foreground classes' mean Dice.
-  public static func evaluation(_ dice: DiceEvaluation) -> Evaluation {
+  /// The ``Evaluation`` of a Dice evaluation: mean of the foreground classes' mean Dice, with the
+  /// names of `classes` (background first).
+  public static func evaluation(_ dice: DiceEvaluation, classes: ClassSet? = nil) -> Evaluation {
     let perClass = dice.meanDicePerClass
     let foreground = perClass.dropFirst().compactMap { $0 }
     let mean = foreground.isEmpty ? 0 : foreground.reduce(0, +) / Double(foreground.count)
     return Evaluation(
-      metric: .meanDice, score: mean, perClass: perClass, resolution: "each case's voxel grid")
+      metric: .meanDice, score: mean, perClass: perClass,
+      classNames: classes.map { set in
+        perClass.indices.map { set.semanticClass(id: $0)?.name ?? "\($0)" }
+      }, resolution: "each case's voxel grid")
   }
 
   /// The share of the teachers' non-void voxels where the student predicts the same class.
@@ -179,13 +200,13 @@ extension VolumeBackend {
         }
       }
       slices.append(
-        ("\(unit) AXIAL \(z + 1)/\(nz)", slice(volume), [slice(truth)] + predicted.map(slice),
+        ("\(unit), axial slice \(z + 1)/\(nz)", slice(volume), [slice(truth)] + predicted.map(slice),
           nx, ny))
     }
     // Panels share one size: smaller slices are centred on black.
     let width = slices.map(\.width).max() ?? 1
     let height = slices.map(\.height).max() ?? 1
-    var sheet = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + request.models.map(\.title))
+    var sheet = ContactSheet(predictionsOf: request.models)
     var shown: [[UInt8]] = []
     for item in slices {
       let (dx, dy) = ((width - item.width) / 2, (height - item.height) / 2)

@@ -33,7 +33,10 @@ public final class VolumeBackend: TransferBackend {
   /// The run's levels, resolved once.
   let level: ResolvedLevels
   let progress: (@Sendable (String) -> Void)?
+  let jobProgress: (@Sendable (JobProgress) -> Void)?
   let casesByName: [String: MedicalCase]
+  /// The data as read (``dataSummary()``).
+  let summary: DataSummary
   /// Windowed images and ground truth, read once.
   private var loaded: [String: (image: Volume<Float>, labels: Volume<UInt8>)] = [:]
   /// Fused predictions by checkpoint, case and level (see ``predict(_:checkpoint:_:level:)``),
@@ -54,6 +57,7 @@ public final class VolumeBackend: TransferBackend {
     self.options = options
     ignoreIndex = context.ignoreIndex
     progress = context.progress
+    jobProgress = context.jobProgress
     options.training.applyThreads()
     let source = try MedicalDataset.decathlon(root: options.dataset)
     guard source.classNames.count >= 2 else {
@@ -85,8 +89,8 @@ public final class VolumeBackend: TransferBackend {
       widths = modelWidths
       neighbours = networks.neighbours
     } else {
-      widths = options.widths ?? [8, 16, 32]
-      neighbours = options.neighbours ?? 1
+      widths = options.widths ?? VolumeBackendOptions.defaultWidths
+      neighbours = options.neighbours ?? VolumeBackendOptions.defaultNeighbours
     }
     let fineCount = source.classNames.count
     var library: MappingLibrary?  // read once, and only for a super-class level
@@ -115,17 +119,46 @@ public final class VolumeBackend: TransferBackend {
       split = .transfer(
         source: source.cases.map(\.name), target: target.cases.map(\.name),
         labeledFraction: options.labeledFraction,
-        testCount: options.testCases ?? target.cases.count / 5, seed: options.splitSeed)
+        testCount: options.testCases ?? VolumeBackendOptions.defaultTestCases(target.cases.count),
+        seed: options.splitSeed)
     } else {
       split = .semiSupervised(
         cases: source.cases.map(\.name), labeledFraction: options.labeledFraction,
-        testCount: options.testCases ?? source.cases.count / 5, seed: options.splitSeed)
+        testCount: options.testCases ?? VolumeBackendOptions.defaultTestCases(source.cases.count),
+        seed: options.splitSeed)
     }
     casesByName = cases
     for (name, set) in [("reference", split.reference), ("test", split.test)] where set.isEmpty {
       throw fail("backend.testCases", "the \(name) set is empty (\(cases.count) cases in all)")
     }
+    var notes: [String] = []
+    if let target = options.target {
+      notes.append(
+        "S: \(split.labeled.count) of the cases of \(options.dataset) (labeledFraction "
+          + "\(options.labeledFraction)); R and E: the cases of \(target), \(split.test.count) "
+          + "held out for E (testCases), splitSeed \(options.splitSeed).")
+    } else {
+      notes.append(
+        "S, R, E: the cases of \(options.dataset): \(split.test.count) held out for E "
+          + "(testCases), then \(String(format: "%g", options.labeledFraction * 100)) % of the "
+          + "rest labeled (S), splitSeed \(options.splitSeed).")
+    }
+    notes.append(
+      "Network: three 2-D U-Nets (axial, coronal, sagittal; widths "
+        + "\(widths.map(String.init).joined(separator: ",")), \(neighbours) neighbouring "
+        + "slice\(neighbours == 1 ? "" : "s") on each side as channels), fused by majority vote; "
+        + "loss \((options.loss ?? .crossEntropy).rawValue); intensity window "
+        + "\(options.window.rawValue)"
+        + (options.slidingWindow.map { "; sliding window \($0.height)x\($0.width)" } ?? "")
+        + ". Scores are Dice: the mean over the foreground classes of each class's Dice "
+        + "averaged over the cases.")
+    notes += level.descriptions(context.levels)
+    summary = DataSummary(
+      unit: "case", labeled: split.labeled, reference: split.reference, test: split.test,
+      notes: notes)
   }
+
+  public func dataSummary() throws -> DataSummary { summary }
 
   // MARK: Data
 
@@ -182,20 +215,32 @@ public final class VolumeBackend: TransferBackend {
     return Volume(geometry: image.geometry, voxels: labels.voxels)
   }
 
-  /// Trains `networks` on S plus the pseudo-labeled cases, reporting one line per view.
+  /// Trains `networks` on S plus the pseudo-labeled cases, reporting every step and one line
+  /// at the end, and writing every step's loss to `lossLog` (a `view` column first).
   func train(
     _ networks: inout ViewNetworks, level: ClassLevel, pseudo: [TrainingCase], student: Bool,
-    seed: UInt64, what: String
+    seed: UInt64, what: String, lossLog: String?
   ) throws {
     let start = Date()
     var generator = SeededGenerator(seed: seed)
     var last: TrainingProgress?
+    let log = try lossLog.map { try LossLog(path: $0, leading: ["view"]) }
     try networks.train(
       on: try labeledCases(level) + pseudo,
-      settings: options.settings(student: student, loss: level.loss, ignore: ignoreIndex),
+      settings: options.settings(student: student, level: level, ignore: ignoreIndex),
       using: &generator
-    ) { event in
-      if case .step(let step) = event { last = step }
+    ) { view, event in
+      guard case .step(let step) = event else { return }
+      last = step
+      try log?.append(step, leading: [view.rawValue])
+      // The steps of the three views, one after the other, as one loop.
+      let views = AnatomicalView.allCases.count
+      let done = (AnatomicalView.allCases.firstIndex(of: view) ?? 0) * step.totalSteps + step.step
+      var all = JobProgress(step, task: "\(what), \(view.rawValue) view", unit: "slices")
+      all.done = done
+      all.total = views * step.totalSteps
+      all.secondsRemaining = step.secondsPerStep * Double(all.total - done)
+      jobProgress?(all)
     }
     progress?(
       "\(what): \(last?.step ?? 0) steps per view, final loss "
@@ -221,7 +266,8 @@ public final class VolumeBackend: TransferBackend {
       }
     }
     let result = networks.predict(
-      CaseSlicer(image: try load(unit).image), level: try self.level(level))
+      CaseSlicer(image: try load(unit).image), level: try self.level(level),
+      window: options.predictionWindow)
     predictions[key] = result
     return result
   }

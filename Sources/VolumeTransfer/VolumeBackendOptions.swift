@@ -14,6 +14,15 @@ public enum WindowKind: String, Sendable, Codable, CaseIterable {
   public var window: IntensityWindow { self == .ct ? .ct : .mri }
 }
 
+/// The losses the view networks of the volume backend train with.
+public enum VolumeLoss: String, Sendable, Codable, CaseIterable {
+  /// Cross-entropy (at a super-class level, the reduce-then-compute loss).
+  case crossEntropy
+  /// Soft Dice of the foreground classes plus cross-entropy, as nnU-Net
+  /// (``TrainingLoss/diceCrossEntropy(superClassOfFine:)``).
+  case diceCrossEntropy
+}
+
 /// The options of the ``VolumeBackend`` (`"kind": "volume"`): a case is the unit; S, R and E are
 /// sets of whole volumes of Medical Segmentation Decathlon folders.
 public struct VolumeBackendOptions: BackendOptions, Equatable {
@@ -33,9 +42,16 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     .init("widths", .integers, default: "8,16,32, or a source model's", "U-Net widths of each view"),
     .init("neighbours", .integer, default: "1, or a source model's", "slices on either side given as channels"),
     .init("window", .string, default: "mri", "intensity window: mri or ct"),
+    .init("loss", .string, default: "crossEntropy", "training loss: crossEntropy, or diceCrossEntropy (soft Dice of the foreground classes + cross-entropy, as nnU-Net)"),
+    .init("slidingWindow", .string, default: "off", "predict each slice in Gaussian-weighted windows HxW, half overlapping (nnU-Net), e.g. 128x128: memory bounded by the window"),
     .init("pseudoShare", .number, default: "0.5", "share of a student's steps drawn from pseudo-labeled cases (each step is one case's slices)", scope: .studentTraining),
     .init("mappings", .string, default: "none", "folders of your own class sets and mappings, DIR[:DIR] (beside the shipped)", isLocation: true),
   ]
+
+  /// The view networks and the test set without a source model (``keys`` documents them).
+  static let defaultWidths = [8, 16, 32]
+  static let defaultNeighbours = 1
+  static func defaultTestCases(_ cases: Int) -> Int { cases / 5 }
 
   public var dataset: String
   public var target: String?
@@ -47,12 +63,16 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
   /// The shared training keys (batch, optimizer, steps, learning rates, threads).
   public var training: TrainingOptions
   public var window: WindowKind
+  /// Nil: cross-entropy (left out of the encoding, so that earlier runs keep their identities).
+  public var loss: VolumeLoss?
+  /// Nil: whole slices.
+  public var slidingWindow: ImageSize?
   public var pseudoShare: Double
   public var mappings: String?
 
   enum CodingKeys: String, CodingKey {
     case dataset, target, labeledFraction, testCases, splitSeed, widths, neighbours, window
-    case pseudoShare, mappings
+    case loss, slidingWindow, pseudoShare, mappings
   }
 
   /// Decodes the options with the defaults ``keys`` documents.
@@ -69,6 +89,8 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     neighbours = try c.decodeInteger(Int.self, forKey: .neighbours)
     training = try TrainingOptions(from: decoder, defaults: Self.trainingDefaults)
     window = try c.decodeIfPresent(WindowKind.self, forKey: .window) ?? .mri
+    loss = try c.decodeIfPresent(VolumeLoss.self, forKey: .loss)
+    slidingWindow = try c.decodeSize(forKey: .slidingWindow, example: "128x128")
     pseudoShare = try c.decodeIfPresent(Double.self, forKey: .pseudoShare) ?? 0.5
     mappings = try c.decodeIfPresent(String.self, forKey: .mappings)
   }
@@ -84,6 +106,9 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     try c.encodeIfPresent(widths, forKey: .widths)
     try c.encodeIfPresent(neighbours, forKey: .neighbours)
     try c.encode(window, forKey: .window)
+    try c.encodeIfPresent(loss, forKey: .loss)
+    try c.encodeIfPresent(
+      slidingWindow.map { "\($0.height)x\($0.width)" }, forKey: .slidingWindow)
     try c.encode(pseudoShare, forKey: .pseudoShare)
     try c.encodeIfPresent(mappings, forKey: .mappings)
   }
@@ -96,10 +121,18 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
       throw fail("labeledFraction", "must be in (0, 1], got \(labeledFraction)")
     }
     if let testCases, testCases < 1 { throw fail("testCases", "must be at least 1, got \(testCases)") }
-    if let widths, widths.count < 2 || widths.contains(where: { $0 < 1 }) {
-      throw fail("widths", "\(widths) is not two or more positive widths, e.g. [8, 16, 32]")
+    if let widths {
+      let architecture = ModelArchitecture.unet(configuration: .init(widths: widths, classCount: 1))
+      do throws(ModelError) {
+        try architecture.validate { $0 }
+      } catch {
+        throw TransferError.refused(error, key: "backend.widths", file: file)
+      }
     }
     if let neighbours, neighbours < 0 { throw fail("neighbours", "must be >= 0, got \(neighbours)") }
+    if let size = slidingWindow, size.height < 8 || size.width < 8 {
+      throw fail("slidingWindow", "\(size.height)x\(size.width): both sides must be at least 8")
+    }
     if !(0...1).contains(pseudoShare) { throw fail("pseudoShare", "must be in [0, 1], got \(pseudoShare)") }
     try training.validate(file: file)
   }
@@ -108,14 +141,46 @@ public struct VolumeBackendOptions: BackendOptions, Equatable {
     try VolumeBackend(options: self, context: context)
   }
 
-  /// The settings of a source model's training (`student: false`) or a student's.
-  func settings(student: Bool, loss: TrainingLoss, ignore: IgnoreIndex) -> ViewTrainingSettings {
+  /// `widths`, `neighbours`, `testCases` and `loss` as the backend will choose them: from the
+  /// source model, else the defaults; `testCases` from the number of cases in `dataset.json`.
+  public func resolvingDefaults(sourceModel: String?) -> ResolvedDefaults {
+    var options = self
+    var derived: [String: String] = [:]
+    let imported = sourceModel.flatMap { try? ViewNetworks.read(from: $0) }
+    let from = imported == nil ? "default" : "from the source model"
+    if options.widths == nil {
+      options.widths = imported?.networks[0].configuration.widths ?? Self.defaultWidths
+      derived["widths"] = from
+    }
+    if options.neighbours == nil {
+      options.neighbours = imported?.neighbours ?? Self.defaultNeighbours
+      derived["neighbours"] = from
+    }
+    if options.testCases == nil,
+      let cases = try? MedicalDataset.decathlon(root: target ?? dataset).cases.count
+    {
+      options.testCases = Self.defaultTestCases(cases)
+      derived["testCases"] = "default: 20% of the \(cases) cases"
+    }
+    if options.loss == nil {
+      options.loss = .crossEntropy
+      derived["loss"] = "default"
+    }
+    return ResolvedDefaults(options: options, derived: derived)
+  }
+
+  /// The settings of a source model's training (`student: false`) or a student's at `level`.
+  func settings(student: Bool, level: ClassLevel, ignore: IgnoreIndex) -> ViewTrainingSettings {
     let (steps, learningRate) = training.schedule(student: student)
     return ViewTrainingSettings(
       iterations: steps, batchSize: training.batch, learningRate: learningRate,
-      optimizer: training.makeOptimizer, maxGradientNorm: training.maxGradientNorm, loss: loss,
+      optimizer: training.makeOptimizer, maxGradientNorm: training.maxGradientNorm,
+      loss: loss == .diceCrossEntropy ? level.diceCrossEntropyLoss : level.loss,
       ignoreIndex: ignore, pseudoShare: student ? pseudoShare : nil)
   }
+
+  /// The sliding window of every prediction (nil: whole slices).
+  var predictionWindow: SlidingWindow? { slidingWindow.map { SlidingWindow(size: $0) } }
 }
 
 /// How the cases are divided: labeled S, unlabeled reference R, and test E (disjoint case

@@ -73,14 +73,23 @@ struct AdaptBNCommand: ParsableCommand {
     let model = try saved.makeModel(path: checkpoint)
     let augmenter = Augmenter(.evaluation(workingSize: size.size))
     var images: [Tensor] = []
+    let printer = ProgressPrinter(interval: 10)
+    defer { printer.finish() }
+    var start = Date()
     for var reference in data.samples {
       reference.labelPath = nil
       var generator = SeededGenerator(seed: 0)  // the evaluation recipe draws nothing
       images.append(augmenter.apply(try Dataset.load(reference), using: &generator).image)
+      printer.items(
+        "reading", done: images.count, total: data.samples.count, unit: "img", since: start)
     }
-    try Self.write(
-      adaptedBatchNorm(model, images: images, batch: batch),
-      classSetName: saved.description.classSetName, to: output)
+    start = Date()
+    let adapted = adaptedBatchNorm(model, images: images, batch: batch) { done in
+      printer.items("AdaBN", done: done, total: images.count, unit: "img", since: start)
+    }
+    printer.items("AdaBN", done: images.count, total: images.count, unit: "img", since: start)
+    printer.finish()
+    try Self.write(adapted, classSetName: saved.description.classSetName, to: output)
     print(
       "adapted the batch-norm statistics of \(checkpoint) on \(images.count) images "
         + "(\(size.size.height)x\(size.size.width)) -> \(output)")

@@ -121,9 +121,10 @@ struct DemoCommand: ParsableCommand {
 
   func run() throws {
     let started = Date()
+    let reporter = TransferReporter(printer: ProgressPrinter(interval: 10))
     let say: @Sendable (String) -> Void = { line in
       let seconds = String(format: "%6.1f", -started.timeIntervalSinceNow)
-      FileHandle.standardError.write(Data("[demo \(seconds) s] \(line)\n".utf8))
+      reporter.printer.line("[demo \(seconds) s] \(line)")
     }
     let (height, width) = try parsedSize()
     let root = URL(fileURLWithPath: output).standardizedFileURL.path
@@ -148,7 +149,8 @@ struct DemoCommand: ParsableCommand {
     let configuration = try transferConfiguration(
       root: root, mappingsDirectory: mappingsDirectory
     ).validated(file: "demo")
-    let backend = try configuration.makeBackend(progress: say)
+    let backend = try configuration.makeBackend(
+      progress: reporter.line, jobProgress: reporter.handle)
     let directory = root + "/run"
     let transfer: TransferRun
     if FileManager.default.fileExists(atPath: directory + "/configuration.json") {
@@ -161,7 +163,7 @@ struct DemoCommand: ParsableCommand {
         configuration: configuration, directory: directory, backend: backend)
     }
     say("running \(transfer.plan.jobs.count) jobs (ATSO K=2, \(generations) generations, 3 stages)")
-    let records = try execute(transfer)
+    let records = try execute(transfer, reporter: reporter)
     // Direct transfer: the source-only model on the target, at the fine level too.
     let direct = try backend.evaluate(
       EvaluationRequest(checkpoint: directory + "/models/source.ckpt", set: .test, level: .fine))

@@ -183,7 +183,9 @@ struct EvaluateCommand: ParsableCommand {
       size, from training.json beside the checkpoint, as `predict`), the class probabilities \
       are upsampled bilinearly to each image's own size and scored against the labels at \
       full resolution; --at-working-size scores at the network size instead (labels resized \
-      nearest, as the transfer backend does). The report states the resolution.
+      nearest, as the transfer backend does). --sliding-window (with --window HxW, \
+      --full-resolution) runs the network in Gaussian-weighted windows, as `predict`. The \
+      report states the resolution.
 
       Examples:
         atso-transfer evaluate --truth cityscapes:data/cityscapes:val \\
@@ -233,6 +235,8 @@ struct EvaluateCommand: ParsableCommand {
   @Flag(help: "With --checkpoint: score at the network input size, labels resized (nearest).")
   var atWorkingSize = false
 
+  @OptionGroup(title: "With --checkpoint") var inference: InferenceOptions
+
   @Option(parsing: .unconditional, help: "Decoding threads (default: the number of processors).")
   var threads: Int?
 
@@ -254,6 +258,9 @@ struct EvaluateCommand: ParsableCommand {
       if predictionClasses != nil {
         throw ValidationError("--checkpoint predicts the checkpoint's class set; drop --prediction-classes")
       }
+      if atWorkingSize && inference.fullResolution {
+        throw ValidationError("--at-working-size and --full-resolution exclude each other")
+      }
     } else {
       if pairs == nil && (truth == nil || predictions == nil) {
         throw ValidationError("give --truth SPEC and --predictions DIR, or --pairs FILE")
@@ -269,6 +276,10 @@ struct EvaluateCommand: ParsableCommand {
       }
       if size != nil { throw ValidationError("--size applies to --checkpoint only") }
       if atWorkingSize { throw ValidationError("--at-working-size applies to --checkpoint only") }
+      if inference.isSliding || inference.fullResolution {
+        throw ValidationError(
+          "--sliding-window, --window and --full-resolution apply to --checkpoint only")
+      }
     }
     try validating {
       if let threads { try SettingChecks.threads(threads, field: "--threads") }
@@ -313,19 +324,19 @@ struct EvaluateCommand: ParsableCommand {
   {
     var dataset = try DatasetSpec(parsing: truth ?? "").open()
     dataset.labelClasses = try library.classSet(named: truthClasses ?? dataset.classSetName)
-    let input = try checkpointInputSize(
-      checkpoint: checkpoint ?? "", size: size?.size, architecture: model.architecture)
+    let plan = try inferencePlan(
+      checkpoint: checkpoint ?? "", size: size?.size, options: inference,
+      architecture: model.architecture)
     let counts = try ModelEvaluation.matrix(
-      model, classes: modelClasses, on: dataset, workingSize: input.size,
-      atWorkingSize: atWorkingSize)
-    let network = "\(input.size.height)x\(input.size.width) (HxW, \(input.source))"
+      model, classes: modelClasses, on: dataset, plan: plan, atWorkingSize: atWorkingSize)
     let resolution =
       atWorkingSize
-      ? "resolution: network input \(network), scored at that size against the labels "
+      ? "resolution: \(plan.description), scored at that size against the labels "
         + "resized (nearest)"
-      : "resolution: network input \(network), class probabilities "
-        + "upsampled bilinearly to each image's own size, scored against the full-resolution "
-        + "labels"
+      : plan.inputSize == nil
+        ? "resolution: \(plan.description), scored against the full-resolution labels"
+        : "resolution: \(plan.description), class probabilities upsampled bilinearly to each "
+          + "image's own size, scored against the full-resolution labels"
     return try scored(
       counts, library: library,
       notes: ["\(dataset.count) images, checkpoint \(checkpoint ?? "(in memory)")", resolution])
@@ -350,6 +361,9 @@ struct EvaluateCommand: ParsableCommand {
       ]
     var report = try paths[0].path.report(counts)
     report.notes += notes
+    if let warning = singleClassWarning(counts.predictedClassNames, on: "the evaluated images") {
+      report.notes.append(warning)
+    }
     if variants {
       report.variants = try paths.map {
         EvaluationReport.VariantScore($0, report: try $0.path.report(counts))
@@ -371,4 +385,11 @@ struct EvaluateCommand: ParsableCommand {
       throw SegmentationCommandError(description: "\(path): cannot write: \(error)")
     }
   }
+}
+
+/// The warning for predictions that hold a single class (e.g. only the background), or nil.
+func singleClassWarning(_ predicted: [String], on what: String) -> String? {
+  guard predicted.count == 1 else { return nil }
+  return "warning: every prediction on \(what) is '\(predicted[0])': the model predicts a single "
+    + "class (its scores say little; check the training and the labels)"
 }

@@ -53,8 +53,10 @@ struct MedicalDice: ParsableCommand {
 
   func report() throws -> String {
     let pairs = try MedicalDataset.folderPairs(images: predictions, labels: labels)
-    var evaluation = DiceEvaluation(classCount: classes, table: try parsedTable())
+    let table = try parsedTable()
+    var evaluation = DiceEvaluation(classCount: classes, table: table)
     var lines: [String] = []
+    var predictedValues = [Bool](repeating: false, count: 256)
     // Percent with two decimals, as the run tables; "-" where a class has no Dice.
     func format(_ d: Double?) -> String { d.map { String(format: "%.2f", 100 * $0) } ?? "-" }
     for c in pairs.cases {
@@ -67,6 +69,7 @@ struct MedicalDice: ParsableCommand {
       try evaluation.checkLabels(predicted.voxels, shape: predicted.shape, path: c.image)
       try evaluation.checkLabels(truth.voxels, shape: truth.shape, path: c.label)
       evaluation.add(prediction: predicted.voxels, groundTruth: truth.voxels)
+      for value in predicted.voxels { predictedValues[Int(value)] = true }
       let index = evaluation.perCase.count - 1
       let perClass = evaluation.dice(case: index).dropFirst().map(format).joined(separator: " ")
       lines.append(
@@ -78,6 +81,16 @@ struct MedicalDice: ParsableCommand {
     lines.append("mean Dice per class (1...), %: [\(means)]")
     lines.append(
       "global Dice per class (1...), %: [\(global)], mean \(format(evaluation.meanGlobalDice)) %")
+    // The classes predicted anywhere (label values through --table).
+    let predictedClasses = Set(
+      predictedValues.indices.filter { predictedValues[$0] }.map { value in
+        table.map { value < $0.count ? Int($0[value]) : value } ?? value
+      })
+    if let warning = singleClassWarning(
+      predictedClasses.sorted().map { "class \($0)" }, on: pairs.cases.count == 1 ? "the one case" : "the \(pairs.cases.count) cases")
+    {
+      lines.append(warning)
+    }
     return lines.joined(separator: "\n")
   }
 

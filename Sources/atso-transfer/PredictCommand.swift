@@ -74,7 +74,10 @@ struct PredictCommand: ParsableCommand {
       --images DIR (every .png/.jpg in it) or --list FILE (one image path a line). Each image \
       is resized to the working size (--size; default the training.json beside the \
       checkpoint), run through the network (--flip averages with the mirrored image), and the \
-      class probabilities are resized bilinearly back to the image's size.
+      class probabilities are resized bilinearly back to the image's size. For large images, \
+      --sliding-window runs the network in Gaussian-weighted windows (as nnU-Net, half \
+      overlapping) of the training crop size (or --window HxW), and --full-resolution at each \
+      image's own size instead of the working size.
 
       OUTPUT/<id>.png holds the labels in --classes (default: the model's class set, mapped \
       through the shipped mappings) in --encoding:
@@ -86,10 +89,13 @@ struct PredictCommand: ParsableCommand {
       --overlay also writes OUTPUT/<id>_overlay.png (image blended with the colours), \
       --confidence OUTPUT/<id>_confidence.png (8-bit, 255 = probability 1 of the chosen class).
 
-      Example:
+      Examples:
         atso-transfer predict --checkpoint runs/camvid-day/checkpoint.safetensors \\
           --dataset 'camvid:data/camvid/val.txt' --encoding palette --overlay \\
           --output pred
+        atso-transfer predict --checkpoint runs/city/checkpoint.safetensors \\
+          --dataset cityscapes:data/cityscapes:val --full-resolution \\
+          --window 256x512 --output pred-full
       """)
 
   @OptionGroup var mappings: MappingsDirectoryOption
@@ -128,6 +134,8 @@ struct PredictCommand: ParsableCommand {
 
   @Flag(help: "Average with the horizontally mirrored image (test-time augmentation).")
   var flip = false
+
+  @OptionGroup var inference: InferenceOptions
 
   @Option(parsing: .unconditional, help: "Compute threads.")
   var threads: Int?
@@ -204,8 +212,9 @@ struct PredictCommand: ParsableCommand {
         library.mapping(from: labelClasses, to: outClasses.name))
     }
     let writer = LabelWriter(classes: outClasses, encoding: encoding, labelIDs: labelIDs)
-    let input = try checkpointInputSize(
-      checkpoint: checkpoint, size: size?.size, architecture: saved.description.architecture)
+    let plan = try inferencePlan(
+      checkpoint: checkpoint, size: size?.size, options: inference,
+      architecture: saved.description.architecture)
     let references = try samples()
     do {
       try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
@@ -214,10 +223,14 @@ struct PredictCommand: ParsableCommand {
     }
     var iterator = PredictionIterator(
       dataset: Dataset(classSetName: modelClasses.name, samples: references),
-      workingSize: input.size)
+      workingSize: plan.inputSize)
     var written = 0
+    let printer = ProgressPrinter(interval: 10)
+    defer { printer.finish() }
+    let start = Date()
     while let sample = try iterator.next() {
-      let result = predictLabelsAtImageSize(model, sample: sample, flip: flip)
+      let result = predictLabelsAtImageSize(
+        model, sample: sample, flip: flip, window: plan.window)
       let labels = LabelImage(
         width: sample.originalSize.width, height: sample.originalSize.height,
         values: result.labels.map { toOutput[Int($0)] })
@@ -241,50 +254,123 @@ struct PredictCommand: ParsableCommand {
           to: output + "/" + sample.id + "_confidence.png")
       }
       written += 1
+      printer.items("predict", done: written, total: references.count, unit: "img", since: start)
     }
+    printer.finish()
     print(
       "wrote \(written) label maps (\(outClasses.name), \(encoding.rawValue)) to \(output); "
-        + "network input \(input.size.height)x\(input.size.width) (HxW, \(input.source)), "
-        + "probabilities upsampled to each image's own size")
+        + plan.description
+        + (plan.inputSize == nil ? "" : ", probabilities upsampled to each image's own size"))
   }
 }
 
-/// The network input size of a checkpoint: `size` when given, else the training size from the
-/// `training.json` beside the checkpoint. `predict` and `evaluate --checkpoint` share it.
-/// - Returns: the size and where it came from, for the report.
-func checkpointInputSize(checkpoint: String, size: ImageSize?, architecture: ModelArchitecture)
-  throws -> (size: ImageSize, source: String)
-{
-  let input: (size: ImageSize, source: String)
+/// How `predict` and `evaluate --checkpoint` run the network over an image.
+struct InferenceOptions: ParsableArguments {
+  @Flag(
+    help: """
+      Run the network in Gaussian-weighted windows (as nnU-Net, half overlapping) of --window \
+      instead of on the whole image.
+      """)
+  var slidingWindow = false
+
+  @Option(
+    help: """
+      The sliding window HxW (implies --sliding-window; default: the training crop size from \
+      training.json, else the network input size).
+      """)
+  var window: SizeArgument?
+
+  @Flag(
+    help: """
+      Run at each image's own resolution instead of resizing it to the network input size \
+      (with a sliding window: large images at full resolution, memory bounded by the window).
+      """)
+  var fullResolution = false
+
+  /// Whether a sliding window is asked for.
+  var isSliding: Bool { slidingWindow || window != nil }
+}
+
+/// How a checkpoint runs over images, resolved once from the flags and `training.json`.
+struct InferencePlan {
+  /// The size each image is resized to before the network (nil: its own size).
+  var inputSize: ImageSize?
+  /// The sliding window (nil: whole images).
+  var window: SlidingWindow?
+  /// Where the sizes came from, for the reports.
+  var description: String
+}
+
+/// The network input of a checkpoint: `size` when given, else the training size from the
+/// `training.json` beside the checkpoint (or each image's own size with `--full-resolution`),
+/// and the sliding window (`--window`, else the training crop size, else the input size).
+/// `predict` and `evaluate --checkpoint` share it. The network must accept the input size and
+/// the window, and one image of that size (predict and evaluate run them one at a time) must
+/// fit in memory.
+func inferencePlan(
+  checkpoint: String, size: ImageSize?, options: InferenceOptions,
+  architecture: ModelArchitecture
+) throws -> InferencePlan {
+  func check(_ size: ImageSize, _ source: String) throws {
+    let field = source.hasPrefix("--") ? source : "\(source):"
+    try architecture.check(workingSize: size, field: field)
+    try architecture.checkMemory(batch: 1, size: size, training: false, field: field)
+  }
+  let folder = URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
+  let path = TrainingRunFiles.configuration(in: folder)
+  let recipe =
+    FileManager.default.fileExists(atPath: path)
+    ? try readRunConfiguration(path).augmentation : nil
+  func text(_ size: ImageSize) -> String { "\(size.height)x\(size.width)" }
+  var input: (size: ImageSize, source: String)?
   if let size {
     input = (size, "--size")
-  } else {
-    let folder = URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
-    let path = TrainingRunFiles.configuration(in: folder)
-    guard FileManager.default.fileExists(atPath: path),
-      let working = try readRunConfiguration(path).augmentation.workingSize
-    else {
-      throw SegmentationCommandError(
-        description: "\(checkpoint): no training.json beside it to take the training size from; "
-          + "give --size HxW")
-    }
+  } else if let working = recipe?.workingSize {
     input = (working, "the training size, \(path)")
   }
-  // The network must accept the size, and one image at that size (predict and evaluate run
-  // them one at a time) must fit in memory.
-  let field = size == nil ? "\(input.source):" : "--size"
-  try architecture.check(workingSize: input.size, field: field)
-  try architecture.checkMemory(batch: 1, size: input.size, training: false, field: field)
-  return input
+  var parts: [String] = []
+  if options.fullResolution {
+    parts.append("network input: each image at its own resolution (--full-resolution)")
+  } else if let input {
+    try check(input.size, input.source)
+    parts.append("network input \(text(input.size)) (HxW, \(input.source))")
+  } else {
+    throw SegmentationCommandError(
+      description: "\(checkpoint): no training.json beside it to take the training size from; "
+        + "give --size HxW (or --full-resolution)")
+  }
+  var window: SlidingWindow?
+  if options.isSliding {
+    let crop = recipe?.cropSize.flatMap { $0 == recipe?.workingSize ? nil : $0 }
+    let chosen: (size: ImageSize, source: String)? =
+      options.window.map { ($0.size, "--window") } ?? crop.map { ($0, "the training crop size") }
+      ?? input.map { ($0.size, "the network input size") }
+    guard let chosen else {
+      throw SegmentationCommandError(
+        description: "\(checkpoint): no training.json beside it to take the window from; "
+          + "give --window HxW")
+    }
+    let (size, source) = chosen
+    try check(size, source)
+    window = SlidingWindow(size: size)
+    parts.append(
+      "sliding window \(text(size)) (\(source)), Gaussian-weighted, step half a window")
+  }
+  return InferencePlan(
+    inputSize: options.fullResolution ? nil : input?.size, window: window,
+    description: parts.joined(separator: ", "))
 }
 
 /// The arg-max labels of `model` on `sample` and their probabilities at the file's
-/// resolution: the network runs at the sample's (working) size, its class probabilities are
-/// resized bilinearly to the image's own size (`flip` averages with the mirrored image).
-func predictLabelsAtImageSize(_ model: any SegmentationModel, sample: PredictionSample, flip: Bool)
-  -> (labels: [UInt8], confidence: [Float])
-{
-  let (_, probabilities) = predictSegmentation(model, images: sample.image, horizontalFlip: flip)
+/// resolution: the network runs at the sample's (working) size, in windows when `window` is
+/// given, and its class probabilities are resized bilinearly to the image's own size (`flip`
+/// averages with the mirrored image).
+func predictLabelsAtImageSize(
+  _ model: any SegmentationModel, sample: PredictionSample, flip: Bool,
+  window: SlidingWindow? = nil
+) -> (labels: [UInt8], confidence: [Float]) {
+  let (_, probabilities) = predictSegmentation(
+    model, images: sample.image, horizontalFlip: flip, window: window)
   let decisions = ClassDecisions(
     probabilities: probabilitiesAtImageSize(probabilities, size: sample.originalSize).scalars,
     classCount: probabilities.shape[3])
@@ -295,32 +381,41 @@ func predictLabelsAtImageSize(_ model: any SegmentationModel, sample: Prediction
 enum ModelEvaluation {
   /// The raw matrix of the dataset's label values (rows, in `dataset.labelClasses`) against
   /// the model's predictions (columns, in `classes`), at each image's own size (probabilities
-  /// upsampled, ``predictLabelsAtImageSize(_:sample:flip:)``) or, with `atWorkingSize`, at the
-  /// network input size against the labels resized (nearest).
+  /// upsampled, ``predictLabelsAtImageSize(_:sample:flip:window:)``) or, with `atWorkingSize`,
+  /// at the network input size against the labels resized (nearest).
   static func matrix(
     _ model: any SegmentationModel, classes: ClassSet, on dataset: Dataset,
-    workingSize: ImageSize, atWorkingSize: Bool
+    plan: InferencePlan, atWorkingSize: Bool
   ) throws -> ConfusionMatrix {
     guard let truthClasses = dataset.labelClasses else {
       throw SegmentationCommandError(description: "the ground truth's class set is not resolved")
     }
     var matrix = ConfusionMatrix(groundTruth: truthClasses, prediction: classes)
-    var iterator = PredictionIterator(dataset: dataset, workingSize: workingSize)
+    var iterator = PredictionIterator(dataset: dataset, workingSize: plan.inputSize)
     var histogram = RawPairHistogram()
+    let printer = ProgressPrinter(interval: 10)
+    defer { printer.finish() }
+    let start = Date()
     while let sample = try iterator.next() {
+      defer {
+        printer.items(
+          "evaluate", done: iterator.position, total: dataset.count, unit: "img", since: start)
+      }
       guard let label = sample.label else {
         throw SegmentationCommandError(
           description: "\(sample.reference.imagePath): the ground-truth sample has no label file")
       }
       histogram.removeAll()
-      if atWorkingSize {
+      if atWorkingSize, let workingSize = plan.inputSize {
         histogram.add(
           groundTruth: ImageOps.resizeNearest(label, to: workingSize).values,
-          prediction: predictSegmentation(model, images: sample.image).labels)
+          prediction: predictSegmentation(model, images: sample.image, window: plan.window).labels)
       } else {
         histogram.add(
           groundTruth: label.values,
-          prediction: predictLabelsAtImageSize(model, sample: sample, flip: false).labels)
+          prediction: predictLabelsAtImageSize(
+            model, sample: sample, flip: false, window: plan.window
+          ).labels)
       }
       matrix.accumulate(histogram)
     }

@@ -108,7 +108,10 @@ struct TrainCommand: ParsableCommand {
       decay and the poly schedule lr = base * (1 - step / total)^0.9.
 
       OUTPUT/ holds training.json (the recipe), checkpoint.safetensors (+ .json, written every \
-      --checkpoint-every steps and at the end) and validation.jsonl. A run that was killed \
+      --checkpoint-every steps and at the end), losses.csv (step, loss, learning rate, gradient \
+      norm and labeled pixels of every step, for plotting) and validation.jsonl (scores as \
+      fractions of 1). Progress goes to stderr: one line rewritten in place on a terminal, a \
+      line every --log-every seconds in a log or a pipe. A run that was killed \
       continues exactly where its last checkpoint stopped with the same command plus --resume \
       (weights, optimizer, schedule, random state and data order are all restored).
 
@@ -152,6 +155,14 @@ struct TrainCommand: ParsableCommand {
     parsing: .unconditional,
     help: "The working size HxW every image is resized to (e.g. 96x128).")
   var size: SizeArgument
+
+  @Option(
+    parsing: .unconditional,
+    help: """
+      Train on random crops HxW of the working size instead of the whole image (predict with \
+      --sliding-window then; default: --size).
+      """)
+  var crop: SizeArgument?
 
   @Option(parsing: .unconditional, help: "The random scale range MIN,MAX (1,1 disables scaling).")
   var scale = "0.75,1.25"
@@ -227,7 +238,7 @@ struct TrainCommand: ParsableCommand {
   @Option(
     parsing: .unconditional,
     help: "Seconds between progress lines when stderr is not a terminal.")
-  var logEvery: Double = 30
+  var logEvery: Double = 10
 
   func validate() throws {
     if dataset.isEmpty { throw ValidationError("give at least one --dataset SPEC") }
@@ -269,6 +280,14 @@ struct TrainCommand: ParsableCommand {
         ["asppChannels": "--aspp-channels", "asppRates": "the ASPP rates"][key] ?? "--\(key)"
       }
       try network.check(workingSize: size.size, field: "--size")
+      if let crop {
+        guard crop.size.height <= size.size.height, crop.size.width <= size.size.width else {
+          throw ValidationError(
+            "--crop \(crop.size.heightByWidth): a crop of the working size --size "
+              + "\(size.size.heightByWidth), at most that large on each side")
+        }
+        try network.check(workingSize: crop.size, field: "--crop")
+      }
       try network.checkMemory(
         batch: batch, size: size.size, training: true, field: "--batch x --size")
     }
@@ -340,26 +359,37 @@ struct TrainCommand: ParsableCommand {
       architecture: network,
       classSetName: classes, ignoreIndex: ignore,
       augmentation: AugmentationConfig(
-        workingSize: size.size, scaleRange: try scaleRange(), cropSize: size.size,
+        workingSize: size.size, scaleRange: try scaleRange(), cropSize: crop?.size ?? size.size,
         flipProbability: flip, ignoreIndex: ignore),
       batchSize: batch, totalSteps: steps, baseLearningRate: learningRate, optimizer: optimizer,
       momentum: momentum, weightDecay: weightDecay, seed: seed, checkpointInterval: checkpointEvery,
       validationInterval: validateEvery, loaderWorkers: loaderThreads,
       initialization: initialization)
-    var reporter = ProgressReporter(interval: logEvery)
-    reporter.line(
+    // Under mpirun: data-parallel over the ranks; rank 0 reports and writes the folder.
+    let replicas = try ScaleOut.trainingReplicas()
+    if let replicas, batch < replicas.count {
+      throw ValidationError(
+        "--batch \(batch) is smaller than the \(replicas.count) ranks of mpirun: every rank "
+          + "computes at least one image of a step (give --batch \(replicas.count) or more)")
+    }
+    let printer = ProgressPrinter(interval: logEvery, quiet: (replicas?.index ?? 0) != 0)
+    let reporter = TrainingReporter(printer: printer)
+    let ranks = replicas.map { ", data-parallel over \($0.count) ranks" } ?? ""
+    printer.line(
       "training \(configuration.architecture.summaryWithParameters) on \(trainingSet.count) samples "
-        + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)")
+        + "(\(trainingSet.classSetName) -> \(classes)), \(steps) steps of \(batch)"
+        + (crop.map { " random \($0.size.heightByWidth) crops of \(size.size.heightByWidth)" } ?? "")
+        + ranks)
     let result: TrainingRunResult
     do {
       result = try runTraining(
         configuration, in: output,
         training: LabeledSource(dataset: trainingSet, labelTable: table), validation: validation,
-        modelClasses: modelClasses, resume: resume
+        modelClasses: modelClasses, resume: resume, replicas: replicas
       ) { event in reporter.report(event) }
-      reporter.finish()
+      printer.finish()
     } catch {
-      reporter.finish()  // end the in-place line before the error is printed
+      printer.finish()  // end the in-place line before the error is printed
       throw error
     }
     var summary = "done: \(result.steps) steps, checkpoint \(result.checkpointPath)"
@@ -367,7 +397,7 @@ struct TrainCommand: ParsableCommand {
     if let report = result.validation {
       summary += ", validation mIoU \(format(Float(report.meanIoU * 100), 2)) %"
     }
-    print(summary)
+    if (replicas?.index ?? 0) == 0 { print(printer.label + summary) }
   }
 }
 
@@ -383,59 +413,4 @@ func positiveIntegers(_ text: String, option: String) throws -> [Int] {
 /// Formats a number with `digits` decimals.
 func format(_ value: Float, _ digits: Int) -> String {
   String(format: "%.\(digits)f", Double(value))
-}
-
-/// Writes training progress to stderr: one line rewritten in place on a terminal, plain lines
-/// every `interval` seconds otherwise.
-struct ProgressReporter {
-  let isTerminal = isatty(2) != 0
-  let interval: Double
-  var lastPrint = Date.distantPast
-  var inPlace = false
-
-  init(interval: Double) { self.interval = interval }
-
-  mutating func line(_ text: String) {
-    if inPlace { write("\n") }
-    inPlace = false
-    write(text + "\n")
-  }
-
-  mutating func report(_ event: TrainingEvent) {
-    switch event {
-    case .resumed(let step, let path): line("resumed at step \(step) from \(path)")
-    case .checkpoint: break
-    case .validation(let step, let report):
-      line("step \(step): validation mIoU \(format(Float(report.meanIoU * 100), 2)) %")
-    case .step(let p):
-      let now = Date()
-      let text =
-        "step \(p.step)/\(p.totalSteps)  loss \(format(p.loss, 4))  lr \(format(p.learningRate, 5))"
-        + "  \(format(Float(p.imagesPerSecond), 1)) img/s  \(format(Float(p.secondsPerStep), 2)) s/step"
-        + "  left \(duration(p.secondsRemaining))"
-      if isTerminal {
-        write("\r\u{1B}[K" + text)
-        inPlace = true
-      } else if now.timeIntervalSince(lastPrint) >= interval || p.step == p.totalSteps {
-        write(text + "\n")
-        lastPrint = now
-      }
-    }
-  }
-
-  mutating func finish() {
-    if inPlace { write("\n") }
-    inPlace = false
-  }
-
-  func write(_ text: String) {
-    FileHandle.standardError.write(Data(text.utf8))
-  }
-
-  func duration(_ seconds: Double) -> String {
-    let s = Int(seconds.rounded())
-    return s >= 3600
-      ? "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m"
-      : "\(s / 60)m\(String(format: "%02d", s % 60))s"
-  }
 }

@@ -20,10 +20,8 @@ enum BackendKinds {
   /// Every backend's keys, for `--help`.
   static var help: String { all.map { $0.help }.joined(separator: "\n\n") }
 
-  /// Writes the backend's progress lines to stderr.
-  static let progress: @Sendable (String) -> Void = { line in
-    FileHandle.standardError.write(Data("[backend] \(line)\n".utf8))
-  }
+  /// Writes the backend's progress lines to stderr (the ranks other than 0 of an MPI run).
+  static let progress: @Sendable (String) -> Void = { line in ScaleOut.log("[backend] \(line)") }
 
   /// The options of `kind` decoded from a JSON object.
   static func decode(_ kind: any BackendOptions.Type, _ object: [String: ConfigurationValue], file: String)
@@ -70,18 +68,27 @@ struct TransferCommand: ParsableCommand {
     commandName: "transfer",
     abstract: "Run self-learning, STSO and/or ATSO self-training into a new run directory.",
     discussion: """
-      The configuration comes from --config (JSON, see TransferConfiguration); every flag given \
-      overrides the file. The resolved configuration is saved as RUN/configuration.json with the \
-      fold split (folds.json); checkpoints go to RUN/models, pseudo labels to RUN/labels, one \
-      completion record per step to RUN/steps, evaluations to RUN/metrics.jsonl, and at the end \
-      RUN/table.md, RUN/table.json, RUN/curves-<stage>.png, RUN/agreement-<stage>.png and \
-      RUN/predictions.png (a few test images: image, ground truth, and the predictions of the \
-      source model and of each schedule's last model, in the class colours). Every model is \
-      scored on R and E as trained and with batch-norm statistics of R (AdaBN), at each image's \
-      own size (and at the working size); the tables start with the baselines source only and \
-      AdaBN alone, and give each generation's pseudo labels' score against R (@R) and its \
-      agreement with its teacher and with M0. A run killed at any moment is continued with \
-      `atso-transfer resume RUN`.
+      The configuration comes from --config, a JSON file (`//` comments allowed); the folder \
+      examples/ of the package holds one, commented, for each story of the README \
+      (examples/camvid-day-dusk.jsonc, examples/camvid-staged-super-class.jsonc, \
+      examples/camvid-semi-supervised-10pct.jsonc, examples/hippocampus-10pct.jsonc). Every \
+      flag given overrides the file; --dry-run prints the result with every default. The \
+      resolved configuration is saved as RUN/configuration.json with the fold split \
+      (folds.json) and the units of S, R and E (sets.json); checkpoints go to RUN/models, \
+      pseudo labels to RUN/labels, the loss of every training step to RUN/losses/<job>.csv, \
+      one completion record per step to RUN/steps, evaluations to RUN/metrics.jsonl (scores \
+      as fractions of 1, class names beside per-class scores), and at the end RUN/table.md \
+      (percent, with a legend: what @R and @E are, the data, levels, seeds), RUN/table.json, \
+      RUN/curves-<stage>.png, RUN/agreement-<stage>.png and RUN/predictions.png (a few test \
+      images: image, ground truth, and the predictions of the source model and of each \
+      schedule's last model, in the class colours). Every model is scored on R and E as \
+      trained and with batch-norm statistics of R (AdaBN), at each image's own size (and at \
+      the working size); the tables start with the baselines source only and AdaBN alone, and \
+      give each generation's pseudo labels' score against R (@R) and its agreement with its \
+      teacher and with M0. Progress goes to stderr: a line when each job starts and ends (job \
+      k of n, elapsed, time left) and the step, loss, speed and time left of the running job, \
+      in place on a terminal, every --log-every seconds in a log. A run killed at any moment \
+      is continued with `atso-transfer resume RUN`.
 
       The backend (--backend-option kind=image|volume|simulation, image by default) reads the \
       data and trains the networks; its keys are listed under --backend-option. Keys that are \
@@ -105,8 +112,9 @@ struct TransferCommand: ParsableCommand {
           --backend-option 'reference=camvid:train.txt?include=0001TP&unlabeled' \\
           --backend-option 'test=camvid:train.txt?include=0001TP' \\
           --backend-option size=96x128 --backend-option sourceIterations=400
-        atso-transfer transfer --config run.json -o runs/r1 --dry-run
-        atso-transfer transfer --config run.json -o runs/r2 \\
+        atso-transfer transfer --config examples/camvid-day-dusk.jsonc \\
+          -o runs/r1 --dry-run
+        atso-transfer transfer --config examples/camvid-day-dusk.jsonc -o runs/r2 \\
           --source-model runs/camvid-day/checkpoint.safetensors
 
       BACKEND KEYS (--backend-option key=value, or the "backend" object of --config, where \
@@ -167,8 +175,14 @@ struct TransferCommand: ParsableCommand {
       """)
   var sourceModel: String?
 
-  @Flag(help: "Print the resolved configuration and stop (needs no backend).")
+  @Flag(
+    help: "Print the resolved configuration, defaults included, and stop (reads no data).")
   var dryRun = false
+
+  @Option(help: "Seconds between progress lines when stderr is not a terminal.")
+  var logEvery: Double = 10
+
+  @OptionGroup var ranks: RankOptions
 
   /// The configuration resolved by ``validate()``: the file read and decoded once, the flags
   /// applied, validated once.
@@ -177,7 +191,7 @@ struct TransferCommand: ParsableCommand {
   enum CodingKeys: String, CodingKey {
     case config, runDirectory, seed, schedules, folds, generations, confidenceThreshold
     case classBalancedPortion, adaBn, ignoreIndex, previews, stage, backendOption, sourceModel
-    case dryRun
+    case dryRun, logEvery, ranks
   }
 
   /// The configuration file (or the defaults) with the flags applied, validated.
@@ -237,22 +251,32 @@ struct TransferCommand: ParsableCommand {
   func run() throws {
     let configuration = try resolved ?? resolvedConfiguration()
     if dryRun {
-      print(String(decoding: try configuration.configuration.encoded(), as: UTF8.self))
+      print(String(decoding: try configuration.configuration.encodedWithDefaults(), as: UTF8.self))
       return
     }
     guard let directory = configuration.configuration.runDirectory else { return }
-    let backend = try configuration.makeBackend(progress: BackendKinds.progress)
-    let run = try TransferRun.start(
-      configuration: configuration, directory: directory, backend: backend)
-    try execute(run)
+    let reporter = TransferReporter(printer: ProgressPrinter(interval: logEvery))
+    let start = {
+      try TransferRun.start(
+        configuration: configuration, directory: directory,
+        backend: try configuration.makeBackend(
+          progress: reporter.line, jobProgress: reporter.handle))
+    }
+    switch try ScaleOut.execute(options: ranks, rankZero: start) {
+    case false?: return  // a worker rank: rank 0 prints the results
+    case true?: break
+    case nil: try execute(start(), reporter: reporter)
+    }
     print((try? String(contentsOfFile: directory + "/table.md", encoding: .utf8)) ?? "")
     printResultFiles(directory)
   }
 }
 
-/// Executes a run; an error of one of its jobs names the job.
+/// Executes a run, its progress drawn by `reporter`; an error of one of its jobs names the job.
 @discardableResult
-func execute(_ run: TransferRun) throws -> [MetricsRecord] {
+func execute(_ run: TransferRun, reporter: TransferReporter? = nil) throws -> [MetricsRecord] {
+  run.events = reporter.map { reporter in { reporter.handle($0) } }
+  defer { reporter?.printer.finish() }
   do {
     return try run.execute()
   } catch {
@@ -282,6 +306,11 @@ struct ResumeCommand: ParsableCommand {
   @Argument(help: "The run directory created by `atso-transfer transfer`.")
   var runDirectory: String
 
+  @Option(
+    parsing: .unconditional,
+    help: "Seconds between progress lines when stderr is not a terminal.")
+  var logEvery: Double = 10
+
   @Flag(
     help: """
       Continue with a configuration.json edited since the run started (refused otherwise, \
@@ -295,16 +324,37 @@ struct ResumeCommand: ParsableCommand {
     }
   }
 
+  @OptionGroup var ranks: RankOptions
+
   func run() throws {
-    let configuration = try TransferConfiguration.load(
-      from: runDirectory + "/configuration.json", kinds: BackendKinds.all)
-    let backend = try configuration.makeBackend(progress: BackendKinds.progress)
-    let transfer = try TransferRun(
-      resuming: runDirectory, configuration: configuration, backend: backend,
-      acceptingChanges: acceptChanges)
-    try execute(transfer)
+    let reporter = TransferReporter(printer: ProgressPrinter(interval: logEvery))
+    let open = {
+      try TransferRun.open(runDirectory, acceptingChanges: acceptChanges, reporter: reporter)
+    }
+    switch try ScaleOut.execute(options: ranks, rankZero: open) {
+    case false?: return  // a worker rank: rank 0 prints the results
+    case true?: break
+    case nil: try execute(open(), reporter: reporter)
+    }
     print((try? String(contentsOfFile: runDirectory + "/table.md", encoding: .utf8)) ?? "")
     printResultFiles(runDirectory)
+  }
+}
+
+extension TransferRun {
+  /// Opens the run in `directory` with its saved configuration, to resume it
+  /// (`acceptingChanges`: ``TransferRun/init(resuming:configuration:backend:acceptingChanges:)``).
+  static func open(
+    _ directory: String, acceptingChanges: Bool = false, reporter: TransferReporter? = nil
+  ) throws -> TransferRun {
+    let configuration = try TransferConfiguration.load(
+      from: directory + "/configuration.json", kinds: BackendKinds.all)
+    let backend =
+      try reporter.map { try configuration.makeBackend(progress: $0.line, jobProgress: $0.handle) }
+      ?? configuration.makeBackend(progress: BackendKinds.progress)
+    return try TransferRun(
+      resuming: directory, configuration: configuration, backend: backend,
+      acceptingChanges: acceptingChanges)
   }
 }
 

@@ -15,11 +15,17 @@ struct PredictVolume: ParsableCommand {
       three label volumes are fused voxel by voxel by majority vote (all three disagree: highest \
       summed probability). Intensities are windowed as in training (--window). The output is a \
       uint8 label map on the image's grid. Given folders, every .nii/.nii.gz image is labeled \
-      into the output folder under the same name (score them with `medical-dice`).
+      into the output folder under the same name (score them with `medical-dice`). \
+      --sliding-window HxW runs each slice in Gaussian-weighted windows of that size, half \
+      overlapping (as nnU-Net), one slice at a time: memory is bounded by the window, \
+      whatever the volume.
 
       Examples:
         atso-transfer predict-volume --model runs/hippo/models/m0.ckpt \\
           --input Task04_Hippocampus/imagesTr --output pred
+        atso-transfer predict-volume --model runs/ct/models/m0.ckpt \\
+          --input ct.nii.gz --output ct-labels.nii.gz --window ct \\
+          --sliding-window 128x128
         atso-transfer medical-dice --predictions pred \\
           --labels Task04_Hippocampus/labelsTr --classes 3
       """)
@@ -35,6 +41,9 @@ struct PredictVolume: ParsableCommand {
 
   @Option(help: "Intensity window: mri (0.5-99.5 percentiles) or ct (-100..240 HU).")
   var window: String = "mri"
+
+  @Option(help: "Predict each slice in Gaussian-weighted windows of this size HxW.")
+  var slidingWindow: SizeArgument?
 
   func validate() throws {
     guard ["mri", "ct"].contains(window) else {
@@ -58,13 +67,21 @@ struct PredictVolume: ParsableCommand {
       }
       jobs = files.map { (input + "/" + $0, output + "/" + $0) }
     }
-    for (image, destination) in jobs {
+    let printer = ProgressPrinter(interval: 10)
+    defer { printer.finish() }
+    let start = Date()
+    for (index, (image, destination)) in jobs.enumerated() {
       let read = try NIfTI.readImage(image)
       try networks.check(volumeShape: read.shape, path: image)
       let volume = read.windowed(intensity)
-      let labels = networks.predict(CaseSlicer(image: volume)).labels
+      let labels = networks.predict(
+        CaseSlicer(image: volume), window: slidingWindow.map { SlidingWindow(size: $0.size) }
+      ).labels
       try NIfTI.write(Volume(geometry: volume.geometry, voxels: labels), to: destination)
-      print("\(destination)")
+      printer.finish()
+      print(destination)
+      printer.items(
+        "predict-volume", done: index + 1, total: jobs.count, unit: "cases", since: start)
     }
   }
 }

@@ -51,6 +51,13 @@ struct MedicalCommandTests {
       ]) as? MedicalDice)
     #expect(
       try coarse.report().contains("global Dice per class (1...), %: [100.00], mean 100.00 %"))
+    #expect(!text.contains("warning"))
+    // Predictions of the background only: a warning names the one class.
+    try NIfTI.write(Volume(geometry: g, voxels: [UInt8](repeating: 0, count: 4)), to: root + "/pred/c1.nii.gz")
+    #expect(
+      try fine.report().hasSuffix(
+        "warning: every prediction on the one case is 'class 0': the model predicts a single class "
+          + "(its scores say little; check the training and the labels)"))
     #expect(throws: (any Error).self) {
       try AtsoTransfer.parseAsRoot([
         "medical-dice", "--predictions", "p", "--labels", "l", "--classes", "2", "--table", "0,2",

@@ -255,6 +255,52 @@ struct SegmentationCommandTests {
     #expect(ids.values.count == trainIDs.values.count)
   }
 
+  @Test func trainCropsAndSlidingWindowInferenceTakesTheCrop() throws {
+    let w = try Workspace("crop", count: 2)
+    defer { w.remove() }
+    let checkpoint = try w.train("run", extra: ["--crop", "8x16"])
+    let recipe = try readRunConfiguration(w.root + "/run/training.json")
+    #expect(recipe.augmentation.cropSize == ImageSize(height: 8, width: 16))
+    let windowed = try w.evaluate(["--checkpoint", checkpoint, "--truth", w.spec, "--sliding-window"])
+    #expect(windowed.notes.contains { $0.contains("sliding window 8x16 (the training crop size)") })
+    let full = try w.evaluate([
+      "--checkpoint", checkpoint, "--truth", w.spec, "--full-resolution", "--window", "16x16",
+    ])
+    #expect(full.notes.contains { $0.contains("each image at its own resolution") })
+    #expect(full.notes.contains { $0.contains("sliding window 16x16 (--window)") })
+    #expect(full.evaluatedPixels == windowed.evaluatedPixels)
+    // A crop larger than the working size is refused, naming both.
+    #expect(errorText { _ = try w.train("big", extra: ["--crop", "32x64"]) }.contains("--crop 32x64"))
+  }
+
+  @Test func evaluateWarnsWhenThePredictionsHoldASingleClass() throws {
+    let w = try Workspace("single-class", count: 2)
+    defer { w.remove() }
+    func write(_ folder: String, _ value: (Int) -> UInt8) throws {
+      try FileManager.default.createDirectory(
+        atPath: w.root + "/" + folder, withIntermediateDirectories: true)
+      for sample in try DatasetSpec(parsing: w.spec).open().samples {
+        try ImageFile.writePNG(
+          LabelImage(width: 32, height: 16, values: (0..<(32 * 16)).map(value)),
+          to: w.root + "/\(folder)/\(sample.id).png")
+      }
+    }
+    func evaluate(_ folder: String) throws -> EvaluationReport {
+      try w.evaluate([
+        "--truth", w.spec, "--predictions", w.root + "/" + folder, "--prediction-classes",
+        "cityscapes-19",
+      ])
+    }
+    try write("road") { _ in 0 }
+    let report = try evaluate("road")
+    let warning = try #require(report.notes.last)
+    #expect(warning.hasPrefix("warning: every prediction on the evaluated images is 'road'"))
+    #expect(report.table().contains(warning))
+    // Two classes: no warning.
+    try write("two") { UInt8($0 % 2) }
+    #expect(!(try evaluate("two")).notes.contains { $0.hasPrefix("warning:") })
+  }
+
   @Test func evaluateReportsBadInput() throws {
     let w = try Workspace("errors", count: 2)
     defer { w.remove() }

@@ -12,14 +12,7 @@ import Transfer
 #endif
 
 /// The `atso-transfer` executable next to the test bundle (built by `swift build`/`swift test`).
-let atsoTransferExecutable: String? = {
-  let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-  for directory in [bundle, bundle.deletingLastPathComponent()] {
-    let path = directory.appendingPathComponent("atso-transfer").path
-    if FileManager.default.isExecutableFile(atPath: path) { return path }
-  }
-  return nil
-}()
+let atsoTransferExecutable = builtExecutable("atso-transfer")
 
 func completedRecords(_ directory: String) -> [String] {
   ((try? FileManager.default.contentsOfDirectory(atPath: directory + "/steps")) ?? [])

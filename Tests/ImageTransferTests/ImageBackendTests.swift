@@ -112,6 +112,18 @@ func imageOptions() throws {
     throws: TransferError.invalidConfiguration(
       file: "f", key: "backend.size", reason: "8x8: both sides must be at least 16")
   ) { try tinyOptions(["size": "8x8"]).validate(file: "f") }
+  // The network's and the trainer's own bounds, as `train` has them (probe_inputs.sh findings).
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "f", key: "backend.widths",
+      reason: "[4] is not accepted: expected 2 to 16 widths (the last is the bottleneck's), "
+        + "each in 1...16384")
+  ) { try tinyOptions(["widths": [4]]).validate(file: "f") }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "f", key: "backend.batch",
+      reason: "100000000 is not accepted: expected an integer in 1...65536")
+  ) { try tinyOptions(["batch": 100_000_000]).validate(file: "f") }
   #expect(
     throws: TransferError.invalidConfiguration(
       file: "f", key: "backend.reference",

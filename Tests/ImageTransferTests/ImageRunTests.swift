@@ -42,16 +42,33 @@ func segmentationEndToEnd() throws {
   for name in ["table.md", "metrics.jsonl", "models/source.ckpt", "models/fine-atso-final.ckpt"] {
     #expect(FileManager.default.fileExists(atPath: directory + "/" + name), "\(name) missing")
   }
+  // The records a paper needs: the units of S, every step's loss, class names, a legend.
+  let sets = try JSONDecoder().decode(
+    DataSummary.self, from: try #require(FileManager.default.contents(atPath: directory + "/sets.json")))
+  #expect(sets.unit == "image" && sets.labeled.count == 6 && sets.reference.count == 4)
+  #expect(sets.test == backend.test.ids)
+  let sourceLog = try String(contentsOfFile: directory + "/losses/train-source.csv", encoding: .utf8)
+  let rows = sourceLog.split(separator: "\n")
+  #expect(rows.first == "step,loss,learningRate,gradientNorm,labeledPixels")
+  #expect(rows.dropFirst().map { $0.split(separator: ",")[0] } == (1...6).map { "\($0)"[...] })
+  #expect(rows.dropFirst().allSatisfy { Float($0.split(separator: ",")[1]).map { $0 > 0 } == true })
+  let students = try FileManager.default.contentsOfDirectory(atPath: directory + "/losses")
+    .filter { $0.hasPrefix("finetune-") }
+  #expect(students.count == 3)  // two fold models and the final one
+  #expect(records[0].perClass.classes?.first == "road" && records[0].perClass.classes?.count == 19)
+  let table = try String(contentsOfFile: directory + "/table.md", encoding: .utf8)
+  #expect(table.contains("## Legend") && table.contains("S (labeled) 6 images"))
+  #expect(table.contains("S cityscapes-34 -> cityscapes-19 by mapping"))
   // predictions.png: the 3 test images (fewer than the default 4), each with its picture,
   // ground truth and the predictions of M0 and of ATSO's final model, in the class colours.
   let (models, level) = run.previewModels()
-  #expect(models.map(\.title) == ["SOURCE ONLY", "ATSO FINAL"])
+  #expect(models.map(\.title) == ["source only", "ATSO final"])
   #expect(models.map(\.checkpoint) == ["source", "fine-atso-final"].map { "\(directory)/models/\($0).ckpt" })
   #expect(level == .fine)
   let sheet = try PNGCodec.decodeRGB(
     Array(try #require(FileManager.default.contents(atPath: directory + "/predictions.png"))),
     path: "predictions.png")
-  var expected = ContactSheet(columns: ["IMAGE", "GROUND TRUTH"] + models.map(\.title))
+  var expected = ContactSheet(predictionsOf: models)
   let palette = backend.classSet.displayColors
   let colors = palette
   let truths = try #require(backend.test.labels)
@@ -101,6 +118,7 @@ final class InterruptingBackend: TransferBackend {
   }
 
   func referenceUnits() throws -> [String] { try inner.referenceUnits() }
+  func dataSummary() throws -> DataSummary { try inner.dataSummary() }
   func trainSource(_ r: SourceTrainingRequest) throws {
     try tick()
     try inner.trainSource(r)

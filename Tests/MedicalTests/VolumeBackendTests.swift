@@ -114,7 +114,7 @@ struct VolumeBackendTests {
     #expect(
       throws: TransferError.invalidConfiguration(
         file: "f", key: "backend.widths",
-        reason: "[8] is not two or more positive widths, e.g. [8, 16, 32]")
+        reason: "[8] is not accepted: expected 2 to 16 widths (the last is the bottleneck's), each in 1...16384")
     ) { try volumeOptions(["dataset": "x", "widths": [8]]).validate(file: "f") }
     // A configuration of the earlier shape: dashed names, iterations, batch-size, strings.
     let legacy = #"""

@@ -78,12 +78,13 @@ private func tinyConfiguration(steps: Int, checkpointInterval: Int = 100)
     defer { try? FileManager.default.removeItem(atPath: root) }
     let full = try runTraining(
       tinyConfiguration(steps: 6), in: root + "/full", training: source, modelClasses: classes)
-    // First half: a run whose process "dies" after step 3 (its checkpoint was written there).
+    // First half: a run whose process "dies" in step 4 (its loss logged), after the checkpoint
+    // of step 3.
     var half = tinyConfiguration(steps: 6, checkpointInterval: 3)
     struct Killed: Error {}
     #expect(throws: Killed.self) {
       _ = try runTraining(half, in: root + "/split", training: source, modelClasses: classes) {
-        if case .checkpoint(let step, _) = $0, step == 3 { throw Killed() }
+        if case .step(let p) = $0, p.step == 4 { throw Killed() }
       }
     }
     half.checkpointInterval = 100
@@ -96,6 +97,12 @@ private func tinyConfiguration(steps: Int, checkpointInterval: Int = 100)
     let b = try Checkpoint.read(from: resumed.checkpointPath)
     #expect(a.tensors == b.tensors)
     #expect(a.trainingState == b.trainingState)
+    // The loss log: step 4's row of the killed run dropped, then written again: the same bytes.
+    let log = { (run: String) in
+      try String(contentsOfFile: TrainingRunFiles.lossLog(in: root + run), encoding: .utf8)
+    }
+    #expect(try log("/full") == log("/split"))
+    #expect(try log("/full").split(separator: "\n").count == 1 + 6)
   }
 
   @Test func resumeRejectsAnotherRecipe() throws {

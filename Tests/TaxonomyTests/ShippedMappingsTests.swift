@@ -23,6 +23,21 @@ import Testing
     for classSet in library.classSets.values { #expect(!classSet.citation.isEmpty) }
   }
 
+  @Test func recordNamesListTheOtherVariants() throws {
+    let library = try MappingLibrary(directory: mappingsDirectory)
+    let mapillary = try library.mapping(from: "mapillary-vistas-v1.2", to: "cityscapes-19")
+    #expect(
+      library.recordName(of: mapillary)
+        == "'mapillary-vistas-v1.2-to-cityscapes-19' (variant A), one of 5 variants (the others: "
+        + "'mapillary-vistas-v1.2-to-cityscapes-19.ladd' (B), "
+        + "'mapillary-vistas-v1.2-to-cityscapes-19.mseg' (D), "
+        + "'mapillary-vistas-v1.2-to-cityscapes-19.mtaf19' (C), "
+        + "'mapillary-vistas-v1.2-to-cityscapes-19.unipercept' (E); "
+        + "`evaluate --variants` scores under each)")
+    let cityscapes = try library.mapping(from: "cityscapes-34", to: "cityscapes-19")
+    #expect(library.recordName(of: cityscapes) == "'cityscapes-34-to-cityscapes-19'")
+  }
+
   @Test func classSetSizes() throws {
     let library = try MappingLibrary(directory: mappingsDirectory)
     let counts = library.classSets.mapValues(\.classes.count)

@@ -84,3 +84,25 @@ func loadedCoreFollowsRule() throws {
   }
   #expect(BLASLibrary.canRun(core: blas.core, features: cpu.features))
 }
+
+/// The register width of a kernel set's floats.
+private func vectorBits(of isa: KernelISA) -> Int {
+  switch isa {
+  case .portable: 128
+  case .avx2: 256
+  case .avx512: 512
+  }
+}
+
+@Test(
+  "the convolution kernels use the widest vector unit of the CPU, unless ATSO_KERNEL_ISA lowers it",
+  .enabled(if: ProcessInfo.processInfo.environment["ATSO_KERNEL_ISA"] == nil, "ATSO_KERNEL_ISA is set"))
+func kernelSetIsWidest() {
+  let cpu = CPUDescription.current
+  // The kernels' own cpuid reading agrees with the one the BLAS loader reports.
+  #expect(KernelISA.avx512.isSupported == cpu.features.contains("avx512f"))
+  #expect(KernelISA.avx2.isSupported == ["avx", "avx2", "fma"].allSatisfy(cpu.features.contains))
+  let widest = KernelISA.allCases.filter(\.isSupported).max { vectorBits(of: $0) < vectorBits(of: $1) }
+  #expect(KernelISA.best == widest)
+  #expect(vectorBits(of: KernelISA.best) == max(128, cpu.fmaBits))
+}

@@ -4,8 +4,8 @@ import Testing
 
 @testable import Tensor
 
-/// Central differences of a scalar function of `Double` logits.
-private func finiteDifferences(
+/// Central differences of a scalar function of `Double` logits (the loss tests share it).
+func finiteDifferences(
   _ logits: [Double], epsilon: Double = 1e-6, _ loss: ([Double]) -> Double
 ) -> [Double] {
   var x = logits
@@ -26,8 +26,8 @@ private func maxDifference(_ a: [Double], _ b: [Double]) -> Double {
   zip(a, b).map { abs($0 - $1) }.max() ?? 0
 }
 
-/// Random logits and labels with about a fifth of the pixels ignored.
-private func randomCase(pixels: Int, classes: Int, labelRange: Int, seed: UInt64)
+/// Random logits and labels with about a fifth of the pixels ignored (the loss tests share it).
+func randomCase(pixels: Int, classes: Int, labelRange: Int, seed: UInt64)
   -> (logits: [Double], labels: [UInt8])
 {
   var rng = SeededGenerator(seed: seed)

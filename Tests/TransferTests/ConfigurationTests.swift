@@ -241,3 +241,20 @@ func backendOptionText() throws {
   for key in TestOptions.keys { #expect(help.contains("\(key.name)="), "\(key.name) missing") }
   #expect(help.contains("speed only") && help.contains("a data location"))
 }
+
+@Test("absurd counts and numbers beyond a float's range are refused with their key")
+func absurdConfigurationValues() throws {
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "run.json", key: "folds", reason: "must be at most 1024, got 1099511627776")
+  ) { try decodeConfiguration(#"{"folds": 1099511627776}"#) }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "run.json", key: "generations", reason: "must be at most 1000, got 5000")
+  ) { try decodeConfiguration(#"{"generations": 5000}"#) }
+  #expect(
+    throws: TransferError.invalidConfiguration(
+      file: "run.json", key: "backend.units",
+      reason: "a number beyond the range of a 64-bit float (about 1.8e308)")
+  ) { try decodeConfiguration(#"{"backend": {"kind": "simulation", "units": 1e999}}"#) }
+}

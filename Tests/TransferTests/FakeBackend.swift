@@ -37,6 +37,8 @@ final class FakeBackend: TransferBackend {
   let simulation: SimulationBackend
   /// Throw `SimulatedCrash` at this call (1-based), after writing half an output.
   var crashAtCall: Int?
+  /// Evaluations report that models predict only this class.
+  var onlyClass: String?
   private(set) var calls: [FakeCall] = []
   private(set) var callCount = 0
 
@@ -80,6 +82,12 @@ final class FakeBackend: TransferBackend {
 
   func referenceUnits() throws -> [String] { units }
 
+  func dataSummary() throws -> DataSummary {
+    DataSummary(
+      unit: "unit", labeled: ["s0", "s1"], reference: units, test: ["e0"],
+      notes: ["Fake backend: units are names."])
+  }
+
   func trainSource(_ request: SourceTrainingRequest) throws {
     try enter(partialOutput: request.output)
     try simulation.trainSource(request)
@@ -120,7 +128,8 @@ final class FakeBackend: TransferBackend {
 
   func evaluate(_ request: EvaluationRequest) throws -> Evaluation {
     try enter(partialOutput: nil)
-    let result = try simulation.evaluate(request)
+    var result = try simulation.evaluate(request)
+    if let onlyClass { result.predictedClasses = [onlyClass] }
     record(.evaluate, Self.name(request.checkpoint), request.set.rawValue)
     return result
   }

@@ -11,7 +11,9 @@ let resumeConfiguration: TransferConfiguration = {
 }()
 
 /// The files that must not depend on how the run was interrupted.
-let resultFiles = ["metrics.jsonl", "table.json", "table.md", "curves-fine.png", "folds.json"]
+let resultFiles = [
+  "metrics.jsonl", "table.json", "table.md", "curves-fine.png", "folds.json", "sets.json",
+]
 
 struct ReferenceRun {
   var directory: String
@@ -37,10 +39,19 @@ func expectSameResults(_ directory: String, as reference: ReferenceRun) {
     let data = FileManager.default.contents(atPath: directory + "/" + name)
     #expect(data == reference.files[name], "\(name) differs")
   }
-  for folder in ["models", "labels", "steps"] {
+  for folder in ["models", "labels", "steps", "losses"] {
     let names =
       (try? FileManager.default.contentsOfDirectory(atPath: directory + "/" + folder)) ?? []
     #expect(!names.contains { $0.hasSuffix(".partial") }, "a .partial is left in \(folder)")
+  }
+  // One loss log per training job, with the bytes of the uninterrupted run.
+  let logs = (try? FileManager.default.contentsOfDirectory(atPath: reference.directory + "/losses")) ?? []
+  #expect(!logs.isEmpty)
+  for name in logs {
+    let path = "/losses/" + name
+    #expect(
+      FileManager.default.contents(atPath: directory + path)
+        == FileManager.default.contents(atPath: reference.directory + path), "\(name) differs")
   }
 }
 

@@ -138,23 +138,29 @@ public struct DeepLab: SegmentationModel, Equatable {
   }
 
   public mutating func trainingForward(_ images: Tensor) -> (logits: Tensor, cache: Cache) {
+    trainingForward(images, statistics: .local)
+  }
+
+  public mutating func trainingForward(
+    _ images: Tensor, statistics scope: BatchStatisticsScope
+  ) -> (logits: Tensor, cache: Cache) {
     checkInput(images)
     var cache = Cache()
     var x = images
     for i in stem.indices {
-      let out = stem[i].trainingForward(x)
+      let out = stem[i].trainingForward(x, statistics: scope)
       cache.stem.append(out.cache)
       x = out.output
     }
-    let deep = stage4.trainingForward(x)
+    let deep = stage4.trainingForward(x, statistics: scope)
     cache.stage4 = deep.cache
     x = deep.output
     cache.features = x
-    let pointwise = asppPointwise.trainingForward(x)
+    let pointwise = asppPointwise.trainingForward(x, statistics: scope)
     cache.pointwise = pointwise.cache
     var branches = [pointwise.output]
     for i in asppAtrous.indices {
-      let out = asppAtrous[i].trainingForward(x)
+      let out = asppAtrous[i].trainingForward(x, statistics: scope)
       cache.atrous.append(out.cache)
       branches.append(out.output)
     }
@@ -162,7 +168,7 @@ public struct DeepLab: SegmentationModel, Equatable {
     cache.pooled = pooling.pooled
     cache.poolingOutput = pooling.output
     branches.append(pooling.broadcast)
-    let projected = projection.trainingForward(concatenating: branches)
+    let projected = projection.trainingForward(concatenating: branches, statistics: scope)
     cache.projection = projected.cache
     cache.classifierInput = projected.output
     let logits = classifier(projected.output)

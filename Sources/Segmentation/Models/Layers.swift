@@ -215,15 +215,18 @@ public struct ConvBNReLU: ParameterContainer, Equatable {
       stride: conv.stride, padding: conv.padding, dilation: conv.dilation, relu: true)
   }
 
-  /// Training: batch statistics, running statistics updated; returns the output and the cache.
-  public mutating func trainingForward(_ input: Tensor) -> (output: Tensor, cache: Cache) {
-    trainingForward(concatenating: [input])
+  /// Training: batch statistics (over the rows of `scope`), running statistics updated;
+  /// returns the output and the cache.
+  public mutating func trainingForward(
+    _ input: Tensor, statistics scope: BatchStatisticsScope = .local
+  ) -> (output: Tensor, cache: Cache) {
+    trainingForward(concatenating: [input], statistics: scope)
   }
 
   /// Training on the channel concatenation of `inputs` (which the cache keeps as parts).
-  public mutating func trainingForward(concatenating inputs: [Tensor])
-    -> (output: Tensor, cache: Cache)
-  {
+  public mutating func trainingForward(
+    concatenating inputs: [Tensor], statistics scope: BatchStatisticsScope = .local
+  ) -> (output: Tensor, cache: Cache) {
     precondition(conv.bias == nil, "the convolution of a ConvBNReLU has no bias")
     // The kernel gathers the batch statistics as it stores the convolution's output, around the
     // running mean (which keeps the sums from cancelling).
@@ -232,11 +235,11 @@ public struct ConvBNReLU: ParameterContainer, Equatable {
       dilation: conv.dilation, shift: norm.runningMean)
     let (output, statistics) = batchNormTrainingForward(
       convOutput, sums: sums, squares: squares, shift: norm.runningMean, scale: norm.scale,
-      offset: norm.offset, epsilon: norm.epsilon, relu: true)
-    let count = convOutput.count / max(1, convOutput.shape.last ?? 1)
+      offset: norm.offset, epsilon: norm.epsilon, relu: true, scope: scope)
     updateRunningStatistics(
       runningMean: &norm.runningMean, runningVariance: &norm.runningVariance,
-      statistics: statistics, count: count, momentum: norm.momentum, epsilon: norm.epsilon)
+      statistics: statistics, count: statistics.count, momentum: norm.momentum,
+      epsilon: norm.epsilon)
     return (
       output, Cache(inputs: inputs, convOutput: convOutput, statistics: statistics, output: output)
     )
@@ -312,17 +315,19 @@ public struct DoubleConv: ParameterContainer, Equatable {
     second(first(concatenating: inputs))
   }
 
-  /// Training forward.
-  public mutating func trainingForward(_ input: Tensor) -> (output: Tensor, cache: Cache) {
-    trainingForward(concatenating: [input])
+  /// Training forward (batch statistics over the rows of `scope`).
+  public mutating func trainingForward(
+    _ input: Tensor, statistics scope: BatchStatisticsScope = .local
+  ) -> (output: Tensor, cache: Cache) {
+    trainingForward(concatenating: [input], statistics: scope)
   }
 
   /// Training forward on the channel concatenation of `inputs`.
-  public mutating func trainingForward(concatenating inputs: [Tensor])
-    -> (output: Tensor, cache: Cache)
-  {
-    let a = first.trainingForward(concatenating: inputs)
-    let b = second.trainingForward(a.output)
+  public mutating func trainingForward(
+    concatenating inputs: [Tensor], statistics scope: BatchStatisticsScope = .local
+  ) -> (output: Tensor, cache: Cache) {
+    let a = first.trainingForward(concatenating: inputs, statistics: scope)
+    let b = second.trainingForward(a.output, statistics: scope)
     return (b.output, Cache(first: a.cache, second: b.cache))
   }
 

@@ -16,6 +16,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
   case invalidSetting(field: String, value: String, expected: String)
   /// Training produced a non-finite loss or gradient.
   case diverged(step: Int, reason: String, lastGoodCheckpoint: String?)
+  /// A replica of data-parallel training failed (this one or another); every replica stops.
+  case replicaFailed(rank: Int, reason: String)
 
   public var description: String {
     switch self {
@@ -30,6 +32,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case .diverged(let step, let reason, let checkpoint):
       "training diverged at step \(step): \(reason); "
         + (checkpoint.map { "last good checkpoint: \($0)" } ?? "no checkpoint was written")
+    case .replicaFailed(let rank, let reason): "rank \(rank): \(reason)"
     }
   }
 }

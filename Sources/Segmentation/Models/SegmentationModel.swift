@@ -18,12 +18,25 @@ public protocol SegmentationModel: ParameterContainer {
   /// Training forward pass: batch statistics, running statistics updated.
   mutating func trainingForward(_ images: Tensor) -> (logits: Tensor, cache: Cache)
 
+  /// Training forward pass with batch statistics over the rows of `scope` (every replica of a
+  /// data-parallel step); the backward pass of its cache sums over the same scope.
+  mutating func trainingForward(_ images: Tensor, statistics scope: BatchStatisticsScope)
+    -> (logits: Tensor, cache: Cache)
+
   /// The gradients of every trainable parameter, keyed by name, for the logits gradient of the
   /// forward pass that produced `cache`.
   func backward(_ cache: Cache, logitsGradient: Tensor) -> [String: Tensor]
 }
 
 extension SegmentationModel {
+  /// The default, for models without batch norm: ``trainingForward(_:)`` (no statistics to
+  /// share).
+  public mutating func trainingForward(
+    _ images: Tensor, statistics scope: BatchStatisticsScope
+  ) -> (logits: Tensor, cache: Cache) {
+    trainingForward(images)
+  }
+
   /// The number of output classes.
   public var classCount: Int { architecture.classCount }
 

@@ -108,6 +108,12 @@ public struct UNet: SegmentationModel, Equatable {
   }
 
   public mutating func trainingForward(_ images: Tensor) -> (logits: Tensor, cache: Cache) {
+    trainingForward(images, statistics: .local)
+  }
+
+  public mutating func trainingForward(
+    _ images: Tensor, statistics scope: BatchStatisticsScope
+  ) -> (logits: Tensor, cache: Cache) {
     checkInput(images)
     var cache = Cache()
     var skips: [Tensor] = []
@@ -118,7 +124,7 @@ public struct UNet: SegmentationModel, Equatable {
         cache.poolArgmax.append(pooled.argmax)
         x = pooled.output
       }
-      let out = encoders[i].trainingForward(x)
+      let out = encoders[i].trainingForward(x, statistics: scope)
       cache.encoders.append(out.cache)
       cache.skipShapes.append(out.output.shape)
       skips.append(out.output)
@@ -126,7 +132,7 @@ public struct UNet: SegmentationModel, Equatable {
     }
     let pooled = maxPool2dForward(x, size: 2, stride: 2)
     cache.poolArgmax.append(pooled.argmax)
-    let bottom = bottleneck.trainingForward(pooled.output)
+    let bottom = bottleneck.trainingForward(pooled.output, statistics: scope)
     cache.bottleneck = bottom.cache
     x = bottom.output
     cache.decoders = Array(repeating: nil, count: decoders.count)
@@ -135,7 +141,7 @@ public struct UNet: SegmentationModel, Equatable {
       let skip = skips[i]
       cache.upsampledFrom[i] = x.shape
       let up = resizeBilinearForward(x, height: skip.shape[1], width: skip.shape[2])
-      let out = decoders[i].trainingForward(concatenating: [up, skip])
+      let out = decoders[i].trainingForward(concatenating: [up, skip], statistics: scope)
       cache.decoders[i] = out.cache
       x = out.output
     }

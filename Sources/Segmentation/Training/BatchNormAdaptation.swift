@@ -74,10 +74,14 @@ public func adaptedBatchNorm<M: SegmentationModel>(_ model: M, batches: some Seq
 }
 
 /// ``adaptedBatchNorm(_:batches:)`` over `images` (`[h, w, c]` each) in batches of `batch`, in order.
-public func adaptedBatchNorm<M: SegmentationModel>(_ model: M, images: [Tensor], batch: Int) -> M {
+/// - Parameter progress: called before each batch with the number of images done.
+public func adaptedBatchNorm<M: SegmentationModel>(
+  _ model: M, images: [Tensor], batch: Int, progress: ((_ done: Int) -> Void)? = nil
+) -> M {
   let size = max(1, batch)
   let batches = stride(from: 0, to: images.count, by: size).lazy.map {
-    stacked(images[$0..<min(images.count, $0 + size)])
+    progress?($0)
+    return stacked(images[$0..<min(images.count, $0 + size)])
   }
   return adaptedBatchNorm(model, batches: batches)
 }

@@ -2,29 +2,38 @@ import Tensor
 
 /// Predicts labels and probabilities with any model; see ``Trainer/predict(_:horizontalFlip:)``.
 public func predictSegmentation<M: SegmentationModel>(
-  _ model: M, images: Tensor, horizontalFlip: Bool = false
+  _ model: M, images: Tensor, horizontalFlip: Bool = false, window: SlidingWindow? = nil
 ) -> (labels: [UInt8], probabilities: Tensor) {
-  let probabilities = predictProbabilities(model, images: images, horizontalFlip: horizontalFlip)
+  let probabilities = predictProbabilities(
+    model, images: images, horizontalFlip: horizontalFlip, window: window)
   let decisions = ClassDecisions(
     probabilities: probabilities.scalars, classCount: probabilities.shape.last ?? 1)
   return (decisions.labels, probabilities)
 }
 
-/// Class probabilities `[n, h, w, classCount]` of `images` with the running statistics.
+/// Class probabilities `[n, h, w, classCount]` of `images` with the running statistics: the one
+/// prediction path of the package (`predict`, `evaluate --checkpoint`, the transfer backends,
+/// the view networks of volumes).
 ///
 /// With `horizontalFlip`, the mean of those of the images and of their mirror images (mirrored
-/// back).
+/// back). With `window`, the network sees windows of the images instead of whole images and
+/// their probabilities are blended with Gaussian weights (``SlidingWindow``); each window is
+/// flipped on its own.
 public func predictProbabilities<M: SegmentationModel>(
-  _ model: M, images: Tensor, horizontalFlip: Bool = false
+  _ model: M, images: Tensor, horizontalFlip: Bool = false, window: SlidingWindow? = nil
 ) -> Tensor {
-  var probabilities = softmaxChannels(model(images))
-  if horizontalFlip {
-    let mirrored = flippedHorizontally(softmaxChannels(model(flippedHorizontally(images))))
-    for i in probabilities.scalars.indices {
-      probabilities.scalars[i] = 0.5 * (probabilities.scalars[i] + mirrored.scalars[i])
+  let whole = { (x: Tensor) -> Tensor in
+    var probabilities = softmaxChannels(model(x))
+    if horizontalFlip {
+      let mirrored = flippedHorizontally(softmaxChannels(model(flippedHorizontally(x))))
+      for i in probabilities.scalars.indices {
+        probabilities.scalars[i] = 0.5 * (probabilities.scalars[i] + mirrored.scalars[i])
+      }
     }
+    return probabilities
   }
-  return probabilities
+  guard let window else { return whole(images) }
+  return window.probabilities(of: images, classCount: model.classCount, using: whole)
 }
 
 /// Class probabilities `[h, w, c]` predicted at the working size (or `[1, h, w, c]`), resized
@@ -40,13 +49,14 @@ public func probabilitiesAtImageSize(_ probabilities: Tensor, size: ImageSize) -
 /// Class probabilities of every image (`[h, w, c]` each), `batch` images per forward pass;
 /// one `[h, w, classCount]` tensor per image.
 public func predictProbabilities<M: SegmentationModel>(
-  _ model: M, images: [Tensor], batch: Int
+  _ model: M, images: [Tensor], batch: Int, window: SlidingWindow? = nil
 ) -> [Tensor] {
   var result: [Tensor] = []
   var start = 0
   while start < images.count {
     let end = min(images.count, start + max(1, batch))
-    let probabilities = predictProbabilities(model, images: stacked(images[start..<end]))
+    let probabilities = predictProbabilities(
+      model, images: stacked(images[start..<end]), window: window)
     let shape = Array(probabilities.shape.dropFirst())
     let per = shape.reduce(1, *)
     for k in 0..<(end - start) {

@@ -9,6 +9,11 @@ public enum TrainingLoss: Sendable, Codable, Equatable {
   /// `superClassOfFine[f]` names the super-class of fine class `f`
   /// (``reduceThenComputeLoss(logits:superLabels:superClassOfFine:ignoreIndex:)``).
   case reduceThenCompute(superClassOfFine: [Int?])
+  /// Soft Dice over the level's classes but the first (the background) plus cross-entropy, as
+  /// nnU-Net trains (``diceCrossEntropyLoss(logits:labels:superClassOfFine:ignoreIndex:)``):
+  /// labels are level classes, `superClassOfFine` the level of each fine class (the identity at
+  /// the fine level).
+  case diceCrossEntropy(superClassOfFine: [Int?])
 }
 
 /// A run of consecutive images of a batch that is trained with one loss.
@@ -108,6 +113,11 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
   public var generator: SeededGenerator
   /// The last checkpoint this trainer wrote.
   public private(set) var lastCheckpointPath: String?
+  /// The processes training this model data-parallel (nil: this process alone). Each step's
+  /// batch is the whole batch; each replica computes its share and the replicas sum batch-norm
+  /// statistics, losses and gradients (``TrainingReplicas``); only replica 0 writes the
+  /// automatic checkpoints.
+  public var replicas: (any TrainingReplicas)?
 
   /// Creates a trainer at step 0.
   public init(model: Model, configuration: TrainerConfiguration, generator: SeededGenerator) {
@@ -198,7 +208,7 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
             reason: "\(weights.count) class weights for \(model.classCount) classes")
         }
         for c in 0..<min(256, model.classCount) { valid[c] = true }
-      case .reduceThenCompute(let superClassOfFine):
+      case .reduceThenCompute(let superClassOfFine), .diceCrossEntropy(let superClassOfFine):
         guard superClassOfFine.count == model.classCount else {
           throw .invalidBatch(
             reason:
@@ -228,6 +238,9 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     case .reduceThenCompute(let table):
       return reduceThenComputeLoss(
         logits: logits, superLabels: labels, superClassOfFine: table, ignoreIndex: ignore)
+    case .diceCrossEntropy(let table):
+      return diceCrossEntropyLoss(
+        logits: logits, labels: labels, superClassOfFine: table, ignoreIndex: ignore)
     }
   }
 
@@ -276,13 +289,32 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     try validate(batch, groups: groups)
     let groups = lossGroups(batch, groups)
     let before = model
-    let (logits, cache) = model.trainingForward(batch.images)
-    let (loss, logitsGradient) = lossAndGradient(logits, labels: batch.labels, groups: groups)
-    guard loss.isFinite else {
-      model = before
-      throw .diverged(step: step, reason: "loss is \(loss)", lastGoodCheckpoint: lastCheckpointPath)
+    let loss: Float
+    var gradients: [String: Tensor]
+    var counted: [Int]?
+    if let replicas, replicas.count > 1 {
+      guard batch.count >= replicas.count else {
+        throw .invalidBatch(
+          reason: "a batch of \(batch.count) images cannot be split over \(replicas.count) ranks")
+      }
+      do throws(ModelError) {
+        (loss, gradients, counted) = try replicatedGradients(
+          batch, groups: groups, replicas: replicas)
+      } catch {
+        model = before
+        throw error
+      }
+    } else {
+      let (logits, cache) = model.trainingForward(batch.images)
+      let logitsGradient: Tensor
+      (loss, logitsGradient) = lossAndGradient(logits, labels: batch.labels, groups: groups)
+      guard loss.isFinite else {
+        model = before
+        throw .diverged(
+          step: step, reason: "loss is \(loss)", lastGoodCheckpoint: lastCheckpointPath)
+      }
+      gradients = model.backward(cache, logitsGradient: logitsGradient)
     }
-    var gradients = model.backward(cache, logitsGradient: logitsGradient)
     var squares = 0.0
     // Sum in name order: a Dictionary's iteration order changes from process to process, and the
     // norm decides the clipping scale, so an unordered sum made runs differ across processes.
@@ -311,19 +343,22 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     var parameters = model.parameters
     optimizer.update(&parameters, gradients: gradients, learningRate: learningRate)
     model.parameters = parameters
-    let pixels = batch.images.shape[1] * batch.images.shape[2]
-    var counted: [Int] = []
-    var first = 0
-    for group in groups {
-      let labels = batch.labels[(first * pixels)..<((first + group.count) * pixels)]
-      counted.append(configuration.ignoreIndex.countLabeled(Array(labels)))
-      first += group.count
+    if counted == nil {
+      let pixels = batch.images.shape[1] * batch.images.shape[2]
+      var first = 0
+      counted = groups.map { group in
+        defer { first += group.count }
+        let labels = batch.labels[(first * pixels)..<((first + group.count) * pixels)]
+        return configuration.ignoreIndex.countLabeled(Array(labels))
+      }
     }
     let result = TrainingStepResult(
       step: step, loss: loss, learningRate: learningRate, gradientNorm: norm,
-      countedPixels: counted)
+      countedPixels: counted ?? [])
     step += 1
-    if let path = configuration.checkpointPath, step % configuration.checkpointInterval == 0 {
+    if let path = configuration.checkpointPath, step % configuration.checkpointInterval == 0,
+      (replicas?.index ?? 0) == 0
+    {
       try saveCheckpoint(to: path)
     }
     return result

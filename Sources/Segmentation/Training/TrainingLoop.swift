@@ -68,7 +68,8 @@ extension Trainer {
         .step(
           TrainingProgress(
             step: step, totalSteps: totalSteps, loss: stepResult.loss,
-            learningRate: stepResult.learningRate,
+            learningRate: stepResult.learningRate, gradientNorm: stepResult.gradientNorm,
+            labeledPixels: stepResult.countedPixels.reduce(0, +),
             imagesPerSecond: elapsed > 0 ? Double(done * imagesPerStep) / elapsed : 0,
             secondsPerStep: perStep, secondsRemaining: perStep * Double(totalSteps - step))))
       try afterStep(&self, stepResult)

@@ -141,6 +141,10 @@ public struct TrainingProgress: Sendable, Equatable {
   public var loss: Float
   /// The learning rate of the last step.
   public var learningRate: Float
+  /// The global L2 norm of the last step's gradients before clipping.
+  public var gradientNorm: Float = 0
+  /// The labeled (not void) pixels of the last step.
+  public var labeledPixels: Int = 0
   /// Images per second since this process started (or resumed) training.
   public var imagesPerSecond: Double
   /// Seconds per step since this process started (or resumed) training.
@@ -176,7 +180,7 @@ public struct TrainingRunResult: Sendable {
 }
 
 /// Trains a network from scratch, or resumes an interrupted run, writing checkpoints to
-/// `directory`.
+/// `directory`, with the loss of every step in ``TrainingRunFiles/lossLog(in:)`` (``LossLog``).
 ///
 /// The run is reproducible: the initial weights, sample order and augmentation derive from
 /// `configuration.seed`. Checkpoints (``TrainingRunFiles/checkpoint(in:)``, written atomically
@@ -205,7 +209,7 @@ public struct TrainingRunResult: Sendable {
 public func runTraining(
   _ configuration: TrainingRunConfiguration, in directory: String, training: LabeledSource,
   validation: LabeledSource? = nil, modelClasses: ClassSet, resume: Bool = false,
-  progress: (TrainingEvent) throws -> Void = { _ in }
+  replicas: (any TrainingReplicas)? = nil, progress: (TrainingEvent) throws -> Void = { _ in }
 ) throws -> TrainingRunResult {
   var generator = SeededGenerator(seed: configuration.seed)
   var model = configuration.architecture.makeModel(using: &generator)
@@ -214,15 +218,19 @@ public func runTraining(
   }
   return try runTraining(
     model, configuration, in: directory, training: training, validation: validation,
-    modelClasses: modelClasses, resume: resume, generator: generator, progress: progress)
+    modelClasses: modelClasses, resume: resume, generator: generator, replicas: replicas,
+    progress: progress)
 }
 
 /// The generic body of ``runTraining(_:in:training:validation:modelClasses:resume:progress:)``.
 func runTraining<Model: SegmentationModel>(
   _ model: Model, _ configuration: TrainingRunConfiguration, in directory: String,
   training: LabeledSource, validation: LabeledSource?, modelClasses: ClassSet, resume: Bool,
-  generator: SeededGenerator, progress: (TrainingEvent) throws -> Void
+  generator: SeededGenerator, replicas: (any TrainingReplicas)?,
+  progress: (TrainingEvent) throws -> Void
 ) throws -> TrainingRunResult {
+  // Data-parallel: every replica trains; replica 0 alone writes the folder and validates.
+  let writes = (replicas?.index ?? 0) == 0
   let configurationPath = TrainingRunFiles.configuration(in: directory)
   let checkpointPath = TrainingRunFiles.checkpoint(in: directory)
   do {
@@ -257,8 +265,9 @@ func runTraining<Model: SegmentationModel>(
     try progress(.resumed(step: trainer.step, checkpoint: checkpointPath))
   } else {
     trainer = Trainer(model: model, configuration: trainerConfiguration, generator: generator)
-    try writeRunConfiguration(configuration, to: configurationPath)
+    if writes { try writeRunConfiguration(configuration, to: configurationPath) }
   }
+  trainer.replicas = replicas
 
   let loader = try DataLoader(
     dataset: training.dataset, labelTable: training.labelTable,
@@ -270,7 +279,7 @@ func runTraining<Model: SegmentationModel>(
 
   var lastValidation: EvaluationReport?
   func validate(_ model: Model, step: Int) throws {
-    guard let validation else { return }
+    guard let validation, writes else { return }
     let matrix = try evaluateSegmentation(
       model, on: validation, classes: modelClasses,
       workingSize: configuration.augmentation.workingSize,
@@ -284,20 +293,47 @@ func runTraining<Model: SegmentationModel>(
   }
 
   let firstStep = trainer.step
-  let loop = try trainer.train(
-    until: configuration.totalSteps, imagesPerStep: configuration.batchSize,
-    next: { _ in TrainingBatch(try loader.next()) }, progress: progress
-  ) { trainer, _ in
-    let isLast = trainer.step == configuration.totalSteps
-    if isLast || trainer.step % max(1, configuration.checkpointInterval) == 0 {
-      try trainer.saveCheckpoint(to: checkpointPath, loader: loader.state)
-      try progress(.checkpoint(step: trainer.step, path: checkpointPath))
+  // Rank 0 (or the one process) writes the loss log, as it writes the checkpoints.
+  let losses =
+    try writes
+    ? LossLog(path: TrainingRunFiles.lossLog(in: directory), resumingAfter: resume ? firstStep : nil)
+    : nil
+  let loop: TrainingLoopResult
+  do {
+    loop = try trainer.train(
+      until: configuration.totalSteps, imagesPerStep: configuration.batchSize,
+      next: { _ in TrainingBatch(try loader.next()) },
+      progress: { event in
+        if case .step(let step) = event { try losses?.append(step) }
+        try progress(event)
+      }
+    ) { trainer, _ in
+      guard writes else { return }
+      let isLast = trainer.step == configuration.totalSteps
+      if isLast || trainer.step % max(1, configuration.checkpointInterval) == 0 {
+        try trainer.saveCheckpoint(to: checkpointPath, loader: loader.state)
+        try progress(.checkpoint(step: trainer.step, path: checkpointPath))
+      }
+      if !isLast, configuration.validationInterval > 0,
+        trainer.step % configuration.validationInterval == 0
+      {
+        try validate(trainer.model, step: trainer.step)
+      }
     }
-    if !isLast, configuration.validationInterval > 0,
-      trainer.step % configuration.validationInterval == 0
+  } catch {
+    // A failure of this replica alone (not one the replicas share): the others are waiting
+    // in their next sum, which now throws it.
+    if let replicas, replicas.count > 1, !(error is ReplicaFailure),
+      !isReplicaFailure(error)
     {
-      try validate(trainer.model, step: trainer.step)
+      try? replicas.fail(error)
     }
+    throw error
+  }
+  guard writes else {
+    return TrainingRunResult(
+      steps: trainer.step, checkpointPath: checkpointPath, lastLoss: loop.last?.loss,
+      validation: nil, seconds: loop.seconds)
   }
   if trainer.step == firstStep, !FileManager.default.fileExists(atPath: checkpointPath) {
     try trainer.saveCheckpoint(to: checkpointPath, loader: loader.state)
@@ -306,6 +342,12 @@ func runTraining<Model: SegmentationModel>(
   return TrainingRunResult(
     steps: trainer.step, checkpointPath: checkpointPath, lastLoss: loop.last?.loss,
     validation: lastValidation, seconds: loop.seconds)
+}
+
+/// Whether `error` is a replica failure that every replica of a data-parallel step has seen.
+func isReplicaFailure(_ error: any Error) -> Bool {
+  if case .replicaFailed = error as? ModelError { return true }
+  return false
 }
 
 /// The loader state of an uninterrupted run after `step` steps (one batch per step).

@@ -12,9 +12,14 @@ public enum TrainingRunFiles {
   public static func checkpoint(in directory: String) -> String {
     DatasetFiles.join(directory, "checkpoint.safetensors")
   }
-  /// One JSON line per validation: `{"step": .., "meanIoU": .., "pixelAccuracy": ..}`.
+  /// One JSON line per validation: `{"step": .., "meanIoU": .., "pixelAccuracy": ..,
+  /// "scale": "fraction"}` (scores as fractions of 1).
   public static func validationLog(in directory: String) -> String {
     DatasetFiles.join(directory, "validation.jsonl")
+  }
+  /// The loss of every step, `losses.csv` (``LossLog``).
+  public static func lossLog(in directory: String) -> String {
+    DatasetFiles.join(directory, "losses.csv")
   }
 }
 
@@ -73,7 +78,7 @@ func appendValidationLine(step: Int, report: EvaluationReport, to path: String) 
   func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
   let line =
     "{\"step\": \(step), \"meanIoU\": \(number(report.meanIoU)), "
-    + "\"pixelAccuracy\": \(number(report.pixelAccuracy))}\n"
+    + "\"pixelAccuracy\": \(number(report.pixelAccuracy)), \"scale\": \"fraction\"}\n"
   if let handle = FileHandle(forWritingAtPath: path) {
     handle.seekToEndOfFile()
     handle.write(Data(line.utf8))

@@ -1,0 +1,73 @@
+import Foundation
+import TestSupport
+import Testing
+import Transfer
+@testable import atso_transfer
+
+/// Collects what a ``ProgressPrinter`` writes.
+final class Captured: @unchecked Sendable {
+  private let lock = NSLock()
+  private var parts: [String] = []
+  func append(_ text: String) {
+    lock.lock()
+    parts.append(text)
+    lock.unlock()
+  }
+  var text: String {
+    lock.lock()
+    defer { lock.unlock() }
+    return parts.joined()
+  }
+}
+
+@Test("transfer progress: job k of n with the run's time, and the running job's loops")
+func transferProgress() throws {
+  let captured = Captured()
+  let printer = ProgressPrinter(interval: 3600, isTerminal: false) { captured.append($0) }
+  let reporter = TransferReporter(printer: printer)
+  let directory = try makeTemporaryDirectory("cli-progress") + "/run"
+  let configuration = try TransferConfiguration(
+    schedules: [.selfLearning], generations: 1, backend: SimulationOptions(units: 4)
+  ).validated()
+  let backend = try configuration.makeBackend(progress: reporter.line, jobProgress: reporter.handle)
+  let run = try TransferRun.start(configuration: configuration, directory: directory, backend: backend)
+  try execute(run, reporter: reporter)
+  let lines = captured.text.split(separator: "\n").map(String.init)
+  let count = run.plan.jobs.count
+  let first = lines.first ?? ""
+  let last = lines.last ?? ""
+  let starts = lines.filter { $0.contains("] started; run ") }.count
+  let ends = lines.filter { $0.contains("] done in ") }.count
+  #expect(first == "[1/\(count) train-source] started; run 0m00s")
+  #expect(starts == count)
+  #expect(ends == count)
+  #expect(last.hasPrefix("[\(count)/\(count) "))
+  #expect(last.hasSuffix(", about 0m00s left"))
+  // A loop inside a job: the first status line and the last are written in a log; the others
+  // only every `interval` seconds.
+  reporter.handle(.started(RunPosition(job: "j", index: 2, count: 5, elapsed: 70, remainingAfter: 600)))
+  for step in 1...50 {
+    reporter.handle(
+      JobProgress(
+        task: "source model", done: step, total: 50, loss: 1.5, rate: 12.34, rateUnit: "img/s",
+        secondsRemaining: Double(50 - step)))
+  }
+  let loops = captured.text.split(separator: "\n").map(String.init)
+    .filter { $0.contains("source model:") }
+  let expected =
+    "[2/5 j] source model: 1/50  loss 1.5000  12.3 img/s  job left 0m49s; run 1m10s, about 10m49s left"
+  #expect(loops.count == 2)
+  #expect(loops.first ?? "" == expected)
+  #expect((loops.last ?? "").hasPrefix("[2/5 j] source model: 50/50"))
+}
+
+@Test("progress on a terminal: the status line is rewritten in place, lines end it")
+func terminalProgress() {
+  let captured = Captured()
+  let printer = ProgressPrinter(interval: 3600, isTerminal: true) { captured.append($0) }
+  printer.status("a")
+  printer.status("b")
+  printer.line("done")
+  printer.finish()
+  #expect(captured.text == "\r\u{1B}[Ka\r\u{1B}[Kb\ndone\n")
+}
