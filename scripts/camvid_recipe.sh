@@ -21,7 +21,8 @@
 # Usage: scripts/camvid_recipe.sh OUT [SEED]       (FULL=1 for the runs marked so)
 # Env: BIN (default .build/release/atso-transfer), DATA (default ../shared/data/camvid),
 #   THREADS (kernel threads per process, default 2), PARALLEL (runs at a time, default 1),
-#   M0 (a trained checkpoint to use instead of training one), GENERATIONS (default 3).
+#   M0 (a trained checkpoint to use instead of training one), GENERATIONS (default 3),
+#   RUNS (the runs to do, in order, e.g. "fine-adabn oracle staged-adabn"; default as above).
 # Resumable: run it again with the same arguments; finished runs are skipped, killed ones resumed.
 set -u
 OUT=${1:?usage: camvid_recipe.sh OUT [SEED]}
@@ -116,8 +117,8 @@ oracle() {
   log "oracle seed $SEED in $(( $(date +%s) - t0 )) s"
 }
 
-RUNS=(fine-adabn staged-adabn)
-[ "${FULL:-0}" = 1 ] && RUNS+=(stage3-atso fine oracle)
+if [ -n "${RUNS:-}" ]; then read -r -a RUNS <<< "$RUNS"
+else RUNS=(fine-adabn staged-adabn); [ "${FULL:-0}" = 1 ] && RUNS+=(stage3-atso fine oracle); fi
 running=0
 for name in "${RUNS[@]}"; do
   if [ "$name" = oracle ]; then oracle & else run "$name" & fi

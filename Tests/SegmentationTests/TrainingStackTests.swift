@@ -226,5 +226,11 @@ struct TrainingStackTests {
         named: "camvid-11--super-5", library: library, fineClassSetName: "cityscapes-19",
         fineClassCount: 19)
     }
+    // camvid-11 lists its void class Unlabelled as id 11, past the network's 11 outputs.
+    let camvid = try ClassLevel.superClass(
+      named: "camvid-11--super-5", library: library, fineClassSetName: "camvid-11",
+      fineClassCount: 11)
+    #expect(camvid.classCount == 5 && camvid.superClassOfFine?.count == 11)
+    #expect(camvid.labels(fromFine: [0, 11], ignore: 11) == [UInt8(camvid.superClassOfFine?[0] ?? 0), 11])
   }
 }
