@@ -7,6 +7,8 @@ import Transfer
 extension ImageBackend {
   public func referenceUnits() throws -> [String] { reference.ids }
 
+  public var trainsDataParallel: Bool { true }
+
   public func trainSource(_ request: SourceTrainingRequest) throws {
     let start = Date()
     var generator = SeededGenerator(seed: request.seed)
@@ -15,7 +17,9 @@ extension ImageBackend {
     let (trained, summary) = try trainImages(
       model, labeled: labeledItems, pseudo: [], pseudoLevel: .fine(classSet),
       recipe: recipe(student: false), seed: generator.next(), kind: "source",
-      lossLog: request.lossLog, progress: report("source model"))
+      lossLog: request.lossLog, dataParallel: request.dataParallel,
+      progress: report("source model"))
+    guard request.dataParallel.writes else { return }
     try save(trained, to: request.output)
     log(
       summary, "source model" + (request.network.map { " \($0)" } ?? ""),
@@ -68,7 +72,8 @@ extension ImageBackend {
     let (model, summary) = try trainImages(
       initial, labeled: labeledItems, pseudo: pseudo, pseudoLevel: level,
       recipe: recipe(student: true), seed: request.seed, kind: "student",
-      lossLog: request.lossLog, progress: report("student"))
+      lossLog: request.lossLog, dataParallel: request.dataParallel, progress: report("student"))
+    guard request.dataParallel.writes else { return }
     try save(model, to: request.output)
     log(
       summary, "student (\(request.level), \(pseudo.count) pseudo-labeled)",

@@ -119,6 +119,7 @@ struct TrainingBatches {
   let pseudoCount: Int
   let groups: [LossGroup]?
   let augmenter: Augmenter
+  let ignore: IgnoreIndex
   var picks: SeededGenerator
 
   init(
@@ -147,32 +148,45 @@ struct TrainingBatches {
     }
     self.groups = groups
     augmenter = Augmenter(recipe.augmentation)
+    ignore = recipe.ignore
     picks = SeededGenerator(seed: seed)
   }
 
-  /// The next batch.
-  mutating func next() -> TrainingBatch {
+  /// The next batch. With `share` (a data-parallel replica's images, ``TrainingReplicas``),
+  /// only the items of `share` are augmented; the others are zeros with void labels, which the
+  /// replica never reads (the draws are the same, so its items are those of the whole batch).
+  mutating func next(share: Range<Int>? = nil) -> TrainingBatch {
     var items: [TrainingItem] = []
     for _ in 0..<labeledCount { items.append(labeled[Int(picks.next() % UInt64(labeled.count))]) }
     for _ in 0..<pseudoCount { items.append(pseudo[Int(picks.next() % UInt64(pseudo.count))]) }
-    var images: [Tensor] = []
-    var labels: [UInt8] = []
-    for item in items {
+    var outputs: [(image: Tensor, label: [UInt8])?] = []
+    for (index, item) in items.enumerated() {
       var generator = SeededGenerator(seed: picks.next())
+      guard share?.contains(index) ?? true else {
+        outputs.append(nil)
+        continue
+      }
       let out = augmenter.apply(image: item.image, label: item.labels, using: &generator)
-      images.append(out.image)
-      labels += out.label ?? []
+      outputs.append((out.image, out.label ?? []))
     }
+    guard let shape = outputs.lazy.compactMap({ $0?.image.shape }).first else {
+      preconditionFailure("a batch share holds at least one image")
+    }
+    let pixels = shape[0] * shape[1]
+    let images = outputs.map { $0?.image ?? Tensor(repeating: 0, shape: shape) }
+    let labels = outputs.flatMap { $0?.label ?? [UInt8](repeating: ignore.value, count: pixels) }
     return TrainingBatch(Batch(images: stacked(images), labels: labels), groups: groups)
   }
 }
 
 /// Trains `model` through Segmentation's ``Trainer`` on the batches of ``TrainingBatches``,
-/// writing every step's loss to `lossLog` and reporting it to `progress`.
+/// writing every step's loss to `lossLog` and reporting it to `progress`. With
+/// `dataParallel`, each replica augments and computes its share of every batch; replica 0
+/// alone writes the loss log and reports.
 func trainImages<M: SegmentationModel>(
   _ model: M, labeled: [TrainingItem], pseudo: [TrainingItem], pseudoLevel: ClassLevel,
   recipe: ImageTrainingRecipe, seed: UInt64, kind: String, lossLog: String? = nil,
-  progress: (TrainingProgress) -> Void = { _ in }
+  dataParallel: DataParallel? = nil, progress: (TrainingProgress) -> Void = { _ in }
 ) throws -> (model: M, summary: TrainingSummary) {
   var batches = TrainingBatches(
     labeled: labeled, pseudo: pseudo, pseudoLevel: pseudoLevel, recipe: recipe, seed: seed)
@@ -184,11 +198,19 @@ func trainImages<M: SegmentationModel>(
       optimizer: recipe.optimizer, maxGradientNorm: recipe.maxGradientNorm,
       classSetName: recipe.classSetName),
     generator: SeededGenerator(seed: seed ^ 0x5DEE_CE66_D1CE_4E5B))
-  let log = try lossLog.map { try LossLog(path: $0) }
+  let replicas = dataParallel?.replicas
+  if let replicas, recipe.batch < replicas.count {
+    throw ModelError.invalidBatch(
+      reason: "the backend option batch=\(recipe.batch) cannot be split over the "
+        + "\(replicas.count) ranks of a job (--ranks-per-job): give batch=\(replicas.count) or more")
+  }
+  trainer.replicas = replicas
+  let share = replicas.map { $0.share(of: recipe.batch) }
+  let log = try dataParallel.writes ? lossLog.map { try LossLog(path: $0) } : nil
   let result = try trainer.train(
-    until: recipe.steps, imagesPerStep: recipe.batch, next: { _ in batches.next() },
+    until: recipe.steps, imagesPerStep: recipe.batch, next: { _ in batches.next(share: share) },
     progress: { event in
-      guard case .step(let step) = event else { return }
+      guard case .step(let step) = event, dataParallel.writes else { return }
       try log?.append(step)
       progress(step)
     })

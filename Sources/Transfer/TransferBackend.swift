@@ -15,6 +15,29 @@ public struct PseudoLabelSet: Sendable, Equatable, Codable {
   }
 }
 
+/// The ranks that train one job's model together (`transfer --ranks-per-job R`), as a
+/// training request carries them: every replica receives the same request and trains its
+/// share of each batch (``TrainingReplicas``); replica 0 alone writes the request's files (the
+/// checkpoint, the loss log) and reports progress.
+public struct DataParallel: Sendable, Equatable {
+  public let replicas: any TrainingReplicas
+
+  public init(_ replicas: any TrainingReplicas) { self.replicas = replicas }
+
+  /// True on the replica that writes (replica 0).
+  public var writes: Bool { replicas.index == 0 }
+
+  /// Requests are equal whatever their replicas' transport: the same place in the same count.
+  public static func == (a: DataParallel, b: DataParallel) -> Bool {
+    a.replicas.index == b.replicas.index && a.replicas.count == b.replicas.count
+  }
+}
+
+extension Optional where Wrapped == DataParallel {
+  /// True without replicas or on the replica that writes.
+  public var writes: Bool { self?.writes ?? true }
+}
+
 /// Trains the source model M0 of a network on the labeled set S.
 public struct SourceTrainingRequest: Sendable, Equatable {
   /// The network to train (nil: the default network).
@@ -24,12 +47,18 @@ public struct SourceTrainingRequest: Sendable, Equatable {
   public var seed: UInt64
   /// Where to write the loss of every training step (``LossLog``; nil: nowhere).
   public var lossLog: String?
+  /// The replicas training this model together (nil: this process alone).
+  public var dataParallel: DataParallel?
 
-  public init(network: String?, output: String, seed: UInt64, lossLog: String? = nil) {
+  public init(
+    network: String?, output: String, seed: UInt64, lossLog: String? = nil,
+    dataParallel: DataParallel? = nil
+  ) {
     self.network = network
     self.output = output
     self.seed = seed
     self.lossLog = lossLog
+    self.dataParallel = dataParallel
   }
 }
 
@@ -62,11 +91,15 @@ public struct StudentTrainingRequest: Sendable, Equatable {
   public var seed: UInt64
   /// Where to write the loss of every training step (``LossLog``; nil: nowhere).
   public var lossLog: String?
+  /// The replicas training this model together (nil: this process alone).
+  public var dataParallel: DataParallel?
 
   public init(
     network: String?, initialCheckpoint: String, pseudoLabels: [PseudoLabelSet],
-    level: LabelLevel, output: String, seed: UInt64, lossLog: String? = nil
+    level: LabelLevel, output: String, seed: UInt64, lossLog: String? = nil,
+    dataParallel: DataParallel? = nil
   ) {
+    self.dataParallel = dataParallel
     self.network = network
     self.initialCheckpoint = initialCheckpoint
     self.pseudoLabels = pseudoLabels
@@ -236,6 +269,9 @@ public protocol TransferBackend: AnyObject {
   func referenceUnits() throws -> [String]
   /// The unit ids of S, R and E and how their labels were read (`sets.json`, the legend).
   func dataSummary() throws -> DataSummary
+  /// Whether ``trainSource(_:)`` and ``trainStudent(_:)`` train data-parallel when a request
+  /// carries ``DataParallel`` replicas (default false: the leader of a job's ranks trains alone).
+  var trainsDataParallel: Bool { get }
   /// Trains M0 on S and writes it to `request.output`.
   func trainSource(_ request: SourceTrainingRequest) throws
   /// Checks a checkpoint trained elsewhere against the run and writes it as M0.
@@ -262,4 +298,5 @@ public protocol TransferBackend: AnyObject {
 
 extension TransferBackend {
   public var scoreResolutions: [ScoreResolution] { [.native] }
+  public var trainsDataParallel: Bool { false }
 }

@@ -1,5 +1,6 @@
 import Cluster
 import Foundation
+import Segmentation
 
 extension JobAction {
   /// The id of the model or label set the job writes, if any.
@@ -49,9 +50,9 @@ extension TransferRun {
   ///   ranks stopped), or what ``JobFarm/run(start:jobs:completed:execute:complete:event:)``
   ///   throws.
   @discardableResult
-  public func execute(on farm: JobFarm, event: @escaping (FarmEvent) -> Void) throws
-    -> [MetricsRecord]
-  {
+  public func execute(
+    on farm: JobFarm, group: JobGroup? = nil, event: @escaping (FarmEvent) -> Void
+  ) throws -> [MetricsRecord] {
     // Rank 0 is the one writer of the run folder (the other ranks write only temporaries).
     let lock = try RunLock(directory: directory)
     defer { lock.release() }
@@ -69,9 +70,11 @@ extension TransferRun {
       FarmJob(id: job.id, dependencies: dependencies[job.id] ?? [], payload: [])
     }
     let shared = SharedRun(run: self)
+    let start = Array(absolutePath(directory).utf8)
+    try group?.start(start)
     try farm.run(
-      start: Array(absolutePath(directory).utf8), jobs: farmJobs, completed: completed,
-      execute: { job in try shared.run.produceEncoded(job.id, rank: 0) },
+      start: start, jobs: farmJobs, completed: completed,
+      execute: { job in try shared.run.produceEncoded(job.id, rank: 0, group: group) },
       complete: { job, bytes in
         guard let planned = self.plan.jobs.first(where: { $0.id == job.id }) else { return }
         let record = self.recorded(try self.decodeRecord(bytes, job: job.id), job: planned)
@@ -95,22 +98,75 @@ extension TransferRun {
   /// A rank other than 0: opens the run directory that rank 0 names with `open`, then runs
   /// the jobs rank 0 hands out until the run is done.
   public static func serve(
-    farm: JobFarm, open: @escaping @Sendable (String) throws -> TransferRun
+    farm: JobFarm, group: JobGroup? = nil,
+    open: @escaping @Sendable (String) throws -> TransferRun
   ) throws {
     let rank = farm.communicator.rank
     try farm.serve { start in
+      try group?.start(start)
       let shared = SharedRun(run: try open(String(decoding: start, as: UTF8.self)))
-      return { job in try shared.run.produceEncoded(job.id, rank: rank) }
+      return { job in try shared.run.produceEncoded(job.id, rank: rank, group: group) }
+    }
+  }
+
+  /// A rank of a job group other than its leader (`--ranks-per-job`): opens the run that the
+  /// leader names with `open`, then trains its share of every training job the leader runs,
+  /// writing nothing, until the leader says the run is done.
+  public static func serve(
+    member group: JobGroup, open: @escaping @Sendable (String) throws -> TransferRun
+  ) throws {
+    try group.serve(
+      open: { start in
+        let shared = SharedRun(run: try open(String(decoding: start, as: UTF8.self)))
+        return { id in
+          let job = try shared.run.plannedJob(id)
+          try shared.run.trainTogether(job, temporary: partialSuffix, group: group)
+        }
+      },
+      failedOpening: { error, _ in
+        // The leader waits in the job's first sum: it fails there with this rank's error.
+        try? ClusterReplicas(group: group).fail(error)
+      })
+  }
+
+  func plannedJob(_ id: String) throws -> TransferJob {
+    guard let job = plan.jobs.first(where: { $0.id == id }) else {
+      throw TransferError.runDirectory(
+        path: directory, reason: "another rank sent job '\(id)', which this rank's plan lacks")
+    }
+    return job
+  }
+
+  /// Trains the model of a training job: with a group of several ranks and a backend that
+  /// trains data-parallel, the leader orders its members to join and all train together
+  /// (``trainTogether(_:temporary:group:)``); otherwise this rank alone.
+  func train(_ job: TransferJob, temporary: String, group: JobGroup?) throws {
+    guard let group, group.control.size > 1, backend.trainsDataParallel else {
+      return try trainModel(job, temporary: temporary, dataParallel: nil)
+    }
+    try group.order(job: job.id)
+    try trainTogether(job, temporary: temporary, group: group)
+  }
+
+  /// Every rank of `group` (the leader and its members): trains its share of the job's model;
+  /// the leader writes. Each rank ends the job with one more collective, so that a failure of
+  /// one rank that happens outside the training's sums (reading its inputs, writing the
+  /// checkpoint) reaches the others: a barrier after success, or this rank's failure.
+  func trainTogether(_ job: TransferJob, temporary: String, group: JobGroup) throws {
+    let replicas = ClusterReplicas(group: group)
+    do {
+      try trainModel(job, temporary: temporary, dataParallel: DataParallel(replicas))
+      try replicas.barrier()
+    } catch {
+      guard !isSharedReplicaFailure(error) else { throw error }
+      try replicas.fail(error)
     }
   }
 
   /// Runs a job of the plan up to its completion record, which it returns encoded.
-  func produceEncoded(_ id: String, rank: Int) throws -> [UInt8] {
-    guard let job = plan.jobs.first(where: { $0.id == id }) else {
-      throw TransferError.runDirectory(
-        path: directory, reason: "rank 0 sent job '\(id)', which this rank's plan lacks")
-    }
-    let record = try produce(job, temporary: ".rank\(rank)" + partialSuffix)
+  func produceEncoded(_ id: String, rank: Int, group: JobGroup? = nil) throws -> [UInt8] {
+    let job = try plannedJob(id)
+    let record = try produce(job, temporary: ".rank\(rank)" + partialSuffix, group: group)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     return Array(try encoder.encode(record))
@@ -123,5 +179,57 @@ extension TransferRun {
       throw TransferError.fileOperation(
         path: path("steps/\(job).json"), reason: "the record a rank sent is not valid: \(error)")
     }
+  }
+}
+
+/// The ranks of a communicator as the replicas of data-parallel training: every rank of
+/// `mpirun -np N train`, or the ranks of one job's group (`transfer --ranks-per-job`).
+public struct ClusterReplicas: TrainingReplicas {
+  public let communicator: Communicator
+  /// The world rank of the communicator's rank 0 (failures name world ranks).
+  public let firstWorldRank: Int
+  /// How long a sum waits for a rank (nil: as long as it takes).
+  public let timeout: Duration?
+
+  public init(communicator: Communicator, firstWorldRank: Int = 0, timeout: Duration? = nil) {
+    self.communicator = communicator
+    self.firstWorldRank = firstWorldRank
+    self.timeout = timeout
+  }
+
+  /// The ranks of a job group, whose sums time out after the farm's timeout.
+  public init(group: JobGroup) {
+    self.init(
+      communicator: group.collectives, firstWorldRank: group.firstWorldRank,
+      timeout: group.options.timeout)
+  }
+
+  public var index: Int { communicator.rank }
+  public var count: Int { communicator.size }
+
+  public func sum(_ values: [Float]) throws(ReplicaFailure) -> [Float] {
+    do { return try communicator.sum(values, timeout: timeout) } catch { throw failure(error) }
+  }
+
+  public func sum(_ values: [Double]) throws(ReplicaFailure) -> [Double] {
+    do { return try communicator.sum(values, timeout: timeout) } catch { throw failure(error) }
+  }
+
+  /// Returns when every replica has called it (or throws a replica's failure).
+  public func barrier() throws(ReplicaFailure) {
+    do { try communicator.barrier(timeout: timeout) } catch { throw failure(error) }
+  }
+
+  public func fail(_ error: any Error) throws(ReplicaFailure) -> Never {
+    do { try communicator.fail(error, timeout: timeout) } catch { throw failure(error) }
+  }
+
+  /// A communicator's error as the failure of the world rank it names (this rank's otherwise).
+  func failure(_ error: any Error) -> ReplicaFailure {
+    if case .rankFailed(let rank, _, let message) = error as? ClusterError {
+      return ReplicaFailure(rank: firstWorldRank + rank, message: message)
+    }
+    return ReplicaFailure(
+      rank: firstWorldRank + communicator.rank, message: String(describing: error))
   }
 }

@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Segmentation
 
@@ -262,7 +263,9 @@ public final class TransferRun {
   /// Runs a job from scratch up to its completion record (not written): discards leftover
   /// outputs, calls the backend on temporary paths (`temporary` appended), renames the outputs
   /// into place.
-  func produce(_ job: TransferJob, temporary: String = partialSuffix) throws -> StepRecord {
+  func produce(
+    _ job: TransferJob, temporary: String = partialSuffix, group: JobGroup? = nil
+  ) throws -> StepRecord {
     for output in job.action.outputs {
       try removeIfPresent(path(output))
       try removeIfPresent(path(output) + temporary)
@@ -272,11 +275,8 @@ public final class TransferRun {
     let lossLog = path(Self.lossLog(job))
     try removeIfPresent(lossLog)
     switch job.action {
-    case .trainSource(let output):
-      try backend.trainSource(
-        SourceTrainingRequest(
-          network: output.network, output: path(output.checkpoint) + temporary,
-          seed: job.seed, lossLog: lossLog + temporary))
+    case .trainSource, .trainStudent:
+      try train(job, temporary: temporary, group: group)
     case .importSource(let checkpoint, let output):
       try backend.importSource(
         SourceImportRequest(
@@ -299,13 +299,6 @@ public final class TransferRun {
           filters: filters, outputDirectory: path(output.directory) + temporary,
           seed: job.seed))
       record.labelSet = output
-    case .trainStudent(let initial, let labels, let level, let output):
-      try backend.trainStudent(
-        StudentTrainingRequest(
-          network: output.network, initialCheckpoint: path(initial.checkpoint),
-          pseudoLabels: labels.map(labelSet), level: level,
-          output: path(output.checkpoint) + temporary, seed: job.seed,
-          lossLog: lossLog + temporary))
     case .scoreLabels(let labels, let level):
       record.labelScore = try backend.scorePseudoLabels(
         PseudoLabelScoreRequest(labels: labels.map(labelSet), level: level))
@@ -325,6 +318,30 @@ public final class TransferRun {
     }
     try faultInjection?("after-output:\(job.id)")
     return record
+  }
+
+  /// Trains the model of a `train-source` or `train-student` job into its temporary outputs
+  /// (with `dataParallel`: this replica's part; replica 0 writes).
+  func trainModel(
+    _ job: TransferJob, temporary: String, dataParallel: DataParallel?
+  ) throws {
+    let lossLog = path(Self.lossLog(job)) + temporary
+    switch job.action {
+    case .trainSource(let output):
+      try backend.trainSource(
+        SourceTrainingRequest(
+          network: output.network, output: path(output.checkpoint) + temporary,
+          seed: job.seed, lossLog: lossLog, dataParallel: dataParallel))
+    case .trainStudent(let initial, let labels, let level, let output):
+      try backend.trainStudent(
+        StudentTrainingRequest(
+          network: output.network, initialCheckpoint: path(initial.checkpoint),
+          pseudoLabels: labels.map(labelSet), level: level,
+          output: path(output.checkpoint) + temporary, seed: job.seed,
+          lossLog: lossLog, dataParallel: dataParallel))
+    default:
+      preconditionFailure("job \(job.id) trains no model")
+    }
   }
 
   func labelSet(_ labels: LabelSetProvenance) -> PseudoLabelSet {

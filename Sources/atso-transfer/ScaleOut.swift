@@ -12,9 +12,29 @@ struct RankOptions: ParsableArguments {
       valueName: "seconds"))
   var rankTimeout: Double = 60
 
+  @Option(
+    help: ArgumentHelp(
+      "Under mpirun: ranks that run each job together, training its model data-parallel "
+        + "(the N ranks form N/R groups; R must divide N).",
+      valueName: "R"))
+  var ranksPerJob: Int = 1
+
   func validate() throws {
     guard rankTimeout.isFinite, rankTimeout >= 1 else {
       throw ValidationError("--rank-timeout must be at least 1 second, got \(rankTimeout)")
+    }
+    guard ranksPerJob >= 1 else {
+      throw ValidationError("--ranks-per-job must be at least 1, got \(ranksPerJob)")
+    }
+  }
+
+  /// Checks ``ranksPerJob`` against the `ranks` of mpirun.
+  func validate(ranks: Int) throws {
+    guard ranks % ranksPerJob == 0 else {
+      let divisors = (1...ranks).filter { ranks % $0 == 0 }.map(String.init)
+      throw ValidationError(
+        "--ranks-per-job \(ranksPerJob) does not divide the \(ranks) ranks of mpirun: give one "
+          + "of \(divisors.joined(separator: ", ")), or start a multiple of \(ranksPerJob) ranks")
     }
   }
 
@@ -40,9 +60,10 @@ enum ScaleOut {
     FileHandle.standardError.write(Data((label + line + "\n").utf8))
   }
 
-  /// Prints rank 0's view of the farm.
-  static func print(_ event: FarmEvent) {
-    switch event {
+  /// Prints rank 0's view of the farm; with groups of `perJob` ranks, the farm's rank `r` is
+  /// the leader of world ranks `r * perJob ..< (r + 1) * perJob`, named by its world rank.
+  static func print(_ event: FarmEvent, perJob: Int = 1) {
+    switch event.mappingRanks({ $0 * perJob }) {
     case .joined(let rank, let host, let processID):
       log("rank \(rank) joined (host \(host), process \(processID))")
     case .started(let job, let rank, _):
@@ -68,8 +89,36 @@ enum ScaleOut {
   ) throws -> Bool? {
     let world = try Cluster.world()
     guard world.size > 1 else { return nil }
-    let farm = try JobFarm(communicator: world, options: options.farmOptions)
-    if world.rank == 0 {
+    try options.validate(ranks: world.size)
+    let perJob = options.ranksPerJob
+    guard perJob > 1 else {
+      let farm = try JobFarm(communicator: world, options: options.farmOptions)
+      return try execute(farm: farm, group: nil, ranks: world.size, rankZero: rankZero)
+    }
+    // Groups of `perJob` consecutive ranks; the farm runs over their leaders.
+    let group = try JobGroup(world: world, size: perJob, options: options.farmOptions)
+    let leaders = try world.split(group: group.isLeader ? 0 : 1, key: world.rank)
+    guard group.isLeader else {
+      try TransferRun.serve(member: group) { directory in
+        try TransferRun.open(directory, quiet: true)
+      }
+      return false
+    }
+    let farm = try JobFarm(communicator: leaders, options: options.farmOptions)
+    do {
+      let result = try execute(farm: farm, group: group, ranks: world.size, rankZero: rankZero)
+      group.stop(failure: nil)
+      return result
+    } catch {
+      group.stop(failure: error)
+      throw error
+    }
+  }
+
+  private static func execute(
+    farm: JobFarm, group: JobGroup?, ranks: Int, rankZero: () throws -> TransferRun
+  ) throws -> Bool {
+    if farm.communicator.rank == 0 {
       let run: TransferRun
       do {
         run = try rankZero()
@@ -77,40 +126,16 @@ enum ScaleOut {
         farm.stop(failure: error)
         throw error
       }
-      log("running on \(world.size) ranks")
-      try run.execute(on: farm, event: print)
+      let groups = group.map { " in groups of \($0.control.size) (one job each)" } ?? ""
+      log("running on \(ranks) ranks\(groups)")
+      let perJob = group?.control.size ?? 1
+      try run.execute(on: farm, group: group) { print($0, perJob: perJob) }
       return true
     }
-    try TransferRun.serve(farm: farm) { directory in try TransferRun.open(directory) }
-    return false
-  }
-}
-
-/// The ranks of a communicator as the replicas of data-parallel training.
-struct ClusterReplicas: TrainingReplicas {
-  let communicator: Communicator
-
-  var index: Int { communicator.rank }
-  var count: Int { communicator.size }
-
-  func sum(_ values: [Float]) throws(ReplicaFailure) -> [Float] {
-    do { return try communicator.sum(values) } catch { throw failure(error) }
-  }
-
-  func sum(_ values: [Double]) throws(ReplicaFailure) -> [Double] {
-    do { return try communicator.sum(values) } catch { throw failure(error) }
-  }
-
-  func fail(_ error: any Error) throws(ReplicaFailure) -> Never {
-    do { try communicator.fail(error) } catch { throw failure(error) }
-  }
-
-  /// A communicator's error as the failure of the rank it names (this rank's otherwise).
-  func failure(_ error: any Error) -> ReplicaFailure {
-    if case .rankFailed(let rank, _, let message) = error as? ClusterError {
-      return ReplicaFailure(rank: rank, message: message)
+    try TransferRun.serve(farm: farm, group: group) { directory in
+      try TransferRun.open(directory)
     }
-    return ReplicaFailure(rank: communicator.rank, message: String(describing: error))
+    return false
   }
 }
 
@@ -168,5 +193,19 @@ extension AtsoTransfer {
       Foundation.exit(exitCode(for: error).rawValue)
     }
     Cluster.finalize()
+  }
+}
+
+extension FarmEvent {
+  /// The event with every rank passed through `rank`.
+  func mappingRanks(_ rank: (Int) -> Int) -> FarmEvent {
+    switch self {
+    case .joined(let r, let host, let processID):
+      .joined(rank: rank(r), host: host, processID: processID)
+    case .started(let job, let r, let attempt): .started(job: job, rank: rank(r), attempt: attempt)
+    case .finished(let job, let r, let seconds): .finished(job: job, rank: rank(r), seconds: seconds)
+    case .lost(let r, let job, let seconds): .lost(rank: rank(r), job: job, silentSeconds: seconds)
+    case .killedLost(let r, let processID): .killedLost(rank: rank(r), processID: processID)
+    }
   }
 }

@@ -344,14 +344,16 @@ struct ResumeCommand: ParsableCommand {
 extension TransferRun {
   /// Opens the run in `directory` with its saved configuration, to resume it
   /// (`acceptingChanges`: ``TransferRun/init(resuming:configuration:backend:acceptingChanges:)``).
+  /// `quiet`: without progress lines (a rank whose group leader reports).
   static func open(
-    _ directory: String, acceptingChanges: Bool = false, reporter: TransferReporter? = nil
+    _ directory: String, acceptingChanges: Bool = false, reporter: TransferReporter? = nil,
+    quiet: Bool = false
   ) throws -> TransferRun {
     let configuration = try TransferConfiguration.load(
       from: directory + "/configuration.json", kinds: BackendKinds.all)
     let backend =
       try reporter.map { try configuration.makeBackend(progress: $0.line, jobProgress: $0.handle) }
-      ?? configuration.makeBackend(progress: BackendKinds.progress)
+      ?? configuration.makeBackend(progress: quiet ? { _ in } : BackendKinds.progress)
     return try TransferRun(
       resuming: directory, configuration: configuration, backend: backend,
       acceptingChanges: acceptingChanges)

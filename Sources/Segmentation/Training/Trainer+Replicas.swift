@@ -61,12 +61,24 @@ final class ReplicaSums: @unchecked Sendable {
   }
 }
 
-extension Trainer {
-  /// The images of `batch` this replica computes.
-  static func share(of count: Int, _ replicas: any TrainingReplicas) -> Range<Int> {
-    (count * replicas.index / replicas.count)..<(count * (replicas.index + 1) / replicas.count)
+extension TrainingReplicas {
+  /// The images of a batch of `count` that this replica computes:
+  /// `count * index / self.count ..< count * (index + 1) / self.count`.
+  public func share(of count: Int) -> Range<Int> {
+    (count * index / self.count)..<(count * (index + 1) / self.count)
   }
+}
 
+/// Whether `error` is a failure that every replica has seen (a replica's failure, thrown by a
+/// sum), rather than this replica's own, which the others still have to be told of
+/// (``TrainingReplicas/fail(_:)``).
+public func isSharedReplicaFailure(_ error: any Error) -> Bool {
+  if error is ReplicaFailure { return true }
+  if case .replicaFailed = error as? ModelError { return true }
+  return false
+}
+
+extension Trainer {
   /// What a loss divides by over `labels`: the weights of the counted pixels (all 1 without
   /// class weights), as ``softmaxCrossEntropy(logits:labels:ignoreIndex:classWeights:)`` and
   /// ``reduceThenComputeLoss(logits:superLabels:superClassOfFine:ignoreIndex:)`` do.
@@ -93,7 +105,7 @@ extension Trainer {
   ) throws(ModelError) -> (loss: Float, gradients: [String: Tensor], counted: [Int]) {
     let n = batch.count
     let (h, w, c) = (batch.images.shape[1], batch.images.shape[2], batch.images.shape[3])
-    let share = Self.share(of: n, replicas)
+    let share = replicas.share(of: n)
     let pixels = h * w
     let images = Tensor(
       shape: [share.count, h, w, c],

@@ -323,9 +323,7 @@ func runTraining<Model: SegmentationModel>(
   } catch {
     // A failure of this replica alone (not one the replicas share): the others are waiting
     // in their next sum, which now throws it.
-    if let replicas, replicas.count > 1, !(error is ReplicaFailure),
-      !isReplicaFailure(error)
-    {
+    if let replicas, replicas.count > 1, !isSharedReplicaFailure(error) {
       try? replicas.fail(error)
     }
     throw error
@@ -344,11 +342,6 @@ func runTraining<Model: SegmentationModel>(
     validation: lastValidation, seconds: loop.seconds)
 }
 
-/// Whether `error` is a replica failure that every replica of a data-parallel step has seen.
-func isReplicaFailure(_ error: any Error) -> Bool {
-  if case .replicaFailed = error as? ModelError { return true }
-  return false
-}
 
 /// The loader state of an uninterrupted run after `step` steps (one batch per step).
 func derivedLoaderState(step: Int, configuration: TrainingRunConfiguration, sampleCount: Int)
