@@ -23,7 +23,7 @@ extension ImageBackend {
     try save(trained, to: request.output)
     log(
       summary, "source model" + (request.network.map { " \($0)" } ?? ""),
-      seconds: -start.timeIntervalSinceNow)
+      seconds: -start.timeIntervalSinceNow, dataParallel: request.dataParallel)
   }
 
   /// Takes a checkpoint trained elsewhere as M0: its class set and working size were checked
@@ -77,7 +77,7 @@ extension ImageBackend {
     try save(model, to: request.output)
     log(
       summary, "student (\(request.level), \(pseudo.count) pseudo-labeled)",
-      seconds: -start.timeIntervalSinceNow)
+      seconds: -start.timeIntervalSinceNow, dataParallel: request.dataParallel)
   }
 
   public func adaptBatchNorm(_ request: BatchNormAdaptationRequest) throws {

@@ -227,11 +227,15 @@ public final class ImageBackend: TransferBackend {
     { [jobProgress] step in jobProgress?(JobProgress(step, task: task, unit: "img")) }
   }
 
-  func log(_ summary: TrainingSummary, _ what: String, seconds: Double) {
+  func log(
+    _ summary: TrainingSummary, _ what: String, seconds: Double,
+    dataParallel: DataParallel? = nil
+  ) {
     trainingLog.append(summary)
+    let ranks = dataParallel.map { ", data-parallel over \($0.replicas.count) ranks" } ?? ""
     progress?(
       "\(what): \(summary.steps) steps, final loss \(String(format: "%.3f", summary.finalLoss)), "
-        + "\(String(format: "%.1f", seconds)) s")
+        + "\(String(format: "%.1f", seconds)) s\(ranks)")
   }
 
   /// Class decisions of a checkpoint on images at a level.

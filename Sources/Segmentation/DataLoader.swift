@@ -99,11 +99,15 @@ public final class DataLoader: @unchecked Sendable {
   ///   - prefetch: the most batches decoded ahead of the consumer (at least 1).
   ///   - workers: the number of background threads.
   ///   - state: a saved ``state`` to resume from.
+  ///   - share: the positions of each batch to decode and augment (a data-parallel replica's,
+  ///     ``TrainingReplicas/share(of:)``); the others are zero images with void labels and an
+  ///     empty id. Nil: every position.
   /// - Throws: `DatasetError.empty`, `.invalidLabelTable`, `.stateMismatch`.
   public init(
     dataset: Dataset, labelTable: [UInt8]? = nil, augmentation: AugmentationConfig,
     batchSize: Int, seed: UInt64, shuffle: Bool = true, dropLast: Bool = true,
-    prefetch: Int = 2, workers: Int = 2, resumingFrom state: LoaderState? = nil
+    prefetch: Int = 2, workers: Int = 2, resumingFrom state: LoaderState? = nil,
+    share: Range<Int>? = nil
   ) throws(DatasetError) {
     precondition(batchSize > 0, "batch size must be positive")
     if let table = labelTable, table.count != 256 { throw .invalidLabelTable(count: table.count) }
@@ -133,7 +137,8 @@ public final class DataLoader: @unchecked Sendable {
     self.pipeline = Pipeline(
       job: BatchJob(
         dataset: dataset, labelTable: labelTable, augmenter: Augmenter(augmentation),
-        batchSize: batchSize, batchesPerEpoch: perEpoch, seed: seed, shuffle: shuffle),
+        batchSize: batchSize, batchesPerEpoch: perEpoch, seed: seed, shuffle: shuffle,
+        share: share),
       first: first, capacity: max(1, prefetch))
     for _ in 0..<max(1, min(workers, max(1, prefetch))) {
       let pipeline = self.pipeline
@@ -179,6 +184,8 @@ struct BatchJob: Sendable {
   let batchesPerEpoch: Int
   let seed: UInt64
   let shuffle: Bool
+  /// The positions of each batch that are decoded (nil: all).
+  let share: Range<Int>?
 
   func makeBatch(global: Int) -> Result<Batch, DatasetError> {
     let epoch = global / batchesPerEpoch
@@ -191,7 +198,13 @@ struct BatchJob: Sendable {
     var labels: [UInt8] = []
     var ids: [String] = []
     var shape: [Int] = []
+    var skipped: [Int] = []  // positions in the batch outside `share`
     for slot in slots {
+      guard share?.contains(slot - slots.lowerBound) ?? true else {
+        skipped.append(ids.count)
+        ids.append("")
+        continue
+      }
       var generator = plan.sampleGenerator(slot: slot)
       let sample: Sample
       do {
@@ -211,6 +224,24 @@ struct BatchJob: Sendable {
       labels +=
         out.label ?? [UInt8](repeating: augmenter.config.ignoreIndex.value, count: shape[0] * shape[1])
       ids.append(out.id)
+    }
+    // The images outside `share`: zeros with void labels, in their places.
+    if !skipped.isEmpty, !shape.isEmpty {
+      let (imageCount, pixels) = (shape.reduce(1, *), shape[0] * shape[1])
+      var allScalars = [Float](repeating: 0, count: ids.count * imageCount)
+      var allLabels = [UInt8](
+        repeating: augmenter.config.ignoreIndex.value, count: ids.count * pixels)
+      var decoded = 0
+      for position in ids.indices where !skipped.contains(position) {
+        allScalars.replaceSubrange(
+          (position * imageCount)..<((position + 1) * imageCount),
+          with: scalars[(decoded * imageCount)..<((decoded + 1) * imageCount)])
+        allLabels.replaceSubrange(
+          (position * pixels)..<((position + 1) * pixels),
+          with: labels[(decoded * pixels)..<((decoded + 1) * pixels)])
+        decoded += 1
+      }
+      (scalars, labels) = (allScalars, allLabels)
     }
     let images = Tensor(shape: [ids.count] + shape, scalars: scalars)
     return .success(Batch(images: images, labels: labels, ids: ids))

@@ -166,6 +166,101 @@ struct MPITransferTests {
     expectSameRun(run, as: root + "/reference")
   }
 
+  /// The largest difference between the numbers of two JSON documents of the same shape
+  /// (nil if their shapes, keys or strings differ).
+  func largestDifference(_ a: Any, _ b: Any) -> Double? {
+    switch (a, b) {
+    case (let a as [String: Any], let b as [String: Any]):
+      guard a.keys.sorted() == b.keys.sorted() else { return nil }
+      return a.keys.reduce(0.0) { worst, key in
+        guard let worst, let d = largestDifference(a[key] ?? 0, b[key] ?? 0) else { return nil }
+        return max(worst, d)
+      }
+    case (let a as [Any], let b as [Any]):
+      guard a.count == b.count else { return nil }
+      return zip(a, b).reduce(0.0) { worst, pair in
+        guard let worst, let d = largestDifference(pair.0, pair.1) else { return nil }
+        return max(worst, d)
+      }
+    case (let a as NSNumber, let b as NSNumber): return abs(a.doubleValue - b.doubleValue)
+    case (let a as String, let b as String): return a == b ? 0 : nil
+    default: return a is NSNull && b is NSNull ? 0 : nil
+    }
+  }
+
+  /// `table.json` of `directory` against the reference's: the same rows, scores within 1e-3.
+  func expectSameTable(_ directory: String, as reference: String) throws {
+    let read = { (path: String) throws -> Any in
+      try JSONSerialization.jsonObject(
+        with: try Data(contentsOf: URL(fileURLWithPath: path + "/table.json")))
+    }
+    let difference = largestDifference(try read(directory), try read(reference))
+    #expect(difference != nil, "table.json of \(directory) has other rows or labels")
+    #expect((difference ?? 1) <= 1e-3, "scores differ by \(difference ?? -1)")
+  }
+
+  /// Removes the completion records of the jobs whose id contains `part` and the tables, as
+  /// if the run had stopped before them.
+  func undo(_ directory: String, jobsContaining part: String) throws -> Int {
+    let steps = directory + "/steps"
+    let undone = try FileManager.default.contentsOfDirectory(atPath: steps).filter {
+      $0.contains(part)
+    }
+    for name in undone + ["../table.json"] {
+      try FileManager.default.removeItem(atPath: steps + "/" + name)
+    }
+    return undone.count
+  }
+
+  @Test("--ranks-per-job 2: the ranks train each model together, one process's table; resumed")
+  func ranksPerJob() throws {
+    let root = try makeTemporaryDirectory("mpi-group")
+    let image = try tinyImageRun(root)
+    try run(nil, ["transfer", "-o", root + "/one"] + image, log: root + "/one.log")
+    let group = root + "/group"
+    let grouped = try run(
+      2, ["transfer", "-o", group, "--ranks-per-job", "2"] + image, log: root + "/group.log")
+    #expect(grouped.process.terminationStatus == 0, "\(grouped.lines.suffix(10))")
+    #expect(grouped.lines.contains("[rank 0/2] running on 2 ranks in groups of 2 (one job each)"))
+    let trained = grouped.lines.filter { $0.hasSuffix(" s, data-parallel over 2 ranks") }
+    #expect(trained.count == 5, "\(grouped.lines)")  // the source model and 4 students
+    #expect(!grouped.lines.contains { $0.hasPrefix("[rank 1/2]") })  // the member is quiet
+    try expectSameTable(group, as: root + "/one")
+    // Data-parallel, so not bitwise: the loss curves agree to float rounding.
+    for job in ["train-source", "finetune-fine-atso-g1-m1"] {
+      let curve = { (run: String) throws -> [[Double]] in
+        try String(contentsOfFile: "\(run)/losses/\(job).csv", encoding: .utf8)
+          .split(separator: "\n").dropFirst().map { $0.split(separator: ",").compactMap { Double($0) } }
+      }
+      let (a, b) = (try curve(group), try curve(root + "/one"))
+      #expect(a.count == b.count && !a.isEmpty)
+      for (x, y) in zip(a, b) {
+        #expect(x[0] == y[0] && abs(x[1] - y[1]) <= 1e-5 * abs(y[1]), "\(job): \(x) vs \(y)")
+      }
+    }
+
+    // Stopped before the final models: resumed with groups, then in one process.
+    #expect(try undo(group, jobsContaining: "atso-final") >= 4)
+    let resumed = try run(
+      2, ["resume", group, "--ranks-per-job", "2"], log: root + "/resume.log")
+    #expect(resumed.process.terminationStatus == 0, "\(resumed.lines.suffix(10))")
+    #expect(resumed.lines.contains { $0.contains("job finetune-fine-atso-final started on rank 0") })
+    try expectSameTable(group, as: root + "/one")
+    #expect(try undo(group, jobsContaining: "atso-final") >= 4)
+    let alone = try run(nil, ["resume", group], log: root + "/alone.log")
+    #expect(alone.process.terminationStatus == 0)
+    try expectSameTable(group, as: root + "/one")
+
+    // R must divide the ranks.
+    let odd = try run(
+      2, ["transfer", "-o", root + "/odd", "--ranks-per-job", "3"] + image, log: root + "/odd.log")
+    #expect(odd.process.terminationStatus != 0)
+    #expect(
+      odd.lines.contains {
+        $0.contains("--ranks-per-job 3 does not divide the 2 ranks of mpirun: give one of 1, 2")
+      }, "\(odd.lines)")
+  }
+
   @Test("a rank that cannot open the run stops every rank with its error, labelled")
   func rankFailure() throws {
     let root = try makeTemporaryDirectory("mpi-fail")
@@ -187,5 +282,19 @@ struct MPITransferTests {
     #expect(process.lines.contains("[rank 0/2] " + message), "\(process.lines)")
     #expect(process.lines.filter { $0.hasSuffix(message) }.count == 2)  // rank 0 and rank 1
     #expect(!FileManager.default.fileExists(atPath: root + "/run/table.json"))
+
+    // The same with one group: rank 1 fails its part of the first training, rank 0 says so.
+    let grouped = arguments.map { $0 == root + "/run" ? root + "/grouped" : $0 }
+    let group = try RecordedProcess(
+      try #require(mpirunExecutable),
+      ["--allow-run-as-root", "--oversubscribe", "-np", "1", "-wdir", root, executable]
+        + grouped + ["--ranks-per-job", "2", ":", "-np", "1", "-wdir", root + "/elsewhere",
+        executable] + grouped + ["--ranks-per-job", "2"],
+      log: root + "/group.log")
+    #expect(group.wait() != 0)
+    #expect(
+      group.lines.contains("[rank 0/2] Error: rank 0, job train-source: rank 1: " + message.dropFirst(15)),
+      "\(group.lines)")
+    #expect(!FileManager.default.fileExists(atPath: root + "/grouped/table.json"))
   }
 }

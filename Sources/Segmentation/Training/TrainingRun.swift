@@ -275,7 +275,8 @@ func runTraining<Model: SegmentationModel>(
     seed: configuration.seed, shuffle: true, dropLast: true, prefetch: 2,
     workers: max(1, configuration.loaderWorkers),
     resumingFrom: loaderState ?? derivedLoaderState(
-      step: trainer.step, configuration: configuration, sampleCount: training.dataset.count))
+      step: trainer.step, configuration: configuration, sampleCount: training.dataset.count),
+    share: replicas.map { $0.share(of: configuration.batchSize) })
 
   var lastValidation: EvaluationReport?
   func validate(_ model: Model, step: Int) throws {
