@@ -51,13 +51,30 @@ public enum Cluster {
 
   /// Finalizes MPI if ``world()`` initialized it. Every rank calls it once before exiting
   /// (Open MPI's `MPI_Finalize` waits for all ranks that are still alive).
-  public static func finalize() {
+  ///
+  /// `MPI_Finalize` is a collective of the launcher (a PMIx fence over the job's processes):
+  /// after a rank died (`mpirun --enable-recovery`) it can wait for that rank forever if the
+  /// launcher learns of the death late. The work is done by then, so if it has not returned
+  /// within `timeout`, the process says so on standard error and ends with `exitCode` (which
+  /// `mpirun` may report as an exit without finalizing) rather than staying alive.
+  public static func finalize(exitCode: Int32 = 0, timeout: Duration = .seconds(30)) {
     state.withLock { world in
       guard let world, world.handle != nil else { return }
       world.releaseSends()
       var finalized: Int32 = 0
       MPI_Finalized(&finalized)
-      if finalized == 0 { MPI_Finalize() }
+      guard finalized == 0 else { return }
+      let label = "[rank \(world.rank)/\(world.size)] "
+      let watchdog = Thread {
+        Thread.sleep(forTimeInterval: timeout.seconds)
+        let line = label + "MPI_Finalize did not return within \(Int(timeout.seconds)) s "
+          + "(waiting for a rank that died?); exiting with status \(exitCode)\n"
+        FileHandle.standardError.write(Data(line.utf8))
+        _exit(exitCode)
+      }
+      watchdog.name = "atso.finalize-watchdog"
+      watchdog.start()
+      MPI_Finalize()
     }
   }
 

@@ -182,15 +182,16 @@ extension AtsoTransfer {
       // The message before MPI_Finalize, which waits for the other ranks: a rank stopped by
       // this one's failure cannot end the job (mpirun kills the rest) before it is printed.
       if world.rank != 0, ScaleOut.isOtherRanksFailure(error, rank: world.rank) {
-        Cluster.finalize()
+        Cluster.finalize(exitCode: 1)
         Foundation.exit(1)
       }
       let message = fullMessage(for: error)
       if !message.isEmpty {
         FileHandle.standardError.write(Data((label + message + "\n").utf8))
       }
-      Cluster.finalize()
-      Foundation.exit(exitCode(for: error).rawValue)
+      let code = exitCode(for: error).rawValue
+      Cluster.finalize(exitCode: code)
+      Foundation.exit(code)
     }
     Cluster.finalize()
   }

@@ -161,7 +161,8 @@ struct MPITransferTests {
       })
     let pid = try #require(victim)
     kill(pid_t(pid), SIGKILL)
-    #expect(process.wait() == 0, "\(process.lines.suffix(15))")
+    // Bounded: a rank that never ends (once seen under heavy load) fails the test, not the suite.
+    #expect(process.wait(seconds: 240) == 0, "\(process.lines.suffix(15))")
     #expect(process.lines.contains { $0.hasPrefix("[rank 0/3] rank 1 lost (silent for ") })
     expectSameRun(run, as: root + "/reference")
   }

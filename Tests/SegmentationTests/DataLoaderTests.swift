@@ -105,6 +105,33 @@ struct DataLoaderTests {
     #expect(loader.state.epoch == 2 && loader.state.position == 0)
   }
 
+  @Test("a replica's share: its images as the whole batch has them, zeros and void elsewhere")
+  func share() throws {
+    let (dataset, root) = try makeDataset("share")
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let whole = try DataLoader(dataset: dataset, augmentation: trainConfig, batchSize: 4, seed: 5)
+    let part = try DataLoader(
+      dataset: dataset, augmentation: trainConfig, batchSize: 4, seed: 5, share: 1..<3)
+    for _ in 0..<5 {
+      let (a, b) = (try whole.next(), try part.next())
+      let (image, pixels) = (a.images.count / 4, a.labels.count / 4)
+      #expect(b.images.shape == a.images.shape && b.labels.count == a.labels.count)
+      for position in 0..<4 {
+        let images = (position * image)..<((position + 1) * image)
+        let labels = (position * pixels)..<((position + 1) * pixels)
+        if (1..<3).contains(position) {
+          #expect(b.images.scalars[images] == a.images.scalars[images])
+          #expect(b.labels[labels] == a.labels[labels])
+          #expect(b.ids[position] == a.ids[position])
+        } else {
+          #expect(b.images.scalars[images].allSatisfy { $0 == 0 })
+          #expect(b.labels[labels].allSatisfy { $0 == IgnoreIndex.standard.value })
+          #expect(b.ids[position].isEmpty)
+        }
+      }
+    }
+  }
+
   @Test("a saved state (through JSON) resumes the exact same batches")
   func resume() throws {
     let (dataset, root) = try makeDataset("resume")

@@ -70,6 +70,16 @@ public final class RecordedProcess {
     return process.terminationStatus
   }
 
+  /// Waits at most `seconds` for the end; kills the process and its children (``killAll()``)
+  /// if it is still running then. Returns the exit status, nil after a kill.
+  public func wait(seconds: Double) -> Int32? {
+    guard waitUntil(seconds: seconds, { !process.isRunning }) else {
+      killAll()
+      return nil
+    }
+    return wait()
+  }
+
   /// The lines written so far.
   public var lines: [String] {
     ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
