@@ -240,6 +240,15 @@ struct MPITransferTests {
       }
     }
 
+    // 4 ranks in 2 groups: the farm hands jobs to both leaders (world ranks 0 and 2).
+    let four = try run(
+      4, ["transfer", "-o", root + "/four", "--ranks-per-job", "2"] + image,
+      log: root + "/four.log")
+    #expect(four.process.terminationStatus == 0, "\(four.lines.suffix(10))")
+    #expect(four.lines.contains { $0.hasPrefix("[rank 0/4] rank 2 joined") })
+    #expect(four.lines.contains { $0.hasPrefix("[rank 0/4] job ") && $0.hasSuffix(" on rank 2") })
+    try expectSameTable(root + "/four", as: root + "/one")
+
     // Stopped before the final models: resumed with groups, then in one process.
     #expect(try undo(group, jobsContaining: "atso-final") >= 4)
     let resumed = try run(
