@@ -270,11 +270,8 @@ private struct FarmWorker {
         let attempt = try reader.int()
         return .job(attempt: attempt, FarmJob(id: try reader.string(), payload: reader.remainder()))
       case .stop:
-        guard try reader.uint8() != 0 else { return .stop }
-        let rank = try reader.int()
-        let job = try reader.string()
-        throw ClusterError.rankFailed(
-          rank: rank, job: job.isEmpty ? nil : job, message: try reader.string())
+        try StopMessage.decode(&reader)
+        return .stop
       default:
         throw ClusterError.malformedMessage(
           rank: 0, tag: message.tag, reason: "not a message for a worker")
@@ -522,23 +519,9 @@ private struct Leader {
   /// for the messages to leave, and kills lost ranks of this host that are still alive (a
   /// stopped process would keep `mpirun` from finishing).
   mutating func stopAll(failure: (any Error)?) {
-    var writer = ByteWriter()
-    if let failure {
-      writer.append(UInt8(1))
-      if case .rankFailed(let rank, let job, let message) = failure as? ClusterError {
-        writer.append(rank)
-        writer.append(job ?? "")
-        writer.append(message)
-      } else {
-        writer.append(0)
-        writer.append("")
-        writer.append(String(describing: failure))
-      }
-    } else {
-      writer.append(UInt8(0))
-    }
+    let stop = StopMessage.encode(failure, rank: 0)
     for rank in workers.keys.sorted() {
-      _ = try? comm.post(writer.bytes, to: rank, tag: JobFarm.Tag.stop.rawValue)
+      _ = try? comm.post(stop, to: rank, tag: JobFarm.Tag.stop.rawValue)
     }
     // Messages to live ranks leave at once; give them up to 2 s (a dead rank takes nothing).
     var wait = Backoff(timeout: .seconds(2))
@@ -567,4 +550,38 @@ private struct Leader {
 
 extension Leader.Worker {
   var isLost: Bool { if case .lost = state { true } else { false } }
+}
+
+/// The message that ends a farm's or a group's work: 0 (the work is done), or 1, the rank
+/// that failed, its job ("" for none) and its error text.
+enum StopMessage {
+  /// `failure` nil: done; else the failure, naming its rank (`rank` if it names none).
+  static func encode(_ failure: (any Error)?, rank: Int) -> [UInt8] {
+    var writer = ByteWriter()
+    guard let failure else {
+      writer.append(UInt8(0))
+      return writer.bytes
+    }
+    writer.append(UInt8(1))
+    if case .rankFailed(let failed, let job, let message) = failure as? ClusterError {
+      writer.append(failed)
+      writer.append(job ?? "")
+      writer.append(message)
+    } else {
+      writer.append(rank)
+      writer.append("")
+      writer.append(String(describing: failure))
+    }
+    return writer.bytes
+  }
+
+  /// Returns for a stop after the work is done; throws the failure of a stop after one
+  /// (``ClusterError/rankFailed(rank:job:message:)``).
+  static func decode(_ reader: inout ByteReader) throws {
+    guard try reader.uint8() != 0 else { return }
+    let rank = try reader.int()
+    let job = try reader.string()
+    throw ClusterError.rankFailed(
+      rank: rank, job: job.isEmpty ? nil : job, message: try reader.string())
+  }
 }

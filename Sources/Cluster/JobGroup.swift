@@ -132,23 +132,9 @@ public final class JobGroup: Sendable {
   /// failure, stops pinging and waits up to 2 s for the messages to leave.
   public func stop(failure: (any Error)?) {
     pinging.withLock { $0 = false }
-    var writer = ByteWriter()
-    if let failure {
-      writer.append(UInt8(1))
-      if case .rankFailed(let rank, let job, let message) = failure as? ClusterError {
-        writer.append(rank)
-        writer.append(job ?? "")
-        writer.append(message)
-      } else {
-        writer.append(firstWorldRank)
-        writer.append("")
-        writer.append(String(describing: failure))
-      }
-    } else {
-      writer.append(UInt8(0))
-    }
+    let stop = StopMessage.encode(failure, rank: firstWorldRank)
     for member in 1..<max(1, control.size) {
-      _ = try? control.post(writer.bytes, to: member, tag: Tag.stop.rawValue)
+      _ = try? control.post(stop, to: member, tag: Tag.stop.rawValue)
     }
     var wait = Backoff(timeout: .seconds(2))
     while (try? control.progressSends()) ?? 0 > 0, wait.pause() {}
@@ -225,11 +211,8 @@ public final class JobGroup: Sendable {
         }
         lastFromLeader = .now
       case .stop:
-        guard try reader.uint8() != 0 else { return }
-        let rank = try reader.int()
-        let job = try reader.string()
-        throw ClusterError.rankFailed(
-          rank: rank, job: job.isEmpty ? nil : job, message: try reader.string())
+        try StopMessage.decode(&reader)
+        return
       case .opening, .ready, nil:
         throw ClusterError.malformedMessage(
           rank: worldRank(0), tag: message.tag, reason: "not a message for a group member")
