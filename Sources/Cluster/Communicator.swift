@@ -54,7 +54,7 @@ public enum Cluster {
   ///
   /// `MPI_Finalize` is a collective of the launcher (a PMIx fence over the job's processes):
   /// after a rank died under `mpirun --enable-recovery`, Open MPI 4.1 sometimes waits for that
-  /// rank forever (2 runs of 10 of the test that kills a rank, on a crowded machine, with a
+  /// rank forever (4 runs of 18 of the test that kills a rank, on a crowded machine, with a
   /// "PMIX ERROR: BAD-PARAM" from the launcher). The work is done by then, so under
   /// ``isRecoveryEnabled``, if it has not returned within `timeout`, the process says so on
   /// standard error and ends with `exitCode` rather than staying alive (`mpirun` then ended
