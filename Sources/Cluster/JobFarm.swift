@@ -53,6 +53,9 @@ public enum FarmEvent: Sendable, Equatable {
   /// A lost rank on rank 0's host that was still alive (stopped) was killed, so that `mpirun`
   /// can finish.
   case killedLost(rank: Int, processID: Int)
+  /// Members of the group led by world rank `leader` died or stopped answering during `job`
+  /// (`--ranks-per-job`): the leader trains it, and its group's later jobs, alone. World ranks.
+  case groupMembersLost(leader: Int, members: [Int], job: String)
 }
 
 /// A job farm over the ranks of a communicator: rank 0 hands the jobs of a dependency graph

@@ -140,12 +140,28 @@ extension TransferRun {
   /// Trains the model of a training job: with a group of several ranks and a backend that
   /// trains data-parallel, the leader orders its members to join and all train together
   /// (``trainTogether(_:temporary:group:)``); otherwise this rank alone.
+  ///
+  /// A member that died (silent for the farm's timeout, ``JobGroup/lostMembers``) loses only
+  /// the group: the job trains again on the leader alone, as do the group's later jobs.
   func train(_ job: TransferJob, temporary: String, group: JobGroup?) throws {
-    guard let group, group.control.size > 1, backend.trainsDataParallel else {
+    guard let group, group.control.size > 1, backend.trainsDataParallel, !group.isDegraded
+    else {
       return try trainModel(job, temporary: temporary, dataParallel: nil)
     }
-    try group.order(job: job.id)
-    try trainTogether(job, temporary: temporary, group: group)
+    do {
+      try group.order(job: job.id)
+      try trainTogether(job, temporary: temporary, group: group)
+    } catch {
+      var lost = group.lostMembers
+      if lost.isEmpty {  // a member that died just now is silent for a heartbeat more
+        let beat = group.options.heartbeat.components
+        Thread.sleep(forTimeInterval: 2 * (Double(beat.seconds) + Double(beat.attoseconds) / 1e18))
+        lost = group.lostMembers
+      }
+      guard !lost.isEmpty else { throw error }
+      group.degrade(lost: lost, job: job.id)
+      try trainModel(job, temporary: temporary, dataParallel: nil)
+    }
   }
 
   /// Every rank of `group` (the leader and its members): trains its share of the job's model;

@@ -78,6 +78,11 @@ enum ScaleOut {
       }
     case .killedLost(let rank, let processID):
       log("killed lost rank \(rank) (process \(processID)), which was still alive")
+    case .groupMembersLost(let leader, let members, let job):
+      let names = members.map(String.init).joined(separator: ", ")
+      log(
+        "rank \(names) of the group of rank \(leader) lost; job \(job) and the group's later "
+          + "jobs train on rank \(leader) alone")
     }
   }
 
@@ -96,7 +101,8 @@ enum ScaleOut {
       return try execute(farm: farm, group: nil, ranks: world.size, rankZero: rankZero)
     }
     // Groups of `perJob` consecutive ranks; the farm runs over their leaders.
-    let group = try JobGroup(world: world, size: perJob, options: options.farmOptions)
+    let group = try JobGroup(
+      world: world, size: perJob, options: options.farmOptions, event: { print($0) })
     let leaders = try world.split(group: group.isLeader ? 0 : 1, key: world.rank)
     guard group.isLeader else {
       try TransferRun.serve(member: group) { directory in
@@ -207,6 +213,7 @@ extension FarmEvent {
     case .finished(let job, let r, let seconds): .finished(job: job, rank: rank(r), seconds: seconds)
     case .lost(let r, let job, let seconds): .lost(rank: rank(r), job: job, silentSeconds: seconds)
     case .killedLost(let r, let processID): .killedLost(rank: rank(r), processID: processID)
+    case .groupMembersLost: self  // world ranks already
     }
   }
 }

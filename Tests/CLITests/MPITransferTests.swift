@@ -271,6 +271,33 @@ struct MPITransferTests {
       }, "\(odd.lines)")
   }
 
+  @Test("a rank of a group killed mid-training (--enable-recovery): its leader trains alone")
+  func groupMemberKilled() throws {
+    let root = try makeTemporaryDirectory("mpi-group-kill")
+    let image = try tinyImageRun(root).map {
+      $0 == "sourceIterations=6" ? "sourceIterations=3000" : $0
+    }
+    try run(nil, ["transfer", "-o", root + "/one"] + image, log: root + "/one.log")
+    let directory = root + "/group"
+    let process = try RecordedProcess(
+      mpi: 2, extra: ["--enable-recovery"], try #require(atsoTransferExecutable),
+      ["transfer", "-o", directory, "--ranks-per-job", "2", "--rank-timeout", "2"] + image,
+      log: root + "/group.log")
+    #expect(
+      waitUntil(seconds: 60) { process.lines.contains { $0.contains("job train-source started") } })
+    // World rank 1, the member: mpirun's child whose environment says so.
+    let member = childProcesses(of: Int(process.process.processIdentifier)).first { pid in
+      let environment = (try? String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8)) ?? ""
+      return environment.split(separator: "\0").contains("OMPI_COMM_WORLD_RANK=1")
+    }
+    kill(pid_t(try #require(member)), SIGKILL)
+    #expect(process.wait(seconds: 240) == 0, "\(process.lines.suffix(15))")
+    #expect(
+      process.lines.contains { $0.hasPrefix("[rank 0/2] rank 1 of the group of rank 0 lost; job ") },
+      "\(process.lines.suffix(15))")
+    try expectSameTable(directory, as: root + "/one")
+  }
+
   @Test("a rank that cannot open the run stops every rank with its error, labelled")
   func rankFailure() throws {
     let root = try makeTemporaryDirectory("mpi-fail")
