@@ -234,7 +234,7 @@ struct TransferCommand: ParsableCommand {
     if !stage.isEmpty { resolved.stages = try stage.map(StageConfiguration.init(pairs:)) }
     resolved.backend = try BackendKinds.applying(backendOption, to: resolved.backend, file: file)
     let validated = try resolved.validated(file: file)
-    guard validated.configuration.runDirectory != nil else {
+    guard validated.configuration.runDirectory != nil || dryRun else {
       throw ValidationError("no run directory: give --run-directory or runDirectory in --config")
     }
     return validated
@@ -349,6 +349,9 @@ extension TransferRun {
   ) throws -> TransferRun {
     let configuration = try TransferConfiguration.load(
       from: directory + "/configuration.json", kinds: BackendKinds.all)
+    // Refused at once when another process writes the run, before the backend reads its data
+    // (minutes for a large reference set); `execute()` takes the lock again to run the jobs.
+    try RunLock.holding(directory) {}
     let backend =
       try reporter.map { try configuration.makeBackend(progress: $0.line, jobProgress: $0.handle) }
       ?? configuration.makeBackend(progress: BackendKinds.progress)
