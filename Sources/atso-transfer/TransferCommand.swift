@@ -329,7 +329,12 @@ struct ResumeCommand: ParsableCommand {
   func run() throws {
     let reporter = TransferReporter(printer: ProgressPrinter(interval: logEvery))
     let open = {
-      try TransferRun.open(runDirectory, acceptingChanges: acceptChanges, reporter: reporter)
+      // Refused at once when another process writes the run, before the backend reads its
+      // data (minutes for a large reference set); `execute()` takes the lock again to run the
+      // jobs. (Only here: the other ranks of an MPI run open the run while rank 0 holds it.)
+      try RunLock.holding(runDirectory) {}
+      return try TransferRun.open(
+        runDirectory, acceptingChanges: acceptChanges, reporter: reporter)
     }
     switch try ScaleOut.execute(options: ranks, rankZero: open) {
     case false?: return  // a worker rank: rank 0 prints the results
@@ -349,9 +354,6 @@ extension TransferRun {
   ) throws -> TransferRun {
     let configuration = try TransferConfiguration.load(
       from: directory + "/configuration.json", kinds: BackendKinds.all)
-    // Refused at once when another process writes the run, before the backend reads its data
-    // (minutes for a large reference set); `execute()` takes the lock again to run the jobs.
-    try RunLock.holding(directory) {}
     let backend =
       try reporter.map { try configuration.makeBackend(progress: $0.line, jobProgress: $0.handle) }
       ?? configuration.makeBackend(progress: BackendKinds.progress)
