@@ -234,7 +234,7 @@ struct TransferCommand: ParsableCommand {
     if !stage.isEmpty { resolved.stages = try stage.map(StageConfiguration.init(pairs:)) }
     resolved.backend = try BackendKinds.applying(backendOption, to: resolved.backend, file: file)
     let validated = try resolved.validated(file: file)
-    guard validated.configuration.runDirectory != nil else {
+    guard validated.configuration.runDirectory != nil || dryRun else {
       throw ValidationError("no run directory: give --run-directory or runDirectory in --config")
     }
     return validated
@@ -329,7 +329,12 @@ struct ResumeCommand: ParsableCommand {
   func run() throws {
     let reporter = TransferReporter(printer: ProgressPrinter(interval: logEvery))
     let open = {
-      try TransferRun.open(runDirectory, acceptingChanges: acceptChanges, reporter: reporter)
+      // Refused at once when another process writes the run, before the backend reads its
+      // data (minutes for a large reference set); `execute()` takes the lock again to run the
+      // jobs. (Only here: the other ranks of an MPI run open the run while rank 0 holds it.)
+      try RunLock.holding(runDirectory) {}
+      return try TransferRun.open(
+        runDirectory, acceptingChanges: acceptChanges, reporter: reporter)
     }
     switch try ScaleOut.execute(options: ranks, rankZero: open) {
     case false?: return  // a worker rank: rank 0 prints the results

@@ -117,6 +117,7 @@ func transferRunWithoutBackend() throws {
   let directory = try makeTemporaryDirectory("cli-nobackend") + "/run"
   let dry = try parseTransfer(["-o", directory, "--dry-run"])
   try dry.run()
+  try parseTransfer(["--dry-run"]).run()  // no run directory needed to print a configuration
   let command = try parseTransfer(["-o", directory])
   #expect(throws: missingBackend) { try command.run() }
   #expect(!FileManager.default.fileExists(atPath: directory), "nothing is written")
@@ -137,6 +138,15 @@ func resumeParsing() throws {
   try TransferConfiguration(runDirectory: directory).save(to: directory + "/configuration.json")
   let command = try #require(try AtsoTransfer.parseAsRoot(["resume", directory]) as? ResumeCommand)
   #expect(command.runDirectory == directory)
+  // Another writer holds the run: refused at once, before the backend reads any data.
+  try RunLock.holding(directory) {
+    do {
+      try command.run()
+      Issue.record("resume ran while another process held the lock")
+    } catch TransferError.runDirectory(_, let reason) {
+      #expect(reason.hasPrefix("in use by process \(getpid())"), "\(reason)")
+    }
+  }
   #expect(
     throws: TransferError.invalidConfiguration(
       file: directory + "/configuration.json", key: "backend",
