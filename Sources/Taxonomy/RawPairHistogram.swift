@@ -2,11 +2,11 @@
 ///
 /// The fast first step of scoring label maps: one pass over the two arrays at memory speed,
 /// independent of the class sets. Label maps are made of long runs of one (truth, prediction)
-/// pair, so the pass counts runs: eight pixels at a time, each compared with its left neighbour
-/// as one 64-bit word per array (the word loaded one byte earlier), so that the non-zero bytes
-/// of the difference mark the pixels where a new pair starts; a bin is touched only there, once
-/// per run. Which values occur (to refuse values that are not classes) and the
-/// ``ConfusionMatrix`` both follow from the bins.
+/// pair, so the pass counts runs: eight pixels at a time are compared with the current pair as
+/// two 64-bit words, the run's length inside them is the count of trailing equal bytes, and a
+/// bin is touched only when the pair changes; stretches of noise (runs under 4 pixels) are
+/// counted pixel by pixel. Which values occur (to
+/// refuse values that are not classes) and the ``ConfusionMatrix`` both follow from the bins.
 public struct RawPairHistogram: Sendable, Equatable {
   /// `counts[truth << 8 | prediction]`.
   public private(set) var counts: [UInt64]
@@ -37,37 +37,65 @@ public struct RawPairHistogram: Sendable, Equatable {
           let n = gt.count
           let gtBytes = UnsafeRawPointer(gt.baseAddress!)
           let prBytes = UnsafeRawPointer(pr.baseAddress!)
-          @inline(__always) func word(_ bytes: UnsafeRawPointer, _ offset: Int) -> UInt64 {
-            UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-          }
-          // The current run: pixels start..<(the next boundary) of the pair `key`.
+          let spread: UInt64 = 0x0101_0101_0101_0101
           var key = Int(gt[0]) << 8 | Int(pr[0])
-          var start = 0
-          @inline(__always) func boundary(at j: Int) {
-            bins[key] &+= UInt64(j - start)
-            key = Int(gt[j]) << 8 | Int(pr[j])
-            start = j
+          var gtWord = UInt64(gt[0]) &* spread
+          var prWord = UInt64(pr[0]) &* spread
+          var run: UInt64 = 0
+          var i = 0
+          @inline(__always) func differences(at offset: Int) -> UInt64 {
+            (UInt64(littleEndian: gtBytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+              ^ gtWord)
+              | (UInt64(littleEndian: prBytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                ^ prWord)
           }
-          let low: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
-          var i = 1
           while i + 8 <= n {
-            // Byte k of `d` is non-zero where pixel i + k differs from pixel i + k - 1 (little
-            // endian); `marks` has bit 7 of exactly those bytes set.
-            let d = (word(gtBytes, i) ^ word(gtBytes, i - 1)) | (word(prBytes, i) ^ word(prBytes, i - 1))
-            if d != 0 {
-              var marks = (((d & low) &+ low) | d) & ~low
-              while marks != 0 {
-                boundary(at: i + marks.trailingZeroBitCount >> 3)
-                marks &= marks &- 1
-              }
+            // Byte k of `x` is non-zero where pixel i + k differs from the current pair (little
+            // endian), so its trailing zero bytes continue the run.
+            let x = differences(at: i)
+            if x == 0 {
+              run &+= 8
+              i += 8
+              continue
             }
-            i += 8
+            let same = x.trailingZeroBitCount >> 3
+            if same > 0 {
+              run &+= UInt64(same)
+              i += same
+              continue
+            }
+            // Pixel i starts a new pair.
+            bins[key] &+= run
+            key = Int(gt[i]) << 8 | Int(pr[i])
+            gtWord = UInt64(key >> 8) &* spread
+            prWord = UInt64(key & 255) &* spread
+            let next = differences(at: i)
+            let length = next == 0 ? 8 : next.trailingZeroBitCount >> 3
+            if length >= 4 {
+              run = UInt64(length)
+              i += length
+            } else {
+              // Noise (runs shorter than 4): count these 8 pixels one by one, no run kept.
+              for j in i..<(i + 8) { bins[Int(gt[j]) << 8 | Int(pr[j])] &+= 1 }
+              i += 8
+              key = Int(gt[i - 1]) << 8 | Int(pr[i - 1])
+              gtWord = UInt64(key >> 8) &* spread
+              prWord = UInt64(key & 255) &* spread
+              run = 0
+            }
           }
           while i < n {
-            if (Int(gt[i]) << 8 | Int(pr[i])) != key { boundary(at: i) }
+            let k = Int(gt[i]) << 8 | Int(pr[i])
+            if k == key {
+              run &+= 1
+            } else {
+              bins[key] &+= run
+              key = k
+              run = 1
+            }
             i += 1
           }
-          bins[key] &+= UInt64(n - start)
+          bins[key] &+= run
         }
       }
     }
