@@ -43,14 +43,10 @@ public func diceCrossEntropyLoss(
 package func diceCrossEntropyCore<T: LossScalar>(
   logits: [T], classes: Int, labels: [UInt8], superClassOfFine: [Int?], ignoreIndex: UInt8 = 255
 ) -> (loss: Double, gradient: [T]) {
-  withNewGradient(count: logits.count) { gradient in
-    logits.withUnsafeBufferPointer { z in
-      labels.withUnsafeBufferPointer { y in
-        diceCrossEntropyCore(
-          logits: z, classes: classes, labels: y, superClassOfFine: superClassOfFine,
-          ignoreIndex: ignoreIndex, into: gradient)
-      }
-    }
+  withNewGradient(logits: logits, labels: labels) { z, y, gradient in
+    diceCrossEntropyCore(
+      logits: z, classes: classes, labels: y, superClassOfFine: superClassOfFine,
+      ignoreIndex: ignoreIndex, into: gradient)
   }
 }
 

@@ -155,17 +155,35 @@ package func pixelChunkSums<T: LossScalar>(
   return sums
 }
 
-/// A loss core on arrays: runs `core` into a new gradient array of `count` scalars (every one
-/// written by the core) and returns the loss with it.
+/// A loss core on arrays: runs `core(logits, labels, gradient)` on the arrays' buffers and a new
+/// gradient array of `logits.count` scalars (every one written by the core), and returns the
+/// loss with it.
 package func withNewGradient<T: LossScalar>(
-  count: Int, _ core: (UnsafeMutableBufferPointer<T>) -> Double
+  logits: [T], labels: [UInt8],
+  _ core: (UnsafeBufferPointer<T>, UnsafeBufferPointer<UInt8>, UnsafeMutableBufferPointer<T>)
+    -> Double
 ) -> (loss: Double, gradient: [T]) {
   var loss = 0.0
-  let gradient = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
-    loss = core(buffer)
-    initialized = count
+  let gradient = [T](unsafeUninitializedCapacity: logits.count) { buffer, initialized in
+    loss = logits.withUnsafeBufferPointer { z in
+      labels.withUnsafeBufferPointer { y in core(z, y, buffer) }
+    }
+    initialized = logits.count
   }
   return (loss, gradient)
+}
+
+/// Checks the sizes every loss core shares; returns the pixel count.
+private func lossPixels<T>(
+  logits: UnsafeBufferPointer<T>, classes: Int, labels: Int, gradient: Int
+) -> Int {
+  precondition(classes > 0, "logits need at least one class")
+  precondition(
+    logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
+  let pixels = logits.count / classes
+  precondition(labels == pixels, "\(labels) labels for \(pixels) pixels")
+  precondition(gradient == logits.count, "gradient of \(gradient) for \(logits.count)")
+  return pixels
 }
 
 /// The generic core of ``softmaxCrossEntropy(logits:labels:ignoreIndex:classWeights:)``:
@@ -174,14 +192,10 @@ package func softmaxCrossEntropyCore<T: LossScalar>(
   logits: [T], classes: Int, labels: [UInt8], ignoreIndex: UInt8 = 255,
   classWeights: [Float]? = nil
 ) -> (loss: Double, gradient: [T]) {
-  withNewGradient(count: logits.count) { gradient in
-    logits.withUnsafeBufferPointer { z in
-      labels.withUnsafeBufferPointer { y in
-        softmaxCrossEntropyCore(
-          logits: z, classes: classes, labels: y, ignoreIndex: ignoreIndex,
-          classWeights: classWeights, into: gradient)
-      }
-    }
+  withNewGradient(logits: logits, labels: labels) { z, y, gradient in
+    softmaxCrossEntropyCore(
+      logits: z, classes: classes, labels: y, ignoreIndex: ignoreIndex,
+      classWeights: classWeights, into: gradient)
   }
 }
 
@@ -194,12 +208,8 @@ package func softmaxCrossEntropyCore<T: LossScalar>(
   ignoreIndex: UInt8 = 255, classWeights: [Float]? = nil, gradientFactor: T = 1,
   into gradient: UnsafeMutableBufferPointer<T>
 ) -> Double {
-  precondition(classes > 0, "logits need at least one class")
-  precondition(
-    logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
-  let pixels = logits.count / classes
-  precondition(labels.count == pixels, "\(labels.count) labels for \(pixels) pixels")
-  precondition(gradient.count == logits.count, "gradient of \(gradient.count) for \(logits.count)")
+  let pixels = lossPixels(
+    logits: logits, classes: classes, labels: labels.count, gradient: gradient.count)
   if let classWeights {
     precondition(
       classWeights.count == classes, "\(classWeights.count) class weights for \(classes) classes")
@@ -271,14 +281,10 @@ package func reduceThenComputeCore<T: LossScalar>(
   logits: [T], classes: Int, superLabels: [UInt8], superClassOfFine: [Int?],
   ignoreIndex: UInt8 = 255
 ) -> (loss: Double, gradient: [T]) {
-  withNewGradient(count: logits.count) { gradient in
-    logits.withUnsafeBufferPointer { z in
-      superLabels.withUnsafeBufferPointer { y in
-        reduceThenComputeCore(
-          logits: z, classes: classes, superLabels: y, superClassOfFine: superClassOfFine,
-          ignoreIndex: ignoreIndex, into: gradient)
-      }
-    }
+  withNewGradient(logits: logits, labels: superLabels) { z, y, gradient in
+    reduceThenComputeCore(
+      logits: z, classes: classes, superLabels: y, superClassOfFine: superClassOfFine,
+      ignoreIndex: ignoreIndex, into: gradient)
   }
 }
 
@@ -289,15 +295,11 @@ package func reduceThenComputeCore<T: LossScalar>(
   superClassOfFine: [Int?], ignoreIndex: UInt8 = 255, gradientFactor: T = 1,
   into gradient: UnsafeMutableBufferPointer<T>
 ) -> Double {
-  precondition(classes > 0, "logits need at least one class")
-  precondition(
-    logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
+  let pixels = lossPixels(
+    logits: logits, classes: classes, labels: superLabels.count, gradient: gradient.count)
   precondition(
     superClassOfFine.count == classes,
     "superClassOfFine has \(superClassOfFine.count) entries for \(classes) fine classes")
-  let pixels = logits.count / classes
-  precondition(superLabels.count == pixels, "\(superLabels.count) labels for \(pixels) pixels")
-  precondition(gradient.count == logits.count, "gradient of \(gradient.count) for \(logits.count)")
   // members[s] lists the fine classes of super-class s (for s in 0...255).
   var members = [[Int]](repeating: [], count: 256)
   for (fine, superClass) in superClassOfFine.enumerated() {
