@@ -33,9 +33,10 @@ import Synchronization
 /// With stride 1 and a square kernel the input gradient is the forward convolution of `dY` with
 /// the flipped, transposed kernel (``flippedTransposed(_:)``); otherwise `col2im(dY * W^T)`.
 ///
-/// Threads: forward passes split aligned groups of output rows among ``kernelWidth`` workers;
-/// weight gradients split weight tiles (vector) or images (portable, partial sums added in
-/// image order). Every output scalar is summed in one fixed order that depends on the sizes and
+/// Threads: forward passes split aligned groups of output rows among ``kernelWidth`` workers
+/// (blocks that free workers claim); vector weight gradients split weight tiles, or, for
+/// activations larger than the caches, fixed chunks of output rows with partial sums added in
+/// chunk order; portable ones split images (partial sums added in image order). Every output scalar is summed in one fixed order that depends on the sizes and
 /// the instruction set only, so results do not depend on the thread count. The instruction sets
 /// sum in different orders (and the portable path without fused multiply-adds), so results
 /// differ between them, and so between CPUs, in the last bits.
@@ -892,12 +893,13 @@ private func vectorWeightGradient(
 
 /// The row chunks of a weight gradient (see ``vectorWeightGradient(_:outputGradient:inputs:hasBias:isa:)``):
 /// 1 (split the tiles) when the input and the output gradient together fit in 8 MiB, otherwise
-/// up to 32 chunks of at least 8 output rows, with their copies of `dW` within 2^21 scalars.
+/// up to 32 chunks of at least 8 output rows, with their copies of `dW` within 2 MiB (2^19
+/// scalars: zeroing and adding them costs little next to the gradient itself).
 private func weightGradientRowChunks(_ g: ConvGeometry) -> Int {
   let activationBytes = 4 * (g.n * g.h * g.w * g.c + g.rows * g.k)
   guard activationBytes > 1 << 23 else { return 1 }
   let weightSize = g.r * g.s * g.c * g.k
-  return max(1, min(g.n * g.outH / 8, 32, (1 << 21) / max(1, weightSize)))
+  return max(1, min(g.n * g.outH / 8, 32, (1 << 19) / max(1, weightSize)))
 }
 
 /// The kernel of the transposed convolution: `w'[r - 1 - ky, s - 1 - kx, k, c] = w[ky, kx, c, k]`.
