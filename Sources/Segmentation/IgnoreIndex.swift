@@ -27,7 +27,7 @@ public struct IgnoreIndex: Sendable, Hashable, Codable, CustomStringConvertible,
   public func isVoid(_ label: UInt8) -> Bool { label == value }
 
   /// The number of labels of `labels` that are not void.
-  public func countLabeled(_ labels: [UInt8]) -> Int {
+  public func countLabeled(_ labels: some Collection<UInt8>) -> Int {
     labels.reduce(0) { $0 + ($1 == value ? 0 : 1) }
   }
 

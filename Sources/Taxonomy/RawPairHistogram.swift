@@ -105,15 +105,22 @@ public struct RawPairHistogram: Sendable, Equatable {
   /// scan of the bins).
   public var presentValues: (groundTruth: [Bool], prediction: [Bool]) {
     var truth = [Bool](repeating: false, count: 256)
-    var prediction = [Bool](repeating: false, count: 256)
+    // The OR of every row's bins, column by column (a loop without branches).
+    var columns = [UInt64](repeating: 0, count: 256)
     counts.withUnsafeBufferPointer { bins in
-      for row in 0..<256 {
-        for column in 0..<256 where bins[row << 8 | column] != 0 {
-          truth[row] = true
-          prediction[column] = true
+      columns.withUnsafeMutableBufferPointer { seen in
+        for row in 0..<256 {
+          var any: UInt64 = 0
+          for column in 0..<256 {
+            let count = bins[row << 8 | column]
+            any |= count
+            seen[column] |= count
+          }
+          truth[row] = any != 0
         }
       }
     }
+    let prediction = columns.map { $0 != 0 }
     return (truth, prediction)
   }
 }

@@ -33,9 +33,10 @@ import Synchronization
 /// With stride 1 and a square kernel the input gradient is the forward convolution of `dY` with
 /// the flipped, transposed kernel (``flippedTransposed(_:)``); otherwise `col2im(dY * W^T)`.
 ///
-/// Threads: forward passes split aligned groups of output rows among ``kernelWidth`` workers;
-/// weight gradients split weight tiles (vector) or images (portable, partial sums added in
-/// image order). Every output scalar is summed in one fixed order that depends on the sizes and
+/// Threads: forward passes split aligned groups of output rows among ``kernelWidth`` workers
+/// (blocks that free workers claim); vector weight gradients split weight tiles, or, for
+/// activations larger than the caches, fixed chunks of output rows with partial sums added in
+/// chunk order; portable ones split images (partial sums added in image order). Every output scalar is summed in one fixed order that depends on the sizes and
 /// the instruction set only, so results do not depend on the thread count. The instruction sets
 /// sum in different orders (and the portable path without fused multiply-adds), so results
 /// differ between them, and so between CPUs, in the last bits.
@@ -804,8 +805,15 @@ private func winogradWeights(
   }
 }
 
-/// The vector weight gradient (weight tiles split among the workers, each summed over all
-/// pixels in order) and the bias gradient (``channelSums(rows:c:quantities:_:)``).
+/// The vector weight gradient and the bias gradient (``channelSums(rows:c:quantities:_:)``).
+///
+/// Two splits among the workers, chosen by the sizes only (``weightGradientRowChunks(_:)``):
+/// - activations that fit the caches: weight tiles (each summed over all pixels in order), in
+///   blocks that the workers claim; every block reads all of the input and the gradient;
+/// - larger activations (the full-resolution layers): fixed chunks of output rows, each summed
+///   into its own copy of `dW` (all tiles, the largest ones), the copies then added in chunk
+///   order. Every row is read once, whatever the number of workers.
+/// Neither depends on the thread count.
 private func vectorWeightGradient(
   _ g: ConvGeometry, outputGradient: Tensor, inputs: [Tensor], hasBias: Bool, isa: KernelISA
 ) -> (weight: Tensor, bias: Tensor?) {
@@ -813,24 +821,58 @@ private func vectorWeightGradient(
   defer { ConvolutionClock.stop(clockStart) }
   let shape = g.cShape
   let rows = g.n * g.outH
-  var dw = Tensor.zeros([g.r, g.s, g.c, g.k])
-  // Enough tiles for the workers to share them evenly (more, smaller tiles; same results).
+  let weightSize = g.r * g.s * g.c * g.k
+  let rowChunks = weightGradientRowChunks(g)
   let width = kernelWidth
-  let minimumTiles = Int32(width == 1 ? 1 : 8 * width)
-  withConvInputs(inputs) { sources in
+  // Tiles split: enough tiles for the workers to share them evenly (more, smaller tiles; same
+  // results). Rows split: the largest tiles.
+  let minimumTiles = Int32(rowChunks > 1 || width == 1 ? 1 : 8 * width)
+  let dw = withConvInputs(inputs) { sources -> Tensor in
     let tiles = withUnsafePointer(to: shape) {
-      Int(atso_conv_weight_tiles($0, isa.cValue, sources.base, Int32(inputs.count), minimumTiles))
+      atso_conv_weight_tiles($0, isa.cValue, sources.base, Int32(inputs.count), minimumTiles)
     }
-    dw.scalars.withUnsafeMutableBufferPointer { dwb in
-      outputGradient.scalars.withUnsafeBufferPointer { dyb in
-        guard let dwBase = dwb.baseAddress, let dyBase = dyb.baseAddress else { return }
-        let out = DisjointWrites(base: dwBase)  // tiles own disjoint parts of dw
-        let dy = SharedReads(base: dyBase)
-        parallelChunkBlocks(tiles, width: width) { block in
+    return outputGradient.scalars.withUnsafeBufferPointer { dyb -> Tensor in
+      guard let dyBase = dyb.baseAddress else { return Tensor.zeros([g.r, g.s, g.c, g.k]) }
+      let dy = SharedReads(base: dyBase)
+      // [rowChunks][r][s][c][k]: chunk i's sums; with one chunk, dW itself.
+      let partials = Tensor.filled(shape: [rowChunks * weightSize]) { out in
+        guard let outBase = out.baseAddress else { return }
+        let sums = DisjointWrites(base: outBase)  // chunks and tiles own disjoint parts
+        if rowChunks == 1 {
+          out.update(repeating: 0)
+          // One block of tiles per worker: a call reads every row of the input and gradient.
+          parallelChunkBlocks(Int(tiles), width: width, piecesPerWorker: 1) { block in
+            withUnsafePointer(to: shape) { s in
+              atso_conv_weight_gradient(
+                s, isa.cValue, sources.base, Int32(inputs.count), minimumTiles, dy.base,
+                sums.base, Int32(block.lowerBound), Int32(block.upperBound), 0, Int32(rows))
+            }
+          }
+          return
+        }
+        parallelChunks(rowChunks, width: width) { i in
+          let own = sums.base + i * weightSize
+          own.update(repeating: 0, count: weightSize)
           withUnsafePointer(to: shape) { s in
             atso_conv_weight_gradient(
-              s, isa.cValue, sources.base, Int32(inputs.count), minimumTiles, dy.base, out.base,
-              Int32(block.lowerBound), Int32(block.upperBound), 0, Int32(rows))
+              s, isa.cValue, sources.base, Int32(inputs.count), minimumTiles, dy.base, own, 0,
+              tiles, Int32(rows * i / rowChunks), Int32(rows * (i + 1) / rowChunks))
+          }
+        }
+      }
+      guard rowChunks > 1 else { return Tensor(shape: [g.r, g.s, g.c, g.k], scalars: partials.scalars) }
+      return partials.scalars.withUnsafeBufferPointer { pb in
+        let p = SharedReads(base: pb.baseAddress!)
+        return Tensor.filled(shape: [g.r, g.s, g.c, g.k]) { out in
+          let dst = DisjointWrites(base: out.baseAddress!)
+          parallelChunks((weightSize + elementwiseChunk - 1) / elementwiseChunk, width: width) {
+            block in
+            let range = (block * elementwiseChunk)..<min(weightSize, (block + 1) * elementwiseChunk)
+            for j in range { dst.base[j] = p.base[j] }
+            for i in 1..<rowChunks {
+              let chunk = p.base + i * weightSize
+              for j in range { dst.base[j] += chunk[j] }
+            }
           }
         }
       }
@@ -847,6 +889,17 @@ private func vectorWeightGradient(
     }
   }
   return (dw, Tensor(shape: [k], scalars: sums.map { Float($0) }))
+}
+
+/// The row chunks of a weight gradient (see ``vectorWeightGradient(_:outputGradient:inputs:hasBias:isa:)``):
+/// 1 (split the tiles) when the input and the output gradient together fit in 8 MiB, otherwise
+/// up to 32 chunks of at least 8 output rows, with their copies of `dW` within 2 MiB (2^19
+/// scalars: zeroing and adding them costs little next to the gradient itself).
+private func weightGradientRowChunks(_ g: ConvGeometry) -> Int {
+  let activationBytes = 4 * (g.n * g.h * g.w * g.c + g.rows * g.k)
+  guard activationBytes > 1 << 23 else { return 1 }
+  let weightSize = g.r * g.s * g.c * g.k
+  return max(1, min(g.n * g.outH / 8, 32, (1 << 19) / max(1, weightSize)))
 }
 
 /// The kernel of the transposed convolution: `w'[r - 1 - ky, s - 1 - kx, k, c] = w[ky, kx, c, k]`.

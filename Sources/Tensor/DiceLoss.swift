@@ -43,14 +43,37 @@ public func diceCrossEntropyLoss(
 package func diceCrossEntropyCore<T: LossScalar>(
   logits: [T], classes: Int, labels: [UInt8], superClassOfFine: [Int?], ignoreIndex: UInt8 = 255
 ) -> (loss: Double, gradient: [T]) {
+  withNewGradient(logits: logits, labels: labels) { z, y, gradient in
+    diceCrossEntropyCore(
+      logits: z, classes: classes, labels: y, superClassOfFine: superClassOfFine,
+      ignoreIndex: ignoreIndex, into: gradient)
+  }
+}
+
+/// ``diceCrossEntropyCore(logits:classes:labels:superClassOfFine:ignoreIndex:)`` in place, as
+/// ``softmaxCrossEntropyCore(logits:classes:labels:ignoreIndex:classWeights:gradientFactor:into:)``.
+package func diceCrossEntropyCore<T: LossScalar>(
+  logits: UnsafeBufferPointer<T>, classes: Int, labels: UnsafeBufferPointer<UInt8>,
+  superClassOfFine: [Int?], ignoreIndex: UInt8 = 255, gradientFactor: T = 1,
+  into gradient: UnsafeMutableBufferPointer<T>
+) -> Double {
   // The cross-entropy part (validates the arguments, and is plain CE for the identity table).
-  var (loss, gradient) = reduceThenComputeCore(
+  var loss = reduceThenComputeCore(
     logits: logits, classes: classes, superLabels: labels, superClassOfFine: superClassOfFine,
-    ignoreIndex: ignoreIndex)
+    ignoreIndex: ignoreIndex, into: gradient)
+  // The factor over the whole gradient, when the Dice part adds nothing.
+  func scaled() -> Double {
+    if gradientFactor != 1 { for i in gradient.indices { gradient[i] *= gradientFactor } }
+    return loss
+  }
   let levelCount = (superClassOfFine.compactMap { $0 }.max() ?? 0) + 1
   let pixels = logits.count / classes
-  guard levelCount > 1, pixels > 0 else { return (loss, gradient) }
+  guard levelCount > 1, pixels > 0, let zBase = logits.baseAddress,
+    let yBase = labels.baseAddress, let gBase = gradient.baseAddress
+  else { return scaled() }
   let table = superClassOfFine
+  let z = SharedReads(base: zBase)
+  let y = SharedReads(base: yBase)
   // The softmax row of pixel i into `p` (fine classes), its level probabilities into `q`.
   @Sendable func levelRow(_ row: UnsafePointer<T>, _ p: inout [T], _ q: inout [T]) {
     var m = row[0]
@@ -67,30 +90,25 @@ package func diceCrossEntropyCore<T: LossScalar>(
     }
   }
   // Pass 1: sums[3k] = sum q_ik y_ik, sums[3k + 1] = sum q_ik, sums[3k + 2] = sum y_ik.
-  let sums = logits.withUnsafeBufferPointer { zBuffer -> [Double] in
-    guard let zBase = zBuffer.baseAddress else { return [] }
-    let z = SharedReads(base: zBase)
-    return pixelChunkSums(pixels: pixels, width: 3 * levelCount, gradient: &gradient) {
-      range, _, own in
-      var p = [T](repeating: 0, count: classes)
-      var q = [T](repeating: 0, count: levelCount)
-      for i in range {
-        let label = labels[i]
-        if label == ignoreIndex { continue }
-        levelRow(z.base + i * classes, &p, &q)
-        for k in 0..<levelCount {
-          own[3 * k + 1] += Double(q[k])
-        }
-        own[3 * Int(label)] += Double(q[Int(label)])
-        own[3 * Int(label) + 2] += 1
+  let sums = pixelChunkSums(pixels: pixels, width: 3 * levelCount, gradient: gBase) {
+    range, _, own in
+    var p = [T](repeating: 0, count: classes)
+    var q = [T](repeating: 0, count: levelCount)
+    for i in range {
+      let label = y.base[i]
+      if label == ignoreIndex { continue }
+      levelRow(z.base + i * classes, &p, &q)
+      for k in 0..<levelCount {
+        own[3 * k + 1] += Double(q[k])
       }
+      own[3 * Int(label)] += Double(q[Int(label)])
+      own[3 * Int(label) + 2] += 1
     }
   }
-  guard sums.count == 3 * levelCount else { return (loss, gradient) }
   let intersection = (0..<levelCount).map { sums[3 * $0] }
   let predicted = (0..<levelCount).map { sums[3 * $0 + 1] }
   let truth = (0..<levelCount).map { sums[3 * $0 + 2] }
-  guard truth.reduce(0, +) > 0 else { return (loss, gradient) }
+  guard truth.reduce(0, +) > 0 else { return scaled() }
   // dL/dq_ik = -(1 / (K - 1)) * (2 [y_i = k] D_k - N_k) / D_k^2, N = 2 I + s, D = P + Y + s.
   let foreground = Double(levelCount - 1)
   var meanDice = 0.0
@@ -105,31 +123,29 @@ package func diceCrossEntropyCore<T: LossScalar>(
   }
   loss += 1 - meanDice
   let (on, off) = (onTruth, offTruth)
-  // Pass 2: dL/dz_ij = p_ij (g_ij - sum_f g_if p_if), g_if = dL/dq_i,table[f].
-  logits.withUnsafeBufferPointer { zBuffer in
-    guard let zBase = zBuffer.baseAddress else { return }
-    let z = SharedReads(base: zBase)
-    _ = pixelChunkSums(pixels: pixels, width: 0, gradient: &gradient) { range, g, _ in
-      var p = [T](repeating: 0, count: classes)
-      var q = [T](repeating: 0, count: levelCount)
-      var d = [T](repeating: 0, count: classes)
-      for i in range {
-        let label = labels[i]
-        if label == ignoreIndex { continue }
-        levelRow(z.base + i * classes, &p, &q)
-        var dot: T = 0
-        for c in 0..<classes {
-          guard let k = table[c], k > 0 else {
-            d[c] = 0
-            continue
-          }
-          d[c] = k == Int(label) ? on[k] : off[k]
-          dot += d[c] * p[c]
+  // Pass 2: dL/dz_ij = p_ij (g_ij - sum_f g_if p_if), g_if = dL/dq_i,table[f]; then the factor
+  // (the ignored pixels' gradient is zero).
+  _ = pixelChunkSums(pixels: pixels, width: 0, gradient: gBase) { range, g, _ in
+    var p = [T](repeating: 0, count: classes)
+    var q = [T](repeating: 0, count: levelCount)
+    var d = [T](repeating: 0, count: classes)
+    for i in range {
+      let label = y.base[i]
+      if label == ignoreIndex { continue }
+      levelRow(z.base + i * classes, &p, &q)
+      var dot: T = 0
+      for c in 0..<classes {
+        guard let k = table[c], k > 0 else {
+          d[c] = 0
+          continue
         }
-        let out = g + i * classes
-        for c in 0..<classes { out[c] += p[c] * (d[c] - dot) }
+        d[c] = k == Int(label) ? on[k] : off[k]
+        dot += d[c] * p[c]
       }
+      let out = g + i * classes
+      for c in 0..<classes { out[c] += p[c] * (d[c] - dot) }
+      if gradientFactor != 1 { for c in 0..<classes { out[c] *= gradientFactor } }
     }
   }
-  return (loss, gradient)
+  return loss
 }

@@ -132,22 +132,20 @@ private let lossChunkPixels = 4096
 /// own `width` partial sums (zero at the start); the partial sums are added in chunk order, so
 /// the result does not depend on the thread count.
 package func pixelChunkSums<T: LossScalar>(
-  pixels: Int, width: Int, gradient: inout [T],
+  pixels: Int, width: Int, gradient: UnsafeMutablePointer<T>,
   _ body: @Sendable (Range<Int>, UnsafeMutablePointer<T>, UnsafeMutablePointer<Double>) -> Void
 ) -> [Double] {
   let chunks = max(1, (pixels + lossChunkPixels - 1) / lossChunkPixels)
   // One spare slot: a pointer even when `width` is 0.
   var partial = [Double](repeating: 0, count: chunks * width + 1)
-  gradient.withUnsafeMutableBufferPointer { gradientBuffer in
-    partial.withUnsafeMutableBufferPointer { partialBuffer in
-      guard let g = gradientBuffer.baseAddress, let p = partialBuffer.baseAddress else { return }
-      let gradientOut = DisjointWrites(base: g)
-      let partialOut = DisjointWrites(base: p)
-      // Chunk k owns pixels [k * lossChunkPixels, ...) and partial[(k * width)..<((k + 1) * width)].
-      parallelChunks(chunks) { k in
-        let range = (k * lossChunkPixels)..<min(pixels, (k + 1) * lossChunkPixels)
-        body(range, gradientOut.base, partialOut.base + k * width)
-      }
+  partial.withUnsafeMutableBufferPointer { partialBuffer in
+    guard let p = partialBuffer.baseAddress else { return }
+    let gradientOut = DisjointWrites(base: gradient)
+    let partialOut = DisjointWrites(base: p)
+    // Chunk k owns pixels [k * lossChunkPixels, ...) and partial[(k * width)..<((k + 1) * width)].
+    parallelChunks(chunks) { k in
+      let range = (k * lossChunkPixels)..<min(pixels, (k + 1) * lossChunkPixels)
+      body(range, gradientOut.base, partialOut.base + k * width)
     }
   }
   var sums = [Double](repeating: 0, count: width)
@@ -157,21 +155,35 @@ package func pixelChunkSums<T: LossScalar>(
   return sums
 }
 
-/// ``pixelChunkSums(pixels:width:gradient:_:)`` of a loss: `body` returns the chunk's
-/// `(loss sum, weight sum)`.
-private func forEachPixelChunk<T: LossScalar>(
-  pixels: Int, classes: Int, gradient: inout [T],
-  _ body: @Sendable (Range<Int>, UnsafeMutablePointer<T>) -> (Double, Double)
-) -> (loss: Double, weight: Double) {
-  let sums = pixelChunkSums(pixels: pixels, width: 2, gradient: &gradient) { range, g, own in
-    (own[0], own[1]) = body(range, g)
+/// A loss core on arrays: runs `core(logits, labels, gradient)` on the arrays' buffers and a new
+/// gradient array of `logits.count` scalars (every one written by the core), and returns the
+/// loss with it.
+package func withNewGradient<T: LossScalar>(
+  logits: [T], labels: [UInt8],
+  _ core: (UnsafeBufferPointer<T>, UnsafeBufferPointer<UInt8>, UnsafeMutableBufferPointer<T>)
+    -> Double
+) -> (loss: Double, gradient: [T]) {
+  var loss = 0.0
+  let gradient = [T](unsafeUninitializedCapacity: logits.count) { buffer, initialized in
+    loss = logits.withUnsafeBufferPointer { z in
+      labels.withUnsafeBufferPointer { y in core(z, y, buffer) }
+    }
+    initialized = logits.count
   }
-  return (sums[0], sums[1])
+  return (loss, gradient)
 }
 
-/// Scales every scalar of `gradient` by `factor`.
-private func scale<T: LossScalar>(_ gradient: inout [T], by factor: T) {
-  for i in gradient.indices { gradient[i] *= factor }
+/// Checks the sizes every loss core shares; returns the pixel count.
+private func lossPixels<T>(
+  logits: UnsafeBufferPointer<T>, classes: Int, labels: Int, gradient: Int
+) -> Int {
+  precondition(classes > 0, "logits need at least one class")
+  precondition(
+    logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
+  let pixels = logits.count / classes
+  precondition(labels == pixels, "\(labels) labels for \(pixels) pixels")
+  precondition(gradient == logits.count, "gradient of \(gradient) for \(logits.count)")
+  return pixels
 }
 
 /// The generic core of ``softmaxCrossEntropy(logits:labels:ignoreIndex:classWeights:)``:
@@ -180,70 +192,87 @@ package func softmaxCrossEntropyCore<T: LossScalar>(
   logits: [T], classes: Int, labels: [UInt8], ignoreIndex: UInt8 = 255,
   classWeights: [Float]? = nil
 ) -> (loss: Double, gradient: [T]) {
-  precondition(classes > 0, "logits need at least one class")
-  precondition(
-    logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
-  let pixels = logits.count / classes
-  precondition(labels.count == pixels, "\(labels.count) labels for \(pixels) pixels")
+  withNewGradient(logits: logits, labels: labels) { z, y, gradient in
+    softmaxCrossEntropyCore(
+      logits: z, classes: classes, labels: y, ignoreIndex: ignoreIndex,
+      classWeights: classWeights, into: gradient)
+  }
+}
+
+/// ``softmaxCrossEntropyCore(logits:classes:labels:ignoreIndex:classWeights:)`` in place: writes
+/// `gradientFactor` times the gradient into `gradient` (as many scalars as `logits`, every one
+/// written) and returns the mean loss. The loss groups of a training step write their parts of
+/// one gradient this way (`gradientFactor`: the group's weight).
+package func softmaxCrossEntropyCore<T: LossScalar>(
+  logits: UnsafeBufferPointer<T>, classes: Int, labels: UnsafeBufferPointer<UInt8>,
+  ignoreIndex: UInt8 = 255, classWeights: [Float]? = nil, gradientFactor: T = 1,
+  into gradient: UnsafeMutableBufferPointer<T>
+) -> Double {
+  let pixels = lossPixels(
+    logits: logits, classes: classes, labels: labels.count, gradient: gradient.count)
   if let classWeights {
     precondition(
       classWeights.count == classes, "\(classWeights.count) class weights for \(classes) classes")
     precondition(
       classWeights.allSatisfy { $0 >= 0 && $0.isFinite }, "class weights must be finite and >= 0")
   }
+  guard let zBase = logits.baseAddress, let yBase = labels.baseAddress,
+    let gBase = gradient.baseAddress
+  else { return 0 }
   let weights = classWeights.map { $0.map { T($0) } }
-  var gradient = [T](repeating: 0, count: logits.count)
-  let (lossSum, weightSum) = logits.withUnsafeBufferPointer { logitsBuffer in
-    labels.withUnsafeBufferPointer { labelBuffer in
-      guard let zBase = logitsBuffer.baseAddress, let yBase = labelBuffer.baseAddress else {
-        return (0.0, 0.0)
-      }
-      let z = SharedReads(base: zBase)
-      let y = SharedReads(base: yBase)
-      return forEachPixelChunk(pixels: pixels, classes: classes, gradient: &gradient) { range, g in
-        var lossSum = 0.0
-        var weightSum = 0.0
-        // e^(z - max) of the counted pixels, then the loss and the gradient. Row i of logits and
-        // gradient: offset i * classes.
-        let maxima = exponentiatedRows(z.base, g, range: range, classes: classes) { i in
-          let label = y.base[i]
-          let target = Int(label)
-          precondition(
-            label == ignoreIndex || target < classes,
-            "label \(target) at pixel \(i) is not below \(classes) classes")
-          return label != ignoreIndex && (weights?[target] ?? 1) != 0
-        }
-        for i in range {
-          let label = y.base[i]
-          let out = g + i * classes
-          if label == ignoreIndex {
-            out.update(repeating: 0, count: classes)
-            continue
-          }
-          let target = Int(label)
-          let w: T = weights?[target] ?? 1
-          if w == 0 {
-            out.update(repeating: 0, count: classes)
-            continue
-          }
-          let row = z.base + i * classes
-          let m = maxima[i - range.lowerBound]
-          var sum: T = 0
-          for c in 0..<classes { sum += out[c] }
-          let logSum = T.logarithm(sum)
-          lossSum += Double(w) * Double(m + logSum - row[target])
-          weightSum += Double(w)
-          let inverse = w / sum
-          for c in 0..<classes { out[c] *= inverse }
-          out[target] -= w
-        }
-        return (lossSum, weightSum)
-      }
+  let z = SharedReads(base: zBase)
+  let y = SharedReads(base: yBase)
+  // The weight sum first (the labels alone, in the chunks and order of the main pass), so that
+  // the main pass writes the gradient already divided by it.
+  let weightSum = pixelChunkSums(pixels: pixels, width: 1, gradient: gBase) { range, _, own in
+    for i in range {
+      let label = y.base[i]
+      let target = Int(label)
+      precondition(
+        label == ignoreIndex || target < classes,
+        "label \(target) at pixel \(i) is not below \(classes) classes")
+      if label != ignoreIndex { own[0] += Double(weights?[target] ?? 1) }
     }
+  }[0]
+  guard weightSum > 0 else {
+    gradient.update(repeating: 0)
+    return 0
   }
-  guard weightSum > 0 else { return (0, [T](repeating: 0, count: logits.count)) }
-  scale(&gradient, by: T(1 / weightSum))
-  return (lossSum / weightSum, gradient)
+  let scale = T(1 / weightSum)
+  let lossSum = pixelChunkSums(pixels: pixels, width: 1, gradient: gBase) { range, g, own in
+    // e^(z - max) of the counted pixels, then the loss and the gradient. Row i of logits and
+    // gradient: offset i * classes.
+    let maxima = exponentiatedRows(z.base, g, range: range, classes: classes) { i in
+      let label = y.base[i]
+      return label != ignoreIndex && (weights?[Int(label)] ?? 1) != 0
+    }
+    for i in range {
+      let label = y.base[i]
+      let out = g + i * classes
+      if label == ignoreIndex {
+        out.update(repeating: 0, count: classes)
+        continue
+      }
+      let target = Int(label)
+      let w: T = weights?[target] ?? 1
+      if w == 0 {
+        out.update(repeating: 0, count: classes)
+        continue
+      }
+      let row = z.base + i * classes
+      let m = maxima[i - range.lowerBound]
+      var sum: T = 0
+      for c in 0..<classes { sum += out[c] }
+      let logSum = T.logarithm(sum)
+      own[0] += Double(w) * Double(m + logSum - row[target])
+      let inverse = w / sum
+      for c in 0..<classes { out[c] *= inverse }
+      out[target] -= w
+      for c in 0..<classes { out[c] *= scale }
+      if gradientFactor != 1 { for c in 0..<classes { out[c] *= gradientFactor } }
+    }
+  }[0]
+  return lossSum / weightSum
 }
 
 /// The generic core of ``reduceThenComputeLoss(logits:superLabels:superClassOfFine:ignoreIndex:)``:
@@ -252,14 +281,25 @@ package func reduceThenComputeCore<T: LossScalar>(
   logits: [T], classes: Int, superLabels: [UInt8], superClassOfFine: [Int?],
   ignoreIndex: UInt8 = 255
 ) -> (loss: Double, gradient: [T]) {
-  precondition(classes > 0, "logits need at least one class")
-  precondition(
-    logits.count % classes == 0, "logits count \(logits.count) is not a multiple of \(classes)")
+  withNewGradient(logits: logits, labels: superLabels) { z, y, gradient in
+    reduceThenComputeCore(
+      logits: z, classes: classes, superLabels: y, superClassOfFine: superClassOfFine,
+      ignoreIndex: ignoreIndex, into: gradient)
+  }
+}
+
+/// ``reduceThenComputeCore(logits:classes:superLabels:superClassOfFine:ignoreIndex:)`` in place,
+/// as ``softmaxCrossEntropyCore(logits:classes:labels:ignoreIndex:classWeights:gradientFactor:into:)``.
+package func reduceThenComputeCore<T: LossScalar>(
+  logits: UnsafeBufferPointer<T>, classes: Int, superLabels: UnsafeBufferPointer<UInt8>,
+  superClassOfFine: [Int?], ignoreIndex: UInt8 = 255, gradientFactor: T = 1,
+  into gradient: UnsafeMutableBufferPointer<T>
+) -> Double {
+  let pixels = lossPixels(
+    logits: logits, classes: classes, labels: superLabels.count, gradient: gradient.count)
   precondition(
     superClassOfFine.count == classes,
     "superClassOfFine has \(superClassOfFine.count) entries for \(classes) fine classes")
-  let pixels = logits.count / classes
-  precondition(superLabels.count == pixels, "\(superLabels.count) labels for \(pixels) pixels")
   // members[s] lists the fine classes of super-class s (for s in 0...255).
   var members = [[Int]](repeating: [], count: 256)
   for (fine, superClass) in superClassOfFine.enumerated() {
@@ -270,56 +310,59 @@ package func reduceThenComputeCore<T: LossScalar>(
     members[superClass].append(fine)
   }
   let membersOf = members
-  var gradient = [T](repeating: 0, count: logits.count)
-  let (lossSum, count) = logits.withUnsafeBufferPointer { logitsBuffer in
-    superLabels.withUnsafeBufferPointer { labelBuffer in
-      guard let zBase = logitsBuffer.baseAddress, let yBase = labelBuffer.baseAddress else {
-        return (0.0, 0.0)
-      }
-      let z = SharedReads(base: zBase)
-      let y = SharedReads(base: yBase)
-      return forEachPixelChunk(pixels: pixels, classes: classes, gradient: &gradient) { range, g in
-        var lossSum = 0.0
-        var count = 0.0
-        // e^(z - max) of the counted pixels, then the loss and the gradient.
-        let maxima = exponentiatedRows(z.base, g, range: range, classes: classes) { i in
-          let label = y.base[i]
-          if label == ignoreIndex { return false }
-          precondition(
-            !membersOf[Int(label)].isEmpty, "super-class \(label) at pixel \(i) has no fine class")
-          return true
-        }
-        for i in range {
-          let label = y.base[i]
-          let out = g + i * classes
-          if label == ignoreIndex {
-            out.update(repeating: 0, count: classes)
-            continue
-          }
-          let fines = membersOf[Int(label)]
-          let row = z.base + i * classes
-          let m = maxima[i - range.lowerBound]
-          var sum: T = 0
-          for c in 0..<classes { sum += out[c] }
-          // logsumexp over F(s) computed against its own maximum, so that a tiny target mass
-          // does not underflow to log(0).
-          var targetMax = row[fines[0]]
-          for f in fines where row[f] > targetMax { targetMax = row[f] }
-          var shiftedSum: T = 0
-          for f in fines { shiftedSum += T.exponential(row[f] - targetMax) }
-          let logSumAll = m + T.logarithm(sum)
-          let logSumTarget = targetMax + T.logarithm(shiftedSum)
-          lossSum += Double(logSumAll - logSumTarget)
-          count += 1
-          let inverse = 1 / sum
-          for c in 0..<classes { out[c] *= inverse }
-          for f in fines { out[f] -= T.exponential(row[f] - logSumTarget) }
-        }
-        return (lossSum, count)
-      }
+  guard let zBase = logits.baseAddress, let yBase = superLabels.baseAddress,
+    let gBase = gradient.baseAddress
+  else { return 0 }
+  let z = SharedReads(base: zBase)
+  let y = SharedReads(base: yBase)
+  // The counted pixels first (the labels alone), so that the main pass writes the gradient
+  // already divided by their number.
+  let count = pixelChunkSums(pixels: pixels, width: 1, gradient: gBase) { range, _, own in
+    for i in range {
+      let label = y.base[i]
+      if label == ignoreIndex { continue }
+      precondition(
+        !membersOf[Int(label)].isEmpty, "super-class \(label) at pixel \(i) has no fine class")
+      own[0] += 1
     }
+  }[0]
+  guard count > 0 else {
+    gradient.update(repeating: 0)
+    return 0
   }
-  guard count > 0 else { return (0, [T](repeating: 0, count: logits.count)) }
-  scale(&gradient, by: T(1 / count))
-  return (lossSum / count, gradient)
+  let scale = T(1 / count)
+  let lossSum = pixelChunkSums(pixels: pixels, width: 1, gradient: gBase) { range, g, own in
+    // e^(z - max) of the counted pixels, then the loss and the gradient.
+    let maxima = exponentiatedRows(z.base, g, range: range, classes: classes) { i in
+      y.base[i] != ignoreIndex
+    }
+    for i in range {
+      let label = y.base[i]
+      let out = g + i * classes
+      if label == ignoreIndex {
+        out.update(repeating: 0, count: classes)
+        continue
+      }
+      let fines = membersOf[Int(label)]
+      let row = z.base + i * classes
+      let m = maxima[i - range.lowerBound]
+      var sum: T = 0
+      for c in 0..<classes { sum += out[c] }
+      // logsumexp over F(s) computed against its own maximum, so that a tiny target mass
+      // does not underflow to log(0).
+      var targetMax = row[fines[0]]
+      for f in fines where row[f] > targetMax { targetMax = row[f] }
+      var shiftedSum: T = 0
+      for f in fines { shiftedSum += T.exponential(row[f] - targetMax) }
+      let logSumAll = m + T.logarithm(sum)
+      let logSumTarget = targetMax + T.logarithm(shiftedSum)
+      own[0] += Double(logSumAll - logSumTarget)
+      let inverse = 1 / sum
+      for c in 0..<classes { out[c] *= inverse }
+      for f in fines { out[f] -= T.exponential(row[f] - logSumTarget) }
+      for c in 0..<classes { out[c] *= scale }
+      if gradientFactor != 1 { for c in 0..<classes { out[c] *= gradientFactor } }
+    }
+  }[0]
+  return lossSum / count
 }

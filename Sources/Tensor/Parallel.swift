@@ -1,19 +1,23 @@
 import Dispatch
+import Synchronization
 
 /// Parallel-loop helpers shared by the kernels of this module.
 ///
 /// Every kernel runs on ``kernelWidth`` workers: the kernel thread count at call time
 /// (``BLASThreads/count``), so that one knob (`OPENBLAS_NUM_THREADS` or ``BLASThreads/set(_:)``)
-/// sets the parallelism of the whole toolkit. Work is split into coarse, contiguous blocks with
-/// `DispatchQueue.concurrentPerform`; the split depends only on the sizes and the width, so a
-/// kernel gives bit-identical results for the same inputs and width. Reductions use fixed chunk
-/// sizes that do not depend on the width at all, unless their documentation says otherwise.
+/// sets the parallelism of the whole toolkit. Work is cut into chunks (or contiguous blocks of
+/// chunks) that the workers claim one after the other from a shared counter, so that a worker
+/// whose core is busy with another process takes fewer of them instead of holding the others
+/// up. Which worker runs a chunk never changes what the chunk computes: every chunk writes its
+/// own outputs, and the cut depends only on the sizes and the width, so a kernel gives
+/// bit-identical results for the same inputs and width. Reductions use fixed chunk sizes that do
+/// not depend on the width at all, unless their documentation says otherwise.
 
 /// The number of workers a kernel uses: ``BLASThreads/count``, at least 1.
 package var kernelWidth: Int { max(1, BLASThreads.count) }
 
-/// Runs `body(chunk)` for every `chunk` in `0..<chunks`, on up to `width` workers; worker `t`
-/// takes the contiguous block `chunks * t / workers ..< chunks * (t + 1) / workers`.
+/// Runs `body(chunk)` for every `chunk` in `0..<chunks`, on up to `width` workers that claim the
+/// chunks in increasing order as they become free.
 ///
 /// With one worker (or one chunk) the loop runs inline on the calling thread.
 package func parallelChunks(
@@ -25,16 +29,24 @@ package func parallelChunks(
     for i in 0..<chunks { body(i) }
     return
   }
-  DispatchQueue.concurrentPerform(iterations: workers) { t in
-    for i in (chunks * t / workers)..<(chunks * (t + 1) / workers) { body(i) }
+  let next = Atomic<Int>(0)
+  DispatchQueue.concurrentPerform(iterations: workers) { _ in
+    while true {
+      let i = next.add(1, ordering: .relaxed).oldValue
+      guard i < chunks else { return }
+      body(i)
+    }
   }
 }
 
-/// Runs `body(block)` on up to `width` workers, each with one contiguous block of chunk indices
-/// that together cover `0..<chunks` (worker `t` gets `chunks * t / workers ..< chunks * (t + 1) /
-/// workers`). Use it when a worker needs scratch memory for all of its chunks.
+/// Runs `body(block)` on contiguous blocks of chunk indices that together cover `0..<chunks`:
+/// `piecesPerWorker` blocks per worker (fewer if there are fewer chunks), block `p` of `P` being
+/// `chunks * p / P ..< chunks * (p + 1) / P`, claimed by up to `width` workers as they become
+/// free. Use it when a call needs scratch memory for a run of chunks, or reads shared data once
+/// per call (`piecesPerWorker: 1` then reads it once per worker).
 package func parallelChunkBlocks(
-  _ chunks: Int, width: Int = kernelWidth, _ body: @Sendable (Range<Int>) -> Void
+  _ chunks: Int, width: Int = kernelWidth, piecesPerWorker: Int = 4,
+  _ body: @Sendable (Range<Int>) -> Void
 ) {
   guard chunks > 0 else { return }
   let workers = min(max(1, width), chunks)
@@ -42,8 +54,9 @@ package func parallelChunkBlocks(
     body(0..<chunks)
     return
   }
-  DispatchQueue.concurrentPerform(iterations: workers) { t in
-    body((chunks * t / workers)..<(chunks * (t + 1) / workers))
+  let pieces = min(chunks, workers * max(1, piecesPerWorker))
+  parallelChunks(pieces, width: workers) { p in
+    body((chunks * p / pieces)..<(chunks * (p + 1) / pieces))
   }
 }
 

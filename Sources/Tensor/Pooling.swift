@@ -83,11 +83,15 @@ private func maxPool(_ x: Tensor, size: Int, stride: Int, argmax withArgmax: Boo
 }
 
 /// The gradient of ``maxPool2dForward(_:size:stride:)``: routes each output gradient to its
-/// argmax. Returns a new `inputShape` tensor.
-/// - Precondition: `argmax.count == outputGradient.count`, and `argmax` came from a forward pass
-///   on an input of `inputShape` (image `b`'s indices point into image `b`).
-public func maxPool2dBackward(outputGradient: Tensor, argmax: [Int32], inputShape: [Int]) -> Tensor
-{
+/// argmax. Returns a new `inputShape` tensor; with `base`, the routed gradients are added to
+/// `base` instead of to zeros (a U-Net's skip gradient: no zero fill and no separate addition
+/// pass; `base` is updated in place when nothing else holds its scalars).
+/// - Precondition: `argmax.count == outputGradient.count`, `argmax` came from a forward pass
+///   on an input of `inputShape` (image `b`'s indices point into image `b`), and `base` (if any)
+///   has `inputShape`.
+public func maxPool2dBackward(
+  outputGradient: Tensor, argmax: [Int32], inputShape: [Int], adding base: consuming Tensor? = nil
+) -> Tensor {
   precondition(inputShape.count == 4, "max pooling input shape \(inputShape)")
   precondition(
     argmax.count == outputGradient.count,
@@ -96,7 +100,8 @@ public func maxPool2dBackward(outputGradient: Tensor, argmax: [Int32], inputShap
   let c = inputShape[3]
   let inputCount = inputShape.reduce(1, *)
   let perImageOut = n == 0 ? 0 : outputGradient.count / n
-  var dx = Tensor.zeros(inputShape)
+  var dx = (consume base) ?? Tensor.zeros(inputShape)
+  precondition(dx.shape == inputShape, "max pooling base \(dx.shape) != \(inputShape)")
   dx.scalars.withUnsafeMutableBufferPointer { dxb in
     outputGradient.scalars.withUnsafeBufferPointer { dyb in
       argmax.withUnsafeBufferPointer { ab in

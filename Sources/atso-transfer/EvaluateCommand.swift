@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import Synchronization
 import Segmentation
 import Taxonomy
 import Tensor
@@ -54,7 +55,7 @@ enum LabelEvaluation {
 
   /// Accumulates every pair into one matrix (ground truth rows in `truthClasses`, prediction
   /// columns in `predictionClasses`), decoding on `workers` threads, one pair per worker at a
-  /// time, so memory stays flat.
+  /// time (the next pair in list order as soon as a worker is free), so memory stays flat.
   ///
   /// - Throws: the error of the first failing pair (in list order): an unreadable file, a size
   ///   difference, a value that is not a class.
@@ -64,7 +65,8 @@ enum LabelEvaluation {
     let collector = EvaluationCollector(
       ConfusionMatrix(groundTruth: truthClasses, prediction: predictionClasses))
     let width = max(1, min(workers, pairs.count))
-    DispatchQueue.concurrentPerform(iterations: width) { worker in
+    let next = Atomic<Int>(0)
+    DispatchQueue.concurrentPerform(iterations: width) { _ in
       var partial = ConfusionMatrix(groundTruth: truthClasses, prediction: predictionClasses)
       // One raw-pair histogram per image (reused): its bins tell which values occur, so each
       // file's values are checked without another pass over its pixels.
@@ -74,8 +76,7 @@ enum LabelEvaluation {
       var reader = LabelFileReader()
       var truth = LabelImage(width: 0, height: 0, values: [])
       var prediction = truth
-      var index = worker
-      while index < pairs.count {
+      while case let index = next.add(1, ordering: .relaxed).oldValue, index < pairs.count {
         let pair = pairs[index]
         do {
           try reader.read(at: pair.truth, into: &truth)
@@ -100,7 +101,6 @@ enum LabelEvaluation {
           collector.fail(index, error)
           return
         }
-        index += width
       }
       collector.merge(partial)
     }

@@ -57,6 +57,13 @@ struct TrainingStackTests {
     #expect(
       abs(combined.logitsGradient.scalars[0] - fine.logitsGradient.scalars[0] * 128 / 176) < 1e-7,
       "the first group's gradient is scaled by its share of the counted pixels")
+    // Written in place, group by group: the same scalars as each group's own gradient times its
+    // share, bit for bit.
+    let shares: [Float] = [Float(128) / Float(176), Float(48) / Float(176)]
+    #expect(
+      combined.logitsGradient.scalars
+        == fine.logitsGradient.scalars.map { $0 * shares[0] }
+        + coarse.logitsGradient.scalars.map { $0 * shares[1] })
     let result = try trainer.trainStep(batch, groups: groups)
     #expect(result.countedPixels == [2 * pixels, pixels - 16])
     // A fine label in the super-class group is refused, naming the pixel.

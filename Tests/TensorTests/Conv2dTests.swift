@@ -306,3 +306,52 @@ func conv2dWinograd(isa: KernelISA) {
     #expect(abs(fused.squares[j] - squares) <= 1e-4 * squares, "squares of channel \(j)")
   }
 }
+
+@Test(
+  "a full-resolution weight gradient (summed in row chunks) matches direct loops, on 1 and 2 threads alike",
+  arguments: supportedISAs)
+func rowChunkedWeightGradient(isa: KernelISA) {
+  // x [2, 256, 256, 4] and dY [2, 256, 256, 16]: 10 MiB of activations, above the 8 MiB from
+  // which the vector kernels split the rows instead of the tiles.
+  var rng = SeededGenerator(seed: 41)
+  let (n, h, w, c, k) = (2, 256, 256, 4, 16)
+  let x = randomTensor([n, h, w, c], &rng)
+  let weight = randomTensor([3, 3, c, k], &rng, scale: 0.2)
+  let dy = randomTensor([n, h, w, k], &rng)
+  var reference = [Double](repeating: 0, count: 9 * c * k)
+  for b in 0..<n {
+    for oy in 0..<h {
+      for ox in 0..<w {
+        let g = ((b * h + oy) * w + ox) * k
+        for ky in 0..<3 {
+          let iy = oy + ky - 1
+          guard iy >= 0 && iy < h else { continue }
+          for kx in 0..<3 {
+            let ix = ox + kx - 1
+            guard ix >= 0 && ix < w else { continue }
+            for ci in 0..<c {
+              let v = Double(x.scalars[((b * h + iy) * w + ix) * c + ci])
+              let row = ((ky * 3 + kx) * c + ci) * k
+              for j in 0..<k { reference[row + j] += v * Double(dy.scalars[g + j]) }
+            }
+          }
+        }
+      }
+    }
+  }
+  let previous = BLASThreads.count
+  defer { BLASThreads.set(previous) }
+  var results: [Tensor] = []
+  for threads in [1, 2] {
+    BLASThreads.set(threads)
+    results.append(
+      conv2dBackward(
+        outputGradient: dy, input: x, weight: weight, hasBias: false, padding: 1,
+        computeInputGradient: false, isa: isa
+      ).weight)
+  }
+  #expect(results[0] == results[1], "\(isa): 1 and 2 threads differ")
+  let largest = reference.map(abs).max() ?? 1
+  let error = zip(results[0].scalars, reference).map { abs(Double($0) - $1) }.max() ?? 0
+  #expect(error <= 1e-5 * largest, "\(isa): error \(error) of \(largest)")
+}

@@ -25,6 +25,16 @@ func maxPoolGradient(size: Int, stride: Int, shape: [Int]) {
   for (i, v) in forward.output.scalars.enumerated() {
     #expect(x.scalars[Int(forward.argmax[i])] == v)
   }
+  // Added to a base (a skip gradient) in place: the same as adding the two afterwards, bit for
+  // bit where windows do not overlap (one routed gradient per input at most).
+  let base = randomTensor(shape, &rng)
+  let added = maxPool2dBackward(
+    outputGradient: dy, argmax: forward.argmax, inputShape: shape, adding: base)
+  if stride >= size {
+    #expect(added == add(g, base))
+  } else {
+    expectClose(added, add(g, base), "max pool gradient added to a base")
+  }
 }
 
 @Test("average pool backward matches finite differences",

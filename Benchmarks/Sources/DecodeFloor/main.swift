@@ -8,6 +8,7 @@
 // `atso-transfer evaluate` and cityscapesscripts on the same files.
 import Dispatch
 import Foundation
+import Synchronization
 import Segmentation
 
 var threads = 2
@@ -46,21 +47,21 @@ let totals = Totals()
 let paths = files
 let threadCount = threads
 let start = DispatchTime.now().uptimeNanoseconds
-DispatchQueue.concurrentPerform(iterations: threadCount) { worker in
+let next = Atomic<Int>(0)
+DispatchQueue.concurrentPerform(iterations: threadCount) { _ in
   var pixels = 0
   var failures: [String] = []
   // The reader `atso-transfer evaluate` uses, with the same buffer reuse.
   var reader = LabelFileReader()
   var label = LabelImage(width: 0, height: 0, values: [])
-  var i = worker
-  while i < paths.count {
+  // The next file as soon as a worker is free, as `atso-transfer evaluate` takes its pairs.
+  while case let i = next.add(1, ordering: .relaxed).oldValue, i < paths.count {
     do {
       try reader.read(at: paths[i], into: &label)
       pixels += label.values.count
     } catch {
       failures.append("\(error)")
     }
-    i += threadCount
   }
   totals.lock.lock()
   totals.pixels += pixels

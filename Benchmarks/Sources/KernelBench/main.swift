@@ -2,6 +2,8 @@
 // next to a 2048^3 sgemm measured in the same process, for 1 and 2 threads.
 //
 //   cd Benchmarks && OPENBLAS_CORETYPE=Haswell swift run -c release KernelBench [--repeats 5] [--threads 1,2]
+//                                                                   [--scale 2]
+// (--scale S multiplies the input size: 2 gives the 192x256 configuration of bench_vs_torch.sh).
 //
 // Prints one line per convolution (forward, backward: milliseconds and GFLOP/s), the conv totals,
 // and a full forward + backward pass of the network (conv, batch norm + ReLU, pooling, resize,
@@ -37,19 +39,21 @@ struct Layer {
 }
 
 let batch = 8
-let (height, width) = (96, 128)
+var scale = 1
 var repeats = 5
 var threadCounts = [1, 2]
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
   switch a {
   case "--repeats": repeats = Int(arguments.next() ?? "") ?? repeats
+  case "--scale": scale = max(1, Int(arguments.next() ?? "") ?? scale)
   case "--threads":
     threadCounts = (arguments.next() ?? "").split(separator: ",").compactMap { Int($0) }
   default: print("unknown argument \(a)"); exit(2)
   }
 }
 
+let (height, width) = (96 * scale, 128 * scale)
 let layers: [Layer] = [
   Layer(name: "enc1a 3->16", h: 96, w: 128, c: 3, k: 16, r: 3, bias: false, inputGradient: false),
   Layer(name: "enc1b 16->16", h: 96, w: 128, c: 16, k: 16, r: 3, bias: false, inputGradient: true),
@@ -66,7 +70,11 @@ let layers: [Layer] = [
   Layer(name: "dec1a 48->16", h: 96, w: 128, c: 48, k: 16, r: 3, bias: false, inputGradient: true),
   Layer(name: "dec1b 16->16", h: 96, w: 128, c: 16, k: 16, r: 3, bias: false, inputGradient: true),
   Layer(name: "head 16->19 1x1", h: 96, w: 128, c: 16, k: 19, r: 1, bias: true, inputGradient: true),
-]
+].map { layer in
+  var scaled = layer
+  (scaled.h, scaled.w) = (layer.h * scale, layer.w * scale)
+  return scaled
+}
 
 var rng = SeededGenerator(seed: 1)
 print("# KernelBench: reference U-Net \(height)x\(width), batch \(batch), median of \(repeats)")
@@ -187,13 +195,13 @@ for threads in threadCounts {
     "conv total: forward \(fmt(totalForward * 1e3)) ms (\(fmt(fr)) GFLOP/s, \(fmt(100 * fr / gemmRate))% of sgemm),"
       + " backward \(fmt(totalBackward * 1e3)) ms (\(fmt(br)) GFLOP/s, \(fmt(100 * br / gemmRate))%),"
       + " together \(fmt(all)) GFLOP/s = \(fmt(100 * all / gemmRate))% of sgemm")
-  // The other kernels, on the largest activation of the network ([8, 96, 128, 16]).
+  // The other kernels, on the largest activation of the network ([8, height, width, 16]).
   let big = Tensor.randomNormal(shape: [batch, height, width, 16], using: &rng)
   let ones = Tensor(repeating: 1, shape: [16]), zeros = Tensor.zeros([16])
   let bn = batchNormReLUTrainingForward(big, scale: ones, offset: zeros)
   let pooled = maxPool2dForward(big, size: 2, stride: 2)
   let half = pooled.output
-  var line = "other kernels on [8, 96, 128, 16] (ms):"
+  var line = "other kernels on [8, \(height), \(width), 16] (ms):"
   func time(_ name: String, _ body: () -> Void) { line += " \(name) \(fmt(median(repeats, body) * 1e3))," }
   time("bn+relu fwd") { _ = batchNormReLUTrainingForward(big, scale: ones, offset: zeros) }
   time("bn+relu bwd") {
@@ -210,7 +218,7 @@ for threads in threadCounts {
     _ = maxPool2dBackward(outputGradient: half, argmax: pooled.argmax, inputShape: big.shape)
   }
   time("resize x2 fwd") { _ = resizeBilinearForward(half, height: height, width: width) }
-  time("resize x2 bwd") { _ = resizeBilinearBackward(outputGradient: big, inputHeight: 48, inputWidth: 64) }
+  time("resize x2 bwd") { _ = resizeBilinearBackward(outputGradient: big, inputHeight: height / 2, inputWidth: width / 2) }
   time("concat") { _ = concatChannels([big, big, big]) }
   time("split") { _ = splitChannels(big, sizes: [8, 8]) }
   print(line)

@@ -170,19 +170,20 @@ public struct UNet: SegmentationModel, Equatable {
       let dPooled = bottleneck.backward(
         outputGradient: dx, cache: bottleneckCache, prefix: "bottleneck", into: &gradients)
     else { preconditionFailure("incomplete U-Net cache") }
+    // Encoder i's output gradient: its skip gradient plus the pooled gradient routed back,
+    // added in place into the skip gradient (taken out of the array, so not copied).
     let last = encoders.count - 1
     var dSkip = maxPool2dBackward(
       outputGradient: dPooled, argmax: cache.poolArgmax[last],
-      inputShape: cache.skipShapes[last])
+      inputShape: cache.skipShapes[last], adding: skipGradients[last].take())
     for i in encoders.indices.reversed() {
-      if let s = skipGradients[i] { dSkip = add(dSkip, s) }
       let dInput = encoders[i].backward(
         outputGradient: dSkip, cache: cache.encoders[i], prefix: "enc\(i + 1)", into: &gradients,
         computeInputGradient: i > 0)
       if i > 0, let dInput {
         dSkip = maxPool2dBackward(
           outputGradient: dInput, argmax: cache.poolArgmax[i - 1],
-          inputShape: cache.skipShapes[i - 1])
+          inputShape: cache.skipShapes[i - 1], adding: skipGradients[i - 1].take())
       }
     }
     return gradients

@@ -244,33 +244,62 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
     }
   }
 
-  /// The pixel-weighted loss of the groups and its logits gradient (see ``LossGroup``).
+  /// The pixel-weighted loss of the groups and its logits gradient (see ``LossGroup``): each
+  /// group's loss reads its rows of `logits` in place and writes its rows of the one gradient,
+  /// scaled by the group's weight.
   func lossAndGradient(_ logits: Tensor, labels: [UInt8], groups: [LossGroup])
     -> (loss: Float, logitsGradient: Tensor)
   {
     if groups.count == 1 { return lossAndGradient(logits, labels: labels, loss: groups[0].loss) }
     let (n, h, w, c) = (logits.shape[0], logits.shape[1], logits.shape[2], logits.shape[3])
+    let ignore = configuration.ignoreIndex
+    let counted = ignore.countLabeled(labels)
     var total: Float = 0
-    var gradient: [Float] = []
-    gradient.reserveCapacity(logits.count)
-    let counted = configuration.ignoreIndex.countLabeled(labels)
-    var first = 0
-    for group in groups {
-      let pixels = (first * h * w)..<((first + group.count) * h * w)
-      let part = Tensor(
-        shape: [group.count, h, w, c],
-        scalars: Array(logits.scalars[(pixels.lowerBound * c)..<(pixels.upperBound * c)]))
-      let groupLabels = Array(labels[pixels])
-      let (loss, partGradient) = lossAndGradient(part, labels: groupLabels, loss: group.loss)
-      let weight =
-        counted == 0
-        ? Float(group.count) / Float(n)
-        : Float(configuration.ignoreIndex.countLabeled(groupLabels)) / Float(counted)
-      total += weight * loss
-      gradient += partGradient.scalars.map { $0 * weight }
-      first += group.count
+    let gradient = Tensor.filled(shape: logits.shape) { g in
+      logits.scalars.withUnsafeBufferPointer { z in
+        labels.withUnsafeBufferPointer { y in
+          var first = 0
+          for group in groups {
+            let pixels = (first * h * w)..<((first + group.count) * h * w)
+            let scalars = (pixels.lowerBound * c)..<(pixels.upperBound * c)
+            let groupLabels = UnsafeBufferPointer(rebasing: y[pixels])
+            let weight =
+              counted == 0
+              ? Float(group.count) / Float(n)
+              : Float(ignore.countLabeled(groupLabels)) / Float(counted)
+            let loss = groupLoss(
+              group.loss, logits: UnsafeBufferPointer(rebasing: z[scalars]), classes: c,
+              labels: groupLabels, weight: weight,
+              into: UnsafeMutableBufferPointer(rebasing: g[scalars]))
+            total += weight * Float(loss)
+            first += group.count
+          }
+        }
+      }
     }
-    return (total, Tensor(shape: logits.shape, scalars: gradient))
+    return (total, gradient)
+  }
+
+  /// One group's mean loss; writes `weight` times its logits gradient into `gradient`.
+  private func groupLoss(
+    _ loss: TrainingLoss, logits: UnsafeBufferPointer<Float>, classes: Int,
+    labels: UnsafeBufferPointer<UInt8>, weight: Float, into gradient: UnsafeMutableBufferPointer<Float>
+  ) -> Double {
+    let ignore = configuration.ignoreIndex.value
+    switch loss {
+    case .crossEntropy(let weights):
+      return softmaxCrossEntropyCore(
+        logits: logits, classes: classes, labels: labels, ignoreIndex: ignore,
+        classWeights: weights, gradientFactor: weight, into: gradient)
+    case .reduceThenCompute(let table):
+      return reduceThenComputeCore(
+        logits: logits, classes: classes, superLabels: labels, superClassOfFine: table,
+        ignoreIndex: ignore, gradientFactor: weight, into: gradient)
+    case .diceCrossEntropy(let table):
+      return diceCrossEntropyCore(
+        logits: logits, classes: classes, labels: labels, superClassOfFine: table,
+        ignoreIndex: ignore, gradientFactor: weight, into: gradient)
+    }
   }
 
   /// Runs one training step: validation, forward (batch statistics), loss, backward, gradient
@@ -349,7 +378,7 @@ public struct Trainer<Model: SegmentationModel>: Sendable {
       counted = groups.map { group in
         defer { first += group.count }
         let labels = batch.labels[(first * pixels)..<((first + group.count) * pixels)]
-        return configuration.ignoreIndex.countLabeled(Array(labels))
+        return configuration.ignoreIndex.countLabeled(labels)
       }
     }
     let result = TrainingStepResult(
