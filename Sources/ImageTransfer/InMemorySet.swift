@@ -159,23 +159,17 @@ struct TrainingBatches {
     var items: [TrainingItem] = []
     for _ in 0..<labeledCount { items.append(labeled[Int(picks.next() % UInt64(labeled.count))]) }
     for _ in 0..<pseudoCount { items.append(pseudo[Int(picks.next() % UInt64(pseudo.count))]) }
-    var outputs: [(image: Tensor, label: [UInt8])?] = []
+    var positions: [(image: Tensor, label: [UInt8]?)?] = []  // nil: outside `share`
     for (index, item) in items.enumerated() {
       var generator = SeededGenerator(seed: picks.next())
       guard share?.contains(index) ?? true else {
-        outputs.append(nil)
+        positions.append(nil)
         continue
       }
       let out = augmenter.apply(image: item.image, label: item.labels, using: &generator)
-      outputs.append((out.image, out.label ?? []))
+      positions.append((out.image, out.label))
     }
-    guard let shape = outputs.lazy.compactMap({ $0?.image.shape }).first else {
-      preconditionFailure("a batch share holds at least one image")
-    }
-    let pixels = shape[0] * shape[1]
-    let images = outputs.map { $0?.image ?? Tensor(repeating: 0, shape: shape) }
-    let labels = outputs.flatMap { $0?.label ?? [UInt8](repeating: ignore.value, count: pixels) }
-    return TrainingBatch(Batch(images: stacked(images), labels: labels), groups: groups)
+    return TrainingBatch(Batch(positions: positions, void: ignore.value), groups: groups)
   }
 }
 
