@@ -236,15 +236,26 @@ public struct Augmenter: Sendable, Equatable {
     return AugmentedSample(id: sample.id, image: image, label: label, originalSize: original)
   }
 
+  /// The first, deterministic step of ``apply(image:label:using:)``: a raw `[h, w, 3]` image and
+  /// its labels resized to the working size (unchanged without one, or at that size already),
+  /// so that an image kept at the working size gives the same batches as its file.
+  public func atWorkingSize(image: Tensor, label: [UInt8]?) -> (image: Tensor, label: [UInt8]?) {
+    let size = ImageSize(height: image.shape[0], width: image.shape[1])
+    guard let working = config.workingSize, working != size else { return (image, label) }
+    return (
+      ImageOps.resizeBilinear(image, to: working, antialias: config.antialias),
+      label.map { ImageOps.resizeNearest($0, from: size, to: working) }
+    )
+  }
+
   /// Pre-processes and augments an image already decoded to a `[h, w, 3]` tensor of raw
   /// `0...255` values, with its `h * w` labels (`nil`: none), e.g. images held in memory at
   /// the working size. Returns the normalised image and the labels transformed with it.
   public func apply(image input: Tensor, label inputLabel: [UInt8]?, using generator: inout SeededGenerator)
     -> (image: Tensor, label: [UInt8]?)
   {
-    var image = input
-    var label = inputLabel
-    var size = ImageSize(height: input.shape[0], width: input.shape[1])
+    var (image, label) = atWorkingSize(image: input, label: inputLabel)
+    var size = ImageSize(height: image.shape[0], width: image.shape[1])
 
     func resize(to target: ImageSize, antialias: Bool) {
       guard target != size else { return }
@@ -252,8 +263,6 @@ public struct Augmenter: Sendable, Equatable {
       if let l = label { label = ImageOps.resizeNearest(l, from: size, to: target) }
       size = target
     }
-
-    if let working = config.workingSize { resize(to: working, antialias: config.antialias) }
 
     let scaleDraw = generator.nextUniform()
     let range = config.scaleRange

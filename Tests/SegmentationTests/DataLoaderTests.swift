@@ -132,6 +132,32 @@ struct DataLoaderTests {
     }
   }
 
+  @Test("samples kept at the working size give the same batches as decoding every time")
+  func keptSamples() throws {
+    let (dataset, root) = try makeDataset("kept")
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    var config = trainConfig
+    config.workingSize = ImageSize(height: 3, width: 5)  // a resize from 4x6 before the rest
+    config.cropSize = ImageSize(height: 3, width: 3)
+    let kept = try DataLoader(dataset: dataset, augmentation: config, batchSize: 5, seed: 8)
+    let decoding = try DataLoader(
+      dataset: dataset, augmentation: config, batchSize: 5, seed: 8, keptBytes: 0)
+    // Epoch 0 visits all ten samples (two batches of five).
+    #expect(same(try batches(kept, 2), try batches(decoding, 2)))
+    let more = try batches(decoding, 6)
+    // The files are gone: the kept loader still serves every sample, the same batches.
+    for k in 0..<10 {
+      try FileManager.default.removeItem(atPath: "\(root)/s\(k).png")
+      try FileManager.default.removeItem(atPath: "\(root)/s\(k)_label.png")
+    }
+    #expect(same(try batches(kept, 6), more))
+    #expect(throws: DatasetError.self) { _ = try batches(decoding, 3) }
+    // Samples that do not fit the budget are not kept.
+    #expect(DecodedSamples.fitting(10, workingSize: ImageSize(height: 3, width: 5), budget: 1949) == nil)
+    #expect(DecodedSamples.fitting(10, workingSize: ImageSize(height: 3, width: 5), budget: 1950) != nil)
+    #expect(DecodedSamples.fitting(10, workingSize: nil, budget: 1 << 30) == nil)
+  }
+
   @Test("a saved state (through JSON) resumes the exact same batches")
   func resume() throws {
     let (dataset, root) = try makeDataset("resume")
