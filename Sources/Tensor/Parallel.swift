@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Synchronization
 
 /// Parallel-loop helpers shared by the kernels of this module.
@@ -29,6 +30,8 @@ package func parallelChunks(
     for i in 0..<chunks { body(i) }
     return
   }
+  if KernelPool.shared.run(chunks, workers: workers, body) { return }
+  // The pool is serving another loop (a nested loop, or kernels called from two threads).
   let next = Atomic<Int>(0)
   DispatchQueue.concurrentPerform(iterations: workers) { _ in
     while true {
@@ -36,6 +39,129 @@ package func parallelChunks(
       guard i < chunks else { return }
       body(i)
     }
+  }
+}
+
+/// The kernels' persistent worker threads: the calling thread and `width - 1` of them run a
+/// parallel loop's chunks.
+///
+/// A loop of a few microseconds a chunk (the layers of a 96x128 batch) cannot wait for a
+/// sleeping thread to be woken for every call, as `DispatchQueue.concurrentPerform` does (tens
+/// of microseconds on a loaded machine), so after a loop the workers poll for the next one for
+/// a short while (``spinNanoseconds``: 20 us busy, then yielding the core to any other runnable
+/// thread) before they sleep on a condition. A worker joins a loop only while it is open: the
+/// caller closes it once every chunk is claimed and waits only for the workers that are inside
+/// a chunk, so a worker whose core another process holds delays nothing.
+///
+/// `ATSO_KERNEL_SPIN_US` sets the polling time in microseconds (default 200); 0 turns the pool
+/// off (every loop then runs on `DispatchQueue.concurrentPerform`).
+final class KernelPool: @unchecked Sendable {
+  static let shared = KernelPool()
+
+  /// How long an idle worker polls for the next loop before it sleeps (0: no pool).
+  let spinNanoseconds: UInt64
+
+  private let owned = Atomic<Bool>(false)  // a caller runs a loop on the pool
+  private let generation = Atomic<Int>(0)  // the current loop's number
+  private let closed = Atomic<Int>(0)  // the number of the last loop closed to new workers
+  private let nextChunk = Atomic<Int>(0)
+  private let seats = Atomic<Int>(0)  // workers that took a seat in the current loop
+  private let active = Atomic<Int>(0)  // workers between joining and leaving a loop
+  private let sleeping = Atomic<Int>(0)
+  private let wake = NSCondition()
+  // The current loop, written by its caller before `generation` moves and read by a worker
+  // only while the loop is open (see `work`).
+  private var body: ((Int) -> Void)?
+  private var chunks = 0
+  private var helpers = 0  // seats: the loop's width - 1
+  private var threads = 0  // started workers (guarded by `owned`)
+
+  private init() {
+    let microseconds = ProcessInfo.processInfo.environment["ATSO_KERNEL_SPIN_US"].flatMap(UInt64.init)
+    spinNanoseconds = (microseconds ?? 200) * 1000
+  }
+
+  /// Runs `body` on `0..<chunks` with the caller and `workers - 1` pool threads; false (nothing
+  /// run) when the pool is off or already running a loop.
+  func run(_ chunks: Int, workers: Int, _ body: (Int) -> Void) -> Bool {
+    guard spinNanoseconds > 0,
+      owned.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+    else { return false }
+    while threads < workers - 1 {
+      Thread { KernelPool.shared.work() }.start()
+      threads += 1
+    }
+    withoutActuallyEscaping(body) { body in
+      self.body = body
+      self.chunks = chunks
+      helpers = workers - 1
+      nextChunk.store(0, ordering: .relaxed)
+      seats.store(0, ordering: .relaxed)
+      let loop = generation.add(1, ordering: .sequentiallyConsistent).newValue
+      if sleeping.load(ordering: .sequentiallyConsistent) > 0 {
+        wake.lock()
+        wake.broadcast()
+        wake.unlock()
+      }
+      while case let i = nextChunk.add(1, ordering: .relaxed).oldValue, i < chunks { body(i) }
+      // Closed: a worker that arrives now leaves at once; wait for those inside a chunk.
+      closed.store(loop, ordering: .sequentiallyConsistent)
+      var polls = 0
+      while active.load(ordering: .sequentiallyConsistent) != 0 {
+        polls += 1
+        if polls & 1023 == 0 { sched_yield() }  // the worker may wait for this core
+      }
+      self.body = nil
+    }
+    owned.store(false, ordering: .releasing)
+    return true
+  }
+
+  /// A worker thread: wait for a loop, claim its chunks while there are any, repeat.
+  private func work() {
+    var seen = generation.load(ordering: .acquiring)
+    while true {
+      var loop = generation.load(ordering: .acquiring)
+      if loop == seen {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var polls = 0
+        while loop == seen {
+          polls += 1
+          if polls & 255 == 0 {
+            let waited = DispatchTime.now().uptimeNanoseconds &- start
+            if waited > spinNanoseconds {
+              wake.lock()
+              sleeping.add(1, ordering: .sequentiallyConsistent)
+              while generation.load(ordering: .sequentiallyConsistent) == seen { wake.wait() }
+              sleeping.subtract(1, ordering: .sequentiallyConsistent)
+              wake.unlock()
+            } else if waited > 20_000 {
+              sched_yield()
+            }
+          }
+          loop = generation.load(ordering: .acquiring)
+        }
+      }
+      seen = loop
+      // Joining before looking at `generation` and `closed` (all sequentially consistent) means
+      // that either the caller waits for this worker or this worker sees its loop closed or gone
+      // (a worker late by several loops must not join a later one that is being closed).
+      active.add(1, ordering: .sequentiallyConsistent)
+      if generation.load(ordering: .sequentiallyConsistent) == loop,
+        closed.load(ordering: .sequentiallyConsistent) != loop,
+        seats.add(1, ordering: .relaxed).oldValue < helpers
+      {
+        runChunks()
+      }
+      active.subtract(1, ordering: .releasing)
+    }
+  }
+
+  /// Claims and runs chunks of the open loop until none is left.
+  @inline(never)
+  private func runChunks() {
+    guard let body else { return }
+    while case let i = nextChunk.add(1, ordering: .relaxed).oldValue, i < chunks { body(i) }
   }
 }
 
