@@ -48,15 +48,27 @@ public struct RunPosition: Sendable, Equatable {
   /// Seconds since this process started executing the run.
   public var elapsed: Double
   /// The estimated seconds of the jobs after this one (nil until a job has been timed): the
-  /// mean time of the jobs of the same kind so far, else of all jobs so far.
+  /// mean time of the jobs of the same kind so far, else of their group (training or not);
+  /// training jobs before any training job was timed are not in it (``untimedTrainingAfter``).
   public var remainingAfter: Double?
+  /// The jobs after this one that train a network while no training job has been timed yet
+  /// (minutes each, where the timed ones took seconds).
+  public var untimedTrainingAfter: Int
+  /// Whether this job trains a network (a reporter can then project its time onto the
+  /// untimed training jobs).
+  public var trains: Bool
 
-  public init(job: String, index: Int, count: Int, elapsed: Double, remainingAfter: Double?) {
+  public init(
+    job: String, index: Int, count: Int, elapsed: Double, remainingAfter: Double?,
+    untimedTrainingAfter: Int = 0, trains: Bool = false
+  ) {
     self.job = job
     self.index = index
     self.count = count
     self.elapsed = elapsed
     self.remainingAfter = remainingAfter
+    self.untimedTrainingAfter = untimedTrainingAfter
+    self.trains = trains
   }
 }
 
@@ -143,7 +155,9 @@ struct RunClock {
   static func trains(_ kind: String) -> Bool { kind == "train-source" || kind == "train-student" }
 
   /// The estimated seconds of `jobs`, nil before any job was timed: a job takes the mean time
-  /// of the finished jobs of its kind, else of its group (training or not), else of all.
+  /// of the finished jobs of its kind, else of its group (training or not), else of all; but a
+  /// training job counts 0 while no training job has been timed (a job of seconds says nothing
+  /// of one of minutes): ``untimedTraining(_:)`` counts those.
   func estimate(_ jobs: some Sequence<TransferJob>) -> Double? {
     func mean(_ values: [Double]) -> Double? {
       values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
@@ -156,8 +170,15 @@ struct RunClock {
     let other = group(false)
     return jobs.reduce(0) { total, job in
       let kind = Self.kind(job.action)
-      return total + (mean(seconds[kind] ?? []) ?? (Self.trains(kind) ? training : other) ?? overall)
+      let fallback = Self.trains(kind) ? (training ?? 0) : (other ?? overall)
+      return total + (mean(seconds[kind] ?? []) ?? fallback)
     }
+  }
+
+  /// The training jobs of `jobs` while no training job has been timed (0 after the first).
+  func untimedTraining(_ jobs: some Sequence<TransferJob>) -> Int {
+    guard !seconds.keys.contains(where: Self.trains) else { return 0 }
+    return jobs.filter { Self.trains(Self.kind($0.action)) }.count
   }
 }
 

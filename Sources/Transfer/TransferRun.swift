@@ -155,7 +155,9 @@ public final class TransferRun {
         RunPosition(
           job: job.id, index: index + 1, count: pending.count,
           elapsed: -clock.start.timeIntervalSinceNow,
-          remainingAfter: clock.estimate(pending[(index + 1)...]))
+          remainingAfter: clock.estimate(pending[(index + 1)...]),
+          untimedTrainingAfter: clock.untimedTraining(pending[(index + 1)...]),
+          trains: RunClock.trains(RunClock.kind(job.action)))
       }
       events?(.started(position()))
       let jobStart = Date()

@@ -118,13 +118,22 @@ final class TransferReporter: @unchecked Sendable {
     return "[\(position.index)/\(position.count) \(position.job)] "
   }
 
-  /// `run 2m10s, about 12m05s left`.
-  private func runTime(_ position: RunPosition, jobRemaining: Double?) -> String {
+  /// `run 2m10s, about 12m05s left`. While no training job has been timed, a training job's
+  /// projected time (`jobElapsed` + `jobRemaining`) stands for each later one; any other job
+  /// says how many training jobs its estimate leaves out.
+  private func runTime(_ position: RunPosition, jobRemaining: Double?, jobElapsed: Double = 0)
+    -> String
+  {
     var text = "run \(duration(position.elapsed))"
-    if let after = position.remainingAfter {
-      text += ", about \(duration(after + (jobRemaining ?? 0))) left"
+    guard let after = position.remainingAfter else { return text }
+    var left = after + (jobRemaining ?? 0)
+    let untimed = position.untimedTrainingAfter
+    if untimed > 0, position.trains, let jobRemaining {
+      left += Double(untimed) * (jobElapsed + jobRemaining)
+    } else if untimed > 0 {
+      return text + ", about \(duration(left)) left + \(untimed) training job\(untimed == 1 ? "" : "s")"
     }
-    return text
+    return text + ", about \(duration(left)) left"
   }
 
   func handle(_ event: RunEvent) {
@@ -166,8 +175,10 @@ final class TransferReporter: @unchecked Sendable {
     var text = prefix() + Self.describe(progress, left: "job left")
     if let position {
       var running = position
-      running.elapsed += -jobStart.timeIntervalSinceNow
-      text += "; \(runTime(running, jobRemaining: progress.secondsRemaining))"
+      let jobElapsed = -jobStart.timeIntervalSinceNow
+      running.elapsed += jobElapsed
+      text +=
+        "; \(runTime(running, jobRemaining: progress.secondsRemaining, jobElapsed: jobElapsed))"
     }
     printer.status(text, force: progress.done == progress.total)
   }

@@ -59,6 +59,29 @@ func transferProgress() throws {
   #expect(loops.count == 2)
   #expect(loops.first ?? "" == expected)
   #expect((loops.last ?? "").hasPrefix("[2/5 j] source model: 50/50"))
+  // No training job timed yet: a training job projects its own time onto the 3 after it, any
+  // other job says what its estimate leaves out (every status line written: interval 0).
+  let all = Captured()
+  let fresh = TransferReporter(
+    printer: ProgressPrinter(interval: 0, isTerminal: false) { all.append($0) })
+  fresh.handle(
+    .started(
+      RunPosition(
+        job: "s", index: 3, count: 7, elapsed: 70, remainingAfter: 20, untimedTrainingAfter: 3,
+        trains: true)))
+  fresh.handle(
+    JobProgress(
+      task: "student", done: 1, total: 100, loss: 1, rate: 1, rateUnit: "steps/s",
+      secondsRemaining: 99))
+  let student = all.text.split(separator: "\n").map(String.init).last { $0.contains("student:") }
+  // 20 s of short jobs + 99 s of this one + 3 x (about 0 s run + 99 s left).
+  #expect(student?.hasSuffix(", about 6m56s left") == true, "\(student ?? "")")
+  fresh.handle(
+    .started(
+      RunPosition(
+        job: "l", index: 4, count: 7, elapsed: 80, remainingAfter: 20, untimedTrainingAfter: 3)))
+  let label = all.text.split(separator: "\n").map(String.init).last { $0.contains("[4/7 l]") }
+  #expect(label == "[4/7 l] started; run 1m20s, about 0m20s left + 3 training jobs")
 }
 
 @Test("progress on a terminal: the status line is rewritten in place, lines end it")

@@ -105,7 +105,13 @@ func runClockEstimate() throws {
   let others = kinds.filter { !RunClock.trains($0) }.count
   var clock = RunClock()
   #expect(clock.estimate(jobs) == nil)
+  // Only jobs of seconds timed: the training jobs are left out, and counted.
+  clock.seconds["evaluate"] = [2]
+  #expect(clock.estimate(jobs) == Double(2 * others))
+  #expect(clock.untimedTraining(jobs) == students + 1)
+  clock.seconds = [:]
   clock.seconds["train-source"] = [30]
+  #expect(clock.untimedTraining(jobs) == 0)
   // Only training timed: everything else at the overall mean.
   #expect(clock.estimate(jobs) == Double(30 * jobs.count))
   clock.seconds["evaluate"] = [1, 3]
