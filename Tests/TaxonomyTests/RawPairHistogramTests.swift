@@ -47,6 +47,36 @@ func rawPairHistogramMatchesNaive() {
   }
 }
 
+@Test("raw pair counts of noise (a new pair at almost every pixel, 8-pixel blocks, alternations)")
+func rawPairHistogramOfNoise() {
+  var generator = SeededGenerator(seed: 9)
+  // 8-pixel blocks of one random pair, single pixels, and stretches of two alternating pairs.
+  var truth: [UInt8] = []
+  var prediction: [UInt8] = []
+  while truth.count < 50_003 {
+    switch generator.next() % 3 {
+    case 0:
+      let (t, p) = (UInt8(generator.next() % 256), UInt8(generator.next() % 256))
+      truth += [UInt8](repeating: t, count: 8)
+      prediction += [UInt8](repeating: p, count: 8)
+    case 1:
+      truth.append(UInt8(generator.next() % 256))
+      prediction.append(UInt8(generator.next() % 4))
+    default:
+      for k in 0..<13 {
+        truth.append(UInt8(k % 2))
+        prediction.append(1)
+      }
+    }
+  }
+  var naive = [UInt64](repeating: 0, count: 65536)
+  for (t, p) in zip(truth, prediction) { naive[Int(t) << 8 | Int(p)] += 1 }
+  var histogram = RawPairHistogram()
+  histogram.add(groundTruth: truth, prediction: prediction)
+  #expect(histogram.counts == naive)
+  #expect(histogram.counts.reduce(0, +) == UInt64(truth.count))
+}
+
 @Test("the confusion matrix from a raw histogram puts unknown values in the void row/column")
 func confusionFromRawHistogram() throws {
   let classes = try abcd()
