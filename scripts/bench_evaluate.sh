@@ -4,6 +4,16 @@
 #
 #   scripts/bench_evaluate.sh [N=200] [WORKDIR=/tmp/atso-evalbench]
 #
+# KIND chooses the predictions (default noisy):
+#   noisy       piecewise-constant scenes (64x64 blocks) predicted with 20 % of their 8x8 blocks
+#               replaced by a random class: about 460 000 (truth, prediction) pair changes a
+#               frame, 20 times a real frame's; counting the pairs is then about 80 % of what
+#               evaluate does beyond decoding (perf, one thread: 1.0 of 1.24 ms a frame).
+#   boundaries  the real Cityscapes frame of ../shared/data/cityscapes-mini (its labelIds, scaled
+#               up to 2048x1024 and moved by a random offset in each frame) predicted 3 columns
+#               and 2 rows off: errors along every boundary, about 20 000 pair changes a frame.
+#               Needs ../shared/data (falls back to noisy when it is absent).
+#
 # Needs python3 with pip (a venv with cityscapesscripts and Pillow is made in $VENV, default
 # ../venv-cs next to the package). cityscapesscripts' evaluation is timed on at most
 # $CS_FRAMES frames (default 20) and reported per frame, because the PyPI package ships without
@@ -11,8 +21,15 @@
 # loop. Prints the three figures and the ratios.
 set -euo pipefail
 N=${1:-200}
-WORK=${2:-/tmp/atso-evalbench}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+KIND=${KIND:-noisy}
+FRAME=$ROOT/../shared/data/cityscapes-mini/gtFine/val/frankfurt/frankfurt_000000_000294_gtFine_labelIds.png
+case $KIND in
+  noisy) ;;
+  boundaries) [ -f "$FRAME" ] || { echo "no $FRAME: KIND=noisy" >&2; KIND=noisy; } ;;
+  *) echo "KIND=$KIND: expected noisy or boundaries" >&2; exit 2 ;;
+esac
+WORK=${2:-/tmp/atso-evalbench$([ "$KIND" = noisy ] || echo "-$KIND")}
 VENV=${VENV:-$ROOT/../venv-cs}
 CS_FRAMES=${CS_FRAMES:-20}
 
@@ -21,10 +38,13 @@ if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
   "$VENV/bin/pip" install -q cityscapesscripts pillow
 
 mkdir -p "$WORK"
-"$VENV/bin/python" - "$N" "$WORK" <<'PY'
+"$VENV/bin/python" - "$N" "$WORK" "$KIND" "$FRAME" <<'PY'
 import os, sys, numpy as np
 from PIL import Image
-n, work = int(sys.argv[1]), sys.argv[2]
+n, work, kind, frame = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+if kind == "boundaries":
+    real = np.array(Image.open(frame)).astype(np.uint8)
+    real = np.kron(real, np.ones((1024 // real.shape[0], 2048 // real.shape[1]), np.uint8))
 gt_dir = os.path.join(work, "gtFine", "val", "bench"); os.makedirs(gt_dir, exist_ok=True)
 pred_dir = os.path.join(work, "results"); os.makedirs(pred_dir, exist_ok=True)
 ids = [0, 1, 4, 5, 6, 7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
@@ -37,12 +57,16 @@ for i in range(n):
     pairs.append(f"{pred_path} {gt_path}")
     if os.path.exists(gt_path) and os.path.exists(pred_path):
         continue
-    # Piecewise-constant scenes (64x64 blocks, upsampled) compress like real label maps.
-    coarse = rng.choice(ids, size=(16, 32)).astype(np.uint8)
-    gt = np.kron(coarse, np.ones((64, 64), np.uint8))
-    pred = gt.copy()
-    noise = np.kron(rng.random((128, 256)) < 0.2, np.ones((8, 8), bool))
-    pred[noise] = rng.choice(ids, size=int(noise.sum())).astype(np.uint8)
+    if kind == "boundaries":
+        gt = np.roll(real, (int(rng.integers(1024)), int(rng.integers(2048))), axis=(0, 1))
+        pred = np.roll(gt, (2, 3), axis=(0, 1))
+    else:
+        # Piecewise-constant scenes (64x64 blocks, upsampled) compress like real label maps.
+        coarse = rng.choice(ids, size=(16, 32)).astype(np.uint8)
+        gt = np.kron(coarse, np.ones((64, 64), np.uint8))
+        pred = gt.copy()
+        noise = np.kron(rng.random((128, 256)) < 0.2, np.ones((8, 8), bool))
+        pred[noise] = rng.choice(ids, size=int(noise.sum())).astype(np.uint8)
     Image.fromarray(gt).save(gt_path)
     Image.fromarray(pred).save(pred_path)
 open(os.path.join(work, "pairs.txt"), "w").write("\n".join(pairs) + "\n")
@@ -86,8 +110,8 @@ print(time.time() - start)
 PY
 )
 
-awk -v n="$N" -v ours="$ours" -v floor="$floor" -v cs="$cs" -v f="$frames" 'BEGIN {
-  printf "frames: %d pairs of 1024x2048 labelIds PNGs\n", n
+awk -v n="$N" -v kind="$KIND" -v ours="$ours" -v floor="$floor" -v cs="$cs" -v f="$frames" 'BEGIN {
+  printf "frames: %d pairs of 1024x2048 labelIds PNGs (predictions: %s)\n", n, kind
   printf "cityscapesscripts (PyPI, no C module, %d fr): %8.1f ms/frame\n", f, 1000 * cs / f
   printf "atso-transfer evaluate (2 threads):        %8.1f ms/frame  (%.2f s)\n", 1000 * ours / n, ours
   printf "decode floor (libpng, 2 threads):          %8.1f ms/frame  (%.2f s)\n", 1000 * floor / n, floor
