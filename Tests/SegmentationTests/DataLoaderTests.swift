@@ -156,6 +156,8 @@ struct DataLoaderTests {
     #expect(DecodedSamples.fitting(10, workingSize: ImageSize(height: 3, width: 5), budget: 1949) == nil)
     #expect(DecodedSamples.fitting(10, workingSize: ImageSize(height: 3, width: 5), budget: 1950) != nil)
     #expect(DecodedSamples.fitting(10, workingSize: nil, budget: 1 << 30) == nil)
+    // A count whose size overflows is not kept either.
+    #expect(DecodedSamples.fitting(Int.max / 8, workingSize: ImageSize(height: 64, width: 64), budget: Int.max) == nil)
   }
 
   @Test("a saved state (through JSON) resumes the exact same batches")
