@@ -29,11 +29,13 @@ let package = Package(
     .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]),
     // Convolution kernels for AVX-512 and AVX2 + FMA, chosen at run time (cpuid).
     .target(name: "CKernels", dependencies: ["COpenBLAS"]),
+    // Counting label pairs 64 pixels at a time (SSE2): the inner loop of evaluation.
+    .target(name: "CPixelPairs"),
 
     // The toolkit, from the bottom up.
     .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"]),
     .target(name: "Cluster", dependencies: ["CMPI"]),
-    .target(name: "Taxonomy", dependencies: ["CJSONC"]),
+    .target(name: "Taxonomy", dependencies: ["CJSONC", "CPixelPairs"]),
     .target(
       name: "Segmentation", dependencies: ["Tensor", "Taxonomy", "CPNG", "CDeflate", "CJPEGShim"]),
     // The transfer core (plan, run directory, resume, tables) and its two backends, as peers.
@@ -58,7 +60,7 @@ let package = Package(
                 resources: [.copy("Fixtures")]),
     .executableTarget(name: "cluster-probe", dependencies: ["Cluster"], path: "Tests/ClusterProbe"),
     .testTarget(name: "ClusterTests", dependencies: ["Cluster", "cluster-probe", "TestSupport"]),
-    .testTarget(name: "TaxonomyTests", dependencies: ["Taxonomy", "TestSupport"]),
+    .testTarget(name: "TaxonomyTests", dependencies: ["Taxonomy", "CPixelPairs", "TestSupport"]),
     .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "CDeflate", "TestSupport"],
                 resources: [.copy("Fixtures")]),
     .testTarget(

@@ -18,8 +18,14 @@ final class GrayPNGDecoder {
   private var decompressor: OpaquePointer?
   /// The concatenated `IDAT` data of a file with several `IDAT` chunks.
   private var compressed: [UInt8] = []
-  /// The filtered rows: `height * (1 + width)` bytes, a filter-type byte before each row.
+  /// The filtered rows of the last file inflated: `height * (1 + width)` bytes, a filter-type
+  /// byte before each row.
   private var filtered: [UInt8] = []
+  /// The size of the last file inflated by ``rows(of:maxPixels:)`` (zero after a decode).
+  private var size = (width: 0, height: 0)
+  /// Two rows for ``RowCursor`` (`2 * width` bytes): the rows stay in the L1 cache and no
+  /// image is written.
+  private var rowPair: [UInt8] = []
 
   init() {}
 
@@ -30,12 +36,96 @@ final class GrayPNGDecoder {
   func decode(_ data: [UInt8], maxPixels: Int, into values: inout [UInt8]) -> (
     width: Int, height: Int
   )? {
-    data.withUnsafeBufferPointer { file in decode(file, maxPixels: maxPixels, into: &values) }
+    size = (0, 0)
+    let inflated = data.withUnsafeBufferPointer { file in inflate(file, maxPixels: maxPixels) }
+    guard let (width, height) = inflated else { return nil }
+    let pixelCount = width * height
+    if values.count != pixelCount {
+      values = [UInt8](unsafeUninitializedCapacity: pixelCount) { _, n in n = pixelCount }
+    }
+    filtered.withUnsafeBufferPointer { rows in
+      values.withUnsafeMutableBufferPointer { out in
+        let (rows, out) = (rows.baseAddress!, out.baseAddress!)
+        for y in 0..<height {
+          Self.unfilter(
+            filter: rows[y * (width + 1)], rows + y * (width + 1) + 1,
+            above: y > 0 ? UnsafePointer(out + (y - 1) * width) : nil, into: out + y * width,
+            width: width)
+        }
+      }
+    }
+    return (width, height)
   }
 
-  private func decode(
-    _ file: UnsafeBufferPointer<UInt8>, maxPixels: Int, into values: inout [UInt8]
-  ) -> (width: Int, height: Int)? {
+  /// Inflates `data` for reading row by row with ``withRowCursor(_:)`` and returns its size,
+  /// or nil as ``decode(_:maxPixels:into:)``.
+  func rows(of data: [UInt8], maxPixels: Int) -> (width: Int, height: Int)? {
+    size = (0, 0)
+    let inflated = data.withUnsafeBufferPointer { file in inflate(file, maxPixels: maxPixels) }
+    guard let inflated else { return nil }
+    if rowPair.count != 2 * inflated.width {
+      rowPair = [UInt8](repeating: 0, count: 2 * inflated.width)
+    }
+    size = inflated
+    return inflated
+  }
+
+  /// Calls `body` with a cursor over the rows of the file last given to
+  /// ``rows(of:maxPixels:)`` (none after a decode).
+  func withRowCursor<R>(_ body: (inout RowCursor) -> R) -> R {
+    let (width, height) = size
+    return filtered.withUnsafeBufferPointer { rows in
+      rowPair.withUnsafeMutableBufferPointer { pair in
+        var cursor = RowCursor(
+          filtered: rows.baseAddress, rowPair: pair.baseAddress, width: width, height: height)
+        return body(&cursor)
+      }
+    }
+  }
+
+  /// The rows of one label image, top to bottom: unfiltered one by one into a pair of row
+  /// buffers (an inflated PNG) or read from a decoded image.
+  struct RowCursor {
+    private let filtered: UnsafePointer<UInt8>?
+    private let rowPair: UnsafeMutablePointer<UInt8>?
+    private let width: Int
+    let height: Int
+    private var y = 0
+
+    fileprivate init(
+      filtered: UnsafePointer<UInt8>?, rowPair: UnsafeMutablePointer<UInt8>?, width: Int,
+      height: Int
+    ) {
+      (self.filtered, self.rowPair, self.width, self.height) = (filtered, rowPair, width, height)
+    }
+
+    /// The rows of a decoded image (`width * height` values at `values`).
+    init(values: UnsafePointer<UInt8>?, width: Int, height: Int) {
+      (filtered, rowPair, self.width, self.height) = (values, nil, width, height)
+    }
+
+    /// The next row; an unfiltered one is valid until the call after next.
+    /// - Precondition: fewer calls than the image has rows.
+    mutating func next() -> UnsafeBufferPointer<UInt8> {
+      precondition(y < height, "no row \(y) in an image of \(height) rows")
+      defer { y += 1 }
+      guard let rowPair else {
+        return UnsafeBufferPointer(start: filtered! + y * width, count: width)
+      }
+      let row = rowPair + (y & 1) * width
+      let start = filtered! + y * (width + 1)
+      GrayPNGDecoder.unfilter(
+        filter: start[0], start + 1, above: y > 0 ? UnsafePointer(rowPair + ((y + 1) & 1) * width) : nil,
+        into: row, width: width)
+      return UnsafeBufferPointer(start: row, count: width)
+    }
+  }
+
+  /// Checks the file and inflates its image data into `filtered`; the size, or nil for a file
+  /// that goes to libpng (every row's filter type is checked here, so unfiltering cannot fail).
+  private func inflate(_ file: UnsafeBufferPointer<UInt8>, maxPixels: Int) -> (
+    width: Int, height: Int
+  )? {
     guard let base = file.baseAddress, file.count >= 8 + 25 + 12,
       PNGCodec.signature.indices.allSatisfy({ file[$0] == PNGCodec.signature[$0] })
     else { return nil }
@@ -116,16 +206,9 @@ final class GrayPNGDecoder {
       }
     }
     guard result == LIBDEFLATE_SUCCESS, produced == filteredCount else { return nil }
-    let pixelCount = width * height
-    if values.count != pixelCount {
-      values = [UInt8](unsafeUninitializedCapacity: pixelCount) { _, n in n = pixelCount }
-    }
-    let ok = filtered.withUnsafeBufferPointer { rows in
-      values.withUnsafeMutableBufferPointer { out in
-        Self.unfilter(rows.baseAddress!, into: out.baseAddress!, width: width, height: height)
-      }
-    }
-    return ok ? (width, height) : nil
+    // Filter types 0 (None) to 4 (Paeth); libpng names any other.
+    for y in 0..<height where filtered[y * rowBytes] > 4 { return nil }
+    return (width, height)
   }
 
   /// Whether the four bytes at `start` are ASCII letters (libpng refuses other chunk names).
@@ -142,58 +225,50 @@ final class GrayPNGDecoder {
     return libdeflate_crc32(0, file.baseAddress! + chunk + 4, 4 + length) == stored
   }
 
-  /// Reverses the PNG row filters (one byte per pixel: the left neighbour is one byte back).
-  /// Returns false for a filter type above 4.
-  private static func unfilter(
-    _ rows: UnsafePointer<UInt8>, into out: UnsafeMutablePointer<UInt8>, width: Int, height: Int
-  ) -> Bool {
-    for y in 0..<height {
-      let filter = rows[y * (width + 1)]
-      let raw = rows + y * (width + 1) + 1
-      let row = out + y * width
-      // The row above; the first row's is zero (Up copies, Average halves the left, Paeth
-      // reduces to Sub).
-      let up: UnsafeMutablePointer<UInt8>? = y > 0 ? out + (y - 1) * width : nil
-      switch (filter, up) {
-      case (0, _):
-        row.update(from: raw, count: width)
-      case (1, _), (4, nil):
-        var left: UInt8 = 0
-        for x in 0..<width {
-          left = raw[x] &+ left
-          row[x] = left
-        }
-      case (2, nil):
-        row.update(from: raw, count: width)
-      case (2, let up?):
-        for x in 0..<width { row[x] = raw[x] &+ up[x] }
-      case (3, nil):
-        var left: UInt8 = 0
-        for x in 0..<width {
-          left = raw[x] &+ (left >> 1)
-          row[x] = left
-        }
-      case (3, let up?):
-        var left = 0
-        for x in 0..<width {
-          left = Int(raw[x] &+ UInt8((left + Int(up[x])) >> 1))
-          row[x] = UInt8(left)
-        }
-      case (4, let up?):
-        var (left, upLeft) = (0, 0)
-        for x in 0..<width {
-          let above = Int(up[x])
-          let p = left + above - upLeft
-          let (pa, pb, pc) = (abs(p - left), abs(p - above), abs(p - upLeft))
-          let predictor = pa <= pb && pa <= pc ? left : pb <= pc ? above : upLeft
-          left = Int(raw[x] &+ UInt8(predictor))
-          row[x] = UInt8(left)
-          upLeft = above
-        }
-      default:
-        return false
+  /// Reverses the PNG filter `filter` (0 to 4) of one row (one byte per pixel: the left
+  /// neighbour is one byte back): `raw` to `row` (apart); `above`
+  /// is the row above, already unfiltered (nil for the first row: zero, so Up copies, Average
+  /// halves the left and Paeth reduces to Sub).
+  fileprivate static func unfilter(
+    filter: UInt8, _ raw: UnsafePointer<UInt8>, above up: UnsafePointer<UInt8>?,
+    into row: UnsafeMutablePointer<UInt8>, width: Int
+  ) {
+    switch (filter, up) {
+    case (0, _), (2, nil):
+      row.update(from: raw, count: width)
+    case (1, _), (4, nil):
+      var left: UInt8 = 0
+      for x in 0..<width {
+        left = raw[x] &+ left
+        row[x] = left
       }
+    case (2, let up?):
+      for x in 0..<width { row[x] = raw[x] &+ up[x] }
+    case (3, nil):
+      var left: UInt8 = 0
+      for x in 0..<width {
+        left = raw[x] &+ (left >> 1)
+        row[x] = left
+      }
+    case (3, let up?):
+      var left = 0
+      for x in 0..<width {
+        left = Int(raw[x] &+ UInt8((left + Int(up[x])) >> 1))
+        row[x] = UInt8(left)
+      }
+    case (4, let up?):
+      var (left, upLeft) = (0, 0)
+      for x in 0..<width {
+        let above = Int(up[x])
+        let p = left + above - upLeft
+        let (pa, pb, pc) = (abs(p - left), abs(p - above), abs(p - upLeft))
+        let predictor = pa <= pb && pa <= pc ? left : pb <= pc ? above : upLeft
+        left = Int(raw[x] &+ UInt8(predictor))
+        row[x] = UInt8(left)
+        upLeft = above
+      }
+    default:
+      preconditionFailure("filter type \(filter) passed the check")
     }
-    return true
   }
 }

@@ -127,3 +127,92 @@ public struct LabelFileReader {
     try PNGCodec.decodeLabel(data, path: path, maxPixels: maxPixels, into: &image)
   }
 }
+
+/// Reads a ground-truth label map and its prediction together and hands over their rows in
+/// pairs, top to bottom, each pair right after it is decoded: evaluation counts a row's pixel
+/// pairs while the row is in the cache, and no whole image is written. 8-bit gray PNGs
+/// (``LabelFileReader``'s fast path) are unfiltered in place, row by row; every other file is
+/// decoded whole (``LabelFileReader``) and its rows handed over the same way. Buffers are
+/// reused from pair to pair.
+public struct LabelPairReader {
+  private var truthBytes: [UInt8] = []
+  private var predictionBytes: [UInt8] = []
+  private let truthRows = GrayPNGDecoder()
+  private let predictionRows = GrayPNGDecoder()
+  /// Whole images of the files that are not on the fast path (empty otherwise).
+  private let whole = LabelFileReader()
+  private var truthImage = LabelImage(width: 0, height: 0, values: [])
+  private var predictionImage = LabelImage(width: 0, height: 0, values: [])
+  private var streamed = (truth: false, prediction: false)
+  private var sizes = (truth: (width: 0, height: 0), prediction: (width: 0, height: 0))
+
+  /// A reader with empty buffers.
+  public init() {}
+
+  /// Reads the two files and returns their sizes; ``forEachRowPair(_:)`` then hands over their
+  /// rows.
+  ///
+  /// - Throws: `ImageError` as ``ImageFile/readLabel(at:maxPixels:)``, for the ground truth
+  ///   first.
+  public mutating func read(
+    truthAt truthPath: String, predictionAt predictionPath: String,
+    maxPixels: Int = ImageLimits.defaultMaxPixels
+  ) throws(ImageError) -> (
+    truth: (width: Int, height: Int), prediction: (width: Int, height: Int)
+  ) {
+    // Nothing of the last pair is handed over if reading this one fails.
+    sizes = ((0, 0), (0, 0))
+    try ImageFile.readBytes(at: truthPath, into: &truthBytes)
+    let truth = try Self.load(
+      truthBytes, path: truthPath, rows: truthRows, whole: whole, into: &truthImage,
+      maxPixels: maxPixels)
+    try ImageFile.readBytes(at: predictionPath, into: &predictionBytes)
+    let prediction = try Self.load(
+      predictionBytes, path: predictionPath, rows: predictionRows, whole: whole,
+      into: &predictionImage, maxPixels: maxPixels)
+    streamed = (truth.streamed, prediction.streamed)
+    sizes = (truth.size, prediction.size)
+    return sizes
+  }
+
+  /// Prepares one file: its rows on the fast path, else the whole image in `image`.
+  private static func load(
+    _ data: [UInt8], path: String, rows: GrayPNGDecoder, whole: LabelFileReader,
+    into image: inout LabelImage, maxPixels: Int
+  ) throws(ImageError) -> (streamed: Bool, size: (width: Int, height: Int)) {
+    if let size = rows.rows(of: data, maxPixels: maxPixels) { return (true, size) }
+    try whole.decode(data, path: path, into: &image, maxPixels: maxPixels)
+    return (false, (image.width, image.height))
+  }
+
+  /// Hands the rows of the pair last read to `body` (ground truth, prediction), top to bottom,
+  /// once.
+  /// - Precondition: the last ``read(truthAt:predictionAt:maxPixels:)`` succeeded and gave
+  ///   both files one size.
+  public mutating func forEachRowPair(
+    _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void
+  ) {
+    precondition(sizes.truth == sizes.prediction, "the two label maps differ in size")
+    let height = sizes.truth.height
+    sizes = ((0, 0), (0, 0))  // the streamed rows are unfiltered once
+    Self.withCursor(streamed.truth, truthRows, truthImage) { truth in
+      Self.withCursor(streamed.prediction, predictionRows, predictionImage) { prediction in
+        for _ in 0..<height { body(truth.next(), prediction.next()) }
+      }
+    }
+  }
+
+  /// Calls `body` with a cursor over one side's rows: streamed from its decoder or read from
+  /// its whole image.
+  private static func withCursor(
+    _ streamed: Bool, _ rows: GrayPNGDecoder, _ image: LabelImage,
+    _ body: (inout GrayPNGDecoder.RowCursor) -> Void
+  ) {
+    if streamed { return rows.withRowCursor(body) }
+    image.values.withUnsafeBufferPointer { values in
+      var cursor = GrayPNGDecoder.RowCursor(
+        values: values.baseAddress, width: image.width, height: image.height)
+      body(&cursor)
+    }
+  }
+}

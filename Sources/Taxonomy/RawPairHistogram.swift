@@ -1,27 +1,52 @@
+import CPixelPairs
+
 /// Pixel counts of raw (ground-truth value, predicted value) byte pairs: 256 x 256 bins.
 ///
 /// The fast first step of scoring label maps: one pass over the two arrays at memory speed,
 /// independent of the class sets. Label maps are made of long runs of one (truth, prediction)
-/// pair, so the pass counts runs: eight pixels at a time are compared with the current pair as
-/// two 64-bit words, the run's length inside them is the count of trailing equal bytes, and a
-/// bin is touched only when the pair changes; stretches of noise (runs under 4 pixels) are
-/// counted pixel by pixel. Which values occur (to
-/// refuse values that are not classes) and the ``ConfusionMatrix`` both follow from the bins.
-public struct RawPairHistogram: Sendable, Equatable {
+/// pair, so the pass counts runs: 64 pixels at a time are compared with their left neighbours
+/// (SSE2; `atso_count_pixel_pairs`), and a bin is touched once a run, where the pair changes.
+/// Which values occur (to refuse values that are not classes) and the ``ConfusionMatrix`` both
+/// follow from the bins.
+public struct RawPairHistogram: Sendable {
   /// `counts[truth << 8 | prediction]`.
   public private(set) var counts: [UInt64]
+  /// Which ground-truth values (rows) and predicted values (columns) have had a bin added to
+  /// since the last ``removeAll()``: every non-zero bin lies in a marked row and a marked
+  /// column, so clearing, ``presentValues`` and the fold into a ``ConfusionMatrix`` visit those
+  /// (a few dozen by a few dozen for label maps) instead of all 65,536 bins.
+  private var rowsTouched: [UInt8]
+  private var columnsTouched: [UInt8]
 
   /// An empty histogram.
-  public init() { counts = [UInt64](repeating: 0, count: 65536) }
+  public init() {
+    counts = [UInt64](repeating: 0, count: 65536)
+    rowsTouched = [UInt8](repeating: 0, count: 256)
+    columnsTouched = rowsTouched
+  }
 
   /// The count of pixels with ground truth `truth` predicted as `prediction`.
   public subscript(truth: UInt8, prediction: UInt8) -> UInt64 {
     counts[Int(truth) << 8 | Int(prediction)]
   }
 
-  /// Sets every bin to 0 (reuse one histogram for many images).
+  /// The marked rows and columns (indices).
+  var touched: (rows: [Int], columns: [Int]) {
+    (
+      rowsTouched.indices.filter { rowsTouched[$0] != 0 },
+      columnsTouched.indices.filter { columnsTouched[$0] != 0 }
+    )
+  }
+
+  /// Sets every bin to 0 (reuse one histogram for many images): only the marked rows and
+  /// columns can hold counts.
   public mutating func removeAll() {
-    counts.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+    let (rows, columns) = touched
+    counts.withUnsafeMutableBufferPointer { bins in
+      for row in rows { for column in columns { bins[row << 8 | column] = 0 } }
+    }
+    for row in rows { rowsTouched[row] = 0 }
+    for column in columns { columnsTouched[column] = 0 }
   }
 
   /// Counts every pixel pair of two label arrays (accumulates).
@@ -30,98 +55,65 @@ public struct RawPairHistogram: Sendable, Equatable {
     precondition(
       groundTruth.count == prediction.count,
       "label arrays differ in size: \(groundTruth.count) vs \(prediction.count)")
-    guard !groundTruth.isEmpty else { return }
     groundTruth.withUnsafeBufferPointer { gt in
-      prediction.withUnsafeBufferPointer { pr in
-        counts.withUnsafeMutableBufferPointer { bins in
-          let n = gt.count
-          let gtBytes = UnsafeRawPointer(gt.baseAddress!)
-          let prBytes = UnsafeRawPointer(pr.baseAddress!)
-          let spread: UInt64 = 0x0101_0101_0101_0101
-          var key = Int(gt[0]) << 8 | Int(pr[0])
-          var gtWord = UInt64(gt[0]) &* spread
-          var prWord = UInt64(pr[0]) &* spread
-          var run: UInt64 = 0
-          var i = 0
-          @inline(__always) func differences(at offset: Int) -> UInt64 {
-            (UInt64(littleEndian: gtBytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-              ^ gtWord)
-              | (UInt64(littleEndian: prBytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-                ^ prWord)
+      prediction.withUnsafeBufferPointer { pr in add(groundTruth: gt, prediction: pr) }
+    }
+  }
+
+  /// Counts every pixel pair of two label arrays (accumulates).
+  /// - Precondition: `groundTruth.count == prediction.count`.
+  public mutating func add(
+    groundTruth: UnsafeBufferPointer<UInt8>, prediction: UnsafeBufferPointer<UInt8>
+  ) {
+    add { count in count(groundTruth, prediction) }
+  }
+
+  /// Counts the pixel pairs of every pair of rows (ground truth, prediction) that `rows` hands
+  /// to the function it is given (accumulates). Evaluation hands each pair over as soon as it is
+  /// decoded, while it is in the cache; the bins are reached once for all of them.
+  /// - Precondition: the two rows of a pair have one length.
+  public mutating func add(
+    rows: ((UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) -> Void
+  ) {
+    counts.withUnsafeMutableBufferPointer { bins in
+      rowsTouched.withUnsafeMutableBufferPointer { marked in
+        columnsTouched.withUnsafeMutableBufferPointer { markedColumns in
+          let (bins, marked, markedColumns) =
+            (bins.baseAddress, marked.baseAddress, markedColumns.baseAddress)
+          rows { truth, prediction in
+            precondition(
+              truth.count == prediction.count,
+              "label arrays differ in size: \(truth.count) vs \(prediction.count)")
+            guard let t = truth.baseAddress, let p = prediction.baseAddress else { return }
+            atso_count_pixel_pairs(t, p, truth.count, bins, marked, markedColumns)
           }
-          while i + 8 <= n {
-            // Byte k of `x` is non-zero where pixel i + k differs from the current pair (little
-            // endian), so its trailing zero bytes continue the run.
-            let x = differences(at: i)
-            if x == 0 {
-              run &+= 8
-              i += 8
-              continue
-            }
-            let same = x.trailingZeroBitCount >> 3
-            if same > 0 {
-              run &+= UInt64(same)
-              i += same
-              continue
-            }
-            // Pixel i starts a new pair.
-            bins[key] &+= run
-            key = Int(gt[i]) << 8 | Int(pr[i])
-            gtWord = UInt64(key >> 8) &* spread
-            prWord = UInt64(key & 255) &* spread
-            let next = differences(at: i)
-            let length = next == 0 ? 8 : next.trailingZeroBitCount >> 3
-            if length >= 4 {
-              run = UInt64(length)
-              i += length
-            } else {
-              // Noise (runs shorter than 4): count these 8 pixels one by one, no run kept.
-              for j in i..<(i + 8) { bins[Int(gt[j]) << 8 | Int(pr[j])] &+= 1 }
-              i += 8
-              key = Int(gt[i - 1]) << 8 | Int(pr[i - 1])
-              gtWord = UInt64(key >> 8) &* spread
-              prWord = UInt64(key & 255) &* spread
-              run = 0
-            }
-          }
-          while i < n {
-            let k = Int(gt[i]) << 8 | Int(pr[i])
-            if k == key {
-              run &+= 1
-            } else {
-              bins[key] &+= run
-              key = k
-              run = 1
-            }
-            i += 1
-          }
-          bins[key] &+= run
         }
       }
     }
   }
 
-  /// Which ground-truth and which predicted values (index) occur in at least one pixel (one
-  /// scan of the bins).
+  /// Which ground-truth and which predicted values (index) occur in at least one pixel (a scan
+  /// of the marked rows and columns).
   public var presentValues: (groundTruth: [Bool], prediction: [Bool]) {
     var truth = [Bool](repeating: false, count: 256)
-    // The OR of every row's bins, column by column (a loop without branches).
-    var columns = [UInt64](repeating: 0, count: 256)
+    var prediction = [Bool](repeating: false, count: 256)
+    let (rows, columns) = touched
     counts.withUnsafeBufferPointer { bins in
-      columns.withUnsafeMutableBufferPointer { seen in
-        for row in 0..<256 {
-          var any: UInt64 = 0
-          for column in 0..<256 {
-            let count = bins[row << 8 | column]
-            any |= count
-            seen[column] |= count
-          }
-          truth[row] = any != 0
+      for row in rows {
+        for column in columns where bins[row << 8 | column] != 0 {
+          truth[row] = true
+          prediction[column] = true
         }
       }
     }
-    let prediction = columns.map { $0 != 0 }
     return (truth, prediction)
+  }
+}
+
+extension RawPairHistogram: Equatable {
+  /// Equal counts (the marks only say where to look).
+  public static func == (a: RawPairHistogram, b: RawPairHistogram) -> Bool {
+    a.counts == b.counts
   }
 }
 
@@ -138,10 +130,11 @@ extension ConfusionMatrix {
       columnOf[semanticClass.id] = position
     }
     let columns = columnCount
+    let touched = histogram.touched
     histogram.counts.withUnsafeBufferPointer { bins in
-      for truth in 0..<256 {
+      for truth in touched.rows {
         let rowBase = rowOf[truth] * columns
-        for prediction in 0..<256 {
+        for prediction in touched.columns {
           let count = bins[truth << 8 | prediction]
           if count != 0 { addCount(Int64(count), at: rowBase + columnOf[prediction]) }
         }

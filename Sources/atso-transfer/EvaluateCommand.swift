@@ -71,24 +71,22 @@ enum LabelEvaluation {
       // One raw-pair histogram per image (reused): its bins tell which values occur, so each
       // file's values are checked without another pass over its pixels.
       var histogram = RawPairHistogram()
-      // One reader and two images per worker, reused frame after frame (no allocation, no page
-      // faults for frames of one size).
-      var reader = LabelFileReader()
-      var truth = LabelImage(width: 0, height: 0, values: [])
-      var prediction = truth
+      // One pair reader per worker, its buffers reused frame after frame (no allocation, no
+      // page faults for frames of one size); each pair of rows is counted as soon as it is
+      // decoded, while it is in the cache.
+      var reader = LabelPairReader()
       while case let index = next.add(1, ordering: .relaxed).oldValue, index < pairs.count {
         let pair = pairs[index]
         do {
-          try reader.read(at: pair.truth, into: &truth)
-          try reader.read(at: pair.prediction, into: &prediction)
-          guard truth.width == prediction.width, truth.height == prediction.height else {
+          let sizes = try reader.read(truthAt: pair.truth, predictionAt: pair.prediction)
+          guard sizes.truth == sizes.prediction else {
             throw SegmentationCommandError(
-              description: "\(pair.prediction): prediction is \(prediction.width)x"
-                + "\(prediction.height) but the ground truth \(pair.truth) is "
-                + "\(truth.width)x\(truth.height)")
+              description: "\(pair.prediction): prediction is \(sizes.prediction.width)x"
+                + "\(sizes.prediction.height) but the ground truth \(pair.truth) is "
+                + "\(sizes.truth.width)x\(sizes.truth.height)")
           }
           histogram.removeAll()
-          histogram.add(groundTruth: truth.values, prediction: prediction.values)
+          histogram.add { count in reader.forEachRowPair(count) }
           let present = histogram.presentValues
           try check(
             present.groundTruth, counts: { histogram.valueCounts.groundTruth }, path: pair.truth,

@@ -124,7 +124,7 @@ final class TransferReporter: @unchecked Sendable {
   private func runTime(_ position: RunPosition, jobRemaining: Double?, jobElapsed: Double = 0)
     -> String
   {
-    var text = "run \(duration(position.elapsed))"
+    let text = "run \(duration(position.elapsed))"
     guard let after = position.remainingAfter else { return text }
     var left = after + (jobRemaining ?? 0)
     let untimed = position.untimedTrainingAfter

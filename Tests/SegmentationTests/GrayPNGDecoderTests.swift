@@ -242,3 +242,99 @@ struct GrayPNGDecoderTests {
     }
   }
 }
+
+@Suite("LabelPairReader: rows of a ground truth and its prediction, in step")
+struct LabelPairReaderTests {
+  /// Writes `files` into a new folder; their paths.
+  private func write(_ files: [(String, [UInt8])]) throws -> (folder: URL, paths: [String]) {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "pair-reader-\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    var paths: [String] = []
+    for (name, bytes) in files {
+      let path = folder.appendingPathComponent(name).path
+      try Data(bytes).write(to: URL(fileURLWithPath: path))
+      paths.append(path)
+    }
+    return (folder, paths)
+  }
+
+  /// The rows the reader hands over for one pair, concatenated.
+  private func rows(_ reader: inout LabelPairReader, truth: String, prediction: String) throws
+    -> (truth: [UInt8], prediction: [UInt8])
+  {
+    let sizes = try reader.read(truthAt: truth, predictionAt: prediction)
+    #expect(sizes.truth == sizes.prediction)
+    var (t, p): ([UInt8], [UInt8]) = ([], [])
+    reader.forEachRowPair { truthRow, predictionRow in
+      #expect(truthRow.count == sizes.truth.width && predictionRow.count == sizes.truth.width)
+      t += truthRow
+      p += predictionRow
+    }
+    return (t, p)
+  }
+
+  @Test("every filter type on the fast path, libpng's files (a tRNS chunk, a palette), in any mix: the values libpng decodes, row by row")
+  func mixes() throws {
+    let truth = sampleImage(width: 45, height: 13, seed: 21)
+    let prediction = sampleImage(width: 45, height: 13, seed: 22)
+    let trns = PNGBuilder.chunk("tRNS", [0, 5])
+    let plte = PNGBuilder.chunk("PLTE", [UInt8](repeating: 7, count: 3 * 256))
+    let files: [(String, [UInt8])] = [
+      ("t-fast.png", truth.file()),
+      ("t-split.png", truth.file(filters: [4, 3, 2, 1, 0], idatParts: 4)),
+      ("t-libpng.png", truth.file(extra: [trns])),
+      ("p-fast.png", prediction.file(filters: [2, 4])),
+      ("p-libpng.png", prediction.file(colorType: 3, extra: [plte])),
+    ]
+    let (folder, paths) = try write(files)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    var reader = LabelPairReader()
+    // Every truth with every prediction, twice over with one reader (buffers reused, sizes
+    // unchanged or not).
+    for _ in 0..<2 {
+      for t in paths.filter({ $0.hasSuffix(".png") && $0.contains("/t-") }) {
+        for p in paths.filter({ $0.contains("/p-") }) {
+          let got = try rows(&reader, truth: t, prediction: p)
+          #expect(got.truth == (try ImageFile.readLabel(at: t)).values, "\(t)")
+          #expect(got.prediction == (try ImageFile.readLabel(at: p)).values, "\(p)")
+        }
+      }
+    }
+    // A pair of another size, then the first size again.
+    let small = sampleImage(width: 8, height: 3, seed: 5)
+    let (other, smallPaths) = try write([("s.png", small.file())])
+    defer { try? FileManager.default.removeItem(at: other) }
+    let got = try rows(&reader, truth: smallPaths[0], prediction: smallPaths[0])
+    #expect(got.truth == small.values && got.prediction == small.values)
+    #expect(try rows(&reader, truth: paths[0], prediction: paths[3]).truth == truth.values)
+  }
+
+  @Test("sizes are returned before any row (a size mismatch is the caller's to name); unreadable files throw libpng's error, naming the file")
+  func sizesAndErrors() throws {
+    let a = sampleImage(width: 20, height: 6, seed: 1)
+    let b = sampleImage(width: 6, height: 20, seed: 2)
+    let (folder, paths) = try write([
+      ("a.png", a.file()), ("b.png", b.file()), ("bad.png", a.file(corruptIDAT: true)),
+    ])
+    defer { try? FileManager.default.removeItem(at: folder) }
+    var reader = LabelPairReader()
+    let sizes = try reader.read(truthAt: paths[0], predictionAt: paths[1])
+    #expect(sizes.truth == (20, 6) && sizes.prediction == (6, 20))
+    let expected = #expect(throws: ImageError.self) {
+      try PNGCodec.decodeLabel(a.file(corruptIDAT: true), path: paths[2])
+    }
+    let got = #expect(throws: ImageError.self) {
+      try reader.read(truthAt: paths[0], predictionAt: paths[2])
+    }
+    #expect(got == expected && got != nil)
+    #expect(throws: ImageError.fileNotFound(path: paths[0] + ".missing")) {
+      _ = try reader.read(truthAt: paths[0] + ".missing", predictionAt: paths[0])
+    }
+    // After a failure nothing of the last pair is handed over; the reader goes on.
+    var count = 0
+    reader.forEachRowPair { _, _ in count += 1 }
+    #expect(count == 0)
+    #expect(try rows(&reader, truth: paths[0], prediction: paths[0]).prediction == a.values)
+  }
+}

@@ -1,6 +1,7 @@
 import Tensor
 import Testing
 @testable import Taxonomy
+import CPixelPairs
 
 /// Label maps of runs of random length (1...40) of random pairs, some values repeated often.
 private func runs(count: Int, seed: UInt64) -> (truth: [UInt8], prediction: [UInt8]) {
@@ -91,4 +92,59 @@ func confusionFromRawHistogram() throws {
   }
   #expect(matrix.counts == expected)
   #expect(matrix.total == 5000)
+}
+
+@Test("every vector level of the pair count (baseline, AVX2, AVX-512BW, those this CPU has) gives the naive counts and marks exactly the rows and columns that hold counts")
+func pixelPairLevels() throws {
+  let levels = [ATSO_PAIRS_BASELINE, ATSO_PAIRS_AVX2, ATSO_PAIRS_AVX512BW].filter {
+    atso_pixel_pairs_supported($0) != 0
+  }
+  #expect(levels.contains(atso_pixel_pairs_level()))
+  // Lengths around the 64-pixel block, runs, noise, a change at every block edge.
+  for (count, seed) in [(1, 1), (63, 2), (64, 3), (65, 4), (129, 5), (5000, 6)] as [(Int, UInt64)] {
+    var (truth, prediction) = runs(count: count, seed: seed)
+    var generator = SeededGenerator(seed: seed)
+    for i in stride(from: 0, to: count, by: 64) { prediction[i] = UInt8(generator.next() % 256) }
+    if count > 1000 {
+      for i in 2000..<2300 { truth[i] = UInt8(generator.next() % 256) }
+    }
+    var naive = [UInt64](repeating: 0, count: 65536)
+    for (t, p) in zip(truth, prediction) { naive[Int(t) << 8 | Int(p)] += 1 }
+    let naiveRows = (0..<256).map { r in (0..<256).contains { naive[r << 8 | $0] != 0 } }
+    let naiveColumns = (0..<256).map { c in (0..<256).contains { naive[$0 << 8 | c] != 0 } }
+    for level in levels {
+      var bins = [UInt64](repeating: 0, count: 65536)
+      var rows = [UInt8](repeating: 0, count: 256)
+      var columns = [UInt8](repeating: 0, count: 256)
+      atso_count_pixel_pairs_at(level, truth, prediction, count, &bins, &rows, &columns)
+      #expect(bins == naive, "level \(level.rawValue), \(count) pixels")
+      #expect(rows.map { $0 != 0 } == naiveRows && columns.map { $0 != 0 } == naiveColumns)
+    }
+  }
+}
+
+@Test("rows handed over one by one count as the whole arrays; clearing clears every bin")
+func rawPairHistogramRows() {
+  let (truth, prediction) = runs(count: 61 * 37, seed: 12)
+  var whole = RawPairHistogram()
+  whole.add(groundTruth: truth, prediction: prediction)
+  var byRows = RawPairHistogram()
+  truth.withUnsafeBufferPointer { t in
+    prediction.withUnsafeBufferPointer { p in
+      byRows.add { count in
+        for y in 0..<37 {
+          count(
+            UnsafeBufferPointer(rebasing: t[(y * 61)..<((y + 1) * 61)]),
+            UnsafeBufferPointer(rebasing: p[(y * 61)..<((y + 1) * 61)]))
+        }
+      }
+    }
+  }
+  #expect(byRows == whole && byRows.counts == whole.counts)
+  byRows.removeAll()
+  #expect(byRows.counts.allSatisfy { $0 == 0 })
+  #expect(byRows.presentValues.groundTruth.allSatisfy { !$0 })
+  byRows.add(groundTruth: [9, 9], prediction: [4, 200])
+  #expect(byRows.presentValues.groundTruth.indices.filter { byRows.presentValues.groundTruth[$0] } == [9])
+  #expect(byRows.counts.reduce(0, +) == 2)
 }
