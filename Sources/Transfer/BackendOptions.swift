@@ -245,18 +245,27 @@ extension BackendOptions {
   }
 
   /// `text` in lines of at most 78 columns, each indented by `indent` spaces.
+  /// (Widths are counted in Unicode scalars, the line's as it grows: every command's
+  /// configuration, and so this text, is built at each start of the tool.)
   static func wrapped(_ text: String, indent: Int) -> [String] {
     let pad = String(repeating: " ", count: indent)
     var lines: [String] = []
     var line = ""
+    var width = 0
     for word in text.split(separator: " ") {
-      if !line.isEmpty, pad.count + line.count + 1 + word.count > 78 {
+      let wordWidth = word.unicodeScalars.count
+      if width > 0, indent + width + 1 + wordWidth > 78 {
         lines.append(pad + line)
-        line = ""
+        (line, width) = ("", 0)
       }
-      line += (line.isEmpty ? "" : " ") + word
+      if width > 0 {
+        line += " "
+        width += 1
+      }
+      line += word
+      width += wordWidth
     }
-    if !line.isEmpty { lines.append(pad + line) }
+    if width > 0 { lines.append(pad + line) }
     return lines
   }
 }

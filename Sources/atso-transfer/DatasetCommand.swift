@@ -20,6 +20,7 @@ extension DatasetCommand {
   /// `atso-transfer dataset info SPEC`.
   struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "info",
       abstract: "List a dataset: sample count, class set, label files, label value histogram.",
       discussion: """
         SPEC is a dataset spec: cityscapes:ROOT[:SPLIT], cityscapes-trainids:ROOT[:SPLIT], \
@@ -125,6 +126,7 @@ extension DatasetCommand {
   /// `atso-transfer dataset synthesize --output DIR`.
   struct Synthesize: ParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "synthesize",
       abstract: "Write synthetic street scenes: a daylight source and a dusk target domain.",
       discussion: """
         Source scenes go to OUTPUT/source in the Cityscapes layout (split train, labelIds); \

@@ -7,6 +7,7 @@ extension MappingCommand {
   /// `atso-transfer mapping apply MAPPING --input DIR --output DIR`.
   struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "apply",
       abstract: "Map a folder of label PNGs to another class set.",
       discussion: """
         Every *.png of --input (8-bit gray, or palette PNGs whose indices are the class ids, \

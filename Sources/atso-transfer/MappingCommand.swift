@@ -59,6 +59,7 @@ struct MappingsDirectoryOption: ParsableArguments {
 extension MappingCommand {
   struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "validate",
       abstract: "Validate class set and mapping files; exit 1 if any is invalid.",
       discussion: """
         Without files, validates every *.json file of the mappings directory and then the \
@@ -144,6 +145,7 @@ extension MappingCommand {
 
   struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "check",
       abstract: "Compare every mapping with the chains of default mappings between its class sets.",
       discussion: """
         Evaluation maps ground truth to the predictions' class set first and then both sides \
@@ -203,6 +205,7 @@ extension MappingCommand {
 
   struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "show",
       abstract: "Print a class set or a mapping as a table.",
       discussion: """
         FILE is a path, or the name (or file stem) of a class set or mapping.
@@ -231,6 +234,7 @@ extension MappingCommand {
 
   struct Compose: ParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "compose",
       abstract: "Compose two mappings (A: X -> Y, then B: Y -> Z) into one file (X -> Z).",
       discussion: """
         A and B are paths or mapping names. The result names classes by name.
