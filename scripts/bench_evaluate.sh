@@ -14,6 +14,12 @@
 #               and 2 rows off: errors along every boundary, about 20 000 pair changes a frame.
 #               Needs ../shared/data (falls back to noisy when it is absent).
 #
+# `atso-transfer evaluate` and the floor (Benchmarks' DecodeFloor: only decoding the same 400
+# files on 2 threads through the same reader) are both timed as whole processes, from the
+# shell, $RUNS times each (default 5), alternating, after a warm-up run of each: the medians
+# and the median of the run-by-run ratios are printed, with the CPU and the vector level of the
+# pair counting (`atso-transfer doctor`). The machine is shared: quote the ratio.
+#
 # Needs python3 with pip (a venv with cityscapesscripts and Pillow is made in $VENV, default
 # ../venv-cs next to the package). cityscapesscripts' evaluation is timed on at most
 # $CS_FRAMES frames (default 20) and reported per frame, because the PyPI package ships without
@@ -32,6 +38,7 @@ esac
 WORK=${2:-/tmp/atso-evalbench$([ "$KIND" = noisy ] || echo "-$KIND")}
 VENV=${VENV:-$ROOT/../venv-cs}
 CS_FRAMES=${CS_FRAMES:-20}
+RUNS=${RUNS:-5}
 
 if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 "$VENV/bin/python" -c "import cityscapesscripts, PIL" 2>/dev/null ||
@@ -81,16 +88,30 @@ FLOORBIN=$(cd Benchmarks && swift build -c release --show-bin-path)
 now() { date +%s.%N; }
 # Warm the page cache once, so every contender reads from memory.
 cat "$WORK"/gtFine/val/bench/*.png "$WORK"/results/*.png > /dev/null
-
-t0=$(now)
-"$BIN/atso-transfer" evaluate --pairs "$WORK/pairs.txt" --prediction-classes cityscapes-34 \
-  --truth-classes cityscapes-34 --at cityscapes-19 --json "$WORK/ours.json" > "$WORK/ours.txt"
-t1=$(now)
-ours=$(echo "$t1 - $t0" | bc -l)
-
 cut -d' ' -f1,2 "$WORK/pairs.txt" | tr ' ' '\n' > "$WORK/files.txt"
-floor_line=$("$FLOORBIN/DecodeFloor" --threads 2 --list "$WORK/files.txt" | head -1)
-floor=$(echo "$floor_line" | sed -E 's/.* ([0-9.]+) s,.*/\1/')
+
+evaluate() {
+  "$BIN/atso-transfer" evaluate --pairs "$WORK/pairs.txt" --prediction-classes cityscapes-34 \
+    --truth-classes cityscapes-34 --at cityscapes-19 --json "$WORK/ours.json" > "$WORK/ours.txt"
+}
+decode_floor() { "$FLOORBIN/DecodeFloor" --threads 2 --list "$WORK/files.txt" > /dev/null; }
+# Whole-process wall seconds of "$@".
+timed() { local t0 t1; t0=$(now); "$@"; t1=$(now); echo "$t1 - $t0" | bc -l; }
+
+evaluate; decode_floor  # warm-up
+ours_runs=(); floor_runs=()
+for _ in $(seq "$RUNS"); do
+  ours_runs+=("$(timed evaluate)")
+  floor_runs+=("$(timed decode_floor)")
+done
+read -r ours floor ratio < <("$VENV/bin/python" - "${ours_runs[*]}" "${floor_runs[*]}" <<'PY'
+import statistics, sys
+ours = [float(x) for x in sys.argv[1].split()]
+floor = [float(x) for x in sys.argv[2].split()]
+print(statistics.median(ours), statistics.median(floor),
+      statistics.median(a / b for a, b in zip(ours, floor)))
+PY
+)
 
 # cityscapesscripts on the first CS_FRAMES frames, through its own evaluateImgLists (pixel-level
 # class and category IoU; iIoU off: its instance path calls numpy.in1d, gone in numpy 2.x).
@@ -110,11 +131,13 @@ print(time.time() - start)
 PY
 )
 
-awk -v n="$N" -v kind="$KIND" -v ours="$ours" -v floor="$floor" -v cs="$cs" -v f="$frames" 'BEGIN {
-  printf "frames: %d pairs of 1024x2048 labelIds PNGs (predictions: %s)\n", n, kind
+echo "$("$BIN/atso-transfer" doctor | grep -E '^(CPU|pair counting) ')"
+awk -v n="$N" -v kind="$KIND" -v ours="$ours" -v floor="$floor" -v ratio="$ratio" -v cs="$cs" \
+  -v f="$frames" -v runs="$RUNS" 'BEGIN {
+  printf "frames: %d pairs of 1024x2048 labelIds PNGs (predictions: %s); medians of %d runs\n", n, kind, runs
   printf "cityscapesscripts (PyPI, no C module, %d fr): %8.1f ms/frame\n", f, 1000 * cs / f
-  printf "atso-transfer evaluate (2 threads):        %8.1f ms/frame  (%.2f s)\n", 1000 * ours / n, ours
-  printf "decode floor (libpng, 2 threads):          %8.1f ms/frame  (%.2f s)\n", 1000 * floor / n, floor
-  printf "ratios: cityscapesscripts/ours %.1fx (vs its compiled path at 74 ms/frame: %.1fx), ours/floor %.2fx\n",
-    (cs / f) / (ours / n), 0.074 / (ours / n), ours / floor
+  printf "atso-transfer evaluate (2 threads, process): %7.2f ms/frame  (%.3f s)\n", 1000 * ours / n, ours
+  printf "decode floor (2 threads, process):          %7.2f ms/frame  (%.3f s)\n", 1000 * floor / n, floor
+  printf "ratios: cityscapesscripts/ours %.1fx (vs its compiled path at 74 ms/frame: %.1fx), ours/floor %.3fx (median of the run-by-run ratios)\n",
+    (cs / f) / (ours / n), 0.074 / (ours / n), ratio
 }'

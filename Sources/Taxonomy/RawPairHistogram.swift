@@ -18,6 +18,22 @@ public struct RawPairHistogram: Sendable {
   private var rowsTouched: [UInt8]
   private var columnsTouched: [UInt8]
 
+  /// The vector code that counts pairs on this CPU: `avx512bw`, `avx2`, or `sse2` (`portable`
+  /// off x86); the environment variable `ATSO_KERNEL_ISA` (`avx2`, `portable`) lowers it. Every
+  /// level gives the same counts.
+  public static var vectorLevel: String {
+    switch atso_pixel_pairs_level() {
+    case ATSO_PAIRS_AVX512BW: return "avx512bw"
+    case ATSO_PAIRS_AVX2: return "avx2"
+    default:
+      #if arch(x86_64)
+        return "sse2"
+      #else
+        return "portable"
+      #endif
+    }
+  }
+
   /// An empty histogram.
   public init() {
     counts = [UInt64](repeating: 0, count: 65536)

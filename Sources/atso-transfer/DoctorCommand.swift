@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tensor
+import Taxonomy
 
 /// `atso-transfer doctor`: the CPU, the BLAS library and the kernels the toolkit runs on.
 struct DoctorCommand: ParsableCommand {
@@ -73,6 +74,10 @@ struct DoctorCommand: ParsableCommand {
       (
         "vector kernels",
         "\(KernelISA.best.rawValue) (convolutions; ATSO_KERNEL_ISA=avx2|portable lowers it)"
+      ),
+      (
+        "pair counting",
+        "\(RawPairHistogram.vectorLevel) (evaluate; ATSO_KERNEL_ISA lowers it too, same counts)"
       ),
     ]
     let pad = rows.map(\.0.count).max() ?? 0
