@@ -106,23 +106,32 @@ enum LabelEvaluation {
     return collector.matrix
   }
 
-  /// The pairs of a list file: `prediction truth` per line, relative to the list's folder.
+  /// The pairs of a list file: `prediction truth` per line (fields apart by spaces or tabs,
+  /// `\r\n` line ends accepted), relative to the list's folder; empty lines and lines starting
+  /// with `#` are skipped. Read byte by byte (a list of 100,000 pairs takes milliseconds).
+  ///
+  /// - Throws: naming the file, the line and its text when a line has not two fields.
   static func pairs(listFile: String) throws -> [LabelPair] {
     let text: String
     do { text = try String(contentsOfFile: listFile, encoding: .utf8) } catch {
       throw SegmentationCommandError(description: "\(listFile): cannot read the list of pairs")
     }
     let base = URL(fileURLWithPath: listFile).deletingLastPathComponent().path
-    func resolve(_ p: Substring) -> String { p.hasPrefix("/") ? String(p) : base + "/" + p }
+    func resolve(_ field: Substring.UTF8View) -> String {
+      let path = String(decoding: field, as: UTF8.self)
+      return field.first == UInt8(ascii: "/") ? path : base + "/" + path
+    }
+    let blank: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     var pairs: [LabelPair] = []
-    for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false)
+    for (number, line) in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false)
       .enumerated()
     {
-      let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-      if fields.isEmpty || fields[0].hasPrefix("#") { continue }
+      let fields = line.split(whereSeparator: blank)
+      if fields.isEmpty || fields[0].first == UInt8(ascii: "#") { continue }
       guard fields.count == 2 else {
+        let shown = String(decoding: line.reversed().drop(while: blank).reversed(), as: UTF8.self)
         throw SegmentationCommandError(
-          description: "\(listFile):\(number + 1): expected 'prediction truth', got '\(line)'")
+          description: "\(listFile):\(number + 1): expected 'prediction truth', got '\(shown)'")
       }
       pairs.append(LabelPair(prediction: resolve(fields[0]), truth: resolve(fields[1])))
     }
