@@ -57,10 +57,14 @@ public struct RunPosition: Sendable, Equatable {
   /// Whether this job trains a network (a reporter can then project its time onto the
   /// untimed training jobs).
   public var trains: Bool
+  /// The estimated seconds of this job, as ``remainingAfter`` counts a job (nil until a job has
+  /// been timed, and for a training job until a training job has been): what the line that
+  /// starts the job adds to the time left.
+  public var estimate: Double?
 
   public init(
     job: String, index: Int, count: Int, elapsed: Double, remainingAfter: Double?,
-    untimedTrainingAfter: Int = 0, trains: Bool = false
+    untimedTrainingAfter: Int = 0, trains: Bool = false, estimate: Double? = nil
   ) {
     self.job = job
     self.index = index
@@ -69,6 +73,7 @@ public struct RunPosition: Sendable, Equatable {
     self.remainingAfter = remainingAfter
     self.untimedTrainingAfter = untimedTrainingAfter
     self.trains = trains
+    self.estimate = estimate
   }
 }
 
@@ -173,6 +178,13 @@ struct RunClock {
       let fallback = Self.trains(kind) ? (training ?? 0) : (other ?? overall)
       return total + (mean(seconds[kind] ?? []) ?? fallback)
     }
+  }
+
+  /// The estimated seconds of `job` alone (``estimate(_:)``), nil while nothing stands for it:
+  /// no job timed yet, or a training job while no training job has been timed.
+  func estimate(of job: TransferJob) -> Double? {
+    if Self.trains(Self.kind(job.action)), untimedTraining([job]) > 0 { return nil }
+    return estimate([job])
   }
 
   /// The training jobs of `jobs` while no training job has been timed (0 after the first).

@@ -157,7 +157,7 @@ public final class TransferRun {
           elapsed: -clock.start.timeIntervalSinceNow,
           remainingAfter: clock.estimate(pending[(index + 1)...]),
           untimedTrainingAfter: clock.untimedTraining(pending[(index + 1)...]),
-          trains: RunClock.trains(RunClock.kind(job.action)))
+          trains: RunClock.trains(RunClock.kind(job.action)), estimate: clock.estimate(of: job))
       }
       events?(.started(position()))
       let jobStart = Date()

@@ -136,6 +136,19 @@ final class TransferReporter: @unchecked Sendable {
     return text + ", about \(duration(left)) left"
   }
 
+  /// `run 2m10s, about 14m05s left` when a job starts: the time left counts the job itself (its
+  /// estimate), and a training job not yet estimable among the untimed training jobs.
+  private func startTime(_ position: RunPosition) -> String {
+    let text = "run \(duration(position.elapsed))"
+    guard let after = position.remainingAfter else { return text }
+    let left = after + (position.estimate ?? 0)
+    let untimed = position.untimedTrainingAfter + (position.trains && position.estimate == nil ? 1 : 0)
+    if untimed > 0 {
+      return text + ", about \(duration(left)) left + \(untimed) training job\(untimed == 1 ? "" : "s")"
+    }
+    return text + ", about \(duration(left)) left"
+  }
+
   func handle(_ event: RunEvent) {
     lock.lock()
     defer { lock.unlock() }
@@ -143,7 +156,7 @@ final class TransferReporter: @unchecked Sendable {
     case .started(let position):
       self.position = position
       jobStart = Date()
-      printer.line("\(prefix())started; \(runTime(position, jobRemaining: nil))")
+      printer.line("\(prefix())started; \(startTime(position))")
     case .finished(let position, let seconds):
       printer.line(
         "\(prefix())done in \(duration(seconds)); \(runTime(position, jobRemaining: 0))")

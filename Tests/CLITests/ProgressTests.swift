@@ -82,6 +82,19 @@ func transferProgress() throws {
         job: "l", index: 4, count: 7, elapsed: 80, remainingAfter: 20, untimedTrainingAfter: 3)))
   let label = all.text.split(separator: "\n").map(String.init).last { $0.contains("[4/7 l]") }
   #expect(label == "[4/7 l] started; run 1m20s, about 0m20s left + 3 training jobs")
+  // The line that starts a job counts the job itself: its estimate, or, for a training job
+  // that nothing estimates yet, one more untimed training job.
+  fresh.handle(
+    .started(
+      RunPosition(job: "e", index: 5, count: 7, elapsed: 90, remainingAfter: 600, estimate: 30)))
+  fresh.handle(
+    .started(
+      RunPosition(
+        job: "t", index: 6, count: 7, elapsed: 95, remainingAfter: 20, untimedTrainingAfter: 2,
+        trains: true)))
+  let started = all.text.split(separator: "\n").map(String.init)
+  #expect(started.contains("[5/7 e] started; run 1m30s, about 10m30s left"))
+  #expect(started.contains("[6/7 t] started; run 1m35s, about 0m20s left + 3 training jobs"))
 }
 
 @Test("progress on a terminal: the status line is rewritten in place, lines end it")
