@@ -137,6 +137,10 @@ extension TransferRun {
     return job
   }
 
+  /// Whether the backend trains a model on the ranks of a group together (`--ranks-per-job`);
+  /// otherwise a group's leader trains alone and its other ranks wait.
+  public var trainsDataParallel: Bool { backend.trainsDataParallel }
+
   /// Trains the model of a training job: with a group of several ranks and a backend that
   /// trains data-parallel, the leader orders its members to join and all train together
   /// (``trainTogether(_:temporary:group:)``); otherwise this rank alone.

@@ -9,6 +9,7 @@ extension VolumeBackend {
   public func referenceUnits() throws -> [String] { split.reference }
 
   public func trainSource(_ request: SourceTrainingRequest) throws {
+    try Self.refuseDataParallel(request.dataParallel)
     var generator = SeededGenerator(seed: request.seed)
     var networks = ViewNetworks(
       widths: widths, classCount: classCount, neighbours: neighbours, using: &generator)
@@ -33,6 +34,7 @@ extension VolumeBackend {
   }
 
   public func trainStudent(_ request: StudentTrainingRequest) throws {
+    try Self.refuseDataParallel(request.dataParallel)
     let level = try self.level(request.level)
     var networks = try ViewNetworks.read(from: request.initialCheckpoint)
     var pseudo: [TrainingCase] = []
@@ -52,6 +54,17 @@ extension VolumeBackend {
     try networks.write(to: request.output, classSetName: classSet.name)
   }
 
+  /// Refuses replicas: the three view networks train on one rank (``trainsDataParallel`` is
+  /// false, so a transfer run trains on a group's leader alone; a caller that passed replicas
+  /// anyway would have each train the whole model and write the same files).
+  static func refuseDataParallel(_ dataParallel: DataParallel?) throws {
+    guard let dataParallel, dataParallel.replicas.count > 1 else { return }
+    throw TransferError.invalidConfiguration(
+      file: "training request", key: "dataParallel",
+      reason: "the volume backend trains each model on one rank, not on "
+        + "\(dataParallel.replicas.count) (under --ranks-per-job a group's leader trains alone)")
+  }
+
   public func adaptBatchNorm(_ request: BatchNormAdaptationRequest) throws {
     var networks = try ViewNetworks.read(from: request.checkpoint)
     let slicers = try request.units.map { CaseSlicer(image: try load($0).image) }
@@ -64,13 +77,17 @@ extension VolumeBackend {
     let networks = try ViewNetworks.read(from: request.teacherCheckpoint)
     let level = try self.level(request.level)
     let start = Date()
+    var cached = 0
     let decisions = try request.units.enumerated().map { index, unit in
+      if hasPrediction(checkpoint: request.teacherCheckpoint, unit, level: request.level) {
+        cached += 1
+      }
       let (labels, confidences) = try predict(
         networks, checkpoint: request.teacherCheckpoint, unit, level: request.level)
       jobProgress?(
         .items(
-          "pseudo labels", done: index + 1, total: request.units.count, unit: "cases",
-          since: start))
+          Self.task("pseudo labels", cached: cached, done: index + 1), done: index + 1,
+          total: request.units.count, unit: "cases", since: start))
       return ClassDecisions(labels: labels, confidences: confidences)
     }
     let labels = try request.filters.apply(decisions, classCount: level.classCount)
@@ -92,11 +109,16 @@ extension VolumeBackend {
     var evaluation = DiceEvaluation(classCount: resolved.classCount)
     var predicted = [Bool](repeating: false, count: 256)
     let start = Date()
+    var cached = 0
     for (index, unit) in units.enumerated() {
+      if hasPrediction(checkpoint: checkpoint, unit, level: level) { cached += 1 }
       let prediction = try predict(networks, checkpoint: checkpoint, unit, level: level).labels
       for label in prediction { predicted[Int(label)] = true }
       evaluation.add(prediction: prediction, groundTruth: try groundTruth(unit, level: resolved))
-      jobProgress?(.items(task, done: index + 1, total: units.count, unit: "cases", since: start))
+      jobProgress?(
+        .items(
+          Self.task(task, cached: cached, done: index + 1), done: index + 1, total: units.count,
+          unit: "cases", since: start))
     }
     return (evaluation, predicted)
   }

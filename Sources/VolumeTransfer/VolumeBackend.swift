@@ -256,7 +256,7 @@ public final class VolumeBackend: TransferBackend {
   func predict(_ networks: ViewNetworks, checkpoint: String, _ unit: String, level: LabelLevel)
     throws -> (labels: [UInt8], confidences: [Float])
   {
-    let key = "\(checkpoint)|\(unit)|\(level)"
+    let key = Self.predictionKey(checkpoint, unit, level)
     if let hit = predictions[key] { return hit }
     if !predictedCheckpoints.contains(checkpoint) {
       predictedCheckpoints.append(checkpoint)
@@ -270,5 +270,23 @@ public final class VolumeBackend: TransferBackend {
       window: options.predictionWindow)
     predictions[key] = result
     return result
+  }
+
+  /// Whether ``predict(_:checkpoint:_:level:)`` has the prediction in memory (progress lines
+  /// say so: their speed is not the network's).
+  func hasPrediction(checkpoint: String, _ unit: String, level: LabelLevel) -> Bool {
+    predictions[Self.predictionKey(checkpoint, unit, level)] != nil
+  }
+
+  private static func predictionKey(_ checkpoint: String, _ unit: String, _ level: LabelLevel)
+    -> String
+  {
+    "\(checkpoint)|\(unit)|\(level)"
+  }
+
+  /// The task of a loop over cases in progress lines: `task`, or `task` marked as read from
+  /// memory while every case so far was (`cached` of `done`).
+  static func task(_ task: String, cached: Int, done: Int) -> String {
+    cached == done ? "\(task) (predicted before, from memory)" : task
   }
 }

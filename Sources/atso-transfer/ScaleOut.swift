@@ -134,6 +134,13 @@ enum ScaleOut {
       }
       let groups = group.map { " in groups of \($0.control.size) (one job each)" } ?? ""
       log("running on \(ranks) ranks\(groups)")
+      if let group, group.control.size > 1, let warning = idleGroupWarning(
+        backend: run.configuration.backend.map { type(of: $0).kind } ?? "image",
+        trainsTogether: run.trainsDataParallel,
+        perJob: group.control.size, ranks: ranks)
+      {
+        log(warning)
+      }
       let perJob = group?.control.size ?? 1
       try run.execute(on: farm, group: group) { print($0, perJob: perJob) }
       return true
@@ -146,6 +153,17 @@ enum ScaleOut {
 }
 
 extension ScaleOut {
+  /// The warning for groups of ranks whose backend trains on one rank: the other ranks of each
+  /// group wait through every job (nil when the backend trains together).
+  static func idleGroupWarning(backend: String, trainsTogether: Bool, perJob: Int, ranks: Int)
+    -> String?
+  {
+    guard !trainsTogether else { return nil }
+    return "warning: the \(backend) backend trains each model on one rank: --ranks-per-job "
+      + "\(perJob) leaves \(perJob - 1) of the \(perJob) ranks of each group idle; without it "
+      + "the \(ranks) ranks run \(ranks) jobs at a time"
+  }
+
   /// Under mpirun, every rank as a replica of data-parallel training (on a communicator of
   /// their own); nil in one process.
   static func trainingReplicas() throws -> (any TrainingReplicas)? {

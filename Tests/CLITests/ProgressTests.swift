@@ -107,3 +107,12 @@ func terminalProgress() {
   printer.finish()
   #expect(captured.text == "\r\u{1B}[Ka\r\u{1B}[Kb\ndone\n")
 }
+
+@Test("groups of ranks with a backend that trains on one rank: a warning says how many ranks idle")
+func idleGroupWarning() {
+  #expect(ScaleOut.idleGroupWarning(backend: "image", trainsTogether: true, perJob: 2, ranks: 4) == nil)
+  #expect(
+    ScaleOut.idleGroupWarning(backend: "volume", trainsTogether: false, perJob: 2, ranks: 4)
+      == "warning: the volume backend trains each model on one rank: --ranks-per-job 2 leaves 1 "
+      + "of the 2 ranks of each group idle; without it the 4 ranks run 4 jobs at a time")
+}

@@ -15,11 +15,31 @@ func volumeOptions(_ object: [String: ConfigurationValue]) throws -> VolumeBacke
 /// A volume backend for the levels of a run.
 func volumeBackend(
   _ object: [String: ConfigurationValue], levels: [LabelLevel] = [.fine],
-  ignoreIndex: IgnoreIndex = .standard, sourceModel: String? = nil
+  ignoreIndex: IgnoreIndex = .standard, sourceModel: String? = nil,
+  jobProgress: (@Sendable (JobProgress) -> Void)? = nil
 ) throws -> VolumeBackend {
   try VolumeBackend(
     options: volumeOptions(object),
-    context: BackendContext(levels: levels, ignoreIndex: ignoreIndex, sourceModel: sourceModel))
+    context: BackendContext(
+      levels: levels, ignoreIndex: ignoreIndex, sourceModel: sourceModel,
+      jobProgress: jobProgress))
+}
+
+/// The tasks of the progress reports a backend makes.
+final class ProgressTasks: @unchecked Sendable {
+  private let lock = NSLock()
+  private var seen: [String] = []
+  func add(_ progress: JobProgress) {
+    lock.lock()
+    seen.append(progress.task)
+    lock.unlock()
+  }
+  /// The tasks reported since the last call.
+  func take() -> [String] {
+    lock.lock()
+    defer { seen = []; lock.unlock() }
+    return seen
+  }
 }
 
 /// Writes a tiny Decathlon dataset: `count` cases of 16x16x12 with a bright ellipsoid blob whose
@@ -267,6 +287,7 @@ struct VolumeBackendTests {
 
   @Test("super-class level: reduce loss fine-tuning and Dice of the merged structure")
   func superClass() throws {
+    let tasks = ProgressTasks()
     let root = try makeBlobDataset(count: 5, seed: 2)
     let level = LabelLevel.superClass(mapping: "msd-hippocampus-to-hippocampus")
     let backend = try volumeBackend(
@@ -274,7 +295,7 @@ struct VolumeBackendTests {
         "dataset": .string(root), "labeledFraction": 0.5, "testCases": 1, "widths": [4, 8],
         "sourceIterations": 30, "batch": 4, "learningRate": 0.05,
         "mappings": .string(packageRoot + "/mappings"),
-      ], levels: [.fine, level])
+      ], levels: [.fine, level], jobProgress: tasks.add)
     let directory = try makeTemporaryDirectory("super")
     try backend.trainSource(
       SourceTrainingRequest(network: nil, output: directory + "/m0", seed: 1))
@@ -290,6 +311,18 @@ struct VolumeBackendTests {
       let labels = try NIfTI.readLabels(directory + "/labels/\(unit).nii.gz").voxels
       #expect(labels.allSatisfy { $0 <= 1 || $0 == 255 })
     }
+    // Labeling again with the same teacher reads its predictions from memory, and the progress
+    // says so (its speed is not the network's).
+    let first = tasks.take().filter { $0.hasPrefix("pseudo labels") }
+    #expect(!first.isEmpty && first.allSatisfy { $0 == "pseudo labels" })
+    try backend.generatePseudoLabels(
+      PseudoLabelRequest(
+        teacherCheckpoint: directory + "/m0", units: backend.split.reference, level: level,
+        filters: PseudoLabelFilters(confidenceThreshold: 0.5, ignoreIndex: .standard),
+        outputDirectory: directory + "/labels",
+        seed: 2))
+    let again = tasks.take()
+    #expect(!again.isEmpty && again.allSatisfy { $0 == "pseudo labels (predicted before, from memory)" })
     try backend.trainStudent(
       StudentTrainingRequest(
         network: nil, initialCheckpoint: directory + "/m0",
@@ -381,4 +414,39 @@ struct VolumeBackendTests {
         reason: "[8, 16], but the source model has [4, 8]")
     ) { try volumeBackend(other, sourceModel: directory + "/m0") }
   }
+}
+
+/// Two replicas that are never asked to sum (the volume backend refuses them first).
+private struct UnusedReplicas: TrainingReplicas {
+  var index = 0
+  var count = 2
+  func sum(_ values: [Float]) throws(ReplicaFailure) -> [Float] { values }
+  func sum(_ values: [Double]) throws(ReplicaFailure) -> [Double] { values }
+  func fail(_ error: any Error) throws(ReplicaFailure) -> Never { fatalError("\(error)") }
+}
+
+@Test("the volume backend refuses training replicas instead of training the whole model on each; a transfer run trains on a group's leader")
+func volumeBackendRefusesReplicas() throws {
+  let root = try makeBlobDataset(count: 3, seed: 4)
+  let backend = try volumeBackend([
+    "dataset": .string(root), "labeledFraction": 0.5, "testCases": 1, "widths": [4, 8],
+    "sourceIterations": 2, "batch": 2,
+  ])
+  let directory = try makeTemporaryDirectory("volume-replicas")
+  let replicas = DataParallel(UnusedReplicas())
+  #expect {
+    try backend.trainSource(
+      SourceTrainingRequest(
+        network: nil, output: directory + "/m0", seed: 1, dataParallel: replicas))
+  } throws: { error in
+    "\(error)".contains("dataParallel") && "\(error)".contains("one rank, not on 2")
+  }
+  #expect(!FileManager.default.fileExists(atPath: directory + "/m0"))
+  #expect(!backend.trainsDataParallel)
+  // One replica is no replica: it trains.
+  try backend.trainSource(
+    SourceTrainingRequest(
+      network: nil, output: directory + "/m0", seed: 1,
+      dataParallel: DataParallel(UnusedReplicas(index: 0, count: 1))))
+  #expect(FileManager.default.fileExists(atPath: directory + "/m0"))
 }
