@@ -301,12 +301,12 @@ struct VolumeBackendTests {
       SourceTrainingRequest(network: nil, output: directory + "/m0", seed: 1))
     try FileManager.default.createDirectory(
       atPath: directory + "/labels", withIntermediateDirectories: true)
-    try backend.generatePseudoLabels(
-      PseudoLabelRequest(
-        teacherCheckpoint: directory + "/m0", units: backend.split.reference, level: level,
-        filters: PseudoLabelFilters(confidenceThreshold: 0.5, ignoreIndex: .standard),
-        outputDirectory: directory + "/labels",
-        seed: 2))
+    let labeling = PseudoLabelRequest(
+      teacherCheckpoint: directory + "/m0", units: backend.split.reference, level: level,
+      filters: PseudoLabelFilters(confidenceThreshold: 0.5, ignoreIndex: .standard),
+      outputDirectory: directory + "/labels",
+      seed: 2)
+    try backend.generatePseudoLabels(labeling)
     for unit in backend.split.reference {
       let labels = try NIfTI.readLabels(directory + "/labels/\(unit).nii.gz").voxels
       #expect(labels.allSatisfy { $0 <= 1 || $0 == 255 })
@@ -315,12 +315,7 @@ struct VolumeBackendTests {
     // says so (its speed is not the network's).
     let first = tasks.take().filter { $0.hasPrefix("pseudo labels") }
     #expect(!first.isEmpty && first.allSatisfy { $0 == "pseudo labels" })
-    try backend.generatePseudoLabels(
-      PseudoLabelRequest(
-        teacherCheckpoint: directory + "/m0", units: backend.split.reference, level: level,
-        filters: PseudoLabelFilters(confidenceThreshold: 0.5, ignoreIndex: .standard),
-        outputDirectory: directory + "/labels",
-        seed: 2))
+    try backend.generatePseudoLabels(labeling)
     let again = tasks.take()
     #expect(!again.isEmpty && again.allSatisfy { $0 == "pseudo labels (predicted before, from memory)" })
     try backend.trainStudent(
