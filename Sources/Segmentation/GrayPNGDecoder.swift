@@ -114,9 +114,8 @@ final class GrayPNGDecoder {
       }
       let row = rowPair + (y & 1) * width
       let start = filtered! + y * (width + 1)
-      GrayPNGDecoder.unfilter(
-        filter: start[0], start + 1, above: y > 0 ? UnsafePointer(rowPair + ((y + 1) & 1) * width) : nil,
-        into: row, width: width)
+      let above = y > 0 ? UnsafePointer(rowPair + ((y + 1) & 1) * width) : nil
+      GrayPNGDecoder.unfilter(filter: start[0], start + 1, above: above, into: row, width: width)
       return UnsafeBufferPointer(start: row, count: width)
     }
   }
@@ -226,9 +225,9 @@ final class GrayPNGDecoder {
   }
 
   /// Reverses the PNG filter `filter` (0 to 4) of one row (one byte per pixel: the left
-  /// neighbour is one byte back): `raw` to `row` (apart); `above`
-  /// is the row above, already unfiltered (nil for the first row: zero, so Up copies, Average
-  /// halves the left and Paeth reduces to Sub).
+  /// neighbour is one byte back), from `raw` into `row` (apart); `above` is the row above,
+  /// already unfiltered (nil for the first row: zero, so Up copies, Average halves the left and
+  /// Paeth reduces to Sub).
   fileprivate static func unfilter(
     filter: UInt8, _ raw: UnsafePointer<UInt8>, above up: UnsafePointer<UInt8>?,
     into row: UnsafeMutablePointer<UInt8>, width: Int

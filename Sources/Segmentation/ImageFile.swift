@@ -131,8 +131,8 @@ public struct LabelFileReader {
 /// Reads a ground-truth label map and its prediction together and hands over their rows in
 /// pairs, top to bottom, each pair right after it is decoded: evaluation counts a row's pixel
 /// pairs while the row is in the cache, and no whole image is written. 8-bit gray PNGs
-/// (``LabelFileReader``'s fast path) are unfiltered in place, row by row; every other file is
-/// decoded whole (``LabelFileReader``) and its rows handed over the same way. Buffers are
+/// (``LabelFileReader``'s fast path) are unfiltered row by row into a two-row buffer; every
+/// other file is decoded whole by libpng and its rows handed over the same way. Buffers are
 /// reused from pair to pair.
 public struct LabelPairReader {
   private var truthBytes: [UInt8] = []
@@ -140,7 +140,6 @@ public struct LabelPairReader {
   private let truthRows = GrayPNGDecoder()
   private let predictionRows = GrayPNGDecoder()
   /// Whole images of the files that are not on the fast path (empty otherwise).
-  private let whole = LabelFileReader()
   private var truthImage = LabelImage(width: 0, height: 0, values: [])
   private var predictionImage = LabelImage(width: 0, height: 0, values: [])
   private var streamed = (truth: false, prediction: false)
@@ -164,24 +163,24 @@ public struct LabelPairReader {
     sizes = ((0, 0), (0, 0))
     try ImageFile.readBytes(at: truthPath, into: &truthBytes)
     let truth = try Self.load(
-      truthBytes, path: truthPath, rows: truthRows, whole: whole, into: &truthImage,
-      maxPixels: maxPixels)
+      truthBytes, path: truthPath, rows: truthRows, into: &truthImage, maxPixels: maxPixels)
     try ImageFile.readBytes(at: predictionPath, into: &predictionBytes)
     let prediction = try Self.load(
-      predictionBytes, path: predictionPath, rows: predictionRows, whole: whole,
-      into: &predictionImage, maxPixels: maxPixels)
+      predictionBytes, path: predictionPath, rows: predictionRows, into: &predictionImage,
+      maxPixels: maxPixels)
     streamed = (truth.streamed, prediction.streamed)
     sizes = (truth.size, prediction.size)
     return sizes
   }
 
-  /// Prepares one file: its rows on the fast path, else the whole image in `image`.
+  /// Prepares one file: its rows on the fast path, else the whole image in `image` (libpng,
+  /// which accepts or names the error as ``LabelFileReader`` does after its fast path).
   private static func load(
-    _ data: [UInt8], path: String, rows: GrayPNGDecoder, whole: LabelFileReader,
-    into image: inout LabelImage, maxPixels: Int
+    _ data: [UInt8], path: String, rows: GrayPNGDecoder, into image: inout LabelImage,
+    maxPixels: Int
   ) throws(ImageError) -> (streamed: Bool, size: (width: Int, height: Int)) {
     if let size = rows.rows(of: data, maxPixels: maxPixels) { return (true, size) }
-    try whole.decode(data, path: path, into: &image, maxPixels: maxPixels)
+    try PNGCodec.decodeLabel(data, path: path, maxPixels: maxPixels, into: &image)
     return (false, (image.width, image.height))
   }
 

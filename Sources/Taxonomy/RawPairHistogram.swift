@@ -5,7 +5,8 @@ import CPixelPairs
 /// The fast first step of scoring label maps: one pass over the two arrays at memory speed,
 /// independent of the class sets. Label maps are made of long runs of one (truth, prediction)
 /// pair, so the pass counts runs: 64 pixels at a time are compared with their left neighbours
-/// (SSE2; `atso_count_pixel_pairs`), and a bin is touched once a run, where the pair changes.
+/// (AVX-512BW, AVX2 or SSE2 by cpuid, ``vectorLevel``; `atso_count_pixel_pairs`), and a bin is
+/// touched once a run, where the pair changes.
 /// Which values occur (to refuse values that are not classes) and the ``ConfusionMatrix`` both
 /// follow from the bins.
 public struct RawPairHistogram: Sendable {
